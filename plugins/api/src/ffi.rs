@@ -1,0 +1,748 @@
+//! The C ABI for plugins built as shared libraries.
+//!
+//! Shape (after polars' own plugin handshake): a frozen version function is read first, then the
+//! compiler version, and only then the vtable. Only C-safe data crosses: numbers, UTF-8 byte strings,
+//! and parameters serialized as a TOML document. Columns of `f64` carry the stages whose methods are
+//! element-wise — [`StageKind::Ratio`], [`StageKind::ConfidenceInterval`] and
+//! [`StageKind::Significance`]; other stages are built-in only.
+//!
+//! Every exported symbol carries the plugin's own prefix (`<prefix>_strata_api_version`, ...), so the
+//! same crate links statically beside others without duplicate symbols. A library file
+//! `lib<prefix>.so` exports the prefix `<prefix>`.
+//!
+//! Panics never cross: the plugin side catches them and returns [`STATUS_PANIC`] with the message.
+
+use std::ffi::c_void;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::{
+    Comparison, Configured, Limits, MethodError, Params, PluginDescriptor, RatioValue,
+    SignificanceResult, StageKind,
+};
+
+pub const STATUS_OK: i32 = 0;
+pub const STATUS_ERROR: i32 = 1;
+pub const STATUS_PANIC: i32 = 2;
+
+/// Suffixes of the exported symbols; the full name is `<prefix><suffix>`.
+pub const SYMBOL_API_VERSION: &str = "_strata_api_version";
+pub const SYMBOL_RUSTC_VERSION: &str = "_strata_rustc_version";
+pub const SYMBOL_VTABLE: &str = "_strata_vtable";
+
+/// Borrowed UTF-8 bytes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FfiStr {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+impl FfiStr {
+    pub fn from_str(s: &str) -> Self {
+        FfiStr {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
+    }
+
+    pub const EMPTY: FfiStr = FfiStr {
+        ptr: std::ptr::null(),
+        len: 0,
+    };
+
+    /// # Safety
+    /// `ptr` must point at `len` readable bytes for the returned lifetime (or be null with len 0).
+    pub unsafe fn to_string_lossy(&self) -> String {
+        if self.ptr.is_null() || self.len == 0 {
+            return String::new();
+        }
+        // SAFETY: the caller guarantees ptr/len describe live bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(self.ptr, self.len) };
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+}
+
+/// A named column of numbers.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FfiColumn {
+    pub name: FfiStr,
+    pub data: *const f64,
+    pub len: usize,
+}
+
+#[repr(C)]
+pub struct FfiPluginInfo {
+    pub id: FfiStr,
+    pub stage: FfiStr,
+    pub version: FfiStr,
+    pub description: FfiStr,
+}
+
+/// Result of `compute`, owned by the plugin until `free_output`.
+#[repr(C)]
+pub struct FfiOutput {
+    pub columns: *const FfiColumn,
+    pub n_columns: usize,
+    /// One per row; an empty string is "no note".
+    pub notes: *const FfiStr,
+    pub n_notes: usize,
+    pub method_name: FfiStr,
+    pub owner: *mut c_void,
+}
+
+impl FfiOutput {
+    pub const EMPTY: FfiOutput = FfiOutput {
+        columns: std::ptr::null(),
+        n_columns: 0,
+        notes: std::ptr::null(),
+        n_notes: 0,
+        method_name: FfiStr::EMPTY,
+        owner: std::ptr::null_mut(),
+    };
+}
+
+/// An error message, owned by the plugin until `free_error`.
+#[repr(C)]
+pub struct FfiError {
+    pub message: FfiStr,
+    /// Dotted parameter key for a parameter error, empty otherwise.
+    pub key: FfiStr,
+    pub owner: *mut c_void,
+}
+
+impl FfiError {
+    pub const EMPTY: FfiError = FfiError {
+        message: FfiStr::EMPTY,
+        key: FfiStr::EMPTY,
+        owner: std::ptr::null_mut(),
+    };
+}
+
+#[repr(C)]
+pub struct FfiVTable {
+    pub info: extern "C" fn() -> FfiPluginInfo,
+    /// Parses params (a TOML document) and returns an opaque handle.
+    pub configure:
+        extern "C" fn(params: FfiStr, handle: *mut *mut c_void, error: *mut FfiError) -> i32,
+    pub compute: extern "C" fn(
+        handle: *mut c_void,
+        inputs: *const FfiColumn,
+        n_inputs: usize,
+        output: *mut FfiOutput,
+        error: *mut FfiError,
+    ) -> i32,
+    pub free_output: extern "C" fn(output: *mut FfiOutput),
+    pub free_error: extern "C" fn(error: *mut FfiError),
+    pub drop_handle: extern "C" fn(handle: *mut c_void),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Column layouts per stage: the names both sides agree on.
+
+pub const RATIO_INPUTS: [&str; 2] = ["base_rate", "comparison_rate"];
+pub const CI_INPUTS: [&str; 3] = ["observed", "expected", "scale"];
+pub const SIGNIFICANCE_INPUTS: [&str; 6] = [
+    "base_rate",
+    "comparison_rate",
+    "base_observed",
+    "comparison_observed",
+    "base_expected",
+    "comparison_expected",
+];
+
+// ---------------------------------------------------------------------------------------------
+// Plugin side: what `export_plugin!` expands to call.
+
+/// Exports a plugin descriptor over the C ABI under a symbol prefix.
+///
+/// ```ignore
+/// strata_api::export_plugin!(strata_ratio_difference, crate::DESCRIPTOR);
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    ($prefix:ident, $descriptor:expr) => {
+        const _: () = {
+            #[unsafe(export_name = concat!(stringify!($prefix), "_strata_api_version"))]
+            pub extern "C" fn strata_api_version() -> u32 {
+                $crate::API_VERSION
+            }
+
+            #[unsafe(export_name = concat!(stringify!($prefix), "_strata_rustc_version"))]
+            pub extern "C" fn strata_rustc_version() -> $crate::ffi::FfiStr {
+                $crate::ffi::FfiStr::from_str($crate::RUSTC_VERSION)
+            }
+
+            extern "C" fn info() -> $crate::ffi::FfiPluginInfo {
+                $crate::ffi::plugin_info(&$descriptor)
+            }
+
+            extern "C" fn configure(
+                params: $crate::ffi::FfiStr,
+                handle: *mut *mut ::std::ffi::c_void,
+                error: *mut $crate::ffi::FfiError,
+            ) -> i32 {
+                $crate::ffi::plugin_configure(&$descriptor, params, handle, error)
+            }
+
+            static VTABLE: $crate::ffi::FfiVTable = $crate::ffi::FfiVTable {
+                info,
+                configure,
+                compute: $crate::ffi::plugin_compute,
+                free_output: $crate::ffi::plugin_free_output,
+                free_error: $crate::ffi::plugin_free_error,
+                drop_handle: $crate::ffi::plugin_drop_handle,
+            };
+
+            #[unsafe(export_name = concat!(stringify!($prefix), "_strata_vtable"))]
+            pub extern "C" fn strata_vtable() -> *const $crate::ffi::FfiVTable {
+                &VTABLE
+            }
+        };
+    };
+}
+
+pub fn plugin_info(descriptor: &PluginDescriptor) -> FfiPluginInfo {
+    FfiPluginInfo {
+        id: FfiStr::from_str(descriptor.id),
+        stage: FfiStr::from_str(descriptor.stage.key()),
+        version: FfiStr::from_str(descriptor.version),
+        description: FfiStr::from_str(descriptor.description),
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+struct ErrorOwner {
+    message: String,
+    key: String,
+}
+
+fn write_error(error: *mut FfiError, message: String, key: Option<String>) {
+    if error.is_null() {
+        return;
+    }
+    let owner = Box::new(ErrorOwner {
+        message,
+        key: key.unwrap_or_default(),
+    });
+    let ffi = FfiError {
+        message: FfiStr::from_str(&owner.message),
+        key: FfiStr::from_str(&owner.key),
+        owner: Box::into_raw(owner).cast(),
+    };
+    // SAFETY: the host passes a valid, writable FfiError.
+    unsafe { error.write(ffi) };
+}
+
+pub fn plugin_configure(
+    descriptor: &PluginDescriptor,
+    params: FfiStr,
+    handle: *mut *mut c_void,
+    error: *mut FfiError,
+) -> i32 {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the host passes its own live params bytes.
+        let text = unsafe { params.to_string_lossy() };
+        let params = Params::from_toml_str(&text)?;
+        (descriptor.configure)(&params)
+    }));
+    match result {
+        Ok(Ok(configured)) => {
+            if handle.is_null() {
+                return STATUS_ERROR;
+            }
+            // SAFETY: the host passes a writable handle slot.
+            unsafe { handle.write(Box::into_raw(Box::new(configured)).cast()) };
+            STATUS_OK
+        }
+        Ok(Err(e)) => {
+            write_error(error, e.message, e.key);
+            STATUS_ERROR
+        }
+        Err(payload) => {
+            write_error(
+                error,
+                format!("plugin panicked: {}", panic_message(payload)),
+                None,
+            );
+            STATUS_PANIC
+        }
+    }
+}
+
+struct OutputOwner {
+    names: Vec<String>,
+    data: Vec<Vec<f64>>,
+    columns: Vec<FfiColumn>,
+    notes_text: Vec<String>,
+    notes: Vec<FfiStr>,
+    method_name: String,
+}
+
+fn column<'a>(inputs: &'a [FfiColumn], name: &str) -> Result<&'a [f64], MethodError> {
+    for c in inputs {
+        // SAFETY: the host passes live names and data of the given lengths.
+        let cname = unsafe { c.name.to_string_lossy() };
+        if cname == name {
+            if c.data.is_null() || c.len == 0 {
+                return Ok(&[]);
+            }
+            return Ok(unsafe { std::slice::from_raw_parts(c.data, c.len) });
+        }
+    }
+    Err(MethodError::new(format!("input column `{name}` missing")))
+}
+
+fn compute_configured(
+    configured: &Configured,
+    inputs: &[FfiColumn],
+) -> Result<(String, Vec<(String, Vec<f64>)>, Vec<String>), MethodError> {
+    match configured {
+        Configured::Ratio(m) => {
+            let out = m.ratios(
+                column(inputs, RATIO_INPUTS[0])?,
+                column(inputs, RATIO_INPUTS[1])?,
+            );
+            let values = out.iter().map(|r| r.value.unwrap_or(f64::NAN)).collect();
+            let notes = out
+                .into_iter()
+                .map(|r| r.note.unwrap_or_default())
+                .collect();
+            Ok((m.method_name(), vec![("ratio".into(), values)], notes))
+        }
+        Configured::ConfidenceInterval(m) => {
+            let limits = m.limits(
+                column(inputs, CI_INPUTS[0])?,
+                column(inputs, CI_INPUTS[1])?,
+                column(inputs, CI_INPUTS[2])?,
+            );
+            let mut cols = Vec::new();
+            for l in limits {
+                cols.push((format!("lower@{}", l.level), l.lower));
+                cols.push((format!("upper@{}", l.level), l.upper));
+            }
+            Ok((m.method_name(), cols, Vec::new()))
+        }
+        Configured::Significance(m) => {
+            let c: Vec<&[f64]> = SIGNIFICANCE_INPUTS
+                .iter()
+                .map(|n| column(inputs, n))
+                .collect::<Result<_, _>>()?;
+            let comparisons: Vec<Comparison> = (0..c[0].len())
+                .map(|i| Comparison {
+                    base_rate: c[0][i],
+                    comparison_rate: c[1][i],
+                    base_observed: c[2][i],
+                    comparison_observed: c[3][i],
+                    base_expected: c[4][i],
+                    comparison_expected: c[5][i],
+                })
+                .collect();
+            let out = m.test(&comparisons);
+            let statistic = out.iter().map(|r| r.statistic).collect();
+            let p = out.iter().map(|r| r.p_value).collect();
+            let stars = out.into_iter().map(|r| r.stars).collect();
+            Ok((
+                m.method_name(),
+                vec![("statistic".into(), statistic), ("p_value".into(), p)],
+                stars,
+            ))
+        }
+        other => Err(MethodError::new(format!(
+            "stage `{}` cannot cross the plugin ABI",
+            other.stage()
+        ))),
+    }
+}
+
+pub extern "C" fn plugin_compute(
+    handle: *mut c_void,
+    inputs: *const FfiColumn,
+    n_inputs: usize,
+    output: *mut FfiOutput,
+    error: *mut FfiError,
+) -> i32 {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        if handle.is_null() || output.is_null() {
+            return Err(MethodError::new("null handle or output"));
+        }
+        // SAFETY: handle came from plugin_configure; inputs from the host.
+        let configured = unsafe { &*(handle as *const Configured) };
+        let inputs = if inputs.is_null() {
+            &[][..]
+        } else {
+            unsafe { std::slice::from_raw_parts(inputs, n_inputs) }
+        };
+        compute_configured(configured, inputs)
+    }));
+    match result {
+        Ok(Ok((method_name, cols, notes_text))) => {
+            let mut owner = Box::new(OutputOwner {
+                names: cols.iter().map(|(n, _)| n.clone()).collect(),
+                data: cols.into_iter().map(|(_, d)| d).collect(),
+                columns: Vec::new(),
+                notes_text,
+                notes: Vec::new(),
+                method_name,
+            });
+            owner.columns = owner
+                .names
+                .iter()
+                .zip(&owner.data)
+                .map(|(n, d)| FfiColumn {
+                    name: FfiStr::from_str(n),
+                    data: d.as_ptr(),
+                    len: d.len(),
+                })
+                .collect();
+            owner.notes = owner
+                .notes_text
+                .iter()
+                .map(|s| FfiStr::from_str(s))
+                .collect();
+            let ffi = FfiOutput {
+                columns: owner.columns.as_ptr(),
+                n_columns: owner.columns.len(),
+                notes: owner.notes.as_ptr(),
+                n_notes: owner.notes.len(),
+                method_name: FfiStr::from_str(&owner.method_name),
+                owner: Box::into_raw(owner).cast(),
+            };
+            // SAFETY: checked non-null above; the host passes a writable output.
+            unsafe { output.write(ffi) };
+            STATUS_OK
+        }
+        Ok(Err(e)) => {
+            write_error(error, e.0, None);
+            STATUS_ERROR
+        }
+        Err(payload) => {
+            write_error(
+                error,
+                format!("plugin panicked: {}", panic_message(payload)),
+                None,
+            );
+            STATUS_PANIC
+        }
+    }
+}
+
+pub extern "C" fn plugin_free_output(output: *mut FfiOutput) {
+    if output.is_null() {
+        return;
+    }
+    // SAFETY: output was written by plugin_compute; owner is our Box.
+    unsafe {
+        let owner = (*output).owner;
+        if !owner.is_null() {
+            drop(Box::from_raw(owner.cast::<OutputOwner>()));
+        }
+        output.write(FfiOutput::EMPTY);
+    }
+}
+
+pub extern "C" fn plugin_free_error(error: *mut FfiError) {
+    if error.is_null() {
+        return;
+    }
+    // SAFETY: error was written by write_error; owner is our Box.
+    unsafe {
+        let owner = (*error).owner;
+        if !owner.is_null() {
+            drop(Box::from_raw(owner.cast::<ErrorOwner>()));
+        }
+        error.write(FfiError::EMPTY);
+    }
+}
+
+pub extern "C" fn plugin_drop_handle(handle: *mut c_void) {
+    if !handle.is_null() {
+        // SAFETY: handle came from plugin_configure.
+        let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+            drop(Box::from_raw(handle.cast::<Configured>()));
+        }));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host side: a loaded vtable behind the ordinary stage traits.
+
+/// Keeps the shared library (or anything else the vtable lives in) loaded while a method is used.
+pub type KeepAlive = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
+/// Information a loaded plugin reports about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignInfo {
+    pub id: String,
+    pub stage: String,
+    pub version: String,
+    pub description: String,
+}
+
+/// # Safety
+/// `vtable` must point at a live [`FfiVTable`] (kept alive by the caller's `KeepAlive`).
+pub unsafe fn foreign_info(vtable: *const FfiVTable) -> ForeignInfo {
+    // SAFETY: per the function contract.
+    let info = unsafe { ((*vtable).info)() };
+    unsafe {
+        ForeignInfo {
+            id: info.id.to_string_lossy(),
+            stage: info.stage.to_string_lossy(),
+            version: info.version.to_string_lossy(),
+            description: info.description.to_string_lossy(),
+        }
+    }
+}
+
+struct ForeignMethod {
+    vtable: *const FfiVTable,
+    handle: *mut c_void,
+    id: String,
+    method_name: std::sync::OnceLock<String>,
+    _keep_alive: KeepAlive,
+}
+
+// SAFETY: the plugin side's configured methods are `Send + Sync` (the stage traits require it) and
+// the vtable is immutable static data.
+unsafe impl Send for ForeignMethod {}
+unsafe impl Sync for ForeignMethod {}
+
+impl Drop for ForeignMethod {
+    fn drop(&mut self) {
+        // SAFETY: handle came from this vtable's configure.
+        unsafe { ((*self.vtable).drop_handle)(self.handle) };
+    }
+}
+
+/// Error from a foreign call: the message, and the parameter key if it was a parameter error.
+fn take_error(vtable: *const FfiVTable, error: &mut FfiError) -> (String, Option<String>) {
+    // SAFETY: the plugin wrote error (or left it EMPTY).
+    let (message, key) = unsafe { (error.message.to_string_lossy(), error.key.to_string_lossy()) };
+    unsafe { ((*vtable).free_error)(error) };
+    (message, if key.is_empty() { None } else { Some(key) })
+}
+
+impl ForeignMethod {
+    fn call(
+        &self,
+        inputs: &[(&str, &[f64])],
+    ) -> Result<(Vec<(String, Vec<f64>)>, Vec<String>), MethodError> {
+        let columns: Vec<FfiColumn> = inputs
+            .iter()
+            .map(|(n, d)| FfiColumn {
+                name: FfiStr::from_str(n),
+                data: d.as_ptr(),
+                len: d.len(),
+            })
+            .collect();
+        let mut output = FfiOutput::EMPTY;
+        let mut error = FfiError::EMPTY;
+        // SAFETY: vtable and handle are live; the buffers outlive the call.
+        let status = unsafe {
+            ((*self.vtable).compute)(
+                self.handle,
+                columns.as_ptr(),
+                columns.len(),
+                &mut output,
+                &mut error,
+            )
+        };
+        if status != STATUS_OK {
+            let (message, _) = take_error(self.vtable, &mut error);
+            return Err(MethodError::new(format!("plugin `{}`: {message}", self.id)));
+        }
+        // Copy out, then let the plugin free its buffers.
+        let mut cols = Vec::with_capacity(output.n_columns);
+        let mut notes = Vec::with_capacity(output.n_notes);
+        unsafe {
+            if !output.columns.is_null() {
+                for c in std::slice::from_raw_parts(output.columns, output.n_columns) {
+                    let data = if c.data.is_null() {
+                        Vec::new()
+                    } else {
+                        std::slice::from_raw_parts(c.data, c.len).to_vec()
+                    };
+                    cols.push((c.name.to_string_lossy(), data));
+                }
+            }
+            if !output.notes.is_null() {
+                for n in std::slice::from_raw_parts(output.notes, output.n_notes) {
+                    notes.push(n.to_string_lossy());
+                }
+            }
+            let name = output.method_name.to_string_lossy();
+            let _ = self.method_name.set(name);
+            ((*self.vtable).free_output)(&mut output);
+        }
+        Ok((cols, notes))
+    }
+
+    fn name(&self) -> String {
+        self.method_name
+            .get()
+            .cloned()
+            .unwrap_or_else(|| self.id.clone())
+    }
+}
+
+fn find(cols: &[(String, Vec<f64>)], name: &str, rows: usize) -> Vec<f64> {
+    cols.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, d)| d.clone())
+        .filter(|d| d.len() == rows)
+        .unwrap_or_else(|| vec![f64::NAN; rows])
+}
+
+impl crate::RatioMethod for ForeignMethod {
+    fn method_name(&self) -> String {
+        self.name()
+    }
+    fn ratios(&self, base_rate: &[f64], comparison_rate: &[f64]) -> Vec<RatioValue> {
+        let rows = base_rate.len();
+        match self.call(&[
+            (RATIO_INPUTS[0], base_rate),
+            (RATIO_INPUTS[1], comparison_rate),
+        ]) {
+            Ok((cols, notes)) => find(&cols, "ratio", rows)
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| RatioValue {
+                    value: v.is_finite().then_some(v),
+                    note: notes.get(i).filter(|n| !n.is_empty()).cloned(),
+                })
+                .collect(),
+            Err(e) => vec![
+                RatioValue {
+                    value: None,
+                    note: Some(e.0),
+                };
+                rows
+            ],
+        }
+    }
+}
+
+impl crate::ConfidenceIntervalMethod for ForeignMethod {
+    fn method_name(&self) -> String {
+        self.name()
+    }
+    fn limits(&self, observed: &[f64], expected: &[f64], scale: &[f64]) -> Vec<Limits> {
+        let rows = observed.len();
+        let Ok((cols, _)) = self.call(&[
+            (CI_INPUTS[0], observed),
+            (CI_INPUTS[1], expected),
+            (CI_INPUTS[2], scale),
+        ]) else {
+            return Vec::new();
+        };
+        cols.iter()
+            .filter_map(|(n, _)| n.strip_prefix("lower@"))
+            .filter_map(|level| level.parse::<f64>().ok().map(|l| (level.to_string(), l)))
+            .map(|(text, level)| Limits {
+                level,
+                lower: find(&cols, &format!("lower@{text}"), rows),
+                upper: find(&cols, &format!("upper@{text}"), rows),
+            })
+            .collect()
+    }
+}
+
+impl crate::SignificanceMethod for ForeignMethod {
+    fn method_name(&self) -> String {
+        self.name()
+    }
+    fn test(&self, comparisons: &[Comparison]) -> Vec<SignificanceResult> {
+        let rows = comparisons.len();
+        let cols: [Vec<f64>; 6] = [
+            comparisons.iter().map(|c| c.base_rate).collect(),
+            comparisons.iter().map(|c| c.comparison_rate).collect(),
+            comparisons.iter().map(|c| c.base_observed).collect(),
+            comparisons.iter().map(|c| c.comparison_observed).collect(),
+            comparisons.iter().map(|c| c.base_expected).collect(),
+            comparisons.iter().map(|c| c.comparison_expected).collect(),
+        ];
+        let inputs: Vec<(&str, &[f64])> = SIGNIFICANCE_INPUTS
+            .iter()
+            .zip(&cols)
+            .map(|(n, d)| (*n, d.as_slice()))
+            .collect();
+        match self.call(&inputs) {
+            Ok((out, stars)) => {
+                let statistic = find(&out, "statistic", rows);
+                let p = find(&out, "p_value", rows);
+                (0..rows)
+                    .map(|i| SignificanceResult {
+                        statistic: statistic[i],
+                        p_value: p[i],
+                        stars: stars.get(i).cloned().unwrap_or_default(),
+                    })
+                    .collect()
+            }
+            Err(_) => vec![
+                SignificanceResult {
+                    statistic: f64::NAN,
+                    p_value: f64::NAN,
+                    stars: String::new(),
+                };
+                rows
+            ],
+        }
+    }
+}
+
+/// Configures a loaded plugin and wraps it in its stage trait.
+///
+/// # Safety
+/// `vtable` must point at a live [`FfiVTable`] that `keep_alive` keeps loaded, and the library's
+/// API and compiler versions must already have been checked.
+pub unsafe fn configure_foreign(
+    vtable: *const FfiVTable,
+    keep_alive: KeepAlive,
+    params: &Params,
+) -> Result<Configured, crate::ParamError> {
+    // SAFETY: per the function contract.
+    let info = unsafe { foreign_info(vtable) };
+    let text = params.to_toml_string();
+    let mut handle: *mut c_void = std::ptr::null_mut();
+    let mut error = FfiError::EMPTY;
+    let status = unsafe { ((*vtable).configure)(FfiStr::from_str(&text), &mut handle, &mut error) };
+    if status != STATUS_OK {
+        let (message, key) = take_error(vtable, &mut error);
+        return Err(crate::ParamError { key, message });
+    }
+    let method = ForeignMethod {
+        vtable,
+        handle,
+        id: info.id.clone(),
+        method_name: std::sync::OnceLock::new(),
+        _keep_alive: keep_alive,
+    };
+    // A zero-row call tells the method's name (the text output rows carry) before any data.
+    let empty: Vec<(&str, &[f64])> = match StageKind::from_key(&info.stage) {
+        Some(StageKind::Ratio) => RATIO_INPUTS.iter().map(|n| (*n, &[][..])).collect(),
+        Some(StageKind::ConfidenceInterval) => CI_INPUTS.iter().map(|n| (*n, &[][..])).collect(),
+        _ => SIGNIFICANCE_INPUTS.iter().map(|n| (*n, &[][..])).collect(),
+    };
+    let _ = method.call(&empty);
+    match StageKind::from_key(&info.stage) {
+        Some(StageKind::Ratio) => Ok(Configured::Ratio(Box::new(method))),
+        Some(StageKind::ConfidenceInterval) => Ok(Configured::ConfidenceInterval(Box::new(method))),
+        Some(StageKind::Significance) => Ok(Configured::Significance(Box::new(method))),
+        _ => Err(crate::ParamError {
+            key: None,
+            message: format!(
+                "plugin `{}` serves stage `{}`, which only built-in plugins can serve",
+                info.id, info.stage
+            ),
+        }),
+    }
+}

@@ -1,0 +1,136 @@
+//! The one crate every strata plugin depends on.
+//!
+//! It defines the stage traits (one per pipeline stage), the plain data types that cross a stage
+//! boundary, the plugin descriptor the engine's registry and `strata plugins` list, and the C ABI
+//! through which plugins built as shared libraries are loaded at run time ([`ffi`]).
+//!
+//! Invariants:
+//! - No IO and no polars here: a plugin receives numbers and strings, never files or data frames.
+//! - Everything a plugin needs from the recipe arrives as its parameter table, checked by the plugin
+//!   before any data is read ([`PluginDescriptor::configure`]).
+
+pub mod ffi;
+pub mod params;
+pub mod stages;
+pub mod types;
+
+pub use params::{ParamError, Params};
+pub use stages::*;
+pub use types::*;
+
+/// Version of the stage traits and the C ABI. Bumped on any change a plugin could observe.
+pub const API_VERSION: u32 = 1;
+
+/// The compiler this crate was built with. A shared-library plugin must match it exactly.
+pub const RUSTC_VERSION: &str = env!("STRATA_RUSTC_VERSION");
+
+/// Which pipeline stage a plugin serves (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StageKind {
+    Attribution,
+    Derivation,
+    Standardisation,
+    ConfidenceInterval,
+    Factors,
+    Ratio,
+    Significance,
+    Summary,
+    DataQuality,
+    Disclosure,
+}
+
+impl StageKind {
+    pub const ALL: [StageKind; 10] = [
+        StageKind::Attribution,
+        StageKind::Derivation,
+        StageKind::Standardisation,
+        StageKind::ConfidenceInterval,
+        StageKind::Factors,
+        StageKind::Ratio,
+        StageKind::Significance,
+        StageKind::Summary,
+        StageKind::DataQuality,
+        StageKind::Disclosure,
+    ];
+
+    /// The key this stage has in a recipe's `[stages]` table.
+    pub fn key(self) -> &'static str {
+        match self {
+            StageKind::Attribution => "attribution",
+            StageKind::Derivation => "derivation",
+            StageKind::Standardisation => "standardisation",
+            StageKind::ConfidenceInterval => "confidence_interval",
+            StageKind::Factors => "factors",
+            StageKind::Ratio => "ratio",
+            StageKind::Significance => "significance",
+            StageKind::Summary => "summary",
+            StageKind::DataQuality => "data_quality",
+            StageKind::Disclosure => "disclosure",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<StageKind> {
+        StageKind::ALL.into_iter().find(|s| s.key() == key)
+    }
+}
+
+impl std::fmt::Display for StageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// A configured plugin: one of the stage traits, boxed.
+pub enum Configured {
+    Attribution(Box<dyn AttributionMethod>),
+    Derivation(Box<dyn DerivationRules>),
+    Standardisation(Box<dyn StandardisationMethod>),
+    ConfidenceInterval(Box<dyn ConfidenceIntervalMethod>),
+    Factors(Box<dyn FactorMethod>),
+    Ratio(Box<dyn RatioMethod>),
+    Significance(Box<dyn SignificanceMethod>),
+    Summary(Box<dyn SummaryMethod>),
+    DataQuality(Box<dyn DataQualityMethod>),
+    Disclosure(Box<dyn DisclosureMethod>),
+}
+
+impl Configured {
+    pub fn stage(&self) -> StageKind {
+        match self {
+            Configured::Attribution(_) => StageKind::Attribution,
+            Configured::Derivation(_) => StageKind::Derivation,
+            Configured::Standardisation(_) => StageKind::Standardisation,
+            Configured::ConfidenceInterval(_) => StageKind::ConfidenceInterval,
+            Configured::Factors(_) => StageKind::Factors,
+            Configured::Ratio(_) => StageKind::Ratio,
+            Configured::Significance(_) => StageKind::Significance,
+            Configured::Summary(_) => StageKind::Summary,
+            Configured::DataQuality(_) => StageKind::DataQuality,
+            Configured::Disclosure(_) => StageKind::Disclosure,
+        }
+    }
+}
+
+/// What a built-in plugin crate exposes: who it is, and how to configure it from recipe params.
+#[derive(Clone, Copy)]
+pub struct PluginDescriptor {
+    /// Id a recipe selects it by, e.g. `ratio.odds`.
+    pub id: &'static str,
+    pub stage: StageKind,
+    pub version: &'static str,
+    /// One line for `strata plugins`.
+    pub description: &'static str,
+    /// Checks the recipe's parameters and builds the method; called before any data is read.
+    pub configure: fn(&Params) -> Result<Configured, ParamError>,
+}
+
+/// Error a method returns at run time (not a parameter error).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct MethodError(pub String);
+
+impl MethodError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        MethodError(msg.into())
+    }
+}

@@ -1,0 +1,77 @@
+//! One trait per pipeline stage (SPEC §2). A plugin implements exactly one.
+//!
+//! Every trait has `method_name`, the text that output rows carry in their method column; it should
+//! name the method and any parameter that changes numbers (e.g. `byar-exact 95%`).
+
+use crate::MethodError;
+use crate::types::*;
+
+/// 1. Geography attribution: which area each distinct practice × LSOA combination belongs to.
+pub trait AttributionMethod: Send + Sync {
+    fn method_name(&self) -> String;
+    fn attribute(&self, candidates: &[AttributionCandidate]) -> Vec<Attribution>;
+}
+
+/// 2. Derivations: sex, age band, IMD quintile and measures from raw values.
+pub trait DerivationRules: Send + Sync {
+    fn method_name(&self) -> String;
+    /// Dimensions and measure keys this plugin derives into; fixed once configured.
+    fn shape(&self) -> DerivationShape;
+    fn derive(&self, input: &DerivationInput) -> Result<Derived, MethodError>;
+}
+
+/// 4. Indirect (or other) standardisation of area rates.
+pub trait StandardisationMethod: Send + Sync {
+    fn method_name(&self) -> String;
+    fn standardise(&self, counts: &StratifiedCounts) -> Result<StandardisedRates, MethodError>;
+}
+
+/// Confidence limits for standardised rates, computed from observed and expected counts.
+pub trait ConfidenceIntervalMethod: Send + Sync {
+    fn method_name(&self) -> String;
+    /// One [`Limits`] per configured level. `scale[i]` turns row i's O/E into a standardised rate
+    /// (national rate per 10,000), so limits come back on the rate scale.
+    fn limits(&self, observed: &[f64], expected: &[f64], scale: &[f64]) -> Vec<Limits>;
+}
+
+/// 5. Factor effects: each factor's categories standardised for the other factors.
+pub trait FactorMethod: Send + Sync {
+    fn method_name(&self) -> String;
+    fn factor_rates(&self, counts: &StratifiedCounts) -> Result<FactorRates, MethodError>;
+}
+
+/// Ratio of a category's standardised rate to the base category's.
+pub trait RatioMethod: Send + Sync {
+    fn method_name(&self) -> String;
+    /// Rates per 10,000; one result per pair.
+    fn ratios(&self, base_rate: &[f64], comparison_rate: &[f64]) -> Vec<RatioValue>;
+}
+
+/// 6. Significance of a category's difference from the base category.
+pub trait SignificanceMethod: Send + Sync {
+    fn method_name(&self) -> String;
+    fn test(&self, comparisons: &[Comparison]) -> Vec<SignificanceResult>;
+}
+
+/// 7. Per-measure summaries of the spread of area rates.
+pub trait SummaryMethod: Send + Sync {
+    fn method_name(&self) -> String;
+    fn summarise(
+        &self,
+        counts_shape: &StratifiedCounts,
+        rates: &StandardisedRates,
+    ) -> Result<Table, MethodError>;
+}
+
+/// 8. Data-quality tables (Annex A) from the engine's quality cube.
+pub trait DataQualityMethod: Send + Sync {
+    fn method_name(&self) -> String;
+    fn tables(&self, input: &QualityInput) -> Result<Vec<Table>, MethodError>;
+}
+
+/// Statistical disclosure control of published counts.
+pub trait DisclosureMethod: Send + Sync {
+    fn method_name(&self) -> String;
+    /// Protects the named count columns of `table` in place; returns how many cells it changed.
+    fn protect(&self, table: &mut Table, count_columns: &[String]) -> Result<usize, MethodError>;
+}

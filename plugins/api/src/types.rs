@@ -1,0 +1,385 @@
+//! Plain data that crosses a stage boundary. Counts are `f64` so that one type serves record-level
+//! and aggregated input alike; they hold whole numbers.
+
+/// Rates in every output are per this many people.
+pub const PER_POPULATION: f64 = 10_000.0;
+
+/// One area (CCG, ICB, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Area {
+    pub code: String,
+    pub name: String,
+}
+
+/// One axis of the standardisation strata, e.g. `age_band` with categories `0-4` … `90+`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dimension {
+    pub name: String,
+    pub categories: Vec<String>,
+}
+
+impl Dimension {
+    pub fn new(name: &str, categories: &[&str]) -> Self {
+        Dimension {
+            name: name.to_string(),
+            categories: categories.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+}
+
+/// Tests and population per area × stratum cell (× measure for tests), dense.
+///
+/// A cell is one combination of the dimensions' categories, numbered row-major in dimension order.
+/// `tests[(measure * areas + area) * cells + cell]`, `population[area * cells + cell]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StratifiedCounts {
+    pub areas: Vec<Area>,
+    pub measures: Vec<String>,
+    pub dimensions: Vec<Dimension>,
+    pub tests: Vec<f64>,
+    pub population: Vec<f64>,
+}
+
+impl StratifiedCounts {
+    /// All zero, shaped for these areas, measures and dimensions.
+    pub fn zeroed(areas: Vec<Area>, measures: Vec<String>, dimensions: Vec<Dimension>) -> Self {
+        let cells: usize = dimensions.iter().map(|d| d.categories.len()).product();
+        let tests = vec![0.0; measures.len() * areas.len() * cells];
+        let population = vec![0.0; areas.len() * cells];
+        StratifiedCounts {
+            areas,
+            measures,
+            dimensions,
+            tests,
+            population,
+        }
+    }
+
+    pub fn cells(&self) -> usize {
+        self.dimensions.iter().map(|d| d.categories.len()).product()
+    }
+
+    /// Cell number of one category index per dimension.
+    pub fn cell_index(&self, coords: &[usize]) -> usize {
+        debug_assert_eq!(coords.len(), self.dimensions.len());
+        coords
+            .iter()
+            .zip(&self.dimensions)
+            .fold(0, |acc, (&c, d)| acc * d.categories.len() + c)
+    }
+
+    /// Category index per dimension of a cell number.
+    pub fn cell_coords(&self, mut cell: usize) -> Vec<usize> {
+        let mut coords = vec![0; self.dimensions.len()];
+        for (slot, d) in coords.iter_mut().zip(&self.dimensions).rev() {
+            let n = d.categories.len();
+            *slot = cell % n;
+            cell /= n;
+        }
+        coords
+    }
+
+    pub fn dimension_index(&self, name: &str) -> Option<usize> {
+        self.dimensions.iter().position(|d| d.name == name)
+    }
+
+    /// The tests of one measure in one area, one value per cell.
+    pub fn tests_of(&self, measure: usize, area: usize) -> &[f64] {
+        let cells = self.cells();
+        let start = (measure * self.areas.len() + area) * cells;
+        &self.tests[start..start + cells]
+    }
+
+    pub fn tests_of_mut(&mut self, measure: usize, area: usize) -> &mut [f64] {
+        let cells = self.cells();
+        let start = (measure * self.areas.len() + area) * cells;
+        &mut self.tests[start..start + cells]
+    }
+
+    pub fn population_of(&self, area: usize) -> &[f64] {
+        let cells = self.cells();
+        &self.population[area * cells..(area + 1) * cells]
+    }
+
+    pub fn population_of_mut(&mut self, area: usize) -> &mut [f64] {
+        let cells = self.cells();
+        &mut self.population[area * cells..(area + 1) * cells]
+    }
+}
+
+/// National rate of one measure over the complete cases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NationalRate {
+    pub measure: usize,
+    pub observed: f64,
+    pub population: f64,
+    /// Per [`PER_POPULATION`].
+    pub rate: f64,
+}
+
+/// One area × measure row of the standardisation stage. Rates per [`PER_POPULATION`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AreaRate {
+    pub area: usize,
+    pub measure: usize,
+    pub observed: f64,
+    pub expected: f64,
+    pub population: f64,
+    pub crude_rate: f64,
+    /// `observed / expected × national rate`; NaN when expected is 0.
+    pub standardised_rate: f64,
+    /// The national rate this area's ratio is scaled by (per [`PER_POPULATION`]).
+    pub national_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StandardisedRates {
+    pub method: String,
+    pub national: Vec<NationalRate>,
+    pub areas: Vec<AreaRate>,
+}
+
+/// One category of one factor, standardised for the other factors. Rates per [`PER_POPULATION`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactorRate {
+    pub factor: String,
+    pub category: String,
+    pub measure: usize,
+    /// True for the category every other is compared with (ratio 1).
+    pub is_base: bool,
+    /// Set on a category computed only to stand in for another whose ratio is undefined, e.g. `65+`
+    /// standing in for `75+`; names the category it stands in for.
+    pub fallback_for: Option<String>,
+    pub observed: f64,
+    pub expected: f64,
+    pub population: f64,
+    pub standardised_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FactorRates {
+    pub method: String,
+    pub rows: Vec<FactorRate>,
+}
+
+/// A ratio of two rates, or why there is none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatioValue {
+    pub value: Option<f64>,
+    pub note: Option<String>,
+}
+
+/// The two categories a significance test compares. Rates per [`PER_POPULATION`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Comparison {
+    pub base_rate: f64,
+    pub comparison_rate: f64,
+    pub base_observed: f64,
+    pub comparison_observed: f64,
+    pub base_expected: f64,
+    pub comparison_expected: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignificanceResult {
+    pub statistic: f64,
+    pub p_value: f64,
+    /// `*`, `**`, `***` or empty.
+    pub stars: String,
+}
+
+/// Lower and upper limits of one confidence level, on the standardised-rate scale.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// E.g. 0.95.
+    pub level: f64,
+    pub lower: Vec<f64>,
+    pub upper: Vec<f64>,
+}
+
+/// How a record found its area (SPEC §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Route {
+    GpPractice,
+    Lsoa,
+    NonEnglishPractice,
+    Unattributed,
+}
+
+impl Route {
+    pub const ALL: [Route; 4] = [
+        Route::GpPractice,
+        Route::Lsoa,
+        Route::NonEnglishPractice,
+        Route::Unattributed,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Route::GpPractice => "gp_practice",
+            Route::Lsoa => "lsoa",
+            Route::NonEnglishPractice => "non_english_practice",
+            Route::Unattributed => "unattributed",
+        }
+    }
+}
+
+/// What the year's practice map says about a record's GP practice code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PracticeLookup {
+    /// No code submitted.
+    Missing,
+    /// A code in no map of the year.
+    Unknown,
+    /// A valid practice outside England's areas (Wales, prisons, MoD, ...).
+    NonEnglish,
+    /// An English practice, with its area index.
+    English(u32),
+}
+
+/// One distinct practice × LSOA combination to attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AttributionCandidate {
+    pub practice: PracticeLookup,
+    /// Area of the patient's LSOA, if the LSOA is known.
+    pub lsoa_area: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attribution {
+    pub area: Option<u32>,
+    pub route: Route,
+}
+
+/// Distinct raw values the derivation rules map, one output per input, in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DerivationInput {
+    pub sex_values: Vec<Option<String>>,
+    pub ages: Vec<Option<i64>>,
+    pub imd_deciles: Vec<Option<u8>>,
+    /// Distinct (modality, exam code) pairs.
+    pub modality_exams: Vec<(String, Option<String>)>,
+    /// The year's exam-code list: (exam code, measure key) pairs, from the recipe's input file.
+    pub exam_code_list: Vec<(String, String)>,
+}
+
+/// Derived values, indices into the dimension categories and measure keys it declares.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Derived {
+    pub sex: Vec<Option<u8>>,
+    pub age_band: Vec<Option<u8>>,
+    pub imd_quintile: Vec<Option<u8>>,
+    /// Measures each (modality, exam code) pair counts towards; empty for none.
+    pub measures: Vec<Vec<u16>>,
+    /// An (modality) value outside the recipe's keys, per pair; reported as a data-quality issue.
+    pub unknown_modality: Vec<bool>,
+}
+
+/// The dimensions and measures a derivation plugin produces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DerivationShape {
+    pub sex: Dimension,
+    pub age_band: Dimension,
+    pub imd_quintile: Dimension,
+    pub measures: Vec<String>,
+}
+
+/// One cell of the data-quality cube the engine counts from record-level input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityCell {
+    pub provider: u32,
+    pub area: Option<u32>,
+    pub route: Route,
+    pub has_practice: bool,
+    pub has_lsoa: bool,
+    pub missing_age: bool,
+    pub missing_sex: bool,
+    pub missing_imd: bool,
+    /// 0 = first month of the year.
+    pub month: u8,
+    /// The record's modality is a standard one (not an EDOC-only measure); Annex A counts these.
+    pub standard_modality: bool,
+    pub tests: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QualityInput {
+    pub providers: Vec<Area>,
+    pub areas: Vec<Area>,
+    pub cells: Vec<QualityCell>,
+}
+
+/// A cell of a generic output table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Text(String),
+    Number(f64),
+    Missing,
+}
+
+/// A generic output table (data-quality tables, summaries).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Table {
+    pub name: String,
+    /// What this table is, for the workbook and the report.
+    pub title: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl Table {
+    pub fn new(name: &str, title: &str, columns: &[&str]) -> Self {
+        Table {
+            name: name.to_string(),
+            title: title.to_string(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+}
+
+/// Stars for a p-value at the published thresholds (0.05, 0.01, 0.001).
+pub fn stars_for(p_value: f64) -> &'static str {
+    if !p_value.is_finite() {
+        ""
+    } else if p_value < 0.001 {
+        "***"
+    } else if p_value < 0.01 {
+        "**"
+    } else if p_value < 0.05 {
+        "*"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cell_index_and_coords_round_trip() {
+        let c = StratifiedCounts::zeroed(
+            vec![],
+            vec![],
+            vec![
+                Dimension::new("imd_quintile", &["1", "2", "3"]),
+                Dimension::new("sex", &["1", "2"]),
+            ],
+        );
+        assert_eq!(c.cells(), 6);
+        for cell in 0..6 {
+            assert_eq!(c.cell_index(&c.cell_coords(cell)), cell);
+        }
+        assert_eq!(c.cell_index(&[2, 1]), 5);
+    }
+
+    #[test]
+    fn stars_follow_published_thresholds() {
+        assert_eq!(stars_for(0.0009), "***");
+        assert_eq!(stars_for(0.001), "**");
+        assert_eq!(stars_for(0.049), "*");
+        assert_eq!(stars_for(0.05), "");
+        assert_eq!(stars_for(f64::NAN), "");
+    }
+}
