@@ -12,6 +12,10 @@
 //!
 //! Panics never cross: the plugin side catches them and returns [`STATUS_PANIC`] with the message.
 
+// The entry points below take raw pointers by design: they are the C ABI, called only by the
+// engine's loader under the contract documented on each type.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -38,7 +42,7 @@ pub struct FfiStr {
 }
 
 impl FfiStr {
-    pub fn from_str(s: &str) -> Self {
+    pub fn of(s: &str) -> Self {
         FfiStr {
             ptr: s.as_ptr(),
             len: s.len(),
@@ -170,7 +174,7 @@ macro_rules! export_plugin {
 
             #[unsafe(export_name = concat!(stringify!($prefix), "_strata_rustc_version"))]
             pub extern "C" fn strata_rustc_version() -> $crate::ffi::FfiStr {
-                $crate::ffi::FfiStr::from_str($crate::RUSTC_VERSION)
+                $crate::ffi::FfiStr::of($crate::RUSTC_VERSION)
             }
 
             extern "C" fn info() -> $crate::ffi::FfiPluginInfo {
@@ -204,10 +208,10 @@ macro_rules! export_plugin {
 
 pub fn plugin_info(descriptor: &PluginDescriptor) -> FfiPluginInfo {
     FfiPluginInfo {
-        id: FfiStr::from_str(descriptor.id),
-        stage: FfiStr::from_str(descriptor.stage.key()),
-        version: FfiStr::from_str(descriptor.version),
-        description: FfiStr::from_str(descriptor.description),
+        id: FfiStr::of(descriptor.id),
+        stage: FfiStr::of(descriptor.stage.key()),
+        version: FfiStr::of(descriptor.version),
+        description: FfiStr::of(descriptor.description),
     }
 }
 
@@ -235,8 +239,8 @@ fn write_error(error: *mut FfiError, message: String, key: Option<String>) {
         key: key.unwrap_or_default(),
     });
     let ffi = FfiError {
-        message: FfiStr::from_str(&owner.message),
-        key: FfiStr::from_str(&owner.key),
+        message: FfiStr::of(&owner.message),
+        key: FfiStr::of(&owner.key),
         owner: Box::into_raw(owner).cast(),
     };
     // SAFETY: the host passes a valid, writable FfiError.
@@ -279,6 +283,9 @@ pub fn plugin_configure(
     }
 }
 
+/// Named output columns.
+type Columns = Vec<(String, Vec<f64>)>;
+
 struct OutputOwner {
     names: Vec<String>,
     data: Vec<Vec<f64>>,
@@ -305,7 +312,7 @@ fn column<'a>(inputs: &'a [FfiColumn], name: &str) -> Result<&'a [f64], MethodEr
 fn compute_configured(
     configured: &Configured,
     inputs: &[FfiColumn],
-) -> Result<(String, Vec<(String, Vec<f64>)>, Vec<String>), MethodError> {
+) -> Result<(String, Columns, Vec<String>), MethodError> {
     match configured {
         Configured::Ratio(m) => {
             let out = m.ratios(
@@ -399,22 +406,18 @@ pub extern "C" fn plugin_compute(
                 .iter()
                 .zip(&owner.data)
                 .map(|(n, d)| FfiColumn {
-                    name: FfiStr::from_str(n),
+                    name: FfiStr::of(n),
                     data: d.as_ptr(),
                     len: d.len(),
                 })
                 .collect();
-            owner.notes = owner
-                .notes_text
-                .iter()
-                .map(|s| FfiStr::from_str(s))
-                .collect();
+            owner.notes = owner.notes_text.iter().map(|s| FfiStr::of(s)).collect();
             let ffi = FfiOutput {
                 columns: owner.columns.as_ptr(),
                 n_columns: owner.columns.len(),
                 notes: owner.notes.as_ptr(),
                 n_notes: owner.notes.len(),
-                method_name: FfiStr::from_str(&owner.method_name),
+                method_name: FfiStr::of(&owner.method_name),
                 owner: Box::into_raw(owner).cast(),
             };
             // SAFETY: checked non-null above; the host passes a writable output.
@@ -532,14 +535,11 @@ fn take_error(vtable: *const FfiVTable, error: &mut FfiError) -> (String, Option
 }
 
 impl ForeignMethod {
-    fn call(
-        &self,
-        inputs: &[(&str, &[f64])],
-    ) -> Result<(Vec<(String, Vec<f64>)>, Vec<String>), MethodError> {
+    fn call(&self, inputs: &[(&str, &[f64])]) -> Result<(Columns, Vec<String>), MethodError> {
         let columns: Vec<FfiColumn> = inputs
             .iter()
             .map(|(n, d)| FfiColumn {
-                name: FfiStr::from_str(n),
+                name: FfiStr::of(n),
                 data: d.as_ptr(),
                 len: d.len(),
             })
@@ -714,7 +714,7 @@ pub unsafe fn configure_foreign(
     let text = params.to_toml_string();
     let mut handle: *mut c_void = std::ptr::null_mut();
     let mut error = FfiError::EMPTY;
-    let status = unsafe { ((*vtable).configure)(FfiStr::from_str(&text), &mut handle, &mut error) };
+    let status = unsafe { ((*vtable).configure)(FfiStr::of(&text), &mut handle, &mut error) };
     if status != STATUS_OK {
         let (message, key) = take_error(vtable, &mut error);
         return Err(crate::ParamError { key, message });

@@ -1,0 +1,169 @@
+//! Errors the engine reports. Every one names where the problem is: a recipe position
+//! (`file:line:col`), a data file with row and column, or a plugin.
+
+use std::path::{Path, PathBuf};
+
+/// A problem in a recipe, at a position in its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipeProblem {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for RecipeProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
+    }
+}
+
+/// A problem in an input data file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataProblem {
+    pub file: PathBuf,
+    /// 1-based data row (header not counted), when one row is to blame.
+    pub row: Option<usize>,
+    pub column: Option<String>,
+    pub rule: String,
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for DataProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(row) = self.row {
+            write!(f, ", row {row}")?;
+        }
+        if let Some(column) = &self.column {
+            write!(f, ", column `{column}`")?;
+        }
+        write!(f, ": {}", self.rule)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " (hint: {hint})")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The recipe (or the invocation) is wrong: exit code 2.
+    #[error("{}", join_problems(.0))]
+    Recipe(Vec<RecipeProblem>),
+    #[error("{0}")]
+    Usage(String),
+    /// A plugin library could not be loaded or was refused: exit code 2.
+    #[error("plugin {plugin}: {message}")]
+    Plugin { plugin: String, message: String },
+    /// Bad input data: exit code 1.
+    #[error("{0}")]
+    Data(DataProblem),
+    /// A method failed at run time: exit code 1.
+    #[error("stage {stage} ({plugin}): {message}")]
+    Method {
+        stage: String,
+        plugin: String,
+        message: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{context}: {message}")]
+    Polars { context: String, message: String },
+    /// Published figures outside tolerance (`strata verify`): exit code 1.
+    #[error("{0}")]
+    Verify(String),
+}
+
+fn join_problems(problems: &[RecipeProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Error {
+    /// 2 for a bad invocation, recipe or plugin; 1 for a run that failed.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Recipe(_) | Error::Usage(_) | Error::Plugin { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub fn data(file: &Path, row: Option<usize>, column: Option<&str>, rule: String) -> Self {
+        Error::Data(DataProblem {
+            file: file.to_path_buf(),
+            row,
+            column: column.map(str::to_string),
+            rule,
+            hint: None,
+        })
+    }
+
+    pub fn data_hint(
+        file: &Path,
+        row: Option<usize>,
+        column: Option<&str>,
+        rule: String,
+        hint: &str,
+    ) -> Self {
+        Error::Data(DataProblem {
+            file: file.to_path_buf(),
+            row,
+            column: column.map(str::to_string),
+            rule,
+            hint: Some(hint.to_string()),
+        })
+    }
+
+    pub fn polars(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
+        Error::Polars {
+            context: context.into(),
+            message: err.to_string(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = &source[..source.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let s = "a = 1\nbb = 2\n";
+        assert_eq!(line_col(s, 0), (1, 1));
+        assert_eq!(line_col(s, 6), (2, 1));
+        assert_eq!(line_col(s, 8), (2, 3));
+    }
+}

@@ -1,0 +1,735 @@
+//! Reading inputs: reference lookups, population, aggregated counts and record-level activity.
+//!
+//! Everything is read through polars; the engine then works on small dictionaries and dense
+//! arrays. Record-level activity is aggregated to distinct value combinations *before* any lookup
+//! is joined (SPEC: aggregate before joining), so lookups run once per distinct value, not per record.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use polars::prelude::*;
+use strata_api::{Area, DerivationShape, StratifiedCounts};
+
+use crate::error::{Error, Result};
+
+/// A CSV read with every column as text.
+pub struct TextTable {
+    pub path: std::path::PathBuf,
+    pub frame: DataFrame,
+}
+
+impl TextTable {
+    /// Reads a CSV (optionally gzip-compressed) with all columns as strings, checking that the
+    /// required columns exist and are not duplicated.
+    pub fn read(path: &Path, required: &[&str]) -> Result<TextTable> {
+        let frame = CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(Some(0))
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|r| r.finish())
+            .map_err(|e| read_error(path, e))?;
+        let names: Vec<String> = frame
+            .get_column_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for c in required {
+            if !names.iter().any(|n| n == c) {
+                return Err(Error::data_hint(
+                    path,
+                    None,
+                    Some(c),
+                    format!("required column missing (found: {})", names.join(", ")),
+                    "check the header row against the data contract in SPEC §3",
+                ));
+            }
+        }
+        Ok(TextTable {
+            path: path.to_path_buf(),
+            frame,
+        })
+    }
+
+    pub fn height(&self) -> usize {
+        self.frame.height()
+    }
+
+    /// A column's values, `None` for empty cells.
+    pub fn column(&self, name: &str) -> Result<Vec<Option<&str>>> {
+        let col = self
+            .frame
+            .column(name)
+            .and_then(|c| c.str())
+            .map_err(|e| Error::data(&self.path, None, Some(name), e.to_string()))?;
+        Ok(col
+            .iter()
+            .map(|v| v.map(str::trim).filter(|v| !v.is_empty()))
+            .collect())
+    }
+
+    /// A column that must be filled on every row.
+    pub fn required_column(&self, name: &str) -> Result<Vec<&str>> {
+        self.column(name)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.ok_or_else(|| {
+                    Error::data(&self.path, Some(i + 1), Some(name), "empty value".into())
+                })
+            })
+            .collect()
+    }
+}
+
+fn read_error(path: &Path, e: PolarsError) -> Error {
+    let message = e.to_string();
+    let hint = if message.contains("utf-8") || message.contains("utf8") {
+        "the file is not UTF-8 text; re-export it as UTF-8"
+    } else if message.contains("empty") {
+        "the file has no header row"
+    } else {
+        "check that the file is a comma-separated table with a header row"
+    };
+    Error::data_hint(
+        path,
+        None,
+        None,
+        format!("cannot read as CSV: {message}"),
+        hint,
+    )
+}
+
+/// Builds a code → index map, refusing duplicate keys.
+fn unique_index<'a>(
+    table: &TextTable,
+    column: &str,
+    codes: &[&'a str],
+) -> Result<HashMap<&'a str, usize>> {
+    let mut map = HashMap::with_capacity(codes.len());
+    for (i, code) in codes.iter().enumerate() {
+        if let Some(first) = map.insert(*code, i) {
+            return Err(Error::data(
+                &table.path,
+                Some(i + 1),
+                Some(column),
+                format!(
+                    "duplicate key `{code}` (first on row {}): a lookup must name each key once",
+                    first + 1
+                ),
+            ));
+        }
+    }
+    Ok(map)
+}
+
+/// The areas of the year: `area_code, area_name`.
+pub fn read_areas(path: &Path) -> Result<Vec<Area>> {
+    let t = TextTable::read(path, &["area_code", "area_name"])?;
+    let codes = t.required_column("area_code")?;
+    let names = t.column("area_name")?;
+    unique_index(&t, "area_code", &codes)?;
+    if codes.is_empty() {
+        return Err(Error::data(path, None, None, "no areas listed".into()));
+    }
+    Ok(codes
+        .iter()
+        .zip(names)
+        .map(|(c, n)| Area {
+            code: c.to_string(),
+            name: n.unwrap_or(c).to_string(),
+        })
+        .collect())
+}
+
+/// Providers: `provider_code, provider_name`.
+pub fn read_providers(path: &Path) -> Result<HashMap<String, String>> {
+    let t = TextTable::read(path, &["provider_code", "provider_name"])?;
+    let codes = t.required_column("provider_code")?;
+    let names = t.column("provider_name")?;
+    unique_index(&t, "provider_code", &codes)?;
+    Ok(codes
+        .iter()
+        .zip(names)
+        .map(|(c, n)| (c.to_string(), n.unwrap_or(c).to_string()))
+        .collect())
+}
+
+fn area_lookup(areas: &[Area]) -> HashMap<&str, u32> {
+    areas
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.code.as_str(), i as u32))
+        .collect()
+}
+
+fn area_of(
+    t: &TextTable,
+    areas: &HashMap<&str, u32>,
+    row: usize,
+    column: &str,
+    code: &str,
+) -> Result<u32> {
+    areas.get(code).copied().ok_or_else(|| {
+        Error::data_hint(
+            &t.path,
+            Some(row + 1),
+            Some(column),
+            format!("area `{code}` is not in the recipe's areas file"),
+            "the lookup and the areas file must be of the same year",
+        )
+    })
+}
+
+/// Practice → area: `practice_code, area_code`.
+pub fn read_practices(path: &Path, areas: &[Area]) -> Result<HashMap<String, u32>> {
+    let t = TextTable::read(path, &["practice_code", "area_code"])?;
+    let codes = t.required_column("practice_code")?;
+    let area_codes = t.required_column("area_code")?;
+    unique_index(&t, "practice_code", &codes)?;
+    let lookup = area_lookup(areas);
+    let mut map = HashMap::with_capacity(codes.len());
+    for (row, (p, a)) in codes.iter().zip(area_codes).enumerate() {
+        map.insert(p.to_string(), area_of(&t, &lookup, row, "area_code", a)?);
+    }
+    Ok(map)
+}
+
+/// Valid practices outside the year's areas: `practice_code`.
+pub fn read_non_english(path: &Path) -> Result<HashSet<String>> {
+    let t = TextTable::read(path, &["practice_code"])?;
+    let codes = t.required_column("practice_code")?;
+    unique_index(&t, "practice_code", &codes)?;
+    Ok(codes.into_iter().map(str::to_string).collect())
+}
+
+/// What the LSOA lookup says of one LSOA.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LsoaInfo {
+    pub area: Option<u32>,
+    pub imd_decile: Option<u8>,
+}
+
+/// LSOA → area and IMD decile: `lsoa11, area_code, imd_decile`.
+pub fn read_lsoa(path: &Path, areas: &[Area]) -> Result<HashMap<String, LsoaInfo>> {
+    let t = TextTable::read(path, &["lsoa11", "area_code", "imd_decile"])?;
+    let codes = t.required_column("lsoa11")?;
+    let area_codes = t.column("area_code")?;
+    let deciles = t.column("imd_decile")?;
+    unique_index(&t, "lsoa11", &codes)?;
+    let lookup = area_lookup(areas);
+    let mut map = HashMap::with_capacity(codes.len());
+    for (row, ((code, area), decile)) in codes.iter().zip(area_codes).zip(deciles).enumerate() {
+        let area = area
+            .map(|a| area_of(&t, &lookup, row, "area_code", a))
+            .transpose()?;
+        let imd_decile = decile
+            .map(|d| {
+                d.parse::<u8>().map_err(|_| {
+                    Error::data(
+                        path,
+                        Some(row + 1),
+                        Some("imd_decile"),
+                        format!("`{d}` is not a whole number"),
+                    )
+                })
+            })
+            .transpose()?;
+        map.insert(code.to_string(), LsoaInfo { area, imd_decile });
+    }
+    Ok(map)
+}
+
+/// The year's exam-code list: `exam_code, measure`.
+pub fn read_exam_codes(path: &Path) -> Result<Vec<(String, String)>> {
+    let t = TextTable::read(path, &["exam_code", "measure"])?;
+    let codes = t.required_column("exam_code")?;
+    let measures = t.required_column("measure")?;
+    let mut seen = HashSet::new();
+    for (row, (c, m)) in codes.iter().zip(&measures).enumerate() {
+        if !seen.insert((*c, *m)) {
+            return Err(Error::data(
+                path,
+                Some(row + 1),
+                Some("exam_code"),
+                format!("exam code `{c}` listed twice for `{m}`"),
+            ));
+        }
+    }
+    Ok(codes
+        .into_iter()
+        .zip(measures)
+        .map(|(c, m)| (c.to_string(), m.to_string()))
+        .collect())
+}
+
+/// Parses a whole, non-negative count.
+fn count_value(t: &TextTable, row: usize, column: &str, text: &str) -> Result<f64> {
+    let value: f64 = text.parse().map_err(|_| {
+        Error::data(
+            &t.path,
+            Some(row + 1),
+            Some(column),
+            format!("`{text}` is not a number"),
+        )
+    })?;
+    if !value.is_finite() || value < 0.0 || value.fract() != 0.0 {
+        return Err(Error::data_hint(
+            &t.path,
+            Some(row + 1),
+            Some(column),
+            format!("`{text}` is not a whole, non-negative count"),
+            "counts and populations are whole numbers of people or tests",
+        ));
+    }
+    Ok(value)
+}
+
+/// Index of a category code in a dimension, or a data error naming the row.
+fn category(
+    t: &TextTable,
+    row: usize,
+    column: &str,
+    categories: &HashMap<&str, usize>,
+    value: &str,
+) -> Result<usize> {
+    categories.get(value).copied().ok_or_else(|| {
+        let mut known: Vec<&&str> = categories.keys().collect();
+        known.sort();
+        Error::data(
+            &t.path,
+            Some(row + 1),
+            Some(column),
+            format!(
+                "unknown value `{value}` (expected one of: {})",
+                known
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
+/// The dimensions every stratified table uses, in cell order.
+pub fn dimensions(shape: &DerivationShape) -> Vec<strata_api::Dimension> {
+    vec![
+        shape.imd_quintile.clone(),
+        shape.sex.clone(),
+        shape.age_band.clone(),
+    ]
+}
+
+fn category_map(d: &strata_api::Dimension) -> HashMap<&str, usize> {
+    d.categories
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect()
+}
+
+fn category_maps(shape: &DerivationShape) -> [HashMap<&str, usize>; 3] {
+    [
+        category_map(&shape.imd_quintile),
+        category_map(&shape.sex),
+        category_map(&shape.age_band),
+    ]
+}
+
+/// An age that was given but is not a whole number.
+fn bad_age() -> Expr {
+    col("age")
+        .is_null()
+        .and(col("age_raw").is_not_null())
+        .and(col("age_raw").str().len_chars().gt(lit(0)))
+}
+
+/// Population `area_code, sex, age_band, imd_quintile, population` into `counts.population`.
+pub fn read_population(
+    path: &Path,
+    counts: &mut StratifiedCounts,
+    shape: &DerivationShape,
+) -> Result<usize> {
+    let t = TextTable::read(
+        path,
+        &["area_code", "sex", "age_band", "imd_quintile", "population"],
+    )?;
+    let areas = area_lookup(&counts.areas)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect::<HashMap<String, u32>>();
+    let [imd, sex, age] = category_maps(shape);
+    let area_col = t.required_column("area_code")?;
+    let sex_col = t.required_column("sex")?;
+    let age_col = t.required_column("age_band")?;
+    let imd_col = t.required_column("imd_quintile")?;
+    let pop_col = t.required_column("population")?;
+    let mut seen = HashSet::new();
+    for row in 0..t.height() {
+        let area = *areas.get(area_col[row]).ok_or_else(|| {
+            Error::data(
+                path,
+                Some(row + 1),
+                Some("area_code"),
+                format!("area `{}` is not in the recipe's areas file", area_col[row]),
+            )
+        })? as usize;
+        let coords = [
+            category(&t, row, "imd_quintile", &imd, imd_col[row])?,
+            category(&t, row, "sex", &sex, sex_col[row])?,
+            category(&t, row, "age_band", &age, age_col[row])?,
+        ];
+        let value = count_value(&t, row, "population", pop_col[row])?;
+        let cell = counts.cell_index(&coords);
+        if !seen.insert((area, cell)) {
+            return Err(Error::data(
+                path,
+                Some(row + 1),
+                None,
+                "the same area × sex × age band × IMD quintile appears twice".into(),
+            ));
+        }
+        counts.population_of_mut(area)[cell] += value;
+    }
+    Ok(t.height())
+}
+
+/// Aggregated counts `area_code, sex, age_band, imd_quintile, measure, tests` into `counts.tests`.
+pub fn read_counts(
+    path: &Path,
+    counts: &mut StratifiedCounts,
+    shape: &DerivationShape,
+) -> Result<usize> {
+    let t = TextTable::read(
+        path,
+        &[
+            "area_code",
+            "sex",
+            "age_band",
+            "imd_quintile",
+            "measure",
+            "tests",
+        ],
+    )?;
+    let areas: HashMap<String, u32> = area_lookup(&counts.areas)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let measures: HashMap<&str, usize> = shape
+        .measures
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.as_str(), i))
+        .collect();
+    let [imd, sex, age] = category_maps(shape);
+    let area_col = t.required_column("area_code")?;
+    let sex_col = t.required_column("sex")?;
+    let age_col = t.required_column("age_band")?;
+    let imd_col = t.required_column("imd_quintile")?;
+    let measure_col = t.required_column("measure")?;
+    let tests_col = t.required_column("tests")?;
+    for row in 0..t.height() {
+        let area = *areas.get(area_col[row]).ok_or_else(|| {
+            Error::data(
+                path,
+                Some(row + 1),
+                Some("area_code"),
+                format!("area `{}` is not in the recipe's areas file", area_col[row]),
+            )
+        })? as usize;
+        let measure = category(&t, row, "measure", &measures, measure_col[row])?;
+        let coords = [
+            category(&t, row, "imd_quintile", &imd, imd_col[row])?,
+            category(&t, row, "sex", &sex, sex_col[row])?,
+            category(&t, row, "age_band", &age, age_col[row])?,
+        ];
+        let value = count_value(&t, row, "tests", tests_col[row])?;
+        let cell = counts.cell_index(&coords);
+        counts.tests_of_mut(measure, area)[cell] += value;
+    }
+    Ok(t.height())
+}
+
+/// Record-level activity aggregated to distinct combinations of the columns the pipeline uses.
+pub struct ActivityCombos {
+    pub records: u64,
+    pub provider: Vec<Option<String>>,
+    pub practice: Vec<Option<String>>,
+    pub lsoa: Vec<Option<String>>,
+    pub sex: Vec<Option<String>>,
+    pub age: Vec<Option<i64>>,
+    pub modality: Vec<Option<String>>,
+    pub exam_code: Vec<Option<String>>,
+    /// Months since the year's first month (may fall outside 0..12 for out-of-year dates).
+    pub month: Vec<i32>,
+    pub tests: Vec<f64>,
+}
+
+const ACTIVITY_REQUIRED: [&str; 7] = [
+    "provider_code",
+    "test_date",
+    "gp_practice_code",
+    "lsoa11",
+    "sex",
+    "age",
+    "modality",
+];
+
+fn is_parquet(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+}
+
+fn scan_activity(path: &Path) -> Result<LazyFrame> {
+    let text = path.to_string_lossy().to_string();
+    let lf = if is_parquet(path) {
+        LazyFrame::scan_parquet(PlRefPath::new(text.as_str()), ScanArgsParquet::default())
+    } else {
+        LazyCsvReader::new(PlRefPath::new(text.as_str()))
+            .with_has_header(true)
+            .with_infer_schema_length(Some(0))
+            .finish()
+    };
+    lf.map_err(|e| read_error(path, e))
+}
+
+/// Reads record-level activity and counts records per distinct combination.
+pub fn read_activity(path: &Path, year_start: (i32, u32, u32)) -> Result<ActivityCombos> {
+    let mut lf = scan_activity(path)?;
+    let schema = lf.collect_schema().map_err(|e| read_error(path, e))?;
+    for c in ACTIVITY_REQUIRED {
+        if schema.get(c).is_none() {
+            let found: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+            return Err(Error::data_hint(
+                path,
+                None,
+                Some(c),
+                format!("required column missing (found: {})", found.join(", ")),
+                "record-level activity follows SPEC §3",
+            ));
+        }
+    }
+    let has_exam = schema.get("exam_code").is_some();
+    let text = |name: &str| col(name).cast(DataType::String);
+    let date = match schema.get("test_date") {
+        Some(DataType::Date) => col("test_date"),
+        _ => col("test_date")
+            .cast(DataType::String)
+            .str()
+            .to_date(StrptimeOptions {
+                format: Some("%Y-%m-%d".into()),
+                strict: false,
+                exact: true,
+                cache: true,
+            }),
+    };
+    let age = match schema.get("age") {
+        Some(dt) if dt.is_integer() => col("age").cast(DataType::Int64),
+        _ => col("age")
+            .cast(DataType::String)
+            .str()
+            .strip_chars(lit(NULL))
+            .cast(DataType::Int64),
+    };
+    let (y0, m0, _) = year_start;
+    let month = (date.clone().dt().year() - lit(y0)) * lit(12i32)
+        + (date.clone().dt().month().cast(DataType::Int32) - lit(m0 as i32));
+    let exam = if has_exam {
+        text("exam_code")
+    } else {
+        lit(NULL).cast(DataType::String)
+    };
+    let parsed = lf.select([
+        text("provider_code").alias("provider_code"),
+        text("gp_practice_code").alias("practice"),
+        text("lsoa11").alias("lsoa"),
+        text("sex").alias("sex"),
+        age.alias("age"),
+        col("age").cast(DataType::String).alias("age_raw"),
+        text("modality").alias("modality"),
+        exam.alias("exam_code"),
+        month.cast(DataType::Int32).alias("month"),
+        col("test_date").cast(DataType::String).alias("date_raw"),
+        date.is_null().alias("bad_date"),
+    ]);
+
+    let grouped = parsed
+        .clone()
+        .group_by([
+            col("provider_code"),
+            col("practice"),
+            col("lsoa"),
+            col("sex"),
+            col("age"),
+            col("modality"),
+            col("exam_code"),
+            col("month"),
+        ])
+        .agg([
+            len().alias("tests"),
+            col("bad_date").sum().alias("bad_dates"),
+            bad_age().sum().alias("bad_ages"),
+            col("provider_code")
+                .is_null()
+                .sum()
+                .alias("missing_providers"),
+        ])
+        .sort(
+            [
+                "provider_code",
+                "practice",
+                "lsoa",
+                "sex",
+                "age",
+                "modality",
+                "exam_code",
+                "month",
+            ],
+            SortMultipleOptions::default().with_nulls_last(true),
+        )
+        .collect()
+        .map_err(|e| read_error(path, e))?;
+
+    let sum = |name: &str| -> Result<u64> {
+        grouped
+            .column(name)
+            .and_then(|c| c.cast(&DataType::UInt64))
+            .and_then(|c| c.u64().map(|a| a.iter().flatten().sum()))
+            .map_err(|e| Error::polars(format!("{}: {name}", path.display()), e))
+    };
+    // Each validation finds its first offending row only when there is one, so valid data pays once.
+    for (name, column, rule, hint) in [
+        (
+            "bad_dates",
+            "test_date",
+            "not a date in YYYY-MM-DD form",
+            "dates are written like 2023-04-01",
+        ),
+        (
+            "bad_ages",
+            "age",
+            "not a whole number of years",
+            "age is years at test, e.g. 47",
+        ),
+        (
+            "missing_providers",
+            "provider_code",
+            "empty value in a required column",
+            "every record names its provider",
+        ),
+    ] {
+        if sum(name)? > 0 {
+            let predicate = match name {
+                "bad_dates" => col("bad_date"),
+                "bad_ages" => bad_age(),
+                _ => col("provider_code").is_null(),
+            };
+            let row = first_row(parsed.clone(), predicate, path)?;
+            return Err(Error::data_hint(path, row, Some(column), rule.into(), hint));
+        }
+    }
+
+    let strings = |name: &str| -> Result<Vec<Option<String>>> {
+        let c = grouped
+            .column(name)
+            .and_then(|c| c.str().cloned())
+            .map_err(|e| Error::polars(format!("{}: {name}", path.display()), e))?;
+        Ok(c.iter()
+            .map(|v| {
+                v.map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+            })
+            .collect())
+    };
+    let ages = grouped
+        .column("age")
+        .and_then(|c| c.i64().cloned())
+        .map_err(|e| Error::polars("age", e))?;
+    let months = grouped
+        .column("month")
+        .and_then(|c| c.i32().cloned())
+        .map_err(|e| Error::polars("month", e))?;
+    let tests = grouped
+        .column("tests")
+        .and_then(|c| c.cast(&DataType::Float64))
+        .and_then(|c| c.f64().cloned())
+        .map_err(|e| Error::polars("tests", e))?;
+    let tests: Vec<f64> = tests.iter().map(|v| v.unwrap_or(0.0)).collect();
+    Ok(ActivityCombos {
+        records: tests.iter().sum::<f64>() as u64,
+        provider: strings("provider_code")?,
+        practice: strings("practice")?,
+        lsoa: strings("lsoa")?,
+        sex: strings("sex")?,
+        age: ages.iter().collect(),
+        modality: strings("modality")?,
+        exam_code: strings("exam_code")?,
+        month: months.iter().map(|m| m.unwrap_or(i32::MIN)).collect(),
+        tests,
+    })
+}
+
+/// 1-based number of the first row matching `predicate`.
+fn first_row(lf: LazyFrame, predicate: Expr, path: &Path) -> Result<Option<usize>> {
+    let df = lf
+        .with_row_index("row_number", None)
+        .filter(predicate)
+        .select([col("row_number")])
+        .limit(1)
+        .collect()
+        .map_err(|e| read_error(path, e))?;
+    let idx = df
+        .column("row_number")
+        .and_then(|c| c.cast(&DataType::UInt64))
+        .ok()
+        .and_then(|c| c.u64().ok().and_then(|a| a.get(0)));
+    Ok(idx.map(|i| i as usize + 1))
+}
+
+/// SHA-256 of a file, for the manifest.
+pub fn checksum(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(crate::recipe::hex(&hasher.finalize()))
+}
+
+/// Distinct values in first-seen order with their index, for dictionary-level lookups.
+pub struct Dictionary<T: std::hash::Hash + Eq + Clone> {
+    pub values: Vec<T>,
+    index: HashMap<T, usize>,
+}
+
+impl<T: std::hash::Hash + Eq + Clone> Default for Dictionary<T> {
+    fn default() -> Self {
+        Dictionary {
+            values: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+impl<T: std::hash::Hash + Eq + Clone> Dictionary<T> {
+    pub fn intern(&mut self, value: &T) -> usize {
+        if let Some(&i) = self.index.get(value) {
+            return i;
+        }
+        let i = self.values.len();
+        self.values.push(value.clone());
+        self.index.insert(value.clone(), i);
+        i
+    }
+}
+
+/// Sorted map helper for deterministic output.
+pub type Sorted<K, V> = BTreeMap<K, V>;

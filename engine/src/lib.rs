@@ -1,0 +1,106 @@
+//! strata: reproduces NHS England's DID "Standardised CCG/ICB rates" publication from a TOML recipe.
+//!
+//! The engine is mechanism: it reads recipes and data, runs stages and writes outputs. Every
+//! statistic and every year's rule lives in a plugin (`plugins/`), reached only through
+//! `strata-api`. See `ARCHITECTURE.md`.
+
+pub mod diff;
+pub mod error;
+pub mod input;
+pub mod output;
+pub mod pipeline;
+pub mod plugins;
+pub mod progress;
+pub mod recipe;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{Error, Result};
+use output::{InputRecord, Manifest, RunFiles};
+use pipeline::{InputOverrides, Prepared, RunResults};
+use recipe::Recipe;
+
+/// Reads a recipe and configures its plugins: everything `strata check` checks.
+pub fn check(recipe_path: &Path) -> Result<Prepared> {
+    let recipe = Recipe::load(recipe_path)?;
+    pipeline::prepare(recipe)
+}
+
+/// A finished run, in memory.
+pub struct Run {
+    pub prepared: Prepared,
+    pub results: RunResults,
+    pub manifest: Manifest,
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// Runs a recipe without writing anything.
+pub fn run_in_memory(recipe_path: &Path, overrides: &InputOverrides) -> Result<Run> {
+    let prepared = check(recipe_path)?;
+    let results = pipeline::run(&prepared, overrides)?;
+    let (RunFiles { mut files }, outputs) =
+        RunFiles::from_results(&results, prepared.recipe.float_precision)?;
+    let recipe = &prepared.recipe;
+    let mut inputs = std::collections::BTreeMap::new();
+    let mut named: Vec<(String, PathBuf)> = recipe
+        .inputs
+        .named()
+        .into_iter()
+        .map(|(k, p)| (k.to_string(), p.path.clone()))
+        .collect();
+    for (key, path) in [
+        ("activity", &overrides.activity),
+        ("counts", &overrides.counts),
+        ("population", &overrides.population),
+    ] {
+        if let Some(p) = path {
+            named.retain(|(k, _)| {
+                k != key && !(key != "population" && (k == "activity" || k == "counts"))
+            });
+            named.push((key.to_string(), p.clone()));
+        }
+    }
+    for (key, path) in named {
+        inputs.insert(
+            key.clone(),
+            InputRecord {
+                path: output::relative(&path).display().to_string(),
+                sha256: input::checksum(&path)?,
+                rows: results.input_rows.get(&key).copied(),
+            },
+        );
+    }
+    let manifest = Manifest {
+        strata_version: env!("CARGO_PKG_VERSION").to_string(),
+        recipe: output::relative(&recipe.file).display().to_string(),
+        recipe_name: recipe.name.clone(),
+        year: recipe.year.clone(),
+        recipe_fingerprint: recipe.fingerprint(),
+        plugins: prepared.plugins.clone(),
+        inputs,
+        stages: results.stages.clone(),
+        outputs,
+        warnings: results.warnings.clone(),
+    };
+    files.push(("manifest.json".into(), output::manifest_bytes(&manifest)?));
+    Ok(Run {
+        prepared,
+        results,
+        manifest,
+        files,
+    })
+}
+
+/// Runs a recipe and writes its outputs atomically; returns the output folder.
+pub fn run(
+    recipe_path: &Path,
+    out: Option<&Path>,
+    overrides: &InputOverrides,
+) -> Result<(PathBuf, Run)> {
+    let run = run_in_memory(recipe_path, overrides)?;
+    let dir = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| run.prepared.recipe.output_dir.clone());
+    output::write_atomically(&dir, &run.files)?;
+    Ok((dir, run))
+}

@@ -1,0 +1,180 @@
+//! Writing a run: every table as CSV, and `manifest.json`, into a temporary folder that replaces
+//! the output folder only when everything is written — a failed run leaves earlier outputs intact.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::Serialize;
+use strata_api::{Table, Value};
+
+use crate::error::{Error, Result};
+use crate::pipeline::{PluginUse, RunResults, StageRecord};
+
+/// A table as a polars frame: all-whole-number columns as integers, other numbers as floats,
+/// anything with text as text.
+pub fn to_frame(table: &Table) -> Result<DataFrame> {
+    let mut columns = Vec::with_capacity(table.columns.len());
+    for (j, name) in table.columns.iter().enumerate() {
+        let cells: Vec<&Value> = table
+            .rows
+            .iter()
+            .map(|r| r.get(j).unwrap_or(&Value::Missing))
+            .collect();
+        let any_text = cells.iter().any(|v| matches!(v, Value::Text(_)));
+        let column = if any_text {
+            let values: Vec<Option<String>> = cells
+                .iter()
+                .map(|v| match v {
+                    Value::Text(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    Value::Missing => None,
+                })
+                .collect();
+            Column::new(name.as_str().into(), values)
+        } else {
+            let values: Vec<Option<f64>> = cells
+                .iter()
+                .map(|v| match v {
+                    Value::Number(n) if n.is_finite() => Some(*n),
+                    _ => None,
+                })
+                .collect();
+            let whole = values
+                .iter()
+                .flatten()
+                .all(|v| v.fract() == 0.0 && v.abs() < 9e15)
+                && values.iter().any(|v| v.is_some());
+            if whole {
+                let ints: Vec<Option<i64>> = values.iter().map(|v| v.map(|x| x as i64)).collect();
+                Column::new(name.as_str().into(), ints)
+            } else {
+                Column::new(name.as_str().into(), values)
+            }
+        };
+        columns.push(column);
+    }
+    DataFrame::new(table.rows.len(), columns)
+        .map_err(|e| Error::polars(format!("table {}", table.name), e))
+}
+
+/// CSV text of a table at fixed float precision (same numbers, same bytes).
+pub fn csv_bytes(table: &Table, float_precision: usize) -> Result<Vec<u8>> {
+    let mut frame = to_frame(table)?;
+    let mut buf = Vec::new();
+    CsvWriter::new(&mut buf)
+        .include_header(true)
+        .with_float_precision(Some(float_precision))
+        .finish(&mut frame)
+        .map_err(|e| Error::polars(format!("writing {}", table.name), e))?;
+    Ok(buf)
+}
+
+#[derive(Serialize)]
+pub struct Manifest {
+    pub strata_version: String,
+    pub recipe: String,
+    pub recipe_name: String,
+    pub year: String,
+    pub recipe_fingerprint: String,
+    pub plugins: Vec<PluginUse>,
+    /// SHA-256 of each input file, keyed by its recipe name.
+    pub inputs: std::collections::BTreeMap<String, InputRecord>,
+    pub stages: Vec<StageRecord>,
+    pub outputs: Vec<OutputRecord>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct InputRecord {
+    pub path: String,
+    pub sha256: String,
+    pub rows: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub struct OutputRecord {
+    pub file: String,
+    pub rows: usize,
+}
+
+/// Files of a finished run, ready to write.
+pub struct RunFiles {
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl RunFiles {
+    /// CSV per table; the manifest is added by [`write_run`].
+    pub fn from_results(
+        results: &RunResults,
+        float_precision: usize,
+    ) -> Result<(RunFiles, Vec<OutputRecord>)> {
+        let mut files = Vec::new();
+        let mut records = Vec::new();
+        for t in &results.tables {
+            let name = format!("{}.csv", t.name);
+            records.push(OutputRecord {
+                file: name.clone(),
+                rows: t.rows.len(),
+            });
+            files.push((name, csv_bytes(t, float_precision)?));
+        }
+        Ok((RunFiles { files }, records))
+    }
+}
+
+/// Writes every file into `<dir>.tmp-<pid>`, then swaps it in place of `dir`.
+pub fn write_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let pid = std::process::id();
+    let tmp = parent.join(format!(".{name}.tmp-{pid}"));
+    let old = parent.join(format!(".{name}.old-{pid}"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let result = (|| {
+        for (file, bytes) in files {
+            let path = tmp.join(file);
+            if let Some(p) = path.parent() {
+                std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
+            }
+            std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(|e| Error::io(dir, e))?;
+    }
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        // Put the previous outputs back.
+        let _ = std::fs::rename(&old, dir);
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(Error::io(dir, e));
+    }
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+pub fn manifest_bytes(manifest: &Manifest) -> Result<Vec<u8>> {
+    let mut bytes =
+        serde_json::to_vec_pretty(manifest).map_err(|e| Error::Usage(format!("manifest: {e}")))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+pub fn relative(path: &Path) -> PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(&cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+}

@@ -1,0 +1,1022 @@
+//! The pipeline: configure every stage's plugin from the recipe, read the inputs, run the stages
+//! in SPEC §2 order and collect the results as tables.
+//!
+//! The engine moves data between stages and counts; every number that is a statistic comes from a
+//! plugin.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use strata_api::{
+    Area, AttributionCandidate, AttributionMethod, Comparison, ConfidenceIntervalMethod,
+    Configured, DataQualityMethod, DerivationInput, DerivationRules, DerivationShape,
+    DisclosureMethod, FactorMethod, FactorRate, PracticeLookup, QualityCell, QualityInput,
+    RatioMethod, Route, SignificanceMethod, StageKind, StandardisationMethod, StratifiedCounts,
+    SummaryMethod, Table, Value,
+};
+
+use crate::error::{Error, RecipeProblem, Result};
+use crate::input::{self, Dictionary};
+use crate::plugins::{self, Registry};
+use crate::recipe::Recipe;
+
+/// Every stage's configured method.
+pub struct Methods {
+    pub attribution: Option<Box<dyn AttributionMethod>>,
+    pub derivation: Box<dyn DerivationRules>,
+    pub standardisation: Box<dyn StandardisationMethod>,
+    pub confidence_interval: Box<dyn ConfidenceIntervalMethod>,
+    pub factors: Box<dyn FactorMethod>,
+    pub ratio: Box<dyn RatioMethod>,
+    pub significance: Box<dyn SignificanceMethod>,
+    pub summary: Box<dyn SummaryMethod>,
+    pub data_quality: Option<Box<dyn DataQualityMethod>>,
+    pub disclosure: Option<Box<dyn DisclosureMethod>>,
+}
+
+/// The plugin each stage uses, for the manifest.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PluginUse {
+    pub stage: String,
+    pub id: String,
+    pub version: String,
+    pub origin: String,
+}
+
+/// A recipe whose plugins are all found and configured: nothing left to check but the data.
+pub struct Prepared {
+    pub recipe: Recipe,
+    pub methods: Methods,
+    pub plugins: Vec<PluginUse>,
+    _registry: Registry,
+}
+
+/// Loads plugins and configures every stage, reporting every problem with its recipe position.
+pub fn prepare(recipe: Recipe) -> Result<Prepared> {
+    let mut dirs = recipe.plugin_paths.clone();
+    dirs.extend(plugins::env_plugin_dirs());
+    let registry = Registry::load(&dirs)?;
+
+    let mut problems: Vec<RecipeProblem> = Vec::new();
+    let mut configured: BTreeMap<StageKind, Configured> = BTreeMap::new();
+    let mut uses = Vec::new();
+    for choice in &recipe.stages {
+        let Some(source) = registry.find(&choice.plugin) else {
+            problems.push(recipe.problem_at(
+                choice.plugin_span,
+                format!(
+                    "unknown plugin `{}` for stage `{}` (available: {})",
+                    choice.plugin,
+                    choice.stage,
+                    registry.ids_for(choice.stage).join(", ")
+                ),
+            ));
+            continue;
+        };
+        if source.stage_key() != choice.stage.key() {
+            problems.push(recipe.problem_at(
+                choice.plugin_span,
+                format!(
+                    "plugin `{}` serves stage `{}`, not `{}`",
+                    choice.plugin,
+                    source.stage_key(),
+                    choice.stage
+                ),
+            ));
+            continue;
+        }
+        match source.configure(&choice.params) {
+            Ok(c) => {
+                uses.push(PluginUse {
+                    stage: choice.stage.key().into(),
+                    id: choice.plugin.clone(),
+                    version: source.version(),
+                    origin: match source {
+                        plugins::Source::Builtin(_) => "built-in".into(),
+                        plugins::Source::Library(p) => p.path.display().to_string(),
+                    },
+                });
+                configured.insert(choice.stage, c);
+            }
+            Err(e) => {
+                let span = choice
+                    .params_span
+                    .map(|s| recipe.param_key_span(s, e.key.as_deref()))
+                    .unwrap_or(choice.plugin_span);
+                let key = e.key.map(|k| format!(" `{k}`")).unwrap_or_default();
+                problems.push(recipe.problem_at(
+                    span,
+                    format!(
+                        "plugin `{}` refused parameter{key}: {}",
+                        choice.plugin, e.message
+                    ),
+                ));
+            }
+        }
+    }
+    if recipe.inputs.activity.is_some() {
+        for (needed, present) in [
+            ("practices", recipe.inputs.practices.is_some()),
+            ("lsoa", recipe.inputs.lsoa.is_some()),
+            (
+                "stages.attribution",
+                recipe.stage(StageKind::Attribution).is_some(),
+            ),
+        ] {
+            if !present {
+                problems.push(recipe.problem_at(
+                    crate::recipe::Span { start: 0, end: 0 },
+                    format!("record-level activity needs `{needed}` in the recipe"),
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Recipe(problems));
+    }
+
+    macro_rules! take {
+        ($kind:ident) => {
+            match configured.remove(&StageKind::$kind) {
+                Some(Configured::$kind(m)) => Some(m),
+                _ => None,
+            }
+        };
+    }
+    let missing = |stage: &str| Error::Usage(format!("stage `{stage}` is not configured"));
+    let methods = Methods {
+        attribution: take!(Attribution),
+        derivation: take!(Derivation).ok_or_else(|| missing("derivation"))?,
+        standardisation: take!(Standardisation).ok_or_else(|| missing("standardisation"))?,
+        confidence_interval: take!(ConfidenceInterval)
+            .ok_or_else(|| missing("confidence_interval"))?,
+        factors: take!(Factors).ok_or_else(|| missing("factors"))?,
+        ratio: take!(Ratio).ok_or_else(|| missing("ratio"))?,
+        significance: take!(Significance).ok_or_else(|| missing("significance"))?,
+        summary: take!(Summary).ok_or_else(|| missing("summary"))?,
+        data_quality: take!(DataQuality),
+        disclosure: take!(Disclosure),
+    };
+    Ok(Prepared {
+        recipe,
+        methods,
+        plugins: uses,
+        _registry: registry,
+    })
+}
+
+/// Rows in and out and time of one stage, for the manifest.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StageRecord {
+    pub stage: String,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub seconds: f64,
+}
+
+/// Everything a run produces before it is written.
+pub struct RunResults {
+    /// Output tables in write order: national_rates, area_rates, factor_ratios, summary, ...
+    pub tables: Vec<Table>,
+    pub counts: StratifiedCounts,
+    pub stages: Vec<StageRecord>,
+    pub warnings: Vec<String>,
+    pub input_rows: BTreeMap<String, u64>,
+}
+
+/// Overrides of the recipe's inputs from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct InputOverrides {
+    pub activity: Option<std::path::PathBuf>,
+    pub counts: Option<std::path::PathBuf>,
+    pub population: Option<std::path::PathBuf>,
+}
+
+struct Timer {
+    stages: Vec<StageRecord>,
+}
+
+impl Timer {
+    fn time<T>(
+        &mut self,
+        stage: &str,
+        rows_in: u64,
+        f: impl FnOnce() -> Result<(T, u64)>,
+    ) -> Result<T> {
+        let start = Instant::now();
+        let progress = crate::progress::spinner(stage);
+        let result = f();
+        progress.finish_and_clear();
+        let (value, rows_out) = result?;
+        self.stages.push(StageRecord {
+            stage: stage.to_string(),
+            rows_in,
+            rows_out,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+        Ok(value)
+    }
+}
+
+fn method_error(stage: StageKind, prepared: &Prepared, e: strata_api::MethodError) -> Error {
+    let plugin = prepared
+        .recipe
+        .stage(stage)
+        .map(|s| s.plugin.clone())
+        .unwrap_or_default();
+    Error::Method {
+        stage: stage.key().into(),
+        plugin,
+        message: e.0,
+    }
+}
+
+/// Runs every stage on the recipe's inputs (or the overrides).
+pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults> {
+    let recipe = &prepared.recipe;
+    let m = &prepared.methods;
+    let mut timer = Timer { stages: Vec::new() };
+    let mut warnings = Vec::new();
+    let mut input_rows = BTreeMap::new();
+
+    let path_of = |o: &Option<std::path::PathBuf>, r: &Option<crate::recipe::InputPath>| {
+        o.clone().or_else(|| r.as_ref().map(|p| p.path.clone()))
+    };
+    let population_path = path_of(&overrides.population, &recipe.inputs.population)
+        .ok_or_else(|| Error::Usage("no population input".into()))?;
+    let (activity_path, counts_path) = match (&overrides.activity, &overrides.counts) {
+        (Some(a), _) => (Some(a.clone()), None),
+        (None, Some(c)) => (None, Some(c.clone())),
+        (None, None) => (
+            path_of(&None, &recipe.inputs.activity),
+            path_of(&None, &recipe.inputs.counts),
+        ),
+    };
+    let areas_path = path_of(&None, &recipe.inputs.areas)
+        .ok_or_else(|| Error::Usage("no areas input".into()))?;
+
+    let shape = m.derivation.shape();
+    let areas = input::read_areas(&areas_path)?;
+    input_rows.insert("areas".into(), areas.len() as u64);
+    let mut counts = StratifiedCounts::zeroed(
+        areas.clone(),
+        shape.measures.clone(),
+        input::dimensions(&shape),
+    );
+    let pop_rows = timer.time("population", 0, || {
+        let n = input::read_population(&population_path, &mut counts, &shape)?;
+        Ok((n, n as u64))
+    })?;
+    input_rows.insert("population".into(), pop_rows as u64);
+
+    let mut quality_tables = Vec::new();
+    if let Some(path) = activity_path {
+        let combos = timer.time("read_activity", 0, || {
+            let c = input::read_activity(&path, recipe.year_start)?;
+            let n = c.tests.len() as u64;
+            Ok((c, n))
+        })?;
+        input_rows.insert("activity".into(), combos.records);
+        let quality = record_level(
+            prepared,
+            &combos,
+            &areas,
+            &shape,
+            &mut counts,
+            &mut timer,
+            &mut warnings,
+        )?;
+        if let Some(dq) = &m.data_quality {
+            let tables = timer.time("data_quality", quality.cells.len() as u64, || {
+                let t = dq
+                    .tables(&quality)
+                    .map_err(|e| method_error(StageKind::DataQuality, prepared, e))?;
+                let n = t.iter().map(|t| t.rows.len() as u64).sum();
+                Ok((t, n))
+            })?;
+            quality_tables.extend(tables);
+        }
+        quality_tables.push(exclusions_table(&quality));
+    } else if let Some(path) = counts_path {
+        let n = timer.time("read_counts", 0, || {
+            let n = input::read_counts(&path, &mut counts, &shape)?;
+            Ok((n, n as u64))
+        })?;
+        input_rows.insert("counts".into(), n as u64);
+    } else {
+        return Err(Error::Usage("no activity or counts input".into()));
+    }
+    check_population_covers_tests(&counts, &population_path, &mut warnings)?;
+
+    let cells = (counts.tests.len()) as u64;
+    let rates = timer.time("standardisation", cells, || {
+        let r = m
+            .standardisation
+            .standardise(&counts)
+            .map_err(|e| method_error(StageKind::Standardisation, prepared, e))?;
+        let n = r.areas.len() as u64;
+        Ok((r, n))
+    })?;
+
+    let area_rates = timer.time("confidence_interval", rates.areas.len() as u64, || {
+        let t = area_rates_table(
+            m.confidence_interval.as_ref(),
+            &counts,
+            &rates,
+            m.standardisation.method_name(),
+        );
+        let n = t.rows.len() as u64;
+        Ok((t, n))
+    })?;
+
+    let factor_rates = timer.time("factors", cells, || {
+        let f = m
+            .factors
+            .factor_rates(&counts)
+            .map_err(|e| method_error(StageKind::Factors, prepared, e))?;
+        let n = f.rows.len() as u64;
+        Ok((f, n))
+    })?;
+    let factor_table = timer.time("ratio_significance", factor_rates.rows.len() as u64, || {
+        let t = factor_ratios_table(
+            m.ratio.as_ref(),
+            m.significance.as_ref(),
+            &counts,
+            &factor_rates,
+        );
+        let n = t.rows.len() as u64;
+        Ok((t, n))
+    })?;
+
+    let summary = timer.time("summary", rates.areas.len() as u64, || {
+        let s = m
+            .summary
+            .summarise(&counts, &rates)
+            .map_err(|e| method_error(StageKind::Summary, prepared, e))?;
+        let n = s.rows.len() as u64;
+        Ok((s, n))
+    })?;
+
+    let mut tables = vec![
+        national_rates_table(&counts, &rates),
+        area_rates,
+        factor_table,
+        summary,
+    ];
+    tables.extend(quality_tables);
+
+    if let Some(disclosure) = &m.disclosure {
+        let changed = timer.time("disclosure", tables.len() as u64, || {
+            let mut changed = 0;
+            for t in tables.iter_mut() {
+                let count_columns = count_columns(t);
+                changed += disclosure
+                    .protect(t, &count_columns)
+                    .map_err(|e| method_error(StageKind::Disclosure, prepared, e))?;
+            }
+            Ok((changed, changed as u64))
+        })?;
+        let _ = changed;
+    }
+
+    Ok(RunResults {
+        tables,
+        counts,
+        stages: timer.stages,
+        warnings,
+        input_rows,
+    })
+}
+
+/// Columns of published counts (of tests or people) that disclosure control protects.
+pub fn count_columns(t: &Table) -> Vec<String> {
+    const COUNTS: [&str; 6] = [
+        "observed",
+        "population",
+        "tests",
+        "expected_missing",
+        "count",
+        "records",
+    ];
+    t.columns
+        .iter()
+        .filter(|c| COUNTS.contains(&c.as_str()) || c.ends_with("_tests") || c.ends_with("_count"))
+        .cloned()
+        .collect()
+}
+
+/// A stratum with tests but no population adds to observed and nothing to expected; too many
+/// such tests mean the population does not match the activity.
+fn check_population_covers_tests(
+    counts: &StratifiedCounts,
+    population_path: &std::path::Path,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    for (a, area) in counts.areas.iter().enumerate() {
+        let pop: f64 = counts.population_of(a).iter().sum();
+        let tests: f64 = (0..counts.measures.len())
+            .map(|m| counts.tests_of(m, a).iter().sum::<f64>())
+            .sum();
+        if pop == 0.0 && tests > 0.0 {
+            return Err(Error::data_hint(
+                population_path,
+                None,
+                Some("area_code"),
+                format!("area `{}` has {tests} tests but no population", area.code),
+                "the population file must cover every area with activity",
+            ));
+        }
+    }
+    let mut orphan = 0.0;
+    let mut total = 0.0;
+    let cells = counts.cells();
+    for m in 0..counts.measures.len() {
+        for a in 0..counts.areas.len() {
+            let pop = counts.population_of(a);
+            for (c, t) in counts.tests_of(m, a).iter().enumerate().take(cells) {
+                total += t;
+                if pop[c] == 0.0 {
+                    orphan += t;
+                }
+            }
+        }
+    }
+    if orphan > 0.0 {
+        warnings.push(format!(
+            "{orphan} of {total} tests fall in strata with zero population: counted in observed, \
+             adding nothing to expected"
+        ));
+    }
+    Ok(())
+}
+
+/// Per-record (per distinct combination) attribution, derivation and counting.
+fn record_level(
+    prepared: &Prepared,
+    combos: &input::ActivityCombos,
+    areas: &[Area],
+    shape: &DerivationShape,
+    counts: &mut StratifiedCounts,
+    timer: &mut Timer,
+    warnings: &mut Vec<String>,
+) -> Result<QualityInput> {
+    let recipe = &prepared.recipe;
+    let m = &prepared.methods;
+    let required = |p: &Option<crate::recipe::InputPath>, what: &str| {
+        p.as_ref()
+            .map(|p| p.path.clone())
+            .ok_or_else(|| Error::Usage(format!("record-level activity needs input `{what}`")))
+    };
+    let practices =
+        input::read_practices(&required(&recipe.inputs.practices, "practices")?, areas)?;
+    let non_english = match &recipe.inputs.non_english_practices {
+        Some(p) => input::read_non_english(&p.path)?,
+        None => Default::default(),
+    };
+    let lsoas = input::read_lsoa(&required(&recipe.inputs.lsoa, "lsoa")?, areas)?;
+    let exam_codes = match &recipe.inputs.exam_codes {
+        Some(p) => input::read_exam_codes(&p.path)?,
+        None => Vec::new(),
+    };
+    let provider_names = match &recipe.inputs.providers {
+        Some(p) => input::read_providers(&p.path)?,
+        None => HashMap::new(),
+    };
+    let rows = combos.tests.len();
+
+    // Dictionaries of distinct raw values: each lookup and rule runs once per value.
+    let mut sex_dict: Dictionary<Option<String>> = Dictionary::default();
+    let mut age_dict: Dictionary<Option<i64>> = Dictionary::default();
+    let mut decile_dict: Dictionary<Option<u8>> = Dictionary::default();
+    let mut exam_dict: Dictionary<(String, Option<String>)> = Dictionary::default();
+    let mut candidate_dict: Dictionary<AttributionCandidate> = Dictionary::default();
+    let mut provider_dict: Dictionary<String> = Dictionary::default();
+    let mut row_keys = Vec::with_capacity(rows);
+    for i in 0..rows {
+        let lsoa = combos.lsoa[i].as_deref().and_then(|l| lsoas.get(l));
+        let practice = match combos.practice[i].as_deref() {
+            None => PracticeLookup::Missing,
+            Some(p) => match practices.get(p) {
+                Some(&a) => PracticeLookup::English(a),
+                None if non_english.contains(p) => PracticeLookup::NonEnglish,
+                None => PracticeLookup::Unknown,
+            },
+        };
+        let candidate = AttributionCandidate {
+            practice,
+            lsoa_area: lsoa.and_then(|l| l.area),
+        };
+        row_keys.push(RowKeys {
+            sex: sex_dict.intern(&combos.sex[i]),
+            age: age_dict.intern(&combos.age[i]),
+            decile: decile_dict.intern(&lsoa.and_then(|l| l.imd_decile)),
+            exam: exam_dict.intern(&(
+                combos.modality[i].clone().unwrap_or_default(),
+                combos.exam_code[i].clone(),
+            )),
+            candidate: candidate_dict.intern(&candidate),
+            provider: provider_dict.intern(&combos.provider[i].clone().unwrap_or_default()),
+            has_practice: combos.practice[i].is_some(),
+            has_lsoa: combos.lsoa[i].is_some(),
+        });
+    }
+
+    let attribution = m
+        .attribution
+        .as_ref()
+        .ok_or_else(|| Error::Usage("record-level activity needs stage `attribution`".into()))?;
+    let attributed = timer.time("attribution", candidate_dict.values.len() as u64, || {
+        let a = attribution.attribute(&candidate_dict.values);
+        if a.len() != candidate_dict.values.len() {
+            return Err(method_error(
+                StageKind::Attribution,
+                prepared,
+                strata_api::MethodError::new(
+                    "returned a different number of rows than it was given",
+                ),
+            ));
+        }
+        let n = a.len() as u64;
+        Ok((a, n))
+    })?;
+
+    let derivation_input = DerivationInput {
+        sex_values: sex_dict.values.clone(),
+        ages: age_dict.values.clone(),
+        imd_deciles: decile_dict.values.clone(),
+        modality_exams: exam_dict.values.clone(),
+        exam_code_list: exam_codes,
+    };
+    let distinct = (sex_dict.values.len()
+        + age_dict.values.len()
+        + decile_dict.values.len()
+        + exam_dict.values.len()) as u64;
+    let derived = timer.time("derivation", distinct, || {
+        let d = m
+            .derivation
+            .derive(&derivation_input)
+            .map_err(|e| method_error(StageKind::Derivation, prepared, e))?;
+        if d.sex.len() != sex_dict.values.len()
+            || d.age_band.len() != age_dict.values.len()
+            || d.imd_quintile.len() != decile_dict.values.len()
+            || d.measures.len() != exam_dict.values.len()
+        {
+            return Err(method_error(
+                StageKind::Derivation,
+                prepared,
+                strata_api::MethodError::new(
+                    "returned a different number of values than it was given",
+                ),
+            ));
+        }
+        Ok((d, distinct))
+    })?;
+
+    let unknown_modalities: f64 = (0..rows)
+        .filter(|&i| {
+            derived
+                .unknown_modality
+                .get(row_keys[i].exam)
+                .copied()
+                .unwrap_or(false)
+        })
+        .map(|i| combos.tests[i])
+        .sum();
+    if unknown_modalities > 0.0 {
+        warnings.push(format!(
+            "{unknown_modalities} records have a modality outside the recipe's keys; counted in no measure"
+        ));
+    }
+    let outside_year: f64 = (0..rows)
+        .filter(|&i| !(0..12).contains(&combos.month[i]))
+        .map(|i| combos.tests[i])
+        .sum();
+    if outside_year > 0.0 {
+        warnings.push(format!(
+            "{outside_year} records are dated outside the reporting year; counted, but left out of monthly data-quality checks"
+        ));
+    }
+
+    let modality_count = shape.measures.len();
+    let _ = modality_count;
+    let mut cube: HashMap<QualityKey, f64> = HashMap::new();
+    let complete = timer.time("exclusions_and_counting", rows as u64, || {
+        let mut complete = 0.0;
+        for (i, k) in row_keys.iter().enumerate() {
+            let n = combos.tests[i];
+            let a = attributed[k.candidate];
+            let sex = derived.sex[k.sex];
+            let age = derived.age_band[k.age];
+            let imd = derived.imd_quintile[k.decile];
+            let measures = &derived.measures[k.exam];
+            if let (Some(area), Some(sex), Some(age), Some(imd)) = (a.area, sex, age, imd) {
+                let cell = counts.cell_index(&[imd as usize, sex as usize, age as usize]);
+                for &measure in measures {
+                    counts.tests_of_mut(measure as usize, area as usize)[cell] += n;
+                }
+                complete += n;
+            }
+            let key = QualityKey {
+                provider: k.provider as u32,
+                area: a.area,
+                route: a.route,
+                has_practice: k.has_practice,
+                has_lsoa: k.has_lsoa,
+                missing_age: age.is_none(),
+                missing_sex: sex.is_none(),
+                missing_imd: imd.is_none(),
+                month: u8::try_from(combos.month[i])
+                    .ok()
+                    .filter(|m| *m < 12)
+                    .unwrap_or(u8::MAX),
+                standard_modality: !derived
+                    .unknown_modality
+                    .get(k.exam)
+                    .copied()
+                    .unwrap_or(true)
+                    && !measures.is_empty(),
+            };
+            *cube.entry(key).or_insert(0.0) += n;
+        }
+        Ok((complete, complete as u64))
+    })?;
+    let _ = complete;
+
+    let providers: Vec<Area> = provider_dict
+        .values
+        .iter()
+        .map(|code| Area {
+            code: code.clone(),
+            name: provider_names
+                .get(code)
+                .cloned()
+                .unwrap_or_else(|| code.clone()),
+        })
+        .collect();
+    let mut cells: Vec<QualityCell> = cube
+        .into_iter()
+        .map(|(k, tests)| QualityCell {
+            provider: k.provider,
+            area: k.area,
+            route: k.route,
+            has_practice: k.has_practice,
+            has_lsoa: k.has_lsoa,
+            missing_age: k.missing_age,
+            missing_sex: k.missing_sex,
+            missing_imd: k.missing_imd,
+            month: k.month,
+            standard_modality: k.standard_modality,
+            tests,
+        })
+        .collect();
+    // Deterministic order whatever the hash map did.
+    cells.sort_by(|a, b| {
+        (
+            a.provider,
+            a.area,
+            a.route,
+            a.has_practice,
+            a.has_lsoa,
+            a.missing_age,
+            a.missing_sex,
+            a.missing_imd,
+            a.month,
+            a.standard_modality,
+        )
+            .cmp(&(
+                b.provider,
+                b.area,
+                b.route,
+                b.has_practice,
+                b.has_lsoa,
+                b.missing_age,
+                b.missing_sex,
+                b.missing_imd,
+                b.month,
+                b.standard_modality,
+            ))
+    });
+    Ok(QualityInput {
+        providers,
+        areas: areas.to_vec(),
+        cells,
+    })
+}
+
+struct RowKeys {
+    sex: usize,
+    age: usize,
+    decile: usize,
+    exam: usize,
+    candidate: usize,
+    provider: usize,
+    has_practice: bool,
+    has_lsoa: bool,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct QualityKey {
+    provider: u32,
+    area: Option<u32>,
+    route: Route,
+    has_practice: bool,
+    has_lsoa: bool,
+    missing_age: bool,
+    missing_sex: bool,
+    missing_imd: bool,
+    month: u8,
+    standard_modality: bool,
+}
+
+/// Exclusions from rates by reason × provider × area (Annex A's raw material). A record missing
+/// several fields counts under each reason; `excluded` counts it once.
+fn exclusions_table(quality: &QualityInput) -> Table {
+    let mut totals: BTreeMap<(String, String, &'static str), f64> = BTreeMap::new();
+    for c in &quality.cells {
+        let provider = quality.providers[c.provider as usize].code.clone();
+        let area = c
+            .area
+            .map(|a| quality.areas[a as usize].code.clone())
+            .unwrap_or_default();
+        let mut reasons = Vec::new();
+        if c.area.is_none() {
+            reasons.push("no_area");
+        }
+        if c.missing_sex {
+            reasons.push("missing_sex");
+        }
+        if c.missing_age {
+            reasons.push("missing_age");
+        }
+        if c.missing_imd {
+            reasons.push("missing_imd");
+        }
+        if !reasons.is_empty() {
+            reasons.push("excluded");
+        }
+        for r in reasons {
+            *totals
+                .entry((provider.clone(), area.clone(), r))
+                .or_insert(0.0) += c.tests;
+        }
+    }
+    let mut t = Table::new(
+        "exclusions",
+        "Records excluded from rates, by provider, area and reason",
+        &["provider_code", "area_code", "reason", "tests"],
+    );
+    for ((p, a, r), n) in totals {
+        t.rows.push(vec![
+            Value::Text(p),
+            if a.is_empty() {
+                Value::Missing
+            } else {
+                Value::Text(a)
+            },
+            Value::Text(r.into()),
+            Value::Number(n),
+        ]);
+    }
+    t
+}
+
+fn national_rates_table(counts: &StratifiedCounts, rates: &strata_api::StandardisedRates) -> Table {
+    let mut t = Table::new(
+        "national_rates",
+        "National rates per 10,000 by measure",
+        &["measure", "observed", "population", "rate", "method"],
+    );
+    for n in &rates.national {
+        t.rows.push(vec![
+            Value::Text(counts.measures[n.measure].clone()),
+            Value::Number(n.observed),
+            Value::Number(n.population),
+            Value::Number(n.rate),
+            Value::Text(rates.method.clone()),
+        ]);
+    }
+    t
+}
+
+/// Area rates with confidence limits; the first configured level fills `ci_lower`/`ci_upper`.
+fn area_rates_table(
+    ci: &dyn ConfidenceIntervalMethod,
+    counts: &StratifiedCounts,
+    rates: &strata_api::StandardisedRates,
+    standardisation_method: String,
+) -> Table {
+    let observed: Vec<f64> = rates.areas.iter().map(|r| r.observed).collect();
+    let expected: Vec<f64> = rates.areas.iter().map(|r| r.expected).collect();
+    let scale: Vec<f64> = rates.areas.iter().map(|r| r.national_rate).collect();
+    let limits = ci.limits(&observed, &expected, &scale);
+    let mut columns: Vec<String> = [
+        "area_code",
+        "area_name",
+        "measure",
+        "observed",
+        "expected",
+        "population",
+        "crude_rate",
+        "standardised_rate",
+        "ci_lower",
+        "ci_upper",
+        "ci_level",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for l in limits.iter().skip(1) {
+        let tag = level_tag(l.level);
+        columns.push(format!("ci_lower_{tag}"));
+        columns.push(format!("ci_upper_{tag}"));
+    }
+    columns.push("ci_method".into());
+    columns.push("standardisation_method".into());
+    let ci_method = ci.method_name();
+    let mut t = Table {
+        name: "area_rates".into(),
+        title: "Standardised rates per 10,000 by area and measure".into(),
+        columns,
+        rows: Vec::with_capacity(rates.areas.len()),
+    };
+    let at = |v: &Vec<f64>, i: usize| {
+        v.get(i)
+            .copied()
+            .map(Value::Number)
+            .unwrap_or(Value::Missing)
+    };
+    for (i, r) in rates.areas.iter().enumerate() {
+        let area = &counts.areas[r.area];
+        let mut row = vec![
+            Value::Text(area.code.clone()),
+            Value::Text(area.name.clone()),
+            Value::Text(counts.measures[r.measure].clone()),
+            Value::Number(r.observed),
+            Value::Number(r.expected),
+            Value::Number(r.population),
+            Value::Number(r.crude_rate),
+            Value::Number(r.standardised_rate),
+        ];
+        match limits.first() {
+            Some(l) => {
+                row.push(at(&l.lower, i));
+                row.push(at(&l.upper, i));
+                row.push(Value::Number(l.level));
+            }
+            None => row.extend([Value::Missing, Value::Missing, Value::Missing]),
+        }
+        for l in limits.iter().skip(1) {
+            row.push(at(&l.lower, i));
+            row.push(at(&l.upper, i));
+        }
+        row.push(Value::Text(ci_method.clone()));
+        row.push(Value::Text(standardisation_method.clone()));
+        t.rows.push(row);
+    }
+    t
+}
+
+/// `0.998` → `99_8`, `0.95` → `95`.
+fn level_tag(level: f64) -> String {
+    let pct = format!("{}", (level * 1000.0).round() / 10.0);
+    pct.replace('.', "_")
+}
+
+/// Ratios against each factor's base category, significance, and the recipe's fallbacks.
+fn factor_ratios_table(
+    ratio: &dyn RatioMethod,
+    significance: &dyn SignificanceMethod,
+    counts: &StratifiedCounts,
+    factors: &strata_api::FactorRates,
+) -> Table {
+    let mut t = Table::new(
+        "factor_ratios",
+        "Factor ratios: each category against the base, standardised for the other factors",
+        &[
+            "factor",
+            "category",
+            "measure",
+            "observed",
+            "expected",
+            "standardised_rate",
+            "ratio",
+            "ratio_method",
+            "statistic",
+            "p_value",
+            "stars",
+            "significance_method",
+            "note",
+            "factor_method",
+        ],
+    );
+    // Base row per factor × measure.
+    let base: HashMap<(&str, usize), &FactorRate> = factors
+        .rows
+        .iter()
+        .filter(|r| r.is_base)
+        .map(|r| ((r.factor.as_str(), r.measure), r))
+        .collect();
+    let compared: Vec<(&FactorRate, &FactorRate)> = factors
+        .rows
+        .iter()
+        .filter_map(|r| base.get(&(r.factor.as_str(), r.measure)).map(|b| (*b, r)))
+        .collect();
+    let ratios = ratio.ratios(
+        &compared
+            .iter()
+            .map(|(b, _)| b.standardised_rate)
+            .collect::<Vec<_>>(),
+        &compared
+            .iter()
+            .map(|(_, r)| r.standardised_rate)
+            .collect::<Vec<_>>(),
+    );
+    let tests = significance.test(
+        &compared
+            .iter()
+            .map(|(b, r)| Comparison {
+                base_rate: b.standardised_rate,
+                comparison_rate: r.standardised_rate,
+                base_observed: b.observed,
+                comparison_observed: r.observed,
+                base_expected: b.expected,
+                comparison_expected: r.expected,
+            })
+            .collect::<Vec<_>>(),
+    );
+    let index: HashMap<(&str, &str, usize), usize> = compared
+        .iter()
+        .enumerate()
+        .map(|(i, (_, r))| ((r.factor.as_str(), r.category.as_str(), r.measure), i))
+        .collect();
+    let ratio_method = ratio.method_name();
+    let significance_method = significance.method_name();
+    for (i, (_, r)) in compared.iter().enumerate() {
+        if r.fallback_for.is_some() {
+            continue;
+        }
+        let mut shown = i;
+        let mut note = ratios[i].note.clone();
+        if ratios[i].value.is_none() {
+            // A category standing in for this one (e.g. 65+ for 75+), if the factor method made one.
+            let stand_in = compared.iter().position(|(_, f)| {
+                f.factor == r.factor
+                    && f.measure == r.measure
+                    && f.fallback_for.as_deref() == Some(r.category.as_str())
+            });
+            if let Some(j) = stand_in
+                && ratios[j].value.is_some()
+            {
+                note = Some(format!(
+                    "{}; {} reported instead",
+                    note.unwrap_or_else(|| "ratio undefined".into()),
+                    compared[j].1.category
+                ));
+                shown = j;
+            }
+        }
+        let _ = &index;
+        let (_, row) = compared[shown];
+        let is_base = r.is_base;
+        t.rows.push(vec![
+            Value::Text(r.factor.clone()),
+            Value::Text(row.category.clone()),
+            Value::Text(counts.measures[r.measure].clone()),
+            Value::Number(row.observed),
+            Value::Number(row.expected),
+            Value::Number(row.standardised_rate),
+            ratios[shown]
+                .value
+                .map(Value::Number)
+                .unwrap_or(Value::Missing),
+            Value::Text(ratio_method.clone()),
+            if is_base {
+                Value::Missing
+            } else {
+                num(tests[shown].statistic)
+            },
+            if is_base {
+                Value::Missing
+            } else {
+                num(tests[shown].p_value)
+            },
+            Value::Text(if is_base {
+                String::new()
+            } else {
+                tests[shown].stars.clone()
+            }),
+            Value::Text(significance_method.clone()),
+            Value::Text(note.unwrap_or_default()),
+            Value::Text(factors.method.clone()),
+        ]);
+    }
+    t
+}
+
+fn num(v: f64) -> Value {
+    if v.is_finite() {
+        Value::Number(v)
+    } else {
+        Value::Missing
+    }
+}

@@ -1,0 +1,443 @@
+//! Recipes: read in two steps, raw TOML (unknown keys are errors) then a resolved, checked recipe.
+//!
+//! Every problem found before data is read carries `file:line:col`: unknown keys, a wrong schema
+//! version, unknown plugin ids, parameters a plugin refuses, missing input files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use strata_api::{Params, StageKind};
+use toml::Spanned;
+
+use crate::error::{Error, RecipeProblem, Result, line_col};
+
+/// The recipe format this engine reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecipe {
+    schema: Spanned<u32>,
+    name: String,
+    year: String,
+    area_kind: String,
+    #[serde(default)]
+    description: Option<String>,
+    /// First day of the reporting year, `YYYY-MM-DD`; months of the year count from it.
+    year_start: Spanned<String>,
+    #[serde(default)]
+    plugin_paths: Vec<Spanned<String>>,
+    inputs: RawInputs,
+    stages: RawStages,
+    outputs: RawOutputs,
+    #[serde(default)]
+    published: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInputs {
+    activity: Option<Spanned<String>>,
+    counts: Option<Spanned<String>>,
+    population: Spanned<String>,
+    areas: Spanned<String>,
+    practices: Option<Spanned<String>>,
+    non_english_practices: Option<Spanned<String>>,
+    lsoa: Option<Spanned<String>>,
+    exam_codes: Option<Spanned<String>>,
+    providers: Option<Spanned<String>>,
+    boundaries: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStages {
+    attribution: Option<Spanned<RawStage>>,
+    derivation: Spanned<RawStage>,
+    standardisation: Spanned<RawStage>,
+    confidence_interval: Spanned<RawStage>,
+    factors: Spanned<RawStage>,
+    ratio: Spanned<RawStage>,
+    significance: Spanned<RawStage>,
+    summary: Spanned<RawStage>,
+    data_quality: Option<Spanned<RawStage>>,
+    disclosure: Option<Spanned<RawStage>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    plugin: Spanned<String>,
+    #[serde(default)]
+    params: Option<Spanned<toml::Table>>,
+    /// Ratio stage only: categories reported in place of one whose ratio is undefined.
+    #[serde(default)]
+    fallback: Option<Spanned<BTreeMap<String, String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutputs {
+    dir: Spanned<String>,
+    /// Decimal places of floats in CSV outputs.
+    #[serde(default = "default_precision")]
+    float_precision: usize,
+}
+
+fn default_precision() -> usize {
+    6
+}
+
+/// A position in the recipe text, kept so later checks can point at what they refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl<T> From<&Spanned<T>> for Span {
+    fn from(s: &Spanned<T>) -> Self {
+        let r = s.span();
+        Span {
+            start: r.start,
+            end: r.end,
+        }
+    }
+}
+
+/// One input file, resolved against the recipe's folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputPath {
+    /// As written in the recipe.
+    pub written: String,
+    pub path: PathBuf,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inputs {
+    pub activity: Option<InputPath>,
+    pub counts: Option<InputPath>,
+    pub population: Option<InputPath>,
+    pub areas: Option<InputPath>,
+    pub practices: Option<InputPath>,
+    pub non_english_practices: Option<InputPath>,
+    pub lsoa: Option<InputPath>,
+    pub exam_codes: Option<InputPath>,
+    pub providers: Option<InputPath>,
+    pub boundaries: Option<InputPath>,
+}
+
+impl Inputs {
+    /// Every named input with its recipe key, in a fixed order.
+    pub fn named(&self) -> Vec<(&'static str, &InputPath)> {
+        [
+            ("activity", &self.activity),
+            ("counts", &self.counts),
+            ("population", &self.population),
+            ("areas", &self.areas),
+            ("practices", &self.practices),
+            ("non_english_practices", &self.non_english_practices),
+            ("lsoa", &self.lsoa),
+            ("exam_codes", &self.exam_codes),
+            ("providers", &self.providers),
+            ("boundaries", &self.boundaries),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|p| (k, p)))
+        .collect()
+    }
+}
+
+/// One stage as the recipe chose it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageChoice {
+    pub stage: StageKind,
+    pub plugin: String,
+    pub params: Params,
+    pub fallback: BTreeMap<String, String>,
+    pub plugin_span: Span,
+    pub params_span: Option<Span>,
+}
+
+/// A recipe after the raw read: every key known, paths resolved.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub file: PathBuf,
+    pub source: String,
+    pub name: String,
+    pub year: String,
+    pub area_kind: String,
+    pub description: Option<String>,
+    pub year_start: (i32, u32, u32),
+    pub plugin_paths: Vec<PathBuf>,
+    pub inputs: Inputs,
+    pub stages: Vec<StageChoice>,
+    pub output_dir: PathBuf,
+    pub float_precision: usize,
+    pub published: Option<InputPath>,
+}
+
+/// The canonical form hashed into the recipe fingerprint.
+#[derive(Serialize)]
+struct CanonicalRecipe<'a> {
+    schema: u32,
+    name: &'a str,
+    year: &'a str,
+    area_kind: &'a str,
+    year_start: String,
+    inputs: BTreeMap<&'a str, &'a str>,
+    stages: BTreeMap<&'a str, (&'a str, String, &'a BTreeMap<String, String>)>,
+}
+
+impl Recipe {
+    /// Reads and resolves a recipe file. Unknown keys, a wrong schema and missing input files are
+    /// reported with `file:line:col`.
+    pub fn load(file: &Path) -> Result<Recipe> {
+        let source = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+        Recipe::parse(file, source)
+    }
+
+    pub fn parse(file: &Path, source: String) -> Result<Recipe> {
+        let problem = |span: Option<std::ops::Range<usize>>, message: String| {
+            let (line, col) = line_col(&source, span.map(|s| s.start).unwrap_or(0));
+            RecipeProblem {
+                file: file.to_path_buf(),
+                line,
+                col,
+                message,
+            }
+        };
+        let raw: RawRecipe = toml::from_str(&source).map_err(|e| {
+            let message = e.message().trim().to_string();
+            Error::Recipe(vec![problem(e.span(), message)])
+        })?;
+
+        let mut problems = Vec::new();
+        if *raw.schema.get_ref() != SCHEMA_VERSION {
+            problems.push(problem(
+                Some(raw.schema.span()),
+                format!(
+                    "schema version {} is not supported: this strata reads schema {SCHEMA_VERSION}",
+                    raw.schema.get_ref()
+                ),
+            ));
+        }
+        let year_start = match parse_date(raw.year_start.get_ref()) {
+            Some(d) => d,
+            None => {
+                problems.push(problem(
+                    Some(raw.year_start.span()),
+                    format!(
+                        "year_start `{}` is not a date (YYYY-MM-DD)",
+                        raw.year_start.get_ref()
+                    ),
+                ));
+                (1970, 1, 1)
+            }
+        };
+
+        let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let resolve = |s: &Spanned<String>| InputPath {
+            written: s.get_ref().clone(),
+            path: dir.join(s.get_ref()),
+            span: Span::from(s),
+        };
+        let opt = |s: &Option<Spanned<String>>| s.as_ref().map(resolve);
+        let inputs = Inputs {
+            activity: opt(&raw.inputs.activity),
+            counts: opt(&raw.inputs.counts),
+            population: Some(resolve(&raw.inputs.population)),
+            areas: Some(resolve(&raw.inputs.areas)),
+            practices: opt(&raw.inputs.practices),
+            non_english_practices: opt(&raw.inputs.non_english_practices),
+            lsoa: opt(&raw.inputs.lsoa),
+            exam_codes: opt(&raw.inputs.exam_codes),
+            providers: opt(&raw.inputs.providers),
+            boundaries: opt(&raw.inputs.boundaries),
+        };
+        match (&inputs.activity, &inputs.counts) {
+            (None, None) => problems.push(problem(
+                None,
+                "inputs: name either `activity` (record-level) or `counts` (aggregated)".into(),
+            )),
+            (Some(_), Some(c)) => problems.push(problem(
+                Some(c.span.start..c.span.end),
+                "inputs: `activity` and `counts` are alternatives; name one".into(),
+            )),
+            _ => {}
+        }
+
+        let s = &raw.stages;
+        let chosen: Vec<(StageKind, Option<&Spanned<RawStage>>)> = vec![
+            (StageKind::Attribution, s.attribution.as_ref()),
+            (StageKind::Derivation, Some(&s.derivation)),
+            (StageKind::Standardisation, Some(&s.standardisation)),
+            (StageKind::ConfidenceInterval, Some(&s.confidence_interval)),
+            (StageKind::Factors, Some(&s.factors)),
+            (StageKind::Ratio, Some(&s.ratio)),
+            (StageKind::Significance, Some(&s.significance)),
+            (StageKind::Summary, Some(&s.summary)),
+            (StageKind::DataQuality, s.data_quality.as_ref()),
+            (StageKind::Disclosure, s.disclosure.as_ref()),
+        ];
+        let stages = chosen
+            .into_iter()
+            .filter_map(|(stage, raw)| raw.map(|r| (stage, r.get_ref())))
+            .map(|(stage, r)| StageChoice {
+                stage,
+                plugin: r.plugin.get_ref().clone(),
+                params: Params::new(
+                    r.params
+                        .as_ref()
+                        .map(|p| p.get_ref().clone())
+                        .unwrap_or_default(),
+                ),
+                fallback: r
+                    .fallback
+                    .as_ref()
+                    .map(|f| f.get_ref().clone())
+                    .unwrap_or_default(),
+                plugin_span: Span::from(&r.plugin),
+                params_span: r.params.as_ref().map(Span::from),
+            })
+            .collect();
+
+        let recipe = Recipe {
+            file: file.to_path_buf(),
+            name: raw.name,
+            year: raw.year,
+            area_kind: raw.area_kind,
+            description: raw.description,
+            year_start,
+            plugin_paths: raw
+                .plugin_paths
+                .iter()
+                .map(|p| dir.join(p.get_ref()))
+                .collect(),
+            inputs,
+            stages,
+            output_dir: dir.join(raw.outputs.dir.get_ref()),
+            float_precision: raw.outputs.float_precision,
+            published: raw.published.as_ref().map(resolve),
+            source: source.clone(),
+        };
+        problems.extend(recipe.missing_files());
+        if problems.is_empty() {
+            Ok(recipe)
+        } else {
+            Err(Error::Recipe(problems))
+        }
+    }
+
+    /// A problem at a span of this recipe.
+    pub fn problem_at(&self, span: Span, message: String) -> RecipeProblem {
+        let (line, col) = line_col(&self.source, span.start);
+        RecipeProblem {
+            file: self.file.clone(),
+            line,
+            col,
+            message,
+        }
+    }
+
+    /// The position of `key` inside a params table (for a plugin's parameter error), else the
+    /// table itself.
+    pub fn param_key_span(&self, params: Span, key: Option<&str>) -> Span {
+        let Some(key) = key else { return params };
+        let last = key.rsplit('.').next().unwrap_or(key);
+        let text =
+            &self.source[params.start.min(self.source.len())..params.end.min(self.source.len())];
+        let mut offset = params.start;
+        for line in text.split_inclusive('\n') {
+            let trimmed = line.trim_start();
+            let indent = line.len() - trimmed.len();
+            for candidate in [last.to_string(), format!("\"{last}\"")] {
+                if let Some(rest) = trimmed.strip_prefix(&candidate)
+                    && rest.trim_start().starts_with(['=', '.'])
+                {
+                    return Span {
+                        start: offset + indent,
+                        end: offset + indent + candidate.len(),
+                    };
+                }
+            }
+            offset += line.len();
+        }
+        params
+    }
+
+    fn missing_files(&self) -> Vec<RecipeProblem> {
+        let mut named: Vec<(&str, &InputPath)> = self.inputs.named();
+        if let Some(p) = &self.published {
+            named.push(("published", p));
+        }
+        named
+            .into_iter()
+            .filter(|(_, p)| !p.path.is_file())
+            .map(|(key, p)| {
+                self.problem_at(
+                    p.span,
+                    format!(
+                        "input `{key}`: file `{}` not found (resolved to {})",
+                        p.written,
+                        p.path.display()
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    pub fn stage(&self, stage: StageKind) -> Option<&StageChoice> {
+        self.stages.iter().find(|s| s.stage == stage)
+    }
+
+    /// SHA-256 of the canonical resolved form: same recipe meaning, same fingerprint.
+    pub fn fingerprint(&self) -> String {
+        let canonical = CanonicalRecipe {
+            schema: SCHEMA_VERSION,
+            name: &self.name,
+            year: &self.year,
+            area_kind: &self.area_kind,
+            year_start: format!(
+                "{:04}-{:02}-{:02}",
+                self.year_start.0, self.year_start.1, self.year_start.2
+            ),
+            inputs: self
+                .inputs
+                .named()
+                .into_iter()
+                .map(|(k, p)| (k, p.written.as_str()))
+                .collect(),
+            stages: self
+                .stages
+                .iter()
+                .map(|s| {
+                    (
+                        s.stage.key(),
+                        (s.plugin.as_str(), s.params.to_toml_string(), &s.fallback),
+                    )
+                })
+                .collect(),
+        };
+        let json = serde_json::to_string(&canonical).unwrap_or_default();
+        hex(&Sha256::digest(json.as_bytes()))
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_date(s: &str) -> Option<(i32, u32, u32)> {
+    let mut parts = s.split('-');
+    let y = parts.next()?.parse().ok()?;
+    let m: u32 = parts.next()?.parse().ok()?;
+    let d: u32 = parts.next()?.parse().ok()?;
+    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    Some((y, m, d))
+}
