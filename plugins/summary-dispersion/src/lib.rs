@@ -545,4 +545,52 @@ mod tests {
         assert_eq!(short_number(2.0), "2");
         assert_eq!(short_number(1.5), "1.5");
     }
+
+    #[test]
+    fn summarises_standardisation_output() {
+        // Two areas × two age strata (worked in standardise.indirect): rates 405000/485 and
+        // 567000/595 against national 900; crude 1,000 and 840.
+        let mut counts = StratifiedCounts::zeroed(
+            vec![
+                Area {
+                    code: "A".into(),
+                    name: "Area A".into(),
+                },
+                Area {
+                    code: "B".into(),
+                    name: "Area B".into(),
+                },
+            ],
+            vec!["xray".into()],
+            vec![Dimension::new("age_band", &["young", "old"])],
+        );
+        counts
+            .population_of_mut(0)
+            .copy_from_slice(&[1000.0, 500.0]);
+        counts
+            .population_of_mut(1)
+            .copy_from_slice(&[2000.0, 500.0]);
+        counts.tests_of_mut(0, 0).copy_from_slice(&[50.0, 100.0]);
+        counts.tests_of_mut(0, 1).copy_from_slice(&[60.0, 150.0]);
+        let params = Params::from_toml_str("strata = [\"age_band\"]").unwrap();
+        let Configured::Standardisation(method) =
+            (strata_standardise_indirect::DESCRIPTOR.configure)(&params).unwrap()
+        else {
+            panic!("wrong stage");
+        };
+        let rates = method.standardise(&counts).unwrap();
+        let table = summary("").unwrap().summarise(&counts, &rates).unwrap();
+        let (a, b) = (405000.0 / 485.0, 567000.0 / 595.0);
+        assert!((number(&table, "national_rate") - 900.0).abs() < TOL);
+        assert!((number(&table, "mean_standardised_rate") - (a + b) / 2.0).abs() < TOL);
+        // Two values: sample SD = |a − b| / √2.
+        let sd = (b - a) / 2f64.sqrt();
+        assert!((number(&table, "sd_standardised_rate") - sd).abs() < TOL);
+        // A: |835.05 − 1000| > 100; B: |952.94 − 840| > 84.
+        assert_eq!(number(&table, "share_within_10pct_of_crude"), 0.0);
+        assert_eq!(
+            areas(&table, "max_standardised_rate"),
+            Value::Text("B".into())
+        );
+    }
 }
