@@ -4,6 +4,7 @@
 //! statistic and every year's rule lives in a plugin (`plugins/`), reached only through
 //! `strata-api`. See `ARCHITECTURE.md`.
 
+pub mod cli;
 pub mod diff;
 pub mod error;
 pub mod input;

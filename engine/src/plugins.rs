@@ -15,7 +15,13 @@ use crate::error::{Error, Result};
 
 /// Every built-in plugin. Adding a method means adding its crate and one line here.
 pub fn builtin() -> Vec<PluginDescriptor> {
-    vec![strata_ratio_odds::DESCRIPTOR, strata_ratio_rate::DESCRIPTOR]
+    vec![
+        strata_standardise_indirect::DESCRIPTOR,
+        strata_factors_by_others::DESCRIPTOR,
+        strata_ratio_odds::DESCRIPTOR,
+        strata_ratio_rate::DESCRIPTOR,
+        strata_summary_dispersion::DESCRIPTOR,
+    ]
 }
 
 /// A shared-library plugin that passed the handshake.

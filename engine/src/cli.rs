@@ -1,0 +1,180 @@
+//! The `strata` command line, as a library function so tests can call it in-process.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::pipeline::InputOverrides;
+use crate::{Error, Result};
+use clap::{Parser, Subcommand};
+
+/// strata reproduces NHS England's Diagnostic Imaging Dataset "Standardised CCG/ICB rates"
+/// publication from a TOML recipe, and lets you swap any method by editing the recipe.
+///
+/// Start with `strata run configs/did-2023-24-icb.toml`; `strata plugins` lists the methods a
+/// recipe can choose.
+///
+/// Exit codes: 0 success, 1 the run failed (bad data, a method error, published figures not
+/// reproduced), 2 bad invocation, recipe or plugin.
+#[derive(Parser)]
+#[command(name = "strata", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a recipe and write its outputs (tables, manifest) into one folder, atomically.
+    Run {
+        /// The recipe, e.g. configs/did-2023-24-icb.toml.
+        recipe: PathBuf,
+        /// Output folder (default: the recipe's `outputs.dir`). Replaced only when the run succeeds.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Record-level activity (CSV or Parquet, SPEC §3) instead of the recipe's input.
+        #[arg(long, conflicts_with = "counts")]
+        activity: Option<PathBuf>,
+        /// Aggregated stratum counts `area_code, sex, age_band, imd_quintile, measure, tests`.
+        #[arg(long)]
+        counts: Option<PathBuf>,
+        /// Population `area_code, sex, age_band, imd_quintile, population`.
+        #[arg(long)]
+        population: Option<PathBuf>,
+    },
+    /// Check a recipe without reading data: keys, plugin ids, parameters, input files.
+    Check { recipe: PathBuf },
+    /// List every plugin a recipe can select: id, stage, version, description.
+    Plugins {
+        /// Also load shared-library plugins from these folders (as `STRATA_PLUGIN_PATH` does).
+        #[arg(long = "plugin-path")]
+        plugin_paths: Vec<PathBuf>,
+    },
+    /// Run two recipes and list every output cell that differs (e.g. odds vs rate ratios).
+    Diff {
+        recipe_a: PathBuf,
+        recipe_b: PathBuf,
+        /// Also write the differences as CSV here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Runs the command line with `args` (the first is the program name); returns the exit code.
+pub fn main_with(
+    args: impl IntoIterator<Item = OsString>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let text = e.render().to_string();
+            let _ = if code == 0 {
+                write!(out, "{text}")
+            } else {
+                write!(err, "{text}")
+            };
+            return code;
+        }
+    };
+    match dispatch(cli.command, out, err) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            e.exit_code() as u8
+        }
+    }
+}
+
+fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    match command {
+        Command::Run {
+            recipe,
+            out: out_dir,
+            activity,
+            counts,
+            population,
+        } => {
+            let overrides = InputOverrides {
+                activity,
+                counts,
+                population,
+            };
+            let (dir, run) = crate::run(&recipe, out_dir.as_deref(), &overrides)?;
+            for w in &run.results.warnings {
+                writeln!(err, "warning: {w}").ok();
+            }
+            writeln!(
+                out,
+                "{}: {} files written to {}",
+                run.prepared.recipe.name,
+                run.files.len(),
+                dir.display()
+            )
+            .ok();
+            Ok(())
+        }
+        Command::Check { recipe } => {
+            let prepared = crate::check(&recipe)?;
+            writeln!(out, "{}: ok ({})", recipe.display(), prepared.recipe.name).ok();
+            for p in &prepared.plugins {
+                writeln!(out, "  {:<20} {} {}", p.stage, p.id, p.version).ok();
+            }
+            Ok(())
+        }
+        Command::Plugins { plugin_paths } => {
+            let mut dirs = plugin_paths;
+            dirs.extend(crate::plugins::env_plugin_dirs());
+            let registry = crate::plugins::Registry::load(&dirs)?;
+            let rows = registry.listing();
+            let w_id = rows.iter().map(|r| r.id.len()).max().unwrap_or(2);
+            let w_stage = rows.iter().map(|r| r.stage.len()).max().unwrap_or(5);
+            writeln!(
+                out,
+                "{:<w_stage$}  {:<w_id$}  {:<8}  description",
+                "stage", "id", "version"
+            )
+            .ok();
+            for r in rows {
+                let origin = if r.origin == "built-in" {
+                    String::new()
+                } else {
+                    format!(" [{}]", r.origin)
+                };
+                writeln!(
+                    out,
+                    "{:<w_stage$}  {:<w_id$}  {:<8}  {}{origin}",
+                    r.stage, r.id, r.version, r.description
+                )
+                .ok();
+            }
+            Ok(())
+        }
+        Command::Diff {
+            recipe_a,
+            recipe_b,
+            out: diff_file,
+        } => {
+            let a = crate::run_in_memory(&recipe_a, &InputOverrides::default())?;
+            let b = crate::run_in_memory(&recipe_b, &InputOverrides::default())?;
+            let (table, methods) = crate::diff::diff_tables(&a.results.tables, &b.results.tables);
+            for m in &methods {
+                writeln!(out, "method: {m}").ok();
+            }
+            writeln!(out, "{} cells differ", table.rows.len()).ok();
+            let bytes = crate::output::csv_bytes(&table, 6)?;
+            match diff_file {
+                Some(path) => {
+                    std::fs::write(&path, &bytes).map_err(|e| Error::io(&path, e))?;
+                    writeln!(out, "written to {}", path.display()).ok();
+                }
+                None => out
+                    .write_all(&bytes)
+                    .map_err(|e| Error::io(Path::new("<stdout>"), e))?,
+            }
+            Ok(())
+        }
+    }
+}
