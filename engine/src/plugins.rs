@@ -17,9 +17,14 @@ use crate::error::{Error, Result};
 pub fn builtin() -> Vec<PluginDescriptor> {
     vec![
         strata_standardise_indirect::DESCRIPTOR,
+        strata_ci_byar_exact::DESCRIPTOR,
+        strata_ci_exact::DESCRIPTOR,
+        strata_ci_lognormal::DESCRIPTOR,
         strata_factors_by_others::DESCRIPTOR,
         strata_ratio_odds::DESCRIPTOR,
         strata_ratio_rate::DESCRIPTOR,
+        strata_significance_pearson::DESCRIPTOR,
+        strata_significance_poisson::DESCRIPTOR,
         strata_summary_dispersion::DESCRIPTOR,
     ]
 }
