@@ -7,7 +7,9 @@
 //! - `dq_routes` — tests and share by route of attribution, in the order `gp_practice`, `lsoa`,
 //!   `non_english_practice`, `unattributed` (2020/21: 96.0%, 3.3%, 0.4%, 0.2%).
 //! - `dq_exclusions` — tests left out of the rates, by first reason in the publication's order: no
-//!   area (non-English practice or unattributed), then among attributed tests no IMD (LSOA), a
+//!   area (whatever the route: under the published attribution, non-English practice or
+//!   unattributed, as 2023/24's "275,000 (0.6%) … no valid ICB" = 149,000 + 126,000; 2020/21's
+//!   85,000 counts the unattributed only), then among attributed tests no IMD (LSOA), a
 //!   further no sex, a further no age band; share of all tests ("Nationally, 123,000 (0.4%) … a
 //!   further 77,000 (0.2%) had gender missing and a further 4,000 (0.0%)" in 2020/21).
 //! - `dq_providers_no_practice` (Table A.1) — providers with more than `no_practice_share` (0.10) *and*
@@ -293,6 +295,7 @@ struct ProviderTotals {
 struct Cube {
     all_tests: f64,
     by_route: BTreeMap<Route, f64>,
+    no_area: f64,
     no_imd: f64,
     no_sex: f64,
     no_age: f64,
@@ -313,6 +316,7 @@ impl Cube {
         let mut cube = Cube {
             all_tests: 0.0,
             by_route: Route::ALL.iter().map(|&r| (r, 0.0)).collect(),
+            no_area: 0.0,
             no_imd: 0.0,
             no_sex: 0.0,
             no_age: 0.0,
@@ -351,7 +355,10 @@ impl Cube {
                     provider.no_practice_no_lsoa += tests;
                 }
             }
-            let Some(area) = cell.area else { continue };
+            let Some(area) = cell.area else {
+                cube.no_area += tests;
+                continue;
+            };
             let Some(area_totals) = cube.areas.get_mut(area as usize) else {
                 return Err(bad(format!(
                     "area index {area} but only {} areas",
@@ -414,18 +421,8 @@ impl AnnexA {
             "Imaging tests (standard modalities) omitted from standardised rates, by first reason",
             &["reason", "tests", "pct"],
         );
-        let no_area = cube
-            .by_route
-            .get(&Route::NonEnglishPractice)
-            .copied()
-            .unwrap_or(0.0)
-            + cube
-                .by_route
-                .get(&Route::Unattributed)
-                .copied()
-                .unwrap_or(0.0);
         for (reason, tests) in [
-            ("no_area", no_area),
+            ("no_area", cube.no_area),
             ("no_imd", cube.no_imd),
             ("no_sex", cube.no_sex),
             ("no_age", cube.no_age),
