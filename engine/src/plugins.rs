@@ -16,6 +16,9 @@ use crate::error::{Error, Result};
 /// Every built-in plugin. Adding a method means adding its crate and one line here.
 pub fn builtin() -> Vec<PluginDescriptor> {
     vec![
+        strata_attribution_practice_then_lsoa::DESCRIPTOR,
+        strata_attribution_lsoa_first::DESCRIPTOR,
+        strata_rules_did::DESCRIPTOR,
         strata_standardise_indirect::DESCRIPTOR,
         strata_ci_byar_exact::DESCRIPTOR,
         strata_ci_exact::DESCRIPTOR,
@@ -26,6 +29,8 @@ pub fn builtin() -> Vec<PluginDescriptor> {
         strata_significance_pearson::DESCRIPTOR,
         strata_significance_poisson::DESCRIPTOR,
         strata_summary_dispersion::DESCRIPTOR,
+        strata_dq_annex_a::DESCRIPTOR,
+        strata_disclosure_nhs::DESCRIPTOR,
     ]
 }
 
@@ -116,7 +121,14 @@ impl Registry {
                 origin: p.path.display().to_string(),
             }))
             .collect();
-        rows.sort_by(|a, b| (&a.stage, &a.id).cmp(&(&b.stage, &b.id)));
+        // Pipeline order (SPEC §2), then id.
+        let order = |stage: &str| {
+            strata_api::StageKind::ALL
+                .iter()
+                .position(|s| s.key() == stage)
+                .unwrap_or(usize::MAX)
+        };
+        rows.sort_by(|a, b| (order(&a.stage), &a.id).cmp(&(order(&b.stage), &b.id)));
         rows
     }
 }
