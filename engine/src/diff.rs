@@ -6,16 +6,18 @@ use std::collections::BTreeMap;
 use strata_api::{Table, Value};
 
 /// Columns that identify a row of an output table.
-const KEY_COLUMNS: [&str; 8] = [
-    "area_code",
-    "measure",
-    "factor",
-    "category",
-    "statistic",
-    "provider_code",
-    "reason",
-    "route",
-];
+fn key_columns(table: &str) -> &'static [&'static str] {
+    match table {
+        "national_rates" => &["measure"],
+        "area_rates" => &["area_code", "measure"],
+        "factor_ratios" => &["factor", "category", "measure"],
+        "summary" => &["measure", "statistic"],
+        "stratum_counts" => &["area_code", "sex", "age_band", "imd_quintile", "measure"],
+        "stratum_population" => &["area_code", "sex", "age_band", "imd_quintile"],
+        "exclusions" => &["provider_code", "area_code", "reason"],
+        _ => &["provider_code", "area_code", "route", "measure", "reason"],
+    }
+}
 
 /// Relative difference below which two numbers are the same (float noise across methods).
 const RELATIVE_TOLERANCE: f64 = 1e-9;
@@ -46,7 +48,7 @@ fn keyed(t: &Table) -> (Vec<usize>, BTreeMap<Vec<String>, &Vec<Value>>) {
         .columns
         .iter()
         .enumerate()
-        .filter(|(_, c)| KEY_COLUMNS.contains(&c.as_str()))
+        .filter(|(_, c)| key_columns(&t.name).contains(&c.as_str()))
         .map(|(i, _)| i)
         .collect();
     let rows = t

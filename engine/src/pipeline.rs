@@ -364,6 +364,10 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         summary,
     ];
     tables.extend(quality_tables);
+    if recipe.write_stratum_counts {
+        tables.push(stratum_counts_table(&counts));
+        tables.push(population_table(&counts));
+    }
 
     if let Some(disclosure) = &m.disclosure {
         let changed = timer.time("disclosure", tables.len() as u64, || {
@@ -778,6 +782,63 @@ fn exclusions_table(quality: &QualityInput) -> Table {
         ]);
     }
     t
+}
+
+/// Non-zero stratum counts in the aggregated-entry contract, so a run can be repeated from them.
+fn stratum_counts_table(counts: &StratifiedCounts) -> Table {
+    let mut t = Table::new(
+        "stratum_counts",
+        "Tests by area, sex, age band, IMD quintile and measure (complete cases)",
+        &[
+            "area_code",
+            "sex",
+            "age_band",
+            "imd_quintile",
+            "measure",
+            "tests",
+        ],
+    );
+    for (a, area) in counts.areas.iter().enumerate() {
+        for (m, measure) in counts.measures.iter().enumerate() {
+            for (cell, &tests) in counts.tests_of(m, a).iter().enumerate() {
+                if tests != 0.0 {
+                    let mut row = vec![Value::Text(area.code.clone())];
+                    row.extend(stratum_labels(counts, cell));
+                    row.push(Value::Text(measure.clone()));
+                    row.push(Value::Number(tests));
+                    t.rows.push(row);
+                }
+            }
+        }
+    }
+    t
+}
+
+/// Population in the aggregated-entry contract.
+fn population_table(counts: &StratifiedCounts) -> Table {
+    let mut t = Table::new(
+        "stratum_population",
+        "Population by area, sex, age band and IMD quintile",
+        &["area_code", "sex", "age_band", "imd_quintile", "population"],
+    );
+    for (a, area) in counts.areas.iter().enumerate() {
+        for (cell, &population) in counts.population_of(a).iter().enumerate() {
+            if population != 0.0 {
+                let mut row = vec![Value::Text(area.code.clone())];
+                row.extend(stratum_labels(counts, cell));
+                row.push(Value::Number(population));
+                t.rows.push(row);
+            }
+        }
+    }
+    t
+}
+
+/// `sex, age_band, imd_quintile` labels of a cell (cells are ordered imd × sex × age).
+fn stratum_labels(counts: &StratifiedCounts, cell: usize) -> [Value; 3] {
+    let coords = counts.cell_coords(cell);
+    let label = |d: usize| Value::Text(counts.dimensions[d].categories[coords[d]].clone());
+    [label(1), label(2), label(0)]
 }
 
 fn national_rates_table(counts: &StratifiedCounts, rates: &strata_api::StandardisedRates) -> Table {

@@ -84,6 +84,9 @@ struct RawOutputs {
     /// Decimal places of floats in CSV outputs.
     #[serde(default = "default_precision")]
     float_precision: usize,
+    /// Also write the stratum counts in the aggregated-entry contract (`stratum_counts.csv`).
+    #[serde(default)]
+    stratum_counts: bool,
 }
 
 fn default_precision() -> usize {
@@ -177,6 +180,7 @@ pub struct Recipe {
     pub stages: Vec<StageChoice>,
     pub output_dir: PathBuf,
     pub float_precision: usize,
+    pub write_stratum_counts: bool,
     pub published: Option<InputPath>,
 }
 
@@ -321,6 +325,7 @@ impl Recipe {
             stages,
             output_dir: dir.join(raw.outputs.dir.get_ref()),
             float_precision: raw.outputs.float_precision,
+            write_stratum_counts: raw.outputs.stratum_counts,
             published: raw.published.as_ref().map(resolve),
             source: source.clone(),
         };

@@ -167,7 +167,7 @@ impl DidRules {
                 "age_band_width must be at least 1",
             ));
         }
-        if p.top_age_band == 0 || p.top_age_band % p.age_band_width != 0 {
+        if p.top_age_band == 0 || !p.top_age_band.is_multiple_of(p.age_band_width) {
             return Err(ParamError::new(
                 "top_age_band",
                 format!(
