@@ -956,6 +956,7 @@ fn factor_ratios_table(
         &[
             "factor",
             "category",
+            "category_code",
             "measure",
             "observed",
             "expected",
@@ -1005,11 +1006,6 @@ fn factor_ratios_table(
             })
             .collect::<Vec<_>>(),
     );
-    let index: HashMap<(&str, &str, usize), usize> = compared
-        .iter()
-        .enumerate()
-        .map(|(i, (_, r))| ((r.factor.as_str(), r.category.as_str(), r.measure), i))
-        .collect();
     let ratio_method = ratio.method_name();
     let significance_method = significance.method_name();
     for (i, (_, r)) in compared.iter().enumerate() {
@@ -1036,12 +1032,12 @@ fn factor_ratios_table(
                 shown = j;
             }
         }
-        let _ = &index;
         let (_, row) = compared[shown];
         let is_base = r.is_base;
         t.rows.push(vec![
             Value::Text(r.factor.clone()),
             Value::Text(row.category.clone()),
+            Value::Text(row.code.clone()),
             Value::Text(counts.measures[r.measure].clone()),
             Value::Number(row.observed),
             Value::Number(row.expected),
@@ -1079,5 +1075,78 @@ fn num(v: f64) -> Value {
         Value::Number(v)
     } else {
         Value::Missing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_api::{Dimension, FactorRates, PluginDescriptor};
+
+    fn configured(d: PluginDescriptor) -> Configured {
+        (d.configure)(&strata_api::Params::default()).expect("defaults are valid")
+    }
+
+    fn rate(code: &str, is_base: bool, fallback_for: Option<&str>, rate: f64) -> FactorRate {
+        FactorRate {
+            factor: "age_group".into(),
+            code: code.into(),
+            category: code.into(),
+            measure: 0,
+            is_base,
+            fallback_for: fallback_for.map(str::to_string),
+            observed: rate,
+            expected: rate,
+            population: 10_000.0,
+            standardised_rate: rate,
+        }
+    }
+
+    /// 2020/21 X-ray: odds are undefined for 75+ (more tests than people), so 65+ is reported.
+    #[test]
+    fn an_undefined_odds_ratio_reports_the_fallback_category() {
+        let Configured::Ratio(odds) = configured(strata_ratio_odds::DESCRIPTOR) else {
+            panic!("ratio plugin")
+        };
+        let Configured::Significance(pearson) = configured(strata_significance_pearson::DESCRIPTOR)
+        else {
+            panic!("significance plugin")
+        };
+        let counts = StratifiedCounts::zeroed(
+            vec![],
+            vec!["xray".into()],
+            vec![Dimension::new("age_band", &["0-4"])],
+        );
+        let factors = FactorRates {
+            method: "test".into(),
+            rows: vec![
+                rate("0-44", true, None, 1_500.0),
+                rate("65-74", false, None, 4_800.0),
+                rate("75+", false, None, 13_000.0),
+                rate("65+", false, Some("75+"), 8_300.0),
+            ],
+        };
+        let t = factor_ratios_table(odds.as_ref(), pearson.as_ref(), &counts, &factors);
+        let rows: Vec<(String, Value, String)> = t
+            .rows
+            .iter()
+            .map(|r| {
+                let text = |v: &Value| match v {
+                    Value::Text(s) => s.clone(),
+                    _ => String::new(),
+                };
+                (text(&r[1]), r[7].clone(), text(&r[13]))
+            })
+            .collect();
+        assert_eq!(rows.len(), 3, "the stand-in row is not reported on its own");
+        assert_eq!(rows[0].0, "0-44");
+        assert_eq!(rows[2].0, "65+", "75+ is replaced by 65+");
+        let expected = (0.83 / 0.17) / (0.15 / 0.85);
+        let Value::Number(ratio) = rows[2].1 else {
+            panic!("a ratio")
+        };
+        assert!((ratio - expected).abs() < 1e-12, "{ratio}");
+        assert!(rows[2].2.contains("65+ reported instead"), "{}", rows[2].2);
+        assert!(rows[2].2.contains("≥ 1"), "{}", rows[2].2);
     }
 }

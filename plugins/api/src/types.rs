@@ -143,6 +143,9 @@ pub struct StandardisedRates {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FactorRate {
     pub factor: String,
+    /// The category's code (e.g. `2`, `75+`), stable whatever the labels.
+    pub code: String,
+    /// The category's label as published (e.g. `Female`, `2 More deprived`).
     pub category: String,
     pub measure: usize,
     /// True for the category every other is compared with (ratio 1).

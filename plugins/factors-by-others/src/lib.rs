@@ -284,6 +284,7 @@ impl Default for StandardisedByOthers {
 
 /// One reported category of one factor: which categories of the factor's dimension it pools.
 struct CategoryPlan {
+    code: String,
     label: String,
     members: Vec<bool>,
     is_base: bool,
@@ -412,6 +413,7 @@ impl StandardisedByOthers {
                     .iter()
                     .enumerate()
                     .map(|(i, code)| CategoryPlan {
+                        code: code.clone(),
                         label: self.label(factor, code),
                         members: (0..categories.len()).map(|k| k == i).collect(),
                         is_base: code == base,
@@ -455,6 +457,7 @@ impl StandardisedByOthers {
                     label: self.label(Factor::AgeGroup, &code),
                     members: ranges.iter().map(|r| group.contains(r)).collect(),
                     is_base: code == self.base_age,
+                    code,
                     fallback_for: None,
                 }
             })
@@ -471,6 +474,7 @@ impl StandardisedByOthers {
                 )));
             }
             plans.push(CategoryPlan {
+                code: fallback.range.code(),
                 label: self.label(Factor::AgeGroup, &fallback.range.code()),
                 members: ranges.iter().map(|r| fallback.range.contains(r)).collect(),
                 is_base: false,
@@ -617,6 +621,7 @@ impl FactorMethod for StandardisedByOthers {
                     };
                     rows.push(FactorRate {
                         factor: factor.key().to_string(),
+                        code: plan.code.clone(),
                         category: plan.label.clone(),
                         measure,
                         is_base: plan.is_base,
