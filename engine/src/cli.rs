@@ -42,6 +42,19 @@ enum Command {
         #[arg(long)]
         population: Option<PathBuf>,
     },
+    /// Run a recipe and compare every published figure it names with the reproduced one; exits 1
+    /// if any is outside the recipe's tolerance. Writes the run's outputs plus `verify.csv`.
+    Verify {
+        recipe: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Record-level activity instead of the recipe's input.
+        #[arg(long)]
+        activity: Option<PathBuf>,
+        /// Print only the figures outside tolerance (and the totals).
+        #[arg(long)]
+        failures_only: bool,
+    },
     /// Check a recipe without reading data: keys, plugin ids, parameters, input files.
     Check { recipe: PathBuf },
     /// List every plugin a recipe can select: id, stage, version, description.
@@ -115,6 +128,57 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             )
             .ok();
             Ok(())
+        }
+        Command::Verify {
+            recipe,
+            out: out_dir,
+            activity,
+            failures_only,
+        } => {
+            let overrides = InputOverrides {
+                activity,
+                ..Default::default()
+            };
+            let (dir, table, ok) = crate::verify_run(&recipe, out_dir.as_deref(), &overrides)?;
+            let within = table
+                .rows
+                .iter()
+                .filter(|r| r.last() == Some(&strata_api::Value::Text("yes".into())))
+                .count();
+            for row in &table.rows {
+                let cells: Vec<String> = row
+                    .iter()
+                    .map(|v| match v {
+                        strata_api::Value::Text(s) => s.clone(),
+                        strata_api::Value::Number(n) => n.to_string(),
+                        strata_api::Value::Missing => String::new(),
+                    })
+                    .collect();
+                if failures_only && cells.last().map(String::as_str) == Some("yes") {
+                    continue;
+                }
+                writeln!(
+                    out,
+                    "{:<15} {:<48} {:>12} {:>14} {:>18}  {}",
+                    cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+                )
+                .ok();
+            }
+            writeln!(
+                out,
+                "{within} of {} figures within tolerance; outputs and verify.csv in {}",
+                table.rows.len(),
+                dir.display()
+            )
+            .ok();
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::Verify(format!(
+                    "{} published figures are outside tolerance",
+                    table.rows.len() - within
+                )))
+            }
         }
         Command::Check { recipe } => {
             let prepared = crate::check(&recipe)?;

@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod plugins;
 pub mod progress;
 pub mod recipe;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -104,4 +105,32 @@ pub fn run(
         .unwrap_or_else(|| run.prepared.recipe.output_dir.clone());
     output::write_atomically(&dir, &run.files)?;
     Ok((dir, run))
+}
+
+/// Runs a recipe, compares it with its published figures and writes the outputs plus
+/// `verify.csv`; returns the folder, the verify table and whether all figures are within tolerance.
+pub fn verify_run(
+    recipe_path: &Path,
+    out: Option<&Path>,
+    overrides: &InputOverrides,
+) -> Result<(PathBuf, strata_api::Table, bool)> {
+    let mut run = run_in_memory(recipe_path, overrides)?;
+    let recipe = &run.prepared.recipe;
+    let published_path = recipe.published.as_ref().ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: the recipe names no `published` figures to verify against",
+            recipe.file.display()
+        ))
+    })?;
+    let published = verify::read_published(&published_path.path)?;
+    let (table, ok) = verify::verify(&published, &run.results.tables, &recipe.tolerances);
+    run.files.push((
+        "verify.csv".into(),
+        output::csv_bytes(&table, recipe.float_precision)?,
+    ));
+    let dir = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| recipe.output_dir.clone());
+    output::write_atomically(&dir, &run.files)?;
+    Ok((dir, table, ok))
 }

@@ -1036,8 +1036,9 @@ fn factor_ratios_table(
         let is_base = r.is_base;
         t.rows.push(vec![
             Value::Text(r.factor.clone()),
+            // A stand-in fills the row of the category it replaces, as the publication prints it.
             Value::Text(row.category.clone()),
-            Value::Text(row.code.clone()),
+            Value::Text(r.code.clone()),
             Value::Text(counts.measures[r.measure].clone()),
             Value::Number(row.observed),
             Value::Number(row.expected),

@@ -34,6 +34,8 @@ struct RawRecipe {
     outputs: RawOutputs,
     #[serde(default)]
     published: Option<Spanned<String>>,
+    #[serde(default)]
+    verify: Option<Spanned<crate::verify::Tolerances>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +184,7 @@ pub struct Recipe {
     pub float_precision: usize,
     pub write_stratum_counts: bool,
     pub published: Option<InputPath>,
+    pub tolerances: crate::verify::Tolerances,
 }
 
 /// The canonical form hashed into the recipe fingerprint.
@@ -327,6 +330,7 @@ impl Recipe {
             float_precision: raw.outputs.float_precision,
             write_stratum_counts: raw.outputs.stratum_counts,
             published: raw.published.as_ref().map(resolve),
+            tolerances: raw.verify.map(|v| v.into_inner()).unwrap_or_default(),
             source: source.clone(),
         };
         problems.extend(recipe.missing_files());

@@ -1,0 +1,541 @@
+//! `strata verify`: how close a run is to the published figures, cell by cell.
+//!
+//! The published figures live in a TOML file the recipe names (`published = …`); the tolerances in
+//! the recipe's `[verify]` table. Every comparison is one row of the `verify` table: the figure,
+//! the published value, the reproduced value, the tolerance and whether it is within it.
+//!
+//! Published rates are whole numbers per 10,000, so a reproduced rate within ±0.5 of a published
+//! one is the same published figure whatever the relative tolerance.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+use strata_api::{Table, Value};
+
+use crate::error::{Error, Result};
+
+/// Tolerances, from the recipe's `[verify]` table.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Tolerances {
+    /// National rates: relative difference.
+    #[serde(default = "default_national")]
+    pub national_rate_relative: f64,
+    /// Factor ratios: absolute difference.
+    #[serde(default = "default_ratio")]
+    pub ratio_absolute: f64,
+    /// Share of published stars that must be reproduced exactly.
+    #[serde(default = "default_stars")]
+    pub stars_agreement: f64,
+    /// Shares in the summary sentences (e.g. 79% within one SD): absolute difference.
+    #[serde(default = "default_share")]
+    pub share_absolute: f64,
+    /// Rates in the summary sentences (the one-SD range): relative difference.
+    #[serde(default = "default_range")]
+    pub range_relative: f64,
+    /// Attribution route shares (Annex A): absolute difference.
+    #[serde(default = "default_route")]
+    pub route_share_absolute: f64,
+}
+
+fn default_national() -> f64 {
+    0.01
+}
+fn default_ratio() -> f64 {
+    0.02
+}
+fn default_stars() -> f64 {
+    0.95
+}
+fn default_share() -> f64 {
+    0.10
+}
+fn default_range() -> f64 {
+    0.05
+}
+fn default_route() -> f64 {
+    0.01
+}
+
+impl Default for Tolerances {
+    fn default() -> Self {
+        Tolerances {
+            national_rate_relative: default_national(),
+            ratio_absolute: default_ratio(),
+            stars_agreement: default_stars(),
+            share_absolute: default_share(),
+            range_relative: default_range(),
+            route_share_absolute: default_route(),
+        }
+    }
+}
+
+/// One checked figure.
+struct Check {
+    section: &'static str,
+    figure: String,
+    published: String,
+    reproduced: String,
+    tolerance: String,
+    ok: bool,
+}
+
+/// Rows of an output table by key, for lookups.
+struct Indexed<'a> {
+    table: &'a Table,
+}
+
+impl<'a> Indexed<'a> {
+    fn col(&self, name: &str) -> Option<usize> {
+        self.table.columns.iter().position(|c| c == name)
+    }
+    fn text(&self, row: &[Value], name: &str) -> String {
+        match self.col(name).and_then(|i| row.get(i)) {
+            Some(Value::Text(s)) => s.clone(),
+            Some(Value::Number(n)) => format!("{n}"),
+            _ => String::new(),
+        }
+    }
+    fn number(&self, row: &[Value], name: &str) -> Option<f64> {
+        match self.col(name).and_then(|i| row.get(i)) {
+            Some(Value::Number(n)) if n.is_finite() => Some(*n),
+            _ => None,
+        }
+    }
+    fn rows(&self) -> impl Iterator<Item = &'a Vec<Value>> {
+        self.table.rows.iter()
+    }
+}
+
+fn find<'a>(tables: &'a [Table], name: &str) -> Option<Indexed<'a>> {
+    tables
+        .iter()
+        .find(|t| t.name == name)
+        .map(|table| Indexed { table })
+}
+
+/// Splits a published ratio as printed, e.g. `0.77***`, into value and stars.
+fn split_ratio(text: &str) -> Option<(f64, String)> {
+    let stars: String = text.chars().filter(|c| *c == '*').collect();
+    let number: String = text.chars().filter(|c| *c != '*').collect();
+    number.trim().parse().ok().map(|v| (v, stars))
+}
+
+fn fmt(v: Option<f64>, decimals: usize) -> String {
+    v.map(|v| format!("{v:.decimals$}"))
+        .unwrap_or_else(|| "—".into())
+}
+
+/// Compares a run's tables with the published figures; returns the `verify` table and whether
+/// every figure is within tolerance.
+pub fn verify(published: &toml::Table, tables: &[Table], tol: &Tolerances) -> (Table, bool) {
+    let mut checks = Vec::new();
+    national_rates(published, tables, tol, &mut checks);
+    let stars = factor_ratios(published, tables, tol, &mut checks);
+    summaries(published, tables, tol, &mut checks);
+    annex_a(published, tables, tol, &mut checks);
+
+    let mut t = Table::new(
+        "verify",
+        "Published figures against the reproduced ones",
+        &[
+            "section",
+            "figure",
+            "published",
+            "reproduced",
+            "tolerance",
+            "within_tolerance",
+        ],
+    );
+    let mut all_ok = true;
+    for c in &checks {
+        // Stars are judged together (share of agreement), not one by one.
+        if c.section != "stars" {
+            all_ok &= c.ok;
+        }
+        t.rows.push(vec![
+            Value::Text(c.section.into()),
+            Value::Text(c.figure.clone()),
+            Value::Text(c.published.clone()),
+            Value::Text(c.reproduced.clone()),
+            Value::Text(c.tolerance.clone()),
+            Value::Text(if c.ok { "yes" } else { "NO" }.into()),
+        ]);
+    }
+    if let Some((agree, total)) = stars {
+        let share = if total > 0 {
+            agree as f64 / total as f64
+        } else {
+            1.0
+        };
+        let ok = share >= tol.stars_agreement;
+        all_ok &= ok;
+        t.rows.push(vec![
+            Value::Text("stars".into()),
+            Value::Text("share of published stars reproduced".into()),
+            Value::Text(format!("{total} cells")),
+            Value::Text(format!("{agree} ({:.1}%)", share * 100.0)),
+            Value::Text(format!("≥ {:.0}%", tol.stars_agreement * 100.0)),
+            Value::Text(if ok { "yes" } else { "NO" }.into()),
+        ]);
+    }
+    (t, all_ok)
+}
+
+fn national_rates(
+    published: &toml::Table,
+    tables: &[Table],
+    tol: &Tolerances,
+    checks: &mut Vec<Check>,
+) {
+    let Some(rates) = published.get("national_rates").and_then(|v| v.as_table()) else {
+        return;
+    };
+    let Some(out) = find(tables, "national_rates") else {
+        return;
+    };
+    let reproduced: HashMap<String, f64> = out
+        .rows()
+        .filter_map(|r| out.number(r, "rate").map(|v| (out.text(r, "measure"), v)))
+        .collect();
+    for (measure, value) in rates {
+        let Some(p) = value
+            .as_float()
+            .or_else(|| value.as_integer().map(|i| i as f64))
+        else {
+            continue;
+        };
+        let r = reproduced.get(measure).copied();
+        let allowed = (tol.national_rate_relative * p).max(0.5);
+        checks.push(Check {
+            section: "national_rates",
+            figure: format!("{measure} rate per 10,000"),
+            published: fmt(Some(p), 0),
+            reproduced: fmt(r, 1),
+            tolerance: format!("±{:.0}% (or ±0.5)", tol.national_rate_relative * 100.0),
+            ok: r.is_some_and(|r| (r - p).abs() <= allowed),
+        });
+    }
+}
+
+/// Ratio checks per cell; returns (stars agreeing, stars compared).
+fn factor_ratios(
+    published: &toml::Table,
+    tables: &[Table],
+    tol: &Tolerances,
+    checks: &mut Vec<Check>,
+) -> Option<(usize, usize)> {
+    let factors = published.get("factor_ratios")?.as_table()?;
+    let out = find(tables, "factor_ratios")?;
+    // (factor, code or label, measure) → (ratio, stars)
+    let mut reproduced: HashMap<(String, String, String), (Option<f64>, String)> = HashMap::new();
+    for r in out.rows() {
+        let value = (out.number(r, "ratio"), out.text(r, "stars"));
+        let factor = out.text(r, "factor");
+        let measure = out.text(r, "measure");
+        for key in [out.text(r, "category_code"), out.text(r, "category")] {
+            reproduced
+                .entry((factor.clone(), key, measure.clone()))
+                .or_insert_with(|| value.clone());
+        }
+    }
+    let (mut agree, mut total) = (0, 0);
+    for (factor, categories) in factors {
+        let Some(categories) = categories.as_table() else {
+            continue;
+        };
+        for (category, measures) in categories {
+            let Some(measures) = measures.as_table() else {
+                continue;
+            };
+            let ordered: BTreeMap<&String, &toml::Value> = measures.iter().collect();
+            for (measure, printed) in ordered {
+                let Some((p, p_stars)) = printed.as_str().and_then(split_ratio) else {
+                    continue;
+                };
+                let found = reproduced.get(&(factor.clone(), category.clone(), measure.clone()));
+                let (r, r_stars) = found
+                    .map(|(v, s)| (*v, s.clone()))
+                    .unwrap_or((None, String::new()));
+                checks.push(Check {
+                    section: "factor_ratios",
+                    figure: format!("{factor} {category} {measure}"),
+                    published: printed.as_str().unwrap_or_default().to_string(),
+                    reproduced: format!("{}{r_stars}", fmt(r, 2)),
+                    tolerance: format!("±{}", tol.ratio_absolute),
+                    ok: r.is_some_and(|r| (r - p).abs() <= tol.ratio_absolute + 1e-9),
+                });
+                total += 1;
+                if found.is_some() && r_stars == p_stars {
+                    agree += 1;
+                }
+            }
+        }
+    }
+    Some((agree, total))
+}
+
+fn summaries(published: &toml::Table, tables: &[Table], tol: &Tolerances, checks: &mut Vec<Check>) {
+    let Some(summary) = published.get("summary").and_then(|v| v.as_table()) else {
+        return;
+    };
+    let Some(out) = find(tables, "summary") else {
+        return;
+    };
+    let value = |measure: &str, statistic: &str| {
+        out.rows()
+            .find(|r| out.text(r, "measure") == measure && out.text(r, "statistic") == statistic)
+            .map(|r| (out.number(r, "value"), out.text(r, "areas")))
+    };
+    for (measure, figures) in summary {
+        let Some(figures) = figures.as_table() else {
+            continue;
+        };
+        let number = |k: &str| {
+            figures
+                .get(k)
+                .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+        };
+        for (key, relative) in [
+            ("share_within_1sd", false),
+            ("share_within_10pct_of_crude", false),
+            ("within_1sd_lower", true),
+            ("within_1sd_upper", true),
+        ] {
+            let Some(p) = number(key) else { continue };
+            let r = value(measure, key).and_then(|(v, _)| v);
+            let (ok, tolerance) = if relative {
+                let allowed = (tol.range_relative * p).max(0.5);
+                (
+                    r.is_some_and(|r| (r - p).abs() <= allowed),
+                    format!("±{:.0}% (or ±0.5)", tol.range_relative * 100.0),
+                )
+            } else {
+                (
+                    r.is_some_and(|r| (r - p).abs() <= tol.share_absolute + 1e-9),
+                    format!("±{:.0} points", tol.share_absolute * 100.0),
+                )
+            };
+            checks.push(Check {
+                section: "summary",
+                figure: format!("{measure} {key}"),
+                published: fmt(Some(p), if relative { 0 } else { 2 }),
+                reproduced: fmt(r, if relative { 0 } else { 2 }),
+                tolerance,
+                ok,
+            });
+        }
+        for key in ["areas_above_2x_national", "areas_above_4x_national"] {
+            let Some(codes) = figures.get(key).and_then(|v| v.as_array()) else {
+                continue;
+            };
+            let listed = value(measure, key)
+                .map(|(_, areas)| areas)
+                .unwrap_or_default();
+            let listed: Vec<&str> = listed.split("; ").collect();
+            for code in codes.iter().filter_map(|c| c.as_str()) {
+                checks.push(Check {
+                    section: "summary",
+                    figure: format!("{measure} {key} lists {code}"),
+                    published: "listed".into(),
+                    reproduced: if listed.contains(&code) {
+                        "listed"
+                    } else {
+                        "not listed"
+                    }
+                    .into(),
+                    tolerance: "listed".into(),
+                    ok: listed.contains(&code),
+                });
+            }
+        }
+    }
+}
+
+fn annex_a(published: &toml::Table, tables: &[Table], tol: &Tolerances, checks: &mut Vec<Check>) {
+    let Some(annex) = published.get("annex_a").and_then(|v| v.as_table()) else {
+        return;
+    };
+    if let Some(routes) = find(tables, "dq_routes") {
+        for (route, key) in [
+            ("gp_practice", "route_gp_practice_share"),
+            ("lsoa", "route_lsoa_share"),
+            ("non_english_practice", "route_non_english_share"),
+            ("unattributed", "route_unknown_share"),
+        ] {
+            let Some(p) = annex.get(key).and_then(|v| v.as_float()) else {
+                continue;
+            };
+            let r = routes
+                .rows()
+                .find(|r| routes.text(r, "route") == route)
+                .and_then(|r| routes.number(r, "pct"))
+                .map(|pct| pct / 100.0);
+            checks.push(Check {
+                section: "annex_a",
+                figure: format!("share of tests attributed by {route}"),
+                published: format!("{:.1}%", p * 100.0),
+                reproduced: r
+                    .map(|r| format!("{:.1}%", r * 100.0))
+                    .unwrap_or_else(|| "—".into()),
+                tolerance: format!("±{:.1} points", tol.route_share_absolute * 100.0),
+                ok: r.is_some_and(|r| (r - p).abs() <= tol.route_share_absolute + 1e-9),
+            });
+        }
+    }
+    for (list, table, column, what) in [
+        (
+            "providers_no_practice",
+            "dq_providers_no_practice",
+            "provider_code",
+            "Table A.1",
+        ),
+        (
+            "providers_incomplete",
+            "dq_providers_incomplete",
+            "provider_code",
+            "Table A.2",
+        ),
+        (
+            "areas_incomplete",
+            "dq_areas_incomplete",
+            "area_code",
+            "Table A.3",
+        ),
+        (
+            "areas_missing_submissions",
+            "dq_areas_missing_submissions",
+            "area_code",
+            "Table A.4",
+        ),
+    ] {
+        let Some(rows) = annex.get(list).and_then(|v| v.as_array()) else {
+            continue;
+        };
+        let listed: Vec<String> = find(tables, table)
+            .map(|t| t.rows().map(|r| t.text(r, column)).collect())
+            .unwrap_or_default();
+        for row in rows.iter().filter_map(|r| r.as_table()) {
+            let Some(code) = row.get(column).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let ok = listed.iter().any(|l| l == code);
+            checks.push(Check {
+                section: "annex_a",
+                figure: format!("{what} lists {code}"),
+                published: "listed".into(),
+                reproduced: if ok { "listed" } else { "not listed" }.into(),
+                tolerance: "listed".into(),
+                ok,
+            });
+        }
+    }
+}
+
+/// Reads the published-figures file.
+pub fn read_published(path: &std::path::Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    toml::from_str(&text).map_err(|e| {
+        let (line, col) = e
+            .span()
+            .map(|s| crate::error::line_col(&text, s.start))
+            .unwrap_or((1, 1));
+        Error::Recipe(vec![crate::error::RecipeProblem {
+            file: path.to_path_buf(),
+            line,
+            col,
+            message: e.message().to_string(),
+        }])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(name: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Table {
+        let mut t = Table::new(name, name, columns);
+        t.rows = rows;
+        t
+    }
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    #[test]
+    fn national_rates_and_ratios_are_checked_with_tolerances() {
+        let published: toml::Table = toml::from_str(
+            r#"
+            [national_rates]
+            xray = 2764
+            spect = 5
+            [factor_ratios.sex]
+            Male = { xray = "0.77***", spect = "0.83" }
+            "#,
+        )
+        .unwrap();
+        let tables = vec![
+            table(
+                "national_rates",
+                &["measure", "rate"],
+                vec![
+                    vec![text("xray"), Value::Number(2790.0)],
+                    vec![text("spect"), Value::Number(5.4)],
+                ],
+            ),
+            table(
+                "factor_ratios",
+                &[
+                    "factor",
+                    "category",
+                    "category_code",
+                    "measure",
+                    "ratio",
+                    "stars",
+                ],
+                vec![
+                    vec![
+                        text("sex"),
+                        text("Male"),
+                        text("1"),
+                        text("xray"),
+                        Value::Number(0.785),
+                        text("***"),
+                    ],
+                    vec![
+                        text("sex"),
+                        text("Male"),
+                        text("1"),
+                        text("spect"),
+                        Value::Number(0.86),
+                        text("*"),
+                    ],
+                ],
+            ),
+        ];
+        let (t, ok) = verify(&published, &tables, &Tolerances::default());
+        let verdict = |figure: &str| {
+            t.rows
+                .iter()
+                .find(|r| r[1] == text(figure))
+                .map(|r| r[5].clone())
+                .unwrap()
+        };
+        // 2790 is 0.94% above 2764: within 1%. 5.4 rounds to the published 5.
+        assert_eq!(verdict("xray rate per 10,000"), text("yes"));
+        assert_eq!(verdict("spect rate per 10,000"), text("yes"));
+        assert_eq!(verdict("sex Male xray"), text("yes"));
+        // 0.86 is 0.03 from 0.83: outside ±0.02.
+        assert_eq!(verdict("sex Male spect"), text("NO"));
+        assert!(!ok);
+        // One of two stars agrees: 50% < 95%.
+        assert_eq!(verdict("share of published stars reproduced"), text("NO"));
+    }
+
+    #[test]
+    fn printed_ratios_split_into_value_and_stars() {
+        assert_eq!(split_ratio("0.77***"), Some((0.77, "***".into())));
+        assert_eq!(split_ratio("1.00"), Some((1.0, String::new())));
+        assert_eq!(split_ratio("x"), None);
+    }
+}
