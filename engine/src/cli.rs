@@ -55,6 +55,21 @@ enum Command {
         #[arg(long)]
         failures_only: bool,
     },
+    /// Time a recipe end to end: wall time, CPU time and peak memory per stage, median of N runs
+    /// (outputs rendered in memory, not written).
+    Bench {
+        recipe: PathBuf,
+        /// Record-level activity instead of the recipe's input (e.g. a full-scale synthetic year).
+        #[arg(long, conflicts_with = "counts")]
+        activity: Option<PathBuf>,
+        #[arg(long)]
+        counts: Option<PathBuf>,
+        #[arg(long)]
+        population: Option<PathBuf>,
+        /// How many runs (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Check a recipe without reading data: keys, plugin ids, parameters, input files.
     Check { recipe: PathBuf },
     /// List every plugin a recipe can select: id, stage, version, description.
@@ -179,6 +194,22 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                     table.rows.len() - within
                 )))
             }
+        }
+        Command::Bench {
+            recipe,
+            activity,
+            counts,
+            population,
+            runs,
+        } => {
+            let overrides = InputOverrides {
+                activity,
+                counts,
+                population,
+            };
+            let report = crate::bench::bench(&recipe, &overrides, runs.max(1))?;
+            write!(out, "{report}").ok();
+            Ok(())
         }
         Command::Check { recipe } => {
             let prepared = crate::check(&recipe)?;

@@ -4,10 +4,12 @@
 //! statistic and every year's rule lives in a plugin (`plugins/`), reached only through
 //! `strata-api`. See `ARCHITECTURE.md`.
 
+pub mod bench;
 pub mod cli;
 pub mod diff;
 pub mod error;
 pub mod input;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod plugins;

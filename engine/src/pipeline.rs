@@ -172,6 +172,9 @@ pub struct StageRecord {
     pub rows_in: u64,
     pub rows_out: u64,
     pub seconds: f64,
+    pub cpu_seconds: f64,
+    /// Peak resident memory during the stage, in MiB (Linux).
+    pub peak_rss_mib: Option<f64>,
 }
 
 /// Everything a run produces before it is written.
@@ -203,6 +206,8 @@ impl Timer {
         rows_in: u64,
         f: impl FnOnce() -> Result<(T, u64)>,
     ) -> Result<T> {
+        crate::metrics::reset_peak();
+        let cpu = crate::metrics::cpu_seconds();
         let start = Instant::now();
         let progress = crate::progress::spinner(stage);
         let result = f();
@@ -213,6 +218,8 @@ impl Timer {
             rows_in,
             rows_out,
             seconds: start.elapsed().as_secs_f64(),
+            cpu_seconds: crate::metrics::cpu_seconds() - cpu,
+            peak_rss_mib: crate::metrics::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
         });
         Ok(value)
     }
