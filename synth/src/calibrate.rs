@@ -345,34 +345,274 @@ pub fn normal_quantile(p: f64) -> f64 {
     }
 }
 
-/// `n` scores with mean 0 and standard deviation 1 (population SD) of which a share `within` lies inside ±1:
-/// normal scores `Φ⁻¹((i + ½)/n)` power-transformed `sign(v)|v|^γ`, with γ found by bisection
-/// (heavier tails put more areas inside one SD). Sorted ascending.
+/// `n` scores with mean 0 and standard deviation 1 (population SD) of which a share `within` lies inside ±1.
+/// Sorted ascending. See [`spread_scores_inside`].
 pub fn spread_scores(n: usize, within: f64) -> Vec<f64> {
+    spread_scores_inside(n, within, 1.0)
+}
+
+/// `n` standardised scores with a share `within` inside ±`half_width`. Starting from normal scores
+/// `Φ⁻¹((i + ½)/n)`: heavier tails (`sign(v)|v|^γ`, γ > 1) raise the share inside, mixing toward uniform
+/// scores (share inside ±1 down to 1/√3) lowers it; the parameter is found by bisection.
+pub fn spread_scores_inside(n: usize, within: f64, half_width: f64) -> Vec<f64> {
     if n < 2 {
         return vec![0.0; n];
     }
     let normal: Vec<f64> = (0..n)
         .map(|i| normal_quantile((i as f64 + 0.5) / n as f64))
         .collect();
-    let scores_for = |gamma: f64| -> Vec<f64> {
-        let raw: Vec<f64> = normal
-            .iter()
-            .map(|v| v.signum() * v.abs().powf(gamma))
-            .collect();
+    let uniform: Vec<f64> = (0..n)
+        .map(|i| 2.0 * (i as f64 + 0.5) / n as f64 - 1.0)
+        .collect();
+    let standardise = |raw: Vec<f64>| -> Vec<f64> {
         let mean = raw.iter().sum::<f64>() / n as f64;
         let sd = (raw.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
         raw.iter().map(|x| (x - mean) / sd).collect()
     };
-    let share = |scores: &[f64]| scores.iter().filter(|z| z.abs() <= 1.0).count() as f64 / n as f64;
-    let (mut low, mut high) = (0.2, 6.0);
-    for _ in 0..60 {
-        let mid = 0.5 * (low + high);
-        if share(&scores_for(mid)) < within {
-            low = mid;
+    let heavy = |gamma: f64| {
+        standardise(
+            normal
+                .iter()
+                .map(|v| v.signum() * v.abs().powf(gamma))
+                .collect(),
+        )
+    };
+    let flat = |t: f64| {
+        standardise(
+            normal
+                .iter()
+                .zip(&uniform)
+                .map(|(v, u)| (1.0 - t) * v / 1.0 + t * u * 3f64.sqrt())
+                .collect(),
+        )
+    };
+    let share =
+        |scores: &[f64]| scores.iter().filter(|z| z.abs() <= half_width).count() as f64 / n as f64;
+    let bisect = |family: &dyn Fn(f64) -> Vec<f64>, mut low: f64, mut high: f64, rising: bool| {
+        for _ in 0..60 {
+            let mid = 0.5 * (low + high);
+            if (share(&family(mid)) < within) == rising {
+                low = mid;
+            } else {
+                high = mid;
+            }
+        }
+        // Shares move in steps of 1/n: keep whichever end is nearer the target.
+        let (at_low, at_high) = (family(low), family(high));
+        if (share(&at_low) - within).abs() < (share(&at_high) - within).abs() {
+            at_low
         } else {
-            high = mid;
+            at_high
+        }
+    };
+    if share(&normal_scores_standardised(&normal)) >= within {
+        // Share falls as the scores flatten toward uniform.
+        bisect(&flat, 0.0, 1.0, false)
+    } else {
+        bisect(&heavy, 1.0, 8.0, true)
+    }
+}
+
+fn normal_scores_standardised(normal: &[f64]) -> Vec<f64> {
+    let n = normal.len() as f64;
+    let mean = normal.iter().sum::<f64>() / n;
+    let sd = (normal.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    normal.iter().map(|x| (x - mean) / sd).collect()
+}
+
+/// Target standardised rates (per 10,000) of all areas: `fixed` areas keep their value (outliers, areas with
+/// missing submissions); the free areas get a spread chosen so that the whole set has mean `mean`, standard
+/// deviation `sd` (population SD) and a share `within` inside mean ± sd. Values are assigned to free areas by
+/// a seeded shuffle, then pairs are swapped until the population-weighted mean equals `national`, so that
+/// the engine's standardised rates (which average to the national rate when weighted) land on the targets.
+/// Free values are capped at `cap` (so that only the named outliers exceed a printed multiple of national).
+#[allow(clippy::too_many_arguments)]
+pub fn area_targets<R: rand::Rng>(
+    populations: &[f64],
+    national: f64,
+    mean: f64,
+    sd: f64,
+    within: f64,
+    fixed: &[Option<f64>],
+    cap: f64,
+    rng: &mut R,
+) -> Vec<f64> {
+    use rand::seq::SliceRandom;
+    let n = populations.len();
+    let free: Vec<usize> = (0..n).filter(|&a| fixed[a].is_none()).collect();
+    let n_free = free.len();
+    let mut targets: Vec<f64> = fixed.iter().map(|f| f.unwrap_or(mean)).collect();
+    if n_free == 0 {
+        return targets;
+    }
+    let fixed_values: Vec<f64> = fixed.iter().flatten().copied().collect();
+    let free_mean = (n as f64 * mean - fixed_values.iter().sum::<f64>()) / n_free as f64;
+    let free_variance = (n as f64 * sd * sd
+        - fixed_values.iter().map(|f| (f - mean).powi(2)).sum::<f64>()
+        - n_free as f64 * (free_mean - mean).powi(2))
+        / n_free as f64;
+    let free_sd = free_variance.max((0.05 * sd).powi(2)).sqrt();
+    let fixed_inside = fixed_values
+        .iter()
+        .filter(|f| (*f - mean).abs() <= sd)
+        .count() as f64;
+    let free_within = ((within * n as f64 - fixed_inside) / n_free as f64).clamp(0.05, 0.99);
+    let scores = spread_scores_inside(n_free, free_within, sd / free_sd);
+    let mut values: Vec<f64> = scores
+        .iter()
+        .map(|z| (free_mean + free_sd * z).clamp(0.05 * national, cap))
+        .collect();
+    values.shuffle(rng);
+    for (slot, &a) in free.iter().enumerate() {
+        targets[a] = values[slot];
+    }
+    let total_population: f64 = populations.iter().sum();
+    let weighted =
+        |t: &[f64]| t.iter().zip(populations).map(|(v, p)| v * p).sum::<f64>() / total_population;
+    let mut current = weighted(&targets);
+    for _ in 0..(200 * n_free) {
+        if (current - national).abs() <= 1e-3 * national || n_free < 2 {
+            break;
+        }
+        let i = free[rng.random_range(0..n_free)];
+        let j = free[rng.random_range(0..n_free)];
+        let change =
+            (targets[j] - targets[i]) * (populations[i] - populations[j]) / total_population;
+        if (current + change - national).abs() < (current - national).abs() {
+            targets.swap(i, j);
+            current += change;
         }
     }
-    scores_for(high)
+    targets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn ratios_reproduce_the_published_worked_examples() {
+        // 2020/21 section 3.1: female 2,973 and male 2,465 per 10,000 give an odds ratio of 0.77.
+        let odds = ratio_of(RatioMethod::Odds, 0.2465, 0.2973).expect("p < 1");
+        assert!((odds - 0.77).abs() < 0.005, "{odds}");
+        // 2023/24 section 3.1: female 3,894 and male 3,087 give a rates ratio of 0.79.
+        let rate = ratio_of(RatioMethod::Rate, 0.3087, 0.3894).expect("positive base");
+        assert!((rate - 0.79).abs() < 0.005, "{rate}");
+        assert_eq!(ratio_of(RatioMethod::Odds, 1.2, 0.3), None);
+    }
+
+    #[test]
+    fn normal_quantile_matches_tables() {
+        assert!((normal_quantile(0.975) - 1.959_964).abs() < 1e-5);
+        assert!((normal_quantile(0.5)).abs() < 1e-12);
+        assert!((normal_quantile(0.001) + 3.090_232).abs() < 1e-5);
+    }
+
+    #[test]
+    fn spread_scores_hit_the_share_within_one_sd() {
+        for (n, within) in [(135, 0.79), (135, 0.90), (42, 0.67), (42, 0.62)] {
+            let scores = spread_scores(n, within);
+            let mean = scores.iter().sum::<f64>() / n as f64;
+            let sd = (scores.iter().map(|z| (z - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+            let share = scores.iter().filter(|z| z.abs() <= 1.0).count() as f64 / n as f64;
+            assert!(mean.abs() < 1e-9 && (sd - 1.0).abs() < 1e-9);
+            assert!(
+                (share - within).abs() <= 1.5 / n as f64,
+                "n {n}: {share} vs {within}"
+            );
+        }
+    }
+
+    #[test]
+    fn area_targets_keep_fixed_areas_and_the_spread() {
+        let populations = vec![1000.0; 100];
+        let mut fixed = vec![None; 100];
+        fixed[3] = Some(200.0);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let targets = area_targets(
+            &populations,
+            100.0,
+            100.0,
+            10.0,
+            0.75,
+            &fixed,
+            190.0,
+            &mut rng,
+        );
+        assert_eq!(targets[3], 200.0);
+        let mean = targets.iter().sum::<f64>() / 100.0;
+        let sd = (targets.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / 100.0).sqrt();
+        assert!((mean - 100.0).abs() < 0.5, "{mean}");
+        assert!((sd - 10.0).abs() < 0.5, "{sd}");
+        assert!(
+            targets
+                .iter()
+                .enumerate()
+                .all(|(a, t)| a == 3 || *t <= 190.0)
+        );
+    }
+
+    /// A population with more old people in deprived quintiles, so that the factors are confounded and
+    /// the fitted effects must differ from the printed ratios.
+    fn confounded_population() -> [f64; STRATA] {
+        std::array::from_fn(|j| {
+            let (s, g, q) = stratum_parts(j);
+            1000.0 + 50.0 * (g as f64) * (5 - q) as f64 + 30.0 * s as f64
+        })
+    }
+
+    fn check_fit(method: RatioMethod, targets: MeasureTargets) {
+        let population = confounded_population();
+        let fitted =
+            fit_stratum_effects(&targets, method, &population, &population).expect("converges");
+        let rates = fitted.achieved;
+        let ratio = |c: f64, b: f64| ratio_of(method, c, b).expect("defined");
+        assert!((rates.national - targets.national_rate).abs() < 1e-9);
+        assert!((ratio(rates.sex[0], rates.sex[1]) - targets.male).abs() <= 0.005);
+        for q in 0..4 {
+            assert!((ratio(rates.imd[q + 1], rates.imd[0]) - targets.imd[q]).abs() <= 0.005);
+        }
+        for b in 0..3 {
+            assert!((ratio(rates.age[b + 1], rates.age[0]) - targets.age[b]).abs() <= 0.005);
+        }
+        let last = if targets.age_75_reported_as_65_plus {
+            rates.age_65_plus
+        } else {
+            rates.age[4]
+        };
+        assert!((ratio(last, rates.age[0]) - targets.age[3]).abs() <= 0.005);
+    }
+
+    #[test]
+    fn fit_reaches_printed_rate_ratios() {
+        // 2023/24 X-ray: national 3,551; male 0.79; IMD 0.90 0.84 0.81 0.75; age 1.74 2.49 3.42 5.27.
+        check_fit(
+            RatioMethod::Rate,
+            MeasureTargets {
+                national_rate: 0.3551,
+                male: 0.79,
+                imd: [0.90, 0.84, 0.81, 0.75],
+                age: [1.74, 2.49, 3.42, 5.27],
+                age_75_reported_as_65_plus: false,
+            },
+        );
+    }
+
+    #[test]
+    fn fit_reaches_printed_odds_ratios_with_the_65_plus_note() {
+        // 2020/21 X-ray: national 2,764; male 0.77; IMD 0.84 0.73 0.68 0.62; age 2.16 3.24 5.21, 65+ 28.36.
+        let targets = MeasureTargets {
+            national_rate: 0.2764,
+            male: 0.77,
+            imd: [0.84, 0.73, 0.68, 0.62],
+            age: [2.16, 3.24, 5.21, 28.36],
+            age_75_reported_as_65_plus: true,
+        };
+        check_fit(RatioMethod::Odds, targets.clone());
+        let population = confounded_population();
+        let fitted = fit_stratum_effects(&targets, RatioMethod::Odds, &population, &population)
+            .expect("converges");
+        assert!(fitted.achieved.age[4] > fitted.achieved.age[3]);
+    }
 }

@@ -1,10 +1,9 @@
 //! The generator: calibration at construction, streaming record generation in `generate`.
 
-use crate::calibrate::{FittedMeasure, MeasureTargets, fit_stratum_effects, spread_scores};
+use crate::calibrate::{FittedMeasure, MeasureTargets, area_targets, fit_stratum_effects};
 use crate::config::{CountSampling, EDOC_PARENT, MEASURES, MODALITIES, Published, YearConfig};
 use crate::error::SynthError;
 use crate::reference::{AGE_BANDS, Cumulative, Reference, STRATA, stratum_parts};
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Poisson};
@@ -339,7 +338,6 @@ impl Generator {
             .iter()
             .map(|p| p.iter().sum())
             .collect();
-        let total_population: f64 = area_population.iter().sum();
         let mut calibrations = Vec::with_capacity(MEASURES.len());
         for (m, &measure) in MEASURES.iter().enumerate() {
             let targets = measure_targets(&published, published_path, measure)?;
@@ -359,17 +357,19 @@ impl Generator {
                     (national, spread.cv * national, spread.share_within_1sd)
                 }
             };
-            let scores = spread_scores(n_areas, within);
-            let mut order: Vec<usize> = (0..n_areas).collect();
-            let mut rng = ChaCha8Rng::seed_from_u64(
-                config.calibration_seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(m as u64 + 1)),
-            );
-            order.shuffle(&mut rng);
-            let mut effects = vec![1.0; n_areas];
-            for (rank, &a) in order.iter().enumerate() {
-                effects[a] = (mean + sd * scores[rank]).max(0.1 * national) / national;
-            }
-            let mut is_outlier = vec![false; n_areas];
+            let mut fixed: Vec<Option<f64>> = vec![None; n_areas];
+            // Named outliers above 2x (or 4x) national are the only areas allowed above that multiple.
+            let smallest_multiple = config
+                .outliers
+                .iter()
+                .filter(|o| o.measure == measure)
+                .map(|o| o.rate_multiple.floor())
+                .fold(f64::INFINITY, f64::min);
+            let cap = if smallest_multiple >= 2.0 {
+                0.97 * smallest_multiple * national
+            } else {
+                f64::INFINITY
+            };
             for outlier in config.outliers.iter().filter(|o| o.measure == measure) {
                 let a = *reference
                     .area_index
@@ -377,27 +377,27 @@ impl Generator {
                     .ok_or_else(|| {
                         config_error(format!("outlier: unknown area {}", outlier.area_code))
                     })?;
-                effects[a] = outlier.rate_multiple;
-                is_outlier[a] = true;
-            }
-            // Keep the population-weighted mean effect at 1, moving only the non-outliers.
-            let fixed: f64 = (0..n_areas)
-                .filter(|&a| is_outlier[a])
-                .map(|a| effects[a] * area_population[a])
-                .sum();
-            let free: f64 = (0..n_areas)
-                .filter(|&a| !is_outlier[a])
-                .map(|a| effects[a] * area_population[a])
-                .sum();
-            if free > 0.0 {
-                let factor = ((total_population - fixed) / free).max(0.1);
-                for a in (0..n_areas).filter(|&a| !is_outlier[a]) {
-                    effects[a] *= factor;
-                }
+                fixed[a] = Some(outlier.rate_multiple * national);
             }
             for a in 0..n_areas {
-                effects[a] *= 1.0 - area_shortfall[a];
+                if area_shortfall[a] > 0.0 {
+                    fixed[a] = Some(fixed[a].unwrap_or(mean) * (1.0 - area_shortfall[a]));
+                }
             }
+            let mut rng = ChaCha8Rng::seed_from_u64(
+                config.calibration_seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(m as u64 + 1)),
+            );
+            let area_rates = area_targets(
+                &area_population,
+                national,
+                mean,
+                sd,
+                within,
+                &fixed,
+                cap,
+                &mut rng,
+            );
+            let effects: Vec<f64> = area_rates.iter().map(|t| t / national).collect();
             let mut effective = [0.0; STRATA];
             for a in 0..n_areas {
                 for j in 0..STRATA {

@@ -47,8 +47,8 @@ mod generator;
 mod reference;
 
 pub use calibrate::{
-    FactorRates, FittedMeasure, MeasureTargets, factor_rates, fit_stratum_effects, normal_quantile,
-    ratio_of, spread_scores,
+    FactorRates, FittedMeasure, MeasureTargets, area_targets, factor_rates, fit_stratum_effects,
+    normal_quantile, ratio_of, spread_scores,
 };
 pub use config::{
     CountSampling, EDOC_PARENT, MEASURES, MODALITIES, Outlier, Published, RatioMethod,
