@@ -311,22 +311,21 @@ impl Generator {
                     .iter()
                     .map(|&(p, w)| (p, remaining * w / trust_total.max(1e-12))),
             );
-            let dropped: f64 = entries
+            // Share of drawn records that survive the provider's missing months and stay complete cases.
+            let drawn_total: f64 = entries.iter().map(|(_, s)| s).sum();
+            let complete: f64 = entries
                 .iter()
                 .map(|&(p, s)| {
-                    s * (0..12)
-                        .filter(|&m| missing_months[p][m])
-                        .map(|m| month_share[m])
-                        .sum::<f64>()
+                    let submitted = 1.0
+                        - (0..12)
+                            .filter(|&m| missing_months[p][m])
+                            .map(|m| month_share[m])
+                            .sum::<f64>();
+                    s * submitted * (1.0 - faults[p].loss())
                 })
-                .sum();
-            let kept_total: f64 = entries.iter().map(|(_, s)| s).sum();
-            let loss: f64 = entries
-                .iter()
-                .map(|&(p, s)| s * faults[p].loss())
                 .sum::<f64>()
-                / kept_total;
-            gross_up.push(1.0 / ((1.0 - loss) * (1.0 - dropped).max(0.05)));
+                / drawn_total.max(1e-12);
+            gross_up.push(1.0 / complete.max(0.02));
             let (providers, weights): (Vec<usize>, Vec<f64>) = entries.into_iter().unzip();
             provider_choice.push((providers, Cumulative::new(weights)));
         }
