@@ -293,23 +293,61 @@ impl Generator {
             .filter(|(_, p)| !p.independent)
             .map(|(i, _)| (i, 1.0))
             .collect();
-        let mut provider_choice = Vec::with_capacity(n_areas);
-        let mut gross_up = Vec::with_capacity(n_areas);
-        for a in 0..n_areas {
-            let forced_total: f64 = forced[a].iter().map(|(_, s)| s).sum();
-            let trusts = if reference.catchment[a].is_empty() {
+        let remaining_share: Vec<f64> = (0..n_areas)
+            .map(|a| {
+                (1.0 - forced[a].iter().map(|(_, s)| s).sum::<f64>() - independent_total).max(0.0)
+            })
+            .collect();
+        let catchment_of = |a: usize| {
+            if reference.catchment[a].is_empty() {
                 &all_trusts
             } else {
                 &reference.catchment[a]
-            };
-            let trust_total: f64 = trusts.iter().map(|(_, w)| w).sum();
-            let remaining = (1.0 - forced_total - independent_total).max(0.0);
+            }
+        };
+        // Trusts named in Annex A get a size so that their national volume matches the printed total;
+        // other trusts are chosen by catchment share alone.
+        let area_records: Vec<f64> = {
+            let people: Vec<f64> = reference
+                .population
+                .iter()
+                .map(|p| p.iter().sum())
+                .collect();
+            let total: f64 = people.iter().sum();
+            people
+                .iter()
+                .map(|p| national_records * p / total.max(1.0))
+                .collect()
+        };
+        let mut trust_size = vec![1.0; reference.providers.len()];
+        for _ in 0..30 {
+            let mut volume = vec![0.0; reference.providers.len()];
+            for a in 0..n_areas {
+                let trusts = catchment_of(a);
+                let weight_total: f64 = trusts.iter().map(|&(p, w)| w * trust_size[p]).sum();
+                for &(p, w) in trusts {
+                    volume[p] += area_records[a] * remaining_share[a] * w * trust_size[p]
+                        / weight_total.max(1e-12);
+                }
+            }
+            for (&p, &target) in &named_volume {
+                if !reference.providers[p].independent && volume[p] > 0.0 {
+                    trust_size[p] *= (target / volume[p]).clamp(0.5, 2.0);
+                }
+            }
+        }
+        let mut provider_choice = Vec::with_capacity(n_areas);
+        let mut gross_up = Vec::with_capacity(n_areas);
+        for a in 0..n_areas {
+            let trusts = catchment_of(a);
+            let trust_total: f64 = trusts.iter().map(|&(p, w)| w * trust_size[p]).sum();
+            let remaining = remaining_share[a];
             let mut entries: Vec<(usize, f64)> = forced[a].clone();
             entries.extend(independent.iter().copied());
             entries.extend(
                 trusts
                     .iter()
-                    .map(|&(p, w)| (p, remaining * w / trust_total.max(1e-12))),
+                    .map(|&(p, w)| (p, remaining * w * trust_size[p] / trust_total.max(1e-12))),
             );
             // Share of drawn records that survive the provider's missing months and stay complete cases.
             let drawn_total: f64 = entries.iter().map(|(_, s)| s).sum();
