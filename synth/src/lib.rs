@@ -45,6 +45,7 @@ mod csvio;
 mod error;
 mod generator;
 mod reference;
+mod write;
 
 pub use calibrate::{
     FactorRates, FittedMeasure, MeasureTargets, area_targets, factor_rates, fit_stratum_effects,
@@ -59,3 +60,4 @@ pub use generator::{Generator, MeasureCalibration, PopulationRow, ProviderFaults
 pub use reference::{
     AGE_BANDS, Area, Provider, Reference, STRATA, broad_age_group, stratum, stratum_parts,
 };
+pub use write::RECORD_COLUMNS;

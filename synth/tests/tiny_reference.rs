@@ -377,3 +377,28 @@ fn systematic_counts_are_deterministic() {
     let _ = CountSampling::Systematic;
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[test]
+fn writes_records_and_population_as_csv() {
+    let root = fixture("write");
+    let generator = load(&root).expect("tiny reference loads");
+    let records_path = root.join("out/records.csv.gz");
+    let population_path = root.join("out/population.csv");
+    std::fs::create_dir_all(root.join("out")).expect("mkdir");
+    let written = generator
+        .write_csv(0.5, 4, &records_path, &population_path)
+        .expect("written");
+    let reader = flate2::read::GzDecoder::new(std::fs::File::open(&records_path).expect("open"));
+    let mut csv = csv::Reader::from_reader(reader);
+    let headers: Vec<String> = csv
+        .headers()
+        .expect("headers")
+        .iter()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(headers, strata_synth::RECORD_COLUMNS.to_vec());
+    assert_eq!(csv.records().count() as u64, written);
+    let mut population = csv::Reader::from_path(&population_path).expect("population");
+    assert_eq!(population.records().count(), 2 * 190);
+    let _ = std::fs::remove_dir_all(root);
+}
