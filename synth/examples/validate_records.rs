@@ -169,7 +169,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let method = generator.config().ratio_method;
     for (m, measure) in MEASURES.iter().enumerate() {
-        let ones = [1.0; STRATA];
         let rates = factor_rates(
             &std::array::from_fn(|j| {
                 if population[j] > 0.0 {
@@ -181,7 +180,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &population,
             &population,
         );
-        let _ = ones;
         let r = |c: f64, b: f64| ratio_of(method, c, b).map_or("n/a".into(), |x| format!("{x:.2}"));
         println!(
             "{measure:>20}: rate {:.1} (published {}); male {}; imd {} {} {} {}; age {} {} {} {} (65+ {})",

@@ -115,6 +115,9 @@ pub struct YearConfig {
     /// Rescale each area's resident population to its practices' registered list sizes.
     #[serde(default = "default_true")]
     pub registered_scaling: bool,
+    /// National registered population to rescale to (all areas alike), when list sizes are older than the year.
+    #[serde(default)]
+    pub registered_total: Option<f64>,
     #[serde(default)]
     pub count_sampling: CountSampling,
     /// Seed of the area effects (the "truth" of the year); record sampling uses the seed given to `generate`.
@@ -215,6 +218,12 @@ impl YearConfig {
                     missing.area_code, missing.provider_code
                 )));
             }
+        }
+        if self
+            .registered_total
+            .is_some_and(|t| !(t.is_finite() && t > 0.0))
+        {
+            return Err(fail("registered_total must be positive".into()));
         }
         if self.batch_rows == 0 {
             return Err(fail("batch_rows must be positive".into()));

@@ -141,11 +141,18 @@ impl Generator {
     ) -> Result<Generator, SynthError> {
         let published_path = workspace_root.join(&config.published);
         let published = Published::load(&published_path)?;
-        let reference = Reference::load(
+        let mut reference = Reference::load(
             &workspace_root.join(&config.reference_dir),
             &workspace_root.join(&config.common_dir),
             config.registered_scaling,
         )?;
+        if let Some(total) = config.registered_total {
+            let current: f64 = reference.population.iter().flatten().sum();
+            let factor = total / current.max(1.0);
+            for cell in reference.population.iter_mut().flatten() {
+                *cell = (*cell * factor).round();
+            }
+        }
         Generator::calibrate(config, published, &published_path, reference)
     }
 

@@ -8,7 +8,8 @@
 //! ## What is calibrated, and how
 //! - **Population**: ONS mid-2020 resident persons by area × 5-year age band × IMD 2015 quintile, rescaled per
 //!   area to the registered list sizes of its practices, split by sex with the national registered male
-//!   share of each age band.
+//!   share of each age band; optionally rescaled to a national registered total (`registered_total`, used for
+//!   2023/24 where the list sizes are from Jan 2021).
 //! - **Stratum effects** (`calibrate`): expected complete-case tests of area `a`, stratum `j` are
 //!   `u_a · λ_j · n_aj`, `λ_j = base · S_sex · Q_quintile · A_broad_age`. The effects are fitted on expected
 //!   counts so that the engine's section-3 ratios (rates standardised for the other two factors, then odds or
