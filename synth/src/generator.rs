@@ -1,0 +1,851 @@
+//! The generator: calibration at construction, streaming record generation in `generate`.
+
+use crate::calibrate::{FittedMeasure, MeasureTargets, area_targets, fit_stratum_effects};
+use crate::config::{CountSampling, EDOC_PARENT, MEASURES, MODALITIES, Published, YearConfig};
+use crate::error::SynthError;
+use crate::reference::{AGE_BANDS, Cumulative, Reference, STRATA, stratum_parts};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Poisson};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// One row of the population table (SPEC §3 aggregated entry).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PopulationRow {
+    pub area_code: String,
+    /// `"1"` male, `"2"` female.
+    pub sex: String,
+    pub age_band: String,
+    /// 1 = most deprived.
+    pub imd_quintile: u8,
+    pub population: f64,
+}
+
+/// A batch of records, one vector per SPEC §3 column.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordBatch {
+    pub provider_code: Vec<String>,
+    pub site_code: Vec<Option<String>>,
+    pub test_date: Vec<String>,
+    pub gp_practice_code: Vec<Option<String>>,
+    pub lsoa11: Vec<Option<String>>,
+    /// `"1"`, `"2"`, or a not-known value (`"0"`, `"9"`, `"X"`, `""`).
+    pub sex: Vec<String>,
+    pub age: Vec<Option<u32>>,
+    pub modality: Vec<String>,
+    pub exam_code: Vec<Option<String>>,
+    pub patient_source: Vec<Option<String>>,
+}
+
+impl RecordBatch {
+    fn with_capacity(rows: usize) -> RecordBatch {
+        RecordBatch {
+            provider_code: Vec::with_capacity(rows),
+            site_code: Vec::with_capacity(rows),
+            test_date: Vec::with_capacity(rows),
+            gp_practice_code: Vec::with_capacity(rows),
+            lsoa11: Vec::with_capacity(rows),
+            sex: Vec::with_capacity(rows),
+            age: Vec::with_capacity(rows),
+            modality: Vec::with_capacity(rows),
+            exam_code: Vec::with_capacity(rows),
+            patient_source: Vec::with_capacity(rows),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.provider_code.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.provider_code.is_empty()
+    }
+}
+
+/// Data-quality fault probabilities of one provider (independent events per record).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProviderFaults {
+    /// Practice replaced by a non-English one (not attributed).
+    pub non_english: f64,
+    /// Neither practice nor LSOA (unattributed).
+    pub unknown: f64,
+    /// No practice; LSOA kept (attributed by LSOA).
+    pub no_practice: f64,
+    pub missing_lsoa: f64,
+    pub missing_sex: f64,
+    pub missing_age: f64,
+}
+
+impl ProviderFaults {
+    /// Chance a record is excluded from the rates.
+    pub fn loss(&self) -> f64 {
+        1.0 - (1.0 - self.non_english)
+            * (1.0 - self.unknown)
+            * (1.0 - self.missing_lsoa)
+            * (1.0 - self.missing_sex)
+            * (1.0 - self.missing_age)
+    }
+}
+
+/// Calibration result of one measure.
+#[derive(Debug, Clone)]
+pub struct MeasureCalibration {
+    pub measure: String,
+    pub targets: MeasureTargets,
+    pub fitted: FittedMeasure,
+    /// Complete-case area effect per area (standardised rate over national rate, before renormalisation).
+    pub area_effects: Vec<f64>,
+}
+
+/// Deterministic synthetic DID year.
+#[derive(Debug, Clone)]
+pub struct Generator {
+    config: YearConfig,
+    reference: Reference,
+    calibrations: Vec<MeasureCalibration>,
+    /// Gross-up per area for records lost to exclusions and missing submissions.
+    gross_up: Vec<f64>,
+    provider_choice: Vec<(Vec<usize>, Cumulative)>,
+    faults: Vec<ProviderFaults>,
+    missing_months: Vec<[bool; 12]>,
+    days: Vec<(String, usize)>,
+    month_choice: Cumulative,
+    month_days: Vec<Vec<usize>>,
+    /// Records of a modality minus its EDOC subsets that went negative (clamped to zero), expected count.
+    pub clamped_expected: f64,
+}
+
+fn measure_index(measure: &str) -> usize {
+    MEASURES
+        .iter()
+        .position(|m| *m == measure)
+        .unwrap_or(usize::MAX)
+}
+
+impl Generator {
+    /// Load the year config (`configs/synth/did-<year>.toml`), whose paths are relative to `workspace_root`,
+    /// and calibrate.
+    pub fn from_config_file(
+        workspace_root: &Path,
+        config_path: &Path,
+    ) -> Result<Generator, SynthError> {
+        let config = YearConfig::load(config_path)?;
+        Generator::from_reference(workspace_root, config)
+    }
+
+    /// Calibrate a generator from the reference data under `workspace_root` and a year config.
+    pub fn from_reference(
+        workspace_root: &Path,
+        config: YearConfig,
+    ) -> Result<Generator, SynthError> {
+        let published_path = workspace_root.join(&config.published);
+        let published = Published::load(&published_path)?;
+        let mut reference = Reference::load(
+            &workspace_root.join(&config.reference_dir),
+            &workspace_root.join(&config.common_dir),
+            config.registered_scaling,
+        )?;
+        if let Some(total) = config.registered_total {
+            let current: f64 = reference.population.iter().flatten().sum();
+            let factor = total / current.max(1.0);
+            for cell in reference.population.iter_mut().flatten() {
+                *cell = (*cell * factor).round();
+            }
+        }
+        Generator::calibrate(config, published, &published_path, reference)
+    }
+
+    /// Calibrate from already loaded parts (used by tests with hand-made reference data).
+    pub fn calibrate(
+        config: YearConfig,
+        published: Published,
+        published_path: &Path,
+        reference: Reference,
+    ) -> Result<Generator, SynthError> {
+        let n_areas = reference.areas.len();
+        let config_error = |message: String| SynthError::Config {
+            path: PathBuf::from(published_path),
+            message,
+        };
+        let (days, month_days) = financial_year_days(&config.start_date).map_err(config_error)?;
+        let month_total: f64 = config.month_weights.iter().sum();
+        let month_share: Vec<f64> = config
+            .month_weights
+            .iter()
+            .map(|w| w / month_total)
+            .collect();
+        let month_keys: Vec<String> = month_days
+            .iter()
+            .map(|d| days[d[0]].0[..7].to_string())
+            .collect();
+
+        // Provider faults from Annex A: named providers override the national background.
+        let national_records = published.national_records();
+        let annex = &published.annex_a;
+        let mut faults = vec![ProviderFaults::default(); reference.providers.len()];
+        let mut named_volume: HashMap<usize, f64> = HashMap::new();
+        let (mut a1_volume, mut a1_lsoa_route, mut a1_unknown) = (0.0, 0.0, 0.0);
+        for row in &annex.providers_no_practice {
+            if let Some(&p) = reference.provider_index.get(&row.provider_code) {
+                let volume = row.no_practice_tests / row.no_practice_share.max(1e-9);
+                named_volume.insert(p, volume);
+                a1_volume += volume;
+                a1_lsoa_route += row.no_practice_tests - row.no_lsoa_tests;
+                a1_unknown += row.no_lsoa_tests;
+            }
+        }
+        let mut a2_volume = 0.0;
+        let mut a2_missing: HashMap<&str, f64> = HashMap::new();
+        for row in &annex.providers_incomplete {
+            if let Some(&p) = reference.provider_index.get(&row.provider_code) {
+                named_volume.insert(p, row.total_tests);
+                a2_volume += row.total_tests;
+                *a2_missing
+                    .entry(row.most_common_missing.as_str())
+                    .or_default() += row.missing_tests;
+            }
+        }
+        let share = |count: f64, named: f64, volume: f64| {
+            ((count - named).max(0.0) / (national_records - volume)).min(1.0)
+        };
+        let background = ProviderFaults {
+            non_english: annex.route_non_english_count / national_records,
+            unknown: share(annex.route_unknown_count, a1_unknown, a1_volume),
+            no_practice: share(annex.route_lsoa_count, a1_lsoa_route, a1_volume),
+            missing_lsoa: share(
+                annex.omitted_no_lsoa_count,
+                a2_missing.get("lsoa").copied().unwrap_or(0.0),
+                a2_volume,
+            ),
+            missing_sex: share(
+                annex.omitted_no_sex_count,
+                a2_missing.get("sex").copied().unwrap_or(0.0),
+                a2_volume,
+            ),
+            missing_age: share(
+                annex.omitted_no_age_count,
+                a2_missing.get("age").copied().unwrap_or(0.0),
+                a2_volume,
+            ),
+        };
+        faults.iter_mut().for_each(|f| *f = background);
+        for row in &annex.providers_no_practice {
+            if let Some(&p) = reference.provider_index.get(&row.provider_code) {
+                let volume = named_volume[&p];
+                faults[p].unknown = (row.no_lsoa_tests / volume).min(1.0);
+                faults[p].no_practice = (row.no_practice_share - faults[p].unknown).clamp(0.0, 1.0);
+            }
+        }
+        for row in &annex.providers_incomplete {
+            if let Some(&p) = reference.provider_index.get(&row.provider_code) {
+                let rate = (row.missing_tests / row.total_tests.max(1.0)).min(0.999);
+                match row.most_common_missing.as_str() {
+                    "sex" => faults[p].missing_sex = rate,
+                    "age" => faults[p].missing_age = rate,
+                    _ => faults[p].missing_lsoa = rate,
+                }
+            }
+        }
+
+        // Missing submission months per provider, and the share of an area it must supply.
+        let mut missing_months = vec![[false; 12]; reference.providers.len()];
+        let mut forced: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n_areas];
+        let mut area_shortfall = vec![0.0; n_areas];
+        for missing in &config.missing_submissions {
+            let p = *reference
+                .provider_index
+                .get(&missing.provider_code)
+                .ok_or_else(|| {
+                    config_error(format!(
+                        "missing submission: unknown provider {}",
+                        missing.provider_code
+                    ))
+                })?;
+            let a = *reference
+                .area_index
+                .get(&missing.area_code)
+                .ok_or_else(|| {
+                    config_error(format!(
+                        "missing submission: unknown area {}",
+                        missing.area_code
+                    ))
+                })?;
+            let mut lost_share = 0.0;
+            for month in &missing.months {
+                let m = month_keys
+                    .iter()
+                    .position(|k| k == month)
+                    .ok_or_else(|| config_error(format!("month {month} is not in the year")))?;
+                missing_months[p][m] = true;
+                lost_share += month_share[m];
+            }
+            forced[a].push((p, (missing.missing_share / lost_share.max(1e-9)).min(0.95)));
+            area_shortfall[a] = 1.0 - (1.0 - area_shortfall[a]) * (1.0 - missing.missing_share);
+        }
+
+        // Provider choice per area: forced suppliers, independent sector by national volume, trusts by catchment.
+        let independent: Vec<(usize, f64)> = reference
+            .providers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.independent)
+            .filter_map(|(i, _)| named_volume.get(&i).map(|v| (i, v / national_records)))
+            .collect();
+        let independent_total: f64 = independent.iter().map(|(_, s)| s).sum();
+        let all_trusts: Vec<(usize, f64)> = reference
+            .providers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.independent)
+            .map(|(i, _)| (i, 1.0))
+            .collect();
+        let remaining_share: Vec<f64> = (0..n_areas)
+            .map(|a| {
+                (1.0 - forced[a].iter().map(|(_, s)| s).sum::<f64>() - independent_total).max(0.0)
+            })
+            .collect();
+        let catchment_of = |a: usize| {
+            if reference.catchment[a].is_empty() {
+                &all_trusts
+            } else {
+                &reference.catchment[a]
+            }
+        };
+        // Trusts named in Annex A get a size so that their national volume matches the printed total;
+        // other trusts are chosen by catchment share alone.
+        let area_records: Vec<f64> = {
+            let people: Vec<f64> = reference
+                .population
+                .iter()
+                .map(|p| p.iter().sum())
+                .collect();
+            let total: f64 = people.iter().sum();
+            people
+                .iter()
+                .map(|p| national_records * p / total.max(1.0))
+                .collect()
+        };
+        let mut trust_size = vec![1.0; reference.providers.len()];
+        for _ in 0..30 {
+            let mut volume = vec![0.0; reference.providers.len()];
+            for a in 0..n_areas {
+                let trusts = catchment_of(a);
+                let weight_total: f64 = trusts.iter().map(|&(p, w)| w * trust_size[p]).sum();
+                for &(p, w) in trusts {
+                    volume[p] += area_records[a] * remaining_share[a] * w * trust_size[p]
+                        / weight_total.max(1e-12);
+                }
+            }
+            for (&p, &target) in &named_volume {
+                if !reference.providers[p].independent && volume[p] > 0.0 {
+                    trust_size[p] *= (target / volume[p]).clamp(0.5, 2.0);
+                }
+            }
+        }
+        let mut provider_choice = Vec::with_capacity(n_areas);
+        let mut gross_up = Vec::with_capacity(n_areas);
+        for a in 0..n_areas {
+            let trusts = catchment_of(a);
+            let trust_total: f64 = trusts.iter().map(|&(p, w)| w * trust_size[p]).sum();
+            let remaining = remaining_share[a];
+            let mut entries: Vec<(usize, f64)> = forced[a].clone();
+            entries.extend(independent.iter().copied());
+            entries.extend(
+                trusts
+                    .iter()
+                    .map(|&(p, w)| (p, remaining * w * trust_size[p] / trust_total.max(1e-12))),
+            );
+            // Share of drawn records that survive the provider's missing months and stay complete cases.
+            let drawn_total: f64 = entries.iter().map(|(_, s)| s).sum();
+            let complete: f64 = entries
+                .iter()
+                .map(|&(p, s)| {
+                    let submitted = 1.0
+                        - (0..12)
+                            .filter(|&m| missing_months[p][m])
+                            .map(|m| month_share[m])
+                            .sum::<f64>();
+                    s * submitted * (1.0 - faults[p].loss())
+                })
+                .sum::<f64>()
+                / drawn_total.max(1e-12);
+            gross_up.push(1.0 / complete.max(0.02));
+            let (providers, weights): (Vec<usize>, Vec<f64>) = entries.into_iter().unzip();
+            provider_choice.push((providers, Cumulative::new(weights)));
+        }
+
+        // Area effects and stratum effects per measure.
+        let population = reference.national_population();
+        let area_population: Vec<f64> = reference
+            .population
+            .iter()
+            .map(|p| p.iter().sum())
+            .collect();
+        let mut calibrations = Vec::with_capacity(MEASURES.len());
+        for (m, &measure) in MEASURES.iter().enumerate() {
+            let targets = measure_targets(&published, published_path, measure)?;
+            let national = targets.national_rate * 1e4;
+            let (mean, sd, within) = match published.spread(measure) {
+                Some(s) => (
+                    0.5 * (s.lower + s.upper),
+                    0.5 * (s.upper - s.lower),
+                    s.share_within_1sd,
+                ),
+                None => {
+                    let spread = config
+                        .spread
+                        .get(measure)
+                        .copied()
+                        .unwrap_or(config.default_spread);
+                    (national, spread.cv * national, spread.share_within_1sd)
+                }
+            };
+            let mut fixed: Vec<Option<f64>> = vec![None; n_areas];
+            // Named outliers above 2x (or 4x) national are the only areas allowed above that multiple.
+            let smallest_multiple = config
+                .outliers
+                .iter()
+                .filter(|o| o.measure == measure)
+                .map(|o| o.rate_multiple.floor())
+                .fold(f64::INFINITY, f64::min);
+            let cap = if smallest_multiple >= 2.0 {
+                0.97 * smallest_multiple * national
+            } else {
+                f64::INFINITY
+            };
+            for outlier in config.outliers.iter().filter(|o| o.measure == measure) {
+                let a = *reference
+                    .area_index
+                    .get(&outlier.area_code)
+                    .ok_or_else(|| {
+                        config_error(format!("outlier: unknown area {}", outlier.area_code))
+                    })?;
+                fixed[a] = Some(outlier.rate_multiple * national);
+            }
+            for a in 0..n_areas {
+                if area_shortfall[a] > 0.0 {
+                    fixed[a] = Some(fixed[a].unwrap_or(mean) * (1.0 - area_shortfall[a]));
+                }
+            }
+            let mut rng = ChaCha8Rng::seed_from_u64(
+                config.calibration_seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(m as u64 + 1)),
+            );
+            let area_rates = area_targets(
+                &area_population,
+                national,
+                mean,
+                sd,
+                within,
+                &fixed,
+                cap,
+                &mut rng,
+            );
+            let effects: Vec<f64> = area_rates.iter().map(|t| t / national).collect();
+            let mut effective = [0.0; STRATA];
+            for a in 0..n_areas {
+                for j in 0..STRATA {
+                    effective[j] += effects[a] * reference.population[a][j];
+                }
+            }
+            let fitted =
+                fit_stratum_effects(&targets, config.ratio_method, &effective, &population)
+                    .map_err(|message| SynthError::Calibration {
+                        measure: measure.to_string(),
+                        message,
+                    })?;
+            calibrations.push(MeasureCalibration {
+                measure: measure.to_string(),
+                targets,
+                fitted,
+                area_effects: effects,
+            });
+        }
+
+        let mut generator = Generator {
+            month_choice: Cumulative::new(month_share.iter().copied()),
+            config,
+            reference,
+            calibrations,
+            gross_up,
+            provider_choice,
+            faults,
+            missing_months,
+            days,
+            month_days,
+            clamped_expected: 0.0,
+        };
+        generator.clamped_expected = generator.clamped_total();
+        Ok(generator)
+    }
+
+    pub fn config(&self) -> &YearConfig {
+        &self.config
+    }
+
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    pub fn calibrations(&self) -> &[MeasureCalibration] {
+        &self.calibrations
+    }
+
+    pub fn provider_faults(&self, provider_code: &str) -> Option<ProviderFaults> {
+        self.reference
+            .provider_index
+            .get(provider_code)
+            .map(|&p| self.faults[p])
+    }
+
+    /// Registered population per area × sex × age band × IMD quintile (full size).
+    pub fn population(&self) -> Vec<PopulationRow> {
+        self.population_scaled(1.0)
+    }
+
+    /// The population multiplied by `scale`, to pair with records generated at that scale.
+    pub fn population_scaled(&self, scale: f64) -> Vec<PopulationRow> {
+        let mut rows = Vec::new();
+        for (a, area) in self.reference.areas.iter().enumerate() {
+            for j in 0..STRATA {
+                let people = self.reference.population[a][j];
+                if people <= 0.0 {
+                    continue;
+                }
+                let (s, g, q) = stratum_parts(j);
+                rows.push(PopulationRow {
+                    area_code: area.code.clone(),
+                    sex: if s == 0 { "1" } else { "2" }.to_string(),
+                    age_band: AGE_BANDS[g].to_string(),
+                    imd_quintile: q as u8 + 1,
+                    population: people * scale,
+                });
+            }
+        }
+        rows
+    }
+
+    /// Expected complete-case tests of a measure in an area and stratum at scale 1.
+    pub fn expected_complete(&self, measure: &str, area: usize, stratum: usize) -> f64 {
+        let m = measure_index(measure);
+        let calibration = &self.calibrations[m];
+        calibration.area_effects[area]
+            * calibration.fitted.lambda[stratum]
+            * self.reference.population[area][stratum]
+    }
+
+    /// Gross expected records (before exclusions and missing months) of a measure, area and stratum.
+    fn expected_gross(&self, m: usize, area: usize, stratum: usize) -> f64 {
+        let calibration = &self.calibrations[m];
+        self.gross_up[area]
+            * calibration.area_effects[area]
+            * calibration.fitted.lambda[stratum]
+            * self.reference.population[area][stratum]
+    }
+
+    /// Record kinds of a modality: its EDOC measures then the rest, with expected gross counts.
+    fn kinds(&self, modality: usize, area: usize, stratum: usize) -> Vec<(Option<usize>, f64)> {
+        let modality_key = MODALITIES[modality];
+        let total = self.expected_gross(modality, area, stratum);
+        let mut kinds = Vec::with_capacity(3);
+        let mut edoc_sum = 0.0;
+        for (edoc, parent) in EDOC_PARENT {
+            if parent == modality_key {
+                let e = measure_index(edoc);
+                let expected = self.expected_gross(e, area, stratum);
+                edoc_sum += expected;
+                kinds.push((Some(e), expected));
+            }
+        }
+        kinds.push((None, (total - edoc_sum).max(0.0)));
+        kinds
+    }
+
+    fn clamped_total(&self) -> f64 {
+        let mut clamped = 0.0;
+        for a in 0..self.reference.areas.len() {
+            for modality in 0..MODALITIES.len() {
+                for j in 0..STRATA {
+                    let total = self.expected_gross(modality, a, j);
+                    let edoc: f64 = self
+                        .kinds(modality, a, j)
+                        .iter()
+                        .filter(|k| k.0.is_some())
+                        .map(|k| k.1)
+                        .sum();
+                    clamped += (edoc - total).max(0.0);
+                }
+            }
+        }
+        clamped
+    }
+
+    /// Stream records at `scale` (1.0 = a full year), deterministic for `seed` whatever the batch size:
+    /// each area × modality stream has its own RNG seeded from (`seed`, area, modality), and batches only
+    /// cut the stream. Returns the number of records emitted.
+    pub fn generate<F, E>(&self, scale: f64, seed: u64, mut sink: F) -> Result<u64, SynthError>
+    where
+        F: FnMut(RecordBatch) -> Result<(), E>,
+        E: std::fmt::Display,
+    {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(SynthError::Sink(format!(
+                "scale must be positive, got {scale}"
+            )));
+        }
+        let batch_rows = self.config.batch_rows;
+        let mut batch = RecordBatch::with_capacity(batch_rows.min(1 << 20));
+        let mut emitted = 0u64;
+        let source_choice = Cumulative::new(self.config.patient_source_weights.iter().copied());
+        let sources: Vec<String> = (1..=7).map(|i| format!("{i:02}")).collect();
+        let not_known_sex = ["9", "0", "X", ""];
+        // Systematic sampling: one running total per measure kind (EDOC measure, or a modality's other
+        // tests) across all areas, with a seeded random start, so national totals are exact to ±1.
+        let mut start_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_5EED_5EED_5EED);
+        let offsets: Vec<f64> = (0..MEASURES.len() * 2)
+            .map(|_| start_rng.random::<f64>())
+            .collect();
+        let mut cumulative = vec![0.0f64; MEASURES.len() * 2];
+        for a in 0..self.reference.areas.len() {
+            for modality in 0..MODALITIES.len() {
+                let stream_seed = seed
+                    ^ (a as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
+                    ^ (modality as u64 + 1).wrapping_mul(0x8CB9_2BA7_2F3D_8DD7);
+                let mut rng = ChaCha8Rng::seed_from_u64(stream_seed);
+                let other_codes = &self.config.other_exam_codes[MODALITIES[modality]];
+                for j in 0..STRATA {
+                    if self.reference.population[a][j] <= 0.0 {
+                        continue;
+                    }
+                    let (s, g, q) = stratum_parts(j);
+                    for (kind, expected) in self.kinds(modality, a, j) {
+                        // Running-total slot: EDOC measures by index, a modality's other tests after them.
+                        let k = kind.unwrap_or(MEASURES.len() + modality);
+                        let lambda = expected * scale;
+                        let count = match self.config.count_sampling {
+                            CountSampling::Poisson => {
+                                if lambda > 0.0 {
+                                    Poisson::new(lambda)
+                                        .map(|d| d.sample(&mut rng) as u64)
+                                        .unwrap_or(0)
+                                } else {
+                                    0
+                                }
+                            }
+                            CountSampling::Systematic => {
+                                let before = (cumulative[k] + offsets[k]).floor();
+                                cumulative[k] += lambda;
+                                ((cumulative[k] + offsets[k]).floor() - before) as u64
+                            }
+                        };
+                        for _ in 0..count {
+                            let provider_slot =
+                                self.provider_choice[a].1.pick(rng.random()).unwrap_or(0);
+                            let provider = self.provider_choice[a].0[provider_slot];
+                            let month = self.month_choice.pick(rng.random()).unwrap_or(0);
+                            let day = self.month_days[month]
+                                [rng.random_range(0..self.month_days[month].len())];
+                            if self.missing_months[provider][month] {
+                                continue; // the provider did not submit this month
+                            }
+                            let faults = &self.faults[provider];
+                            let pool = &self.reference.lsoas[a][q];
+                            let mut lsoa = pool.by_age[g]
+                                .pick(rng.random())
+                                .map(|i| pool.codes[i].clone());
+                            let (codes, weights) = &self.reference.practices[a];
+                            let mut practice = weights.pick(rng.random()).map(|i| codes[i].clone());
+                            if rng.random::<f64>() < faults.non_english
+                                && !self.reference.non_english_practices.is_empty()
+                            {
+                                let i =
+                                    rng.random_range(0..self.reference.non_english_practices.len());
+                                practice = Some(self.reference.non_english_practices[i].clone());
+                                lsoa = None;
+                            } else if rng.random::<f64>() < faults.unknown {
+                                practice = None;
+                                lsoa = None;
+                            } else {
+                                if rng.random::<f64>() < faults.no_practice {
+                                    practice = None;
+                                }
+                                if rng.random::<f64>() < faults.missing_lsoa {
+                                    lsoa = None;
+                                }
+                            }
+                            let sex = if rng.random::<f64>() < faults.missing_sex {
+                                not_known_sex[rng.random_range(0..not_known_sex.len())]
+                            } else if s == 0 {
+                                "1"
+                            } else {
+                                "2"
+                            };
+                            let age = if rng.random::<f64>() < faults.missing_age {
+                                None
+                            } else if g == 18 {
+                                // 90+: ages thinning out to 104.
+                                Some(90 + (rng.random::<f64>().powi(2) * 15.0) as u32)
+                            } else {
+                                Some(g as u32 * 5 + rng.random_range(0..5))
+                            };
+                            let exam_code = match kind {
+                                Some(e) => {
+                                    let list = self.reference.edoc_exam_codes.get(MEASURES[e]);
+                                    list.and_then(|l| {
+                                        (!l.is_empty())
+                                            .then(|| l[rng.random_range(0..l.len())].clone())
+                                    })
+                                }
+                                None => Some(
+                                    other_codes[rng.random_range(0..other_codes.len())].clone(),
+                                ),
+                            };
+                            let source =
+                                source_choice.pick(rng.random()).map(|i| sources[i].clone());
+                            let provider_code = &self.reference.providers[provider].code;
+                            batch.provider_code.push(provider_code.clone());
+                            batch.site_code.push(Some(format!("{provider_code}01")));
+                            batch.test_date.push(self.days[day].0.clone());
+                            batch.gp_practice_code.push(practice);
+                            batch.lsoa11.push(lsoa);
+                            batch.sex.push(sex.to_string());
+                            batch.age.push(age);
+                            batch.modality.push(MODALITIES[modality].to_string());
+                            batch.exam_code.push(exam_code);
+                            batch.patient_source.push(source);
+                            if batch.len() >= batch_rows {
+                                emitted += batch.len() as u64;
+                                let full = std::mem::replace(
+                                    &mut batch,
+                                    RecordBatch::with_capacity(batch_rows.min(1 << 20)),
+                                );
+                                sink(full).map_err(|e| SynthError::Sink(e.to_string()))?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            emitted += batch.len() as u64;
+            sink(batch).map_err(|e| SynthError::Sink(e.to_string()))?;
+        }
+        Ok(emitted)
+    }
+}
+
+/// Targets of one measure from the published file.
+fn measure_targets(
+    published: &Published,
+    path: &Path,
+    measure: &str,
+) -> Result<MeasureTargets, SynthError> {
+    let missing = |what: &str| SynthError::Config {
+        path: path.to_path_buf(),
+        message: format!("{what} has no value for `{measure}`"),
+    };
+    let national = *published
+        .national_rates
+        .get(measure)
+        .ok_or_else(|| missing("national_rates"))?;
+    let ratio =
+        |table: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+         category: &str|
+         -> Result<f64, SynthError> {
+            let printed = table
+                .get(category)
+                .and_then(|row| row.get(measure))
+                .ok_or_else(|| missing(&format!("factor ratio category `{category}`")))?;
+            Published::ratio_value(path, printed)
+        };
+    let ratios = &published.factor_ratios;
+    Ok(MeasureTargets {
+        national_rate: national / 1e4,
+        male: ratio(&ratios.sex, "Male")?,
+        imd: [
+            ratio(&ratios.imd_quintile, "2")?,
+            ratio(&ratios.imd_quintile, "3")?,
+            ratio(&ratios.imd_quintile, "4")?,
+            ratio(&ratios.imd_quintile, "5")?,
+        ],
+        age: [
+            ratio(&ratios.age_group, "45-54")?,
+            ratio(&ratios.age_group, "55-64")?,
+            ratio(&ratios.age_group, "65-74")?,
+            ratio(&ratios.age_group, "75+")?,
+        ],
+        age_75_reported_as_65_plus: published.notes.iter().any(|n| {
+            n.factor == "age_group"
+                && n.category == "75+"
+                && n.measure == measure
+                && n.reported_category == "65+"
+        }),
+    })
+}
+
+/// Days of a year as (`YYYY-MM-DD`, month index), and the day indices of each month.
+type YearDays = (Vec<(String, usize)>, Vec<Vec<usize>>);
+
+/// Every day of the financial year starting at `start` (`YYYY-MM-DD`, the 1st of a month) as
+/// (`YYYY-MM-DD`, month index 0..12), and the day indices of each month.
+fn financial_year_days(start: &str) -> Result<YearDays, String> {
+    let parts: Vec<&str> = start.split('-').collect();
+    let parse = |i: usize| parts.get(i).and_then(|p| p.parse::<u32>().ok());
+    let (Some(mut year), Some(mut month), Some(1)) = (parse(0), parse(1), parse(2)) else {
+        return Err(format!("start_date `{start}` must be YYYY-MM-01"));
+    };
+    if !(1..=12).contains(&month) {
+        return Err(format!("start_date `{start}`: bad month"));
+    }
+    let mut days = Vec::with_capacity(366);
+    let mut month_days = Vec::with_capacity(12);
+    for m in 0..12 {
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let length = match month {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        let mut indices = Vec::with_capacity(31);
+        for day in 1..=length {
+            indices.push(days.len());
+            days.push((format!("{year:04}-{month:02}-{day:02}"), m));
+        }
+        month_days.push(indices);
+        month += 1;
+        if month > 12 {
+            month = 1;
+            year += 1;
+        }
+    }
+    Ok((days, month_days))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn financial_year_covers_every_day_once() {
+        let (days, months) = financial_year_days("2023-04-01").expect("valid date");
+        assert_eq!(days.len(), 366); // 2024 is a leap year
+        assert_eq!(days[0].0, "2023-04-01");
+        assert_eq!(days[365].0, "2024-03-31");
+        assert_eq!(months[10].len(), 29);
+        let (days, _) = financial_year_days("2020-04-01").expect("valid date");
+        assert_eq!(days.len(), 365);
+        assert!(financial_year_days("2020-04-02").is_err());
+    }
+
+    #[test]
+    fn loss_combines_independent_faults() {
+        let faults = ProviderFaults {
+            missing_sex: 0.5,
+            missing_lsoa: 0.5,
+            no_practice: 0.9,
+            ..Default::default()
+        };
+        assert!((faults.loss() - 0.75).abs() < 1e-12);
+    }
+}
