@@ -41,6 +41,8 @@ enum Command {
         /// Population `area_code, sex, age_band, imd_quintile, population`.
         #[arg(long)]
         population: Option<PathBuf>,
+        #[command(flatten)]
+        synthetic: SyntheticArgs,
     },
     /// Run a recipe and compare every published figure it names with the reproduced one; exits 1
     /// if any is outside the recipe's tolerance. Writes the run's outputs plus `verify.csv`.
@@ -54,6 +56,8 @@ enum Command {
         /// Print only the figures outside tolerance (and the totals).
         #[arg(long)]
         failures_only: bool,
+        #[command(flatten)]
+        synthetic: SyntheticArgs,
     },
     /// Time a recipe end to end: wall time, CPU time and peak memory per stage, median of N runs
     /// (outputs rendered in memory, not written).
@@ -69,6 +73,18 @@ enum Command {
         /// How many runs (the median is reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        #[command(flatten)]
+        synthetic: SyntheticArgs,
+    },
+    /// Write a recipe's synthetic year as files: `activity.parquet` (SPEC §3 records) and
+    /// `population.csv`, e.g. the full ~47 million records of 2023/24 with `--scale 1`.
+    Synth {
+        recipe: PathBuf,
+        /// Folder for the files.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        synthetic: SyntheticArgs,
     },
     /// Check a recipe without reading data: keys, plugin ids, parameters, input files.
     Check { recipe: PathBuf },
@@ -116,6 +132,17 @@ pub fn main_with(
     }
 }
 
+/// Scale and seed of a recipe's synthetic year.
+#[derive(clap::Args, Clone, Copy)]
+struct SyntheticArgs {
+    /// Scale of the synthetic year (1 = a full year); default: the recipe's.
+    #[arg(long)]
+    scale: Option<f64>,
+    /// Seed of the synthetic year; default: the recipe's.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
 fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     match command {
         Command::Run {
@@ -124,11 +151,14 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             activity,
             counts,
             population,
+            synthetic,
         } => {
             let overrides = InputOverrides {
                 activity,
                 counts,
                 population,
+                scale: synthetic.scale,
+                seed: synthetic.seed,
             };
             let (dir, run) = crate::run(&recipe, out_dir.as_deref(), &overrides)?;
             for w in &run.results.warnings {
@@ -149,9 +179,12 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             out: out_dir,
             activity,
             failures_only,
+            synthetic,
         } => {
             let overrides = InputOverrides {
                 activity,
+                scale: synthetic.scale,
+                seed: synthetic.seed,
                 ..Default::default()
             };
             let (dir, table, ok) = crate::verify_run(&recipe, out_dir.as_deref(), &overrides)?;
@@ -201,14 +234,50 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             counts,
             population,
             runs,
+            synthetic,
         } => {
             let overrides = InputOverrides {
                 activity,
                 counts,
                 population,
+                scale: synthetic.scale,
+                seed: synthetic.seed,
             };
             let report = crate::bench::bench(&recipe, &overrides, runs.max(1))?;
             write!(out, "{report}").ok();
+            Ok(())
+        }
+        Command::Synth {
+            recipe,
+            out: dir,
+            synthetic,
+        } => {
+            let recipe = crate::recipe::Recipe::load(&recipe)?;
+            let Some(mut spec) = recipe.inputs.synthetic.clone() else {
+                return Err(Error::Usage(format!(
+                    "{}: the recipe has no `[inputs.synthetic]`",
+                    recipe.file.display()
+                )));
+            };
+            spec.scale = synthetic.scale.unwrap_or(spec.scale);
+            spec.seed = synthetic.seed.unwrap_or(spec.seed);
+            let start = std::time::Instant::now();
+            let generator = crate::synthetic::generator(&spec)?;
+            let records = crate::synthetic::write_files(&generator, &spec, &dir)?;
+            let size = std::fs::metadata(dir.join("activity.parquet"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            writeln!(
+                out,
+                "{records} records (scale {}, seed {}) in {:.1} s: {} ({:.1} MB) and {}",
+                spec.scale,
+                spec.seed,
+                start.elapsed().as_secs_f64(),
+                dir.join("activity.parquet").display(),
+                size as f64 / 1e6,
+                dir.join("population.csv").display()
+            )
+            .ok();
             Ok(())
         }
         Command::Check { recipe } => {

@@ -209,24 +209,41 @@ pub struct LsoaInfo {
     pub imd_decile: Option<u8>,
 }
 
-/// LSOA → area and IMD decile: `lsoa11, area_code, imd_decile`.
-pub fn read_lsoa(path: &Path, areas: &[Area]) -> Result<HashMap<String, LsoaInfo>> {
-    let t = TextTable::read(path, &["lsoa11", "area_code", "imd_decile"])?;
-    let codes = t.required_column("lsoa11")?;
+/// LSOA → area (`lsoa11_code, area_code`), joined with LSOA → IMD decile
+/// (`lsoa11_code, imd_decile`). An LSOA may have an area but no decile or the reverse.
+pub fn read_lsoa(
+    area_path: &Path,
+    imd_path: &Path,
+    areas: &[Area],
+) -> Result<HashMap<String, LsoaInfo>> {
+    let t = TextTable::read(area_path, &["lsoa11_code", "area_code"])?;
+    let codes = t.required_column("lsoa11_code")?;
     let area_codes = t.column("area_code")?;
-    let deciles = t.column("imd_decile")?;
-    unique_index(&t, "lsoa11", &codes)?;
+    unique_index(&t, "lsoa11_code", &codes)?;
     let lookup = area_lookup(areas);
-    let mut map = HashMap::with_capacity(codes.len());
-    for (row, ((code, area), decile)) in codes.iter().zip(area_codes).zip(deciles).enumerate() {
+    let mut map: HashMap<String, LsoaInfo> = HashMap::with_capacity(codes.len());
+    for (row, (code, area)) in codes.iter().zip(area_codes).enumerate() {
         let area = area
             .map(|a| area_of(&t, &lookup, row, "area_code", a))
             .transpose()?;
+        map.insert(
+            code.to_string(),
+            LsoaInfo {
+                area,
+                imd_decile: None,
+            },
+        );
+    }
+    let t = TextTable::read(imd_path, &["lsoa11_code", "imd_decile"])?;
+    let codes = t.required_column("lsoa11_code")?;
+    let deciles = t.column("imd_decile")?;
+    unique_index(&t, "lsoa11_code", &codes)?;
+    for (row, (code, decile)) in codes.iter().zip(deciles).enumerate() {
         let imd_decile = decile
             .map(|d| {
                 d.parse::<u8>().map_err(|_| {
                     Error::data(
-                        path,
+                        imd_path,
                         Some(row + 1),
                         Some("imd_decile"),
                         format!("`{d}` is not a whole number"),
@@ -234,7 +251,12 @@ pub fn read_lsoa(path: &Path, areas: &[Area]) -> Result<HashMap<String, LsoaInfo
                 })
             })
             .transpose()?;
-        map.insert(code.to_string(), LsoaInfo { area, imd_decile });
+        map.entry(code.to_string())
+            .or_insert(LsoaInfo {
+                area: None,
+                imd_decile: None,
+            })
+            .imd_decile = imd_decile;
     }
     Ok(map)
 }
@@ -260,6 +282,28 @@ pub fn read_exam_codes(path: &Path) -> Result<Vec<(String, String)>> {
         .zip(measures)
         .map(|(c, m)| (c.to_string(), m.to_string()))
         .collect())
+}
+
+/// Parses a non-negative population (estimates may be fractional).
+fn population_value(t: &TextTable, row: usize, text: &str) -> Result<f64> {
+    let value: f64 = text.parse().map_err(|_| {
+        Error::data(
+            &t.path,
+            Some(row + 1),
+            Some("population"),
+            format!("`{text}` is not a number"),
+        )
+    })?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(Error::data_hint(
+            &t.path,
+            Some(row + 1),
+            Some("population"),
+            format!("`{text}` is not a non-negative population"),
+            "a population is a number of people, 0 or more",
+        ));
+    }
+    Ok(value)
 }
 
 /// Parses a whole, non-negative count.
@@ -379,7 +423,7 @@ pub fn read_population(
             category(&t, row, "sex", &sex, sex_col[row])?,
             category(&t, row, "age_band", &age, age_col[row])?,
         ];
-        let value = count_value(&t, row, "population", pop_col[row])?;
+        let value = population_value(&t, row, pop_col[row])?;
         let cell = counts.cell_index(&coords);
         if !seen.insert((area, cell)) {
             return Err(Error::data(
@@ -495,7 +539,16 @@ fn scan_activity(path: &Path) -> Result<LazyFrame> {
 
 /// Reads record-level activity and counts records per distinct combination.
 pub fn read_activity(path: &Path, year_start: (i32, u32, u32)) -> Result<ActivityCombos> {
-    let mut lf = scan_activity(path)?;
+    aggregate_activity(scan_activity(path)?, path, year_start)
+}
+
+/// Counts records per distinct combination of the columns the pipeline uses; `path` names the
+/// source in errors.
+pub fn aggregate_activity(
+    mut lf: LazyFrame,
+    path: &Path,
+    year_start: (i32, u32, u32),
+) -> Result<ActivityCombos> {
     let schema = lf.collect_schema().map_err(|e| read_error(path, e))?;
     for c in ACTIVITY_REQUIRED {
         if schema.get(c).is_none() {

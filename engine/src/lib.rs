@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod plugins;
 pub mod progress;
 pub mod recipe;
+pub mod synthetic;
 pub mod verify;
 
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
+use polars::prelude::IntoLazy;
 use strata_api::{
     Area, AttributionCandidate, AttributionMethod, Comparison, ConfidenceIntervalMethod,
     Configured, DataQualityMethod, DerivationInput, DerivationRules, DerivationShape,
@@ -114,10 +115,11 @@ pub fn prepare(recipe: Recipe) -> Result<Prepared> {
             }
         }
     }
-    if recipe.inputs.activity.is_some() {
+    if recipe.inputs.activity.is_some() || recipe.inputs.synthetic.is_some() {
         for (needed, present) in [
             ("practices", recipe.inputs.practices.is_some()),
             ("lsoa", recipe.inputs.lsoa.is_some()),
+            ("imd", recipe.inputs.imd.is_some()),
             (
                 "stages.attribution",
                 recipe.stage(StageKind::Attribution).is_some(),
@@ -193,6 +195,16 @@ pub struct InputOverrides {
     pub activity: Option<std::path::PathBuf>,
     pub counts: Option<std::path::PathBuf>,
     pub population: Option<std::path::PathBuf>,
+    /// Scale and seed of a recipe's synthetic year.
+    pub scale: Option<f64>,
+    pub seed: Option<u64>,
+}
+
+/// Where this run's activity comes from.
+enum Source {
+    Activity(std::path::PathBuf),
+    Counts(std::path::PathBuf),
+    Synthetic(crate::synthetic::SyntheticSpec),
 }
 
 struct Timer {
@@ -249,16 +261,31 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
     let path_of = |o: &Option<std::path::PathBuf>, r: &Option<crate::recipe::InputPath>| {
         o.clone().or_else(|| r.as_ref().map(|p| p.path.clone()))
     };
-    let population_path = path_of(&overrides.population, &recipe.inputs.population)
-        .ok_or_else(|| Error::Usage("no population input".into()))?;
-    let (activity_path, counts_path) = match (&overrides.activity, &overrides.counts) {
-        (Some(a), _) => (Some(a.clone()), None),
-        (None, Some(c)) => (None, Some(c.clone())),
-        (None, None) => (
-            path_of(&None, &recipe.inputs.activity),
-            path_of(&None, &recipe.inputs.counts),
-        ),
+    // The command line's inputs replace the recipe's source (extract, counts or synthetic year).
+    let source = match (&overrides.activity, &overrides.counts) {
+        (Some(a), _) => Source::Activity(a.clone()),
+        (None, Some(c)) => Source::Counts(c.clone()),
+        (None, None) => match (
+            &recipe.inputs.activity,
+            &recipe.inputs.counts,
+            &recipe.inputs.synthetic,
+        ) {
+            (Some(a), _, _) => Source::Activity(a.path.clone()),
+            (None, Some(c), _) => Source::Counts(c.path.clone()),
+            (None, None, Some(spec)) => {
+                let mut spec = spec.clone();
+                spec.scale = overrides.scale.unwrap_or(spec.scale);
+                spec.seed = overrides.seed.unwrap_or(spec.seed);
+                Source::Synthetic(spec)
+            }
+            _ => {
+                return Err(Error::Usage(
+                    "no activity, counts or synthetic input".into(),
+                ));
+            }
+        },
     };
+    let population_path = path_of(&overrides.population, &recipe.inputs.population);
     let areas_path = path_of(&None, &recipe.inputs.areas)
         .ok_or_else(|| Error::Usage("no areas input".into()))?;
 
@@ -270,20 +297,77 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         shape.measures.clone(),
         input::dimensions(&shape),
     );
-    let pop_rows = timer.time("population", 0, || {
-        let n = input::read_population(&population_path, &mut counts, &shape)?;
-        Ok((n, n as u64))
-    })?;
-    input_rows.insert("population".into(), pop_rows as u64);
+
+    let generator = match &source {
+        Source::Synthetic(spec) => Some(timer.time("synthetic_calibration", 0, || {
+            Ok((crate::synthetic::generator(spec)?, 0))
+        })?),
+        _ => None,
+    };
+    let population_label = match (&population_path, &source) {
+        (Some(path), _) => {
+            let n = timer.time("population", 0, || {
+                let n = input::read_population(path, &mut counts, &shape)?;
+                Ok((n, n as u64))
+            })?;
+            input_rows.insert("population".into(), n as u64);
+            path.clone()
+        }
+        (None, Source::Synthetic(spec)) => {
+            let generator = generator
+                .as_ref()
+                .ok_or_else(|| Error::Usage("no generator".into()))?;
+            let n = timer.time("population", 0, || {
+                let n = crate::synthetic::population_into(generator, spec, &mut counts, &shape)?;
+                Ok((n, n as u64))
+            })?;
+            input_rows.insert("population".into(), n as u64);
+            spec.config.clone()
+        }
+        (None, _) => return Err(Error::Usage("no population input".into())),
+    };
 
     let mut quality_tables = Vec::new();
-    if let Some(path) = activity_path {
-        let combos = timer.time("read_activity", 0, || {
-            let c = input::read_activity(&path, recipe.year_start)?;
+    let activity = match &source {
+        Source::Activity(path) => Some(timer.time("read_activity", 0, || {
+            let c = input::read_activity(path, recipe.year_start)?;
             let n = c.tests.len() as u64;
             Ok((c, n))
-        })?;
-        input_rows.insert("activity".into(), combos.records);
+        })?),
+        Source::Synthetic(spec) => {
+            let generator = generator
+                .as_ref()
+                .ok_or_else(|| Error::Usage("no generator".into()))?;
+            let frame = timer.time("synthetic_generation", 0, || {
+                let f = crate::synthetic::activity_frame(generator, spec)?;
+                let n = f.height() as u64;
+                Ok((f, n))
+            })?;
+            Some(timer.time("read_activity", frame.height() as u64, || {
+                let c = input::aggregate_activity(frame.lazy(), &spec.config, recipe.year_start)?;
+                let n = c.tests.len() as u64;
+                Ok((c, n))
+            })?)
+        }
+        Source::Counts(path) => {
+            let n = timer.time("read_counts", 0, || {
+                let n = input::read_counts(path, &mut counts, &shape)?;
+                Ok((n, n as u64))
+            })?;
+            input_rows.insert("counts".into(), n as u64);
+            None
+        }
+    };
+    if let Some(combos) = activity {
+        input_rows.insert(
+            if matches!(source, Source::Synthetic(_)) {
+                "synthetic"
+            } else {
+                "activity"
+            }
+            .into(),
+            combos.records,
+        );
         let quality = record_level(
             prepared,
             &combos,
@@ -304,15 +388,8 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             quality_tables.extend(tables);
         }
         quality_tables.push(exclusions_table(&quality));
-    } else if let Some(path) = counts_path {
-        let n = timer.time("read_counts", 0, || {
-            let n = input::read_counts(&path, &mut counts, &shape)?;
-            Ok((n, n as u64))
-        })?;
-        input_rows.insert("counts".into(), n as u64);
-    } else {
-        return Err(Error::Usage("no activity or counts input".into()));
     }
+    let population_path = population_label;
     check_population_covers_tests(&counts, &population_path, &mut warnings)?;
 
     let cells = (counts.tests.len()) as u64;
@@ -484,7 +561,11 @@ fn record_level(
         Some(p) => input::read_non_english(&p.path)?,
         None => Default::default(),
     };
-    let lsoas = input::read_lsoa(&required(&recipe.inputs.lsoa, "lsoa")?, areas)?;
+    let lsoas = input::read_lsoa(
+        &required(&recipe.inputs.lsoa, "lsoa")?,
+        &required(&recipe.inputs.imd, "imd")?,
+        areas,
+    )?;
     let exam_codes = match &recipe.inputs.exam_codes {
         Some(p) => input::read_exam_codes(&p.path)?,
         None => Vec::new(),

@@ -43,14 +43,41 @@ struct RawRecipe {
 struct RawInputs {
     activity: Option<Spanned<String>>,
     counts: Option<Spanned<String>>,
-    population: Spanned<String>,
+    synthetic: Option<Spanned<RawSynthetic>>,
+    population: Option<Spanned<String>>,
     areas: Spanned<String>,
     practices: Option<Spanned<String>>,
     non_english_practices: Option<Spanned<String>>,
     lsoa: Option<Spanned<String>>,
+    imd: Option<Spanned<String>>,
     exam_codes: Option<Spanned<String>>,
     providers: Option<Spanned<String>>,
     boundaries: Option<Spanned<String>>,
+}
+
+/// The embedded synthetic year, in place of an extract.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSynthetic {
+    /// Calibration config, e.g. `synth/did-2023-24.toml`.
+    config: String,
+    /// Folder the config's own paths are relative to (default: the recipe's parent folder).
+    #[serde(default = "default_root")]
+    root: String,
+    #[serde(default = "default_scale")]
+    scale: f64,
+    #[serde(default = "default_seed")]
+    seed: u64,
+}
+
+fn default_root() -> String {
+    "..".into()
+}
+fn default_scale() -> f64 {
+    0.01
+}
+fn default_seed() -> u64 {
+    1
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,12 +151,14 @@ pub struct InputPath {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Inputs {
     pub activity: Option<InputPath>,
+    pub synthetic: Option<crate::synthetic::SyntheticSpec>,
     pub counts: Option<InputPath>,
     pub population: Option<InputPath>,
     pub areas: Option<InputPath>,
     pub practices: Option<InputPath>,
     pub non_english_practices: Option<InputPath>,
     pub lsoa: Option<InputPath>,
+    pub imd: Option<InputPath>,
     pub exam_codes: Option<InputPath>,
     pub providers: Option<InputPath>,
     pub boundaries: Option<InputPath>,
@@ -146,6 +175,7 @@ impl Inputs {
             ("practices", &self.practices),
             ("non_english_practices", &self.non_english_practices),
             ("lsoa", &self.lsoa),
+            ("imd", &self.imd),
             ("exam_codes", &self.exam_codes),
             ("providers", &self.providers),
             ("boundaries", &self.boundaries),
@@ -256,25 +286,61 @@ impl Recipe {
         let inputs = Inputs {
             activity: opt(&raw.inputs.activity),
             counts: opt(&raw.inputs.counts),
-            population: Some(resolve(&raw.inputs.population)),
+            synthetic: raw.inputs.synthetic.as_ref().map(|s| {
+                let s = s.get_ref();
+                crate::synthetic::SyntheticSpec {
+                    config: dir.join(&s.config),
+                    root: dir.join(&s.root),
+                    scale: s.scale,
+                    seed: s.seed,
+                }
+            }),
+            population: opt(&raw.inputs.population),
             areas: Some(resolve(&raw.inputs.areas)),
             practices: opt(&raw.inputs.practices),
             non_english_practices: opt(&raw.inputs.non_english_practices),
             lsoa: opt(&raw.inputs.lsoa),
+            imd: opt(&raw.inputs.imd),
             exam_codes: opt(&raw.inputs.exam_codes),
             providers: opt(&raw.inputs.providers),
             boundaries: opt(&raw.inputs.boundaries),
         };
-        match (&inputs.activity, &inputs.counts) {
-            (None, None) => problems.push(problem(
+        let sources = [
+            inputs.activity.is_some(),
+            inputs.counts.is_some(),
+            inputs.synthetic.is_some(),
+        ]
+        .iter()
+        .filter(|s| **s)
+        .count();
+        if sources != 1 {
+            problems.push(problem(
                 None,
-                "inputs: name either `activity` (record-level) or `counts` (aggregated)".into(),
-            )),
-            (Some(_), Some(c)) => problems.push(problem(
-                Some(c.span.start..c.span.end),
-                "inputs: `activity` and `counts` are alternatives; name one".into(),
-            )),
-            _ => {}
+                "inputs: name exactly one of `activity` (record-level extract), `counts` \
+                 (aggregated) or `synthetic` (the embedded synthetic year)"
+                    .into(),
+            ));
+        }
+        if let Some(s) = &raw.inputs.synthetic {
+            let spec = s.get_ref();
+            if !(spec.scale.is_finite() && spec.scale > 0.0 && spec.scale <= 1.0) {
+                problems.push(problem(
+                    Some(s.span()),
+                    format!("inputs.synthetic: scale {} must be in (0, 1]", spec.scale),
+                ));
+            }
+            if !dir.join(&spec.config).is_file() {
+                problems.push(problem(
+                    Some(s.span()),
+                    format!("inputs.synthetic: config `{}` not found", spec.config),
+                ));
+            }
+        }
+        if inputs.population.is_none() && inputs.synthetic.is_none() {
+            problems.push(problem(
+                None,
+                "inputs: `population` is required (only the synthetic year brings its own)".into(),
+            ));
         }
 
         let s = &raw.stages;

@@ -87,17 +87,20 @@ pub fn write_world(dir: &Path, ratio: &str) -> World {
 
     // Two practices and three LSOAs per area; LSOA deciles spread over 1..10.
     let mut practices = String::from("practice_code,area_code\n");
-    let mut lsoas = String::from("lsoa11,area_code,imd_decile\n");
+    let mut lsoas = String::from("lsoa11_code,area_code\n");
+    let mut imd = String::from("lsoa11_code,imd_decile\n");
     for (a, (code, _)) in AREAS.iter().enumerate() {
         for p in 0..2 {
             writeln!(practices, "P{a}{p},{code}").ok();
         }
         for l in 0..3 {
-            writeln!(lsoas, "L{a}{l},{code},{}", (a * 3 + l) % 10 + 1).ok();
+            writeln!(lsoas, "L{a}{l},{code}").ok();
+            writeln!(imd, "L{a}{l},{}", (a * 3 + l) % 10 + 1).ok();
         }
     }
     write(&dir.join("practices.csv"), &practices);
     write(&dir.join("lsoa.csv"), &lsoas);
+    write(&dir.join("imd.csv"), &imd);
     write(&dir.join("non_english.csv"), "practice_code\nW0001\n");
     write(
         &dir.join("exam_codes.csv"),
@@ -194,6 +197,7 @@ areas = "areas.csv"
 practices = "practices.csv"
 non_english_practices = "non_english.csv"
 lsoa = "lsoa.csv"
+imd = "imd.csv"
 exam_codes = "exam_codes.csv"
 providers = "providers.csv"
 

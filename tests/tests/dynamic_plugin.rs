@@ -80,7 +80,10 @@ fn an_out_of_tree_ratio_plugin_is_loaded_and_used() {
         } else {
             let female = csv
                 .lines()
-                .find(|l| l.starts_with("sex,Female,") && l.split(',').nth(2) == Some(cells[2]))
+                .find(|l| {
+                    l.starts_with("sex,Female,")
+                        && l.split(',').nth(col("measure")) == Some(cells[col("measure")])
+                })
                 .and_then(|l| {
                     l.split(',')
                         .nth(col("standardised_rate"))?

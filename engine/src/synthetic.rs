@@ -1,0 +1,161 @@
+//! The embedded synthetic year (SPEC §5): the recipe's `[inputs.synthetic]` names a calibration
+//! config; `strata-synth` generates records in batches, which become a polars frame (for a run) or
+//! a Parquet file (`strata synth`), plus the matching population.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use strata_api::{DerivationShape, StratifiedCounts};
+use strata_synth::{Generator, RecordBatch};
+
+use crate::error::{Error, Result};
+
+/// What the recipe asks of the generator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntheticSpec {
+    /// The calibration config (`configs/synth/did-<year>.toml`).
+    pub config: PathBuf,
+    /// The folder the config's paths are relative to (the repository root).
+    pub root: PathBuf,
+    /// 1.0 is a full year (about 47 million records in 2023/24).
+    pub scale: f64,
+    pub seed: u64,
+}
+
+fn synth_error(spec: &SyntheticSpec, e: impl std::fmt::Display) -> Error {
+    Error::data(&spec.config, None, None, format!("synthetic data: {e}"))
+}
+
+/// Calibrates the generator (reads the reference data and the published figures).
+pub fn generator(spec: &SyntheticSpec) -> Result<Generator> {
+    Generator::from_config_file(&spec.root, &spec.config).map_err(|e| synth_error(spec, e))
+}
+
+/// One batch as a frame with the SPEC §3 columns.
+pub fn batch_frame(batch: RecordBatch) -> PolarsResult<DataFrame> {
+    let height = batch.len();
+    let age: Vec<Option<i64>> = batch.age.iter().map(|a| a.map(i64::from)).collect();
+    DataFrame::new(
+        height,
+        vec![
+            Column::new("provider_code".into(), batch.provider_code),
+            Column::new("site_code".into(), batch.site_code),
+            Column::new("test_date".into(), batch.test_date),
+            Column::new("gp_practice_code".into(), batch.gp_practice_code),
+            Column::new("lsoa11".into(), batch.lsoa11),
+            Column::new("sex".into(), batch.sex),
+            Column::new("age".into(), age),
+            Column::new("modality".into(), batch.modality),
+            Column::new("exam_code".into(), batch.exam_code),
+            Column::new("patient_source".into(), batch.patient_source),
+        ],
+    )
+}
+
+/// Every record at the spec's scale, in one frame.
+pub fn activity_frame(generator: &Generator, spec: &SyntheticSpec) -> Result<DataFrame> {
+    let mut frames = Vec::new();
+    generator
+        .generate(spec.scale, spec.seed, |batch| {
+            batch_frame(batch).map(|df| frames.push(df))
+        })
+        .map_err(|e| synth_error(spec, e))?;
+    let mut frames = frames.into_iter();
+    let Some(mut all) = frames.next() else {
+        return Err(synth_error(spec, "no records generated"));
+    };
+    for df in frames {
+        all.vstack_mut_owned(df)
+            .map_err(|e| Error::polars("synthetic records", e))?;
+    }
+    all.rechunk_mut();
+    Ok(all)
+}
+
+/// The generator's population at the spec's scale into `counts.population`.
+pub fn population_into(
+    generator: &Generator,
+    spec: &SyntheticSpec,
+    counts: &mut StratifiedCounts,
+    shape: &DerivationShape,
+) -> Result<usize> {
+    let find = |categories: &[String], value: &str| categories.iter().position(|c| c == value);
+    let rows = generator.population_scaled(spec.scale);
+    for row in &rows {
+        let area = counts
+            .areas
+            .iter()
+            .position(|a| a.code == row.area_code)
+            .ok_or_else(|| {
+                synth_error(
+                    spec,
+                    format!("area `{}` is not in the recipe's areas", row.area_code),
+                )
+            })?;
+        let coords = [
+            find(
+                &shape.imd_quintile.categories,
+                &row.imd_quintile.to_string(),
+            ),
+            find(&shape.sex.categories, &row.sex),
+            find(&shape.age_band.categories, &row.age_band),
+        ];
+        let [Some(q), Some(s), Some(g)] = coords else {
+            return Err(synth_error(
+                spec,
+                format!(
+                    "population stratum {} / {} / {} is not one the derivation rules know",
+                    row.sex, row.age_band, row.imd_quintile
+                ),
+            ));
+        };
+        let cell = counts.cell_index(&[q, s, g]);
+        counts.population_of_mut(area)[cell] += row.population;
+    }
+    Ok(rows.len())
+}
+
+/// Writes the records as Parquet (one row group per generator batch) and the population as CSV.
+/// Returns the number of records.
+pub fn write_files(generator: &Generator, spec: &SyntheticSpec, dir: &Path) -> Result<u64> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let records = dir.join("activity.parquet");
+    let tmp = dir.join(".activity.parquet.tmp");
+    let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let mut writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>> = None;
+    let mut file = Some(file);
+    let written = generator
+        .generate(spec.scale, spec.seed, |batch| -> PolarsResult<()> {
+            let df = batch_frame(batch)?;
+            if writer.is_none()
+                && let Some(f) = file.take()
+            {
+                writer = Some(ParquetWriter::new(f).batched(df.schema())?);
+            }
+            match writer.as_mut() {
+                Some(w) => w.write_batch(&df),
+                None => Ok(()),
+            }
+        })
+        .map_err(|e| synth_error(spec, e))?;
+    if let Some(w) = writer {
+        w.finish()
+            .map_err(|e| Error::polars(records.display().to_string(), e))?;
+    }
+    std::fs::rename(&tmp, &records).map_err(|e| Error::io(&records, e))?;
+
+    let population = dir.join("population.csv");
+    let mut text = String::from("area_code,sex,age_band,imd_quintile,population\n");
+    for row in generator.population_scaled(spec.scale) {
+        text.push_str(&format!(
+            "{},{},{},{},{}\n",
+            row.area_code,
+            row.sex,
+            row.age_band,
+            row.imd_quintile,
+            (row.population * 1e6).round() / 1e6
+        ));
+    }
+    std::fs::write(&population, text).map_err(|e| Error::io(&population, e))?;
+    Ok(written)
+}
