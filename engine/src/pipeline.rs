@@ -368,7 +368,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             .into(),
             combos.records,
         );
-        let quality = record_level(
+        let mut quality = record_level(
             prepared,
             &combos,
             &areas,
@@ -377,6 +377,19 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             &mut timer,
             &mut warnings,
         )?;
+        if let Source::Synthetic(spec) = &source {
+            // A synthetic year at scale s stands for a full year: data-quality counts are grossed up
+            // by 1/s so the recipe's count thresholds (e.g. 10,000 tests) mean what they say.
+            for cell in &mut quality.cells {
+                cell.tests /= spec.scale;
+            }
+            if spec.scale < 1.0 {
+                warnings.push(format!(
+                    "synthetic year at scale {}: data-quality counts are grossed up to a full year",
+                    spec.scale
+                ));
+            }
+        }
         if let Some(dq) = &m.data_quality {
             let tables = timer.time("data_quality", quality.cells.len() as u64, || {
                 let t = dq

@@ -21,9 +21,13 @@ pub struct Tolerances {
     /// National rates: relative difference.
     #[serde(default = "default_national")]
     pub national_rate_relative: f64,
-    /// Factor ratios: absolute difference.
+    /// Factor ratios: absolute difference…
     #[serde(default = "default_ratio")]
     pub ratio_absolute: f64,
+    /// …or relative difference, whichever is wider (a ratio of 19.41 printed to 2 dp is not
+    /// reproducible to ±0.02 by any sample; 0 keeps the absolute tolerance alone).
+    #[serde(default)]
+    pub ratio_relative: f64,
     /// Share of published stars that must be reproduced exactly.
     #[serde(default = "default_stars")]
     pub stars_agreement: f64,
@@ -62,6 +66,7 @@ impl Default for Tolerances {
         Tolerances {
             national_rate_relative: default_national(),
             ratio_absolute: default_ratio(),
+            ratio_relative: 0.0,
             stars_agreement: default_stars(),
             share_absolute: default_share(),
             range_relative: default_range(),
@@ -262,8 +267,18 @@ fn factor_ratios(
                     figure: format!("{factor} {category} {measure}"),
                     published: printed.as_str().unwrap_or_default().to_string(),
                     reproduced: format!("{}{r_stars}", fmt(r, 2)),
-                    tolerance: format!("±{}", tol.ratio_absolute),
-                    ok: r.is_some_and(|r| (r - p).abs() <= tol.ratio_absolute + 1e-9),
+                    tolerance: if tol.ratio_relative > 0.0 {
+                        format!(
+                            "±{} or ±{}%",
+                            tol.ratio_absolute,
+                            tol.ratio_relative * 100.0
+                        )
+                    } else {
+                        format!("±{}", tol.ratio_absolute)
+                    },
+                    ok: r.is_some_and(|r| {
+                        (r - p).abs() <= tol.ratio_absolute.max(tol.ratio_relative * p) + 1e-9
+                    }),
                 });
                 total += 1;
                 if found.is_some() && r_stars == p_stars {

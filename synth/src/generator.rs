@@ -600,12 +600,38 @@ impl Generator {
         let sources: Vec<String> = (1..=7).map(|i| format!("{i:02}")).collect();
         let not_known_sex = ["9", "0", "X", ""];
         // Systematic sampling: one running total per measure kind (EDOC measure, or a modality's other
-        // tests) across all areas, with a seeded random start, so national totals are exact to ±1.
-        let mut start_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_5EED_5EED_5EED);
-        let offsets: Vec<f64> = (0..MEASURES.len() * 2)
-            .map(|_| start_rng.random::<f64>())
-            .collect();
-        let mut cumulative = vec![0.0f64; MEASURES.len() * 2];
+        // tests), with a seeded random start, walking stratum by stratum and, within a stratum, area by
+        // area. Every stratum's national total is then exact to ±1, so the section-3 factor rates (sums
+        // of strata) carry almost no sampling noise even at small scales.
+        let systematic = match self.config.count_sampling {
+            CountSampling::Poisson => None,
+            CountSampling::Systematic => {
+                let mut start_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_5EED_5EED_5EED);
+                let offsets: Vec<f64> = (0..MEASURES.len() * 2)
+                    .map(|_| start_rng.random::<f64>())
+                    .collect();
+                let mut cumulative = vec![0.0f64; MEASURES.len() * 2];
+                let areas = self.reference.areas.len();
+                let mut counts = vec![Vec::new(); areas * MODALITIES.len() * STRATA];
+                for modality in 0..MODALITIES.len() {
+                    for j in 0..STRATA {
+                        for a in 0..areas {
+                            if self.reference.population[a][j] <= 0.0 {
+                                continue;
+                            }
+                            let cell = &mut counts[(a * MODALITIES.len() + modality) * STRATA + j];
+                            for (kind, expected) in self.kinds(modality, a, j) {
+                                let k = kind.unwrap_or(MEASURES.len() + modality);
+                                let before = (cumulative[k] + offsets[k]).floor();
+                                cumulative[k] += expected * scale;
+                                cell.push(((cumulative[k] + offsets[k]).floor() - before) as u64);
+                            }
+                        }
+                    }
+                }
+                Some(counts)
+            }
+        };
         for a in 0..self.reference.areas.len() {
             for modality in 0..MODALITIES.len() {
                 let stream_seed = seed
@@ -618,25 +644,18 @@ impl Generator {
                         continue;
                     }
                     let (s, g, q) = stratum_parts(j);
-                    for (kind, expected) in self.kinds(modality, a, j) {
-                        // Running-total slot: EDOC measures by index, a modality's other tests after them.
-                        let k = kind.unwrap_or(MEASURES.len() + modality);
+                    for (i, (kind, expected)) in self.kinds(modality, a, j).into_iter().enumerate()
+                    {
                         let lambda = expected * scale;
-                        let count = match self.config.count_sampling {
-                            CountSampling::Poisson => {
-                                if lambda > 0.0 {
-                                    Poisson::new(lambda)
-                                        .map(|d| d.sample(&mut rng) as u64)
-                                        .unwrap_or(0)
-                                } else {
-                                    0
-                                }
-                            }
-                            CountSampling::Systematic => {
-                                let before = (cumulative[k] + offsets[k]).floor();
-                                cumulative[k] += lambda;
-                                ((cumulative[k] + offsets[k]).floor() - before) as u64
-                            }
+                        let count = match &systematic {
+                            Some(counts) => counts[(a * MODALITIES.len() + modality) * STRATA + j]
+                                .get(i)
+                                .copied()
+                                .unwrap_or(0),
+                            None if lambda > 0.0 => Poisson::new(lambda)
+                                .map(|d| d.sample(&mut rng) as u64)
+                                .unwrap_or(0),
+                            None => 0,
                         };
                         for _ in 0..count {
                             let provider_slot =
