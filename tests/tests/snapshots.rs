@@ -1,0 +1,84 @@
+//! Every output table of both published-year recipes, at a small synthetic scale, as reviewed
+//! snapshots in `snapshots/`: any change to any number is a diff someone reads.
+//!
+//! Accept a reviewed change with `INSTA_UPDATE=always cargo test -p strata-tests --test snapshots`
+//! (or `cargo insta review`). CI runs with `CI=true`, where a changed or missing snapshot fails.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use strata_tests::{strata, temp_dir};
+
+/// Small enough for a debug build, large enough that every table has rows.
+const SCALE: &str = "0.002";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn snapshot_dir() -> PathBuf {
+    workspace().join("snapshots")
+}
+
+/// Runs a recipe and snapshots every CSV it writes; returns the snapshot names.
+fn snapshot_recipe(recipe: &str, tag: &str) -> Vec<String> {
+    let tmp = temp_dir(tag);
+    let out = tmp.path().join("out");
+    let recipe = workspace().join("configs").join(recipe);
+    let (code, stdout, err) = strata(&[
+        "run",
+        recipe.to_str().unwrap(),
+        "--scale",
+        SCALE,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "{files:?}");
+    let mut names = Vec::new();
+    for file in files {
+        let table = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let name = format!("{tag}__{table}");
+        let text = std::fs::read_to_string(&file).unwrap();
+        insta::with_settings!({
+            snapshot_path => snapshot_dir(),
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+            description => format!("{tag}: {table}.csv at synthetic scale {SCALE}"),
+        }, {
+            insta::assert_snapshot!(name.clone(), text);
+        });
+        names.push(name);
+    }
+    names
+}
+
+#[test]
+fn every_table_of_both_years_matches_its_snapshot() {
+    let mut expected: BTreeSet<String> = BTreeSet::new();
+    for (recipe, tag) in [
+        ("did-2020-21-ccg.toml", "did-2020-21-ccg"),
+        ("did-2023-24-icb.toml", "did-2023-24-icb"),
+    ] {
+        expected.extend(snapshot_recipe(recipe, tag));
+    }
+    // No snapshot may outlive the table it was taken of.
+    let on_disk: BTreeSet<String> = std::fs::read_dir(snapshot_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".snap").map(str::to_string)
+        })
+        .collect();
+    let unreferenced: Vec<&String> = on_disk.difference(&expected).collect();
+    assert!(
+        unreferenced.is_empty(),
+        "snapshots no test takes (delete them): {unreferenced:?}"
+    );
+}
