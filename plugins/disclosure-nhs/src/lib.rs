@@ -14,7 +14,8 @@
 //!
 //! Totals convention (all optional; without any, only the primary rule applies):
 //! - `group_by = "<column>"`: rows sharing this column's value form a group, per count column.
-//!   Without it, all rows form one group.
+//!   Without it, all rows form one group. A table that lacks the column (one parameter set serves
+//!   every output table) gets the primary rule only: its rows have no published total.
 //! - `total_row_column = "<column>"` and `total_row_label` (default `"total"`): the row whose text in
 //!   that column equals the label (ignoring ASCII case) is its group's total row; the other rows
 //!   are its members. At most one total row per group.
@@ -212,6 +213,9 @@ impl NhsSubNational {
             return Ok(groups);
         }
         let group_col = match &self.group_by {
+            // One parameter set serves every output table; a table without the grouping column
+            // (e.g. a list of providers) publishes no total over its rows: primary rule only.
+            Some(name) if !table.columns.iter().any(|c| c == name) => return Ok(groups),
             Some(name) => Some(Self::column(table, name, "group_by")?),
             None => None,
         };
@@ -588,11 +592,11 @@ mod tests {
             .protect(&mut counts("t", &[1.0]), &["n".into()])
             .unwrap_err();
         assert!(err.0.contains("`n`"), "{err}");
-        let m = method("group_by = \"measure\"\ntotal_row_column = \"area\"");
-        let err = m
-            .protect(&mut counts("t", &[1.0]), &["tests".into()])
-            .unwrap_err();
-        assert!(err.0.contains("group_by `measure`"), "{err}");
+        // A table without the grouping column gets the primary rule only.
+        let m = method("group_by = \"measure\"\ntotal_published_elsewhere = true");
+        let mut t = counts("t", &[1.0, 20.0]);
+        assert_eq!(m.protect(&mut t, &["tests".into()]).unwrap(), 1);
+        assert_eq!(t.rows[1][1], Value::Number(20.0));
         let bad = |toml: &str| {
             configure(&Params::from_toml_str(toml).expect("toml"))
                 .err()
