@@ -489,21 +489,20 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
     })
 }
 
-/// Columns of published counts (of tests or people) that disclosure control protects.
+/// Columns of published counts (of tests or people) that disclosure control protects. Rates,
+/// ratios, shares and confidence limits are not counts and stay unrounded.
 pub fn count_columns(t: &Table) -> Vec<String> {
-    const COUNTS: [&str; 6] = [
-        "observed",
-        "population",
-        "tests",
-        "expected_missing",
-        "count",
-        "records",
-    ];
     t.columns
         .iter()
-        .filter(|c| COUNTS.contains(&c.as_str()) || c.ends_with("_tests") || c.ends_with("_count"))
+        .filter(|c| is_count_column(c))
         .cloned()
         .collect()
+}
+
+/// Whether a column name is that of a published count.
+pub fn is_count_column(name: &str) -> bool {
+    const COUNTS: [&str; 4] = ["observed", "population", "tests", "estimated_missing"];
+    COUNTS.contains(&name) || name.ends_with("_tests") || name.ends_with("_count")
 }
 
 /// A stratum with tests but no population adds to observed and nothing to expected; too many

@@ -55,12 +55,39 @@ fn snapshot_recipe(recipe: &str, tag: &str) -> Vec<String> {
             insta::assert_snapshot!(name.clone(), text);
         });
         names.push(name);
+        assert_no_small_counts(&file, &text);
     }
     names
 }
 
+/// The NHS rule: no published count from 1 to 7.
+fn assert_no_small_counts(file: &Path, text: &str) {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let counts: Vec<usize> = header
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| strata::pipeline::is_count_column(c))
+        .map(|(i, _)| i)
+        .collect();
+    for (row, record) in reader.records().enumerate() {
+        let record = record.unwrap();
+        for &c in &counts {
+            if let Some(Ok(v)) = record.get(c).map(|v| v.parse::<f64>()) {
+                assert!(
+                    !(1.0..=7.0).contains(&v),
+                    "{}: row {} column {} publishes a small count {v}",
+                    file.display(),
+                    row + 1,
+                    &header[c]
+                );
+            }
+        }
+    }
+}
+
 #[test]
-fn every_table_of_both_years_matches_its_snapshot() {
+fn every_table_of_both_years_matches_its_snapshot_and_publishes_no_small_count() {
     let mut expected: BTreeSet<String> = BTreeSet::new();
     for (recipe, tag) in [
         ("did-2020-21-ccg.toml", "did-2020-21-ccg"),
