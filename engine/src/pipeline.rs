@@ -343,7 +343,8 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             m.significance.as_ref(),
             &counts,
             &factor_rates,
-        );
+        )
+        .map_err(|e| method_error(StageKind::Ratio, prepared, e))?;
         let n = t.rows.len() as u64;
         Ok((t, n))
     })?;
@@ -496,14 +497,24 @@ fn record_level(
     let mut candidate_dict: Dictionary<AttributionCandidate> = Dictionary::default();
     let mut provider_dict: Dictionary<String> = Dictionary::default();
     let mut row_keys = Vec::with_capacity(rows);
+    let mut unknown_lsoas = UnknownValues::default();
+    let mut unknown_practices = UnknownValues::default();
     for i in 0..rows {
         let lsoa = combos.lsoa[i].as_deref().and_then(|l| lsoas.get(l));
+        if let Some(code) = combos.lsoa[i].as_deref()
+            && lsoa.is_none()
+        {
+            unknown_lsoas.add(code, combos.tests[i]);
+        }
         let practice = match combos.practice[i].as_deref() {
             None => PracticeLookup::Missing,
             Some(p) => match practices.get(p) {
                 Some(&a) => PracticeLookup::English(a),
                 None if non_english.contains(p) => PracticeLookup::NonEnglish,
-                None => PracticeLookup::Unknown,
+                None => {
+                    unknown_practices.add(p, combos.tests[i]);
+                    PracticeLookup::Unknown
+                }
             },
         };
         let candidate = AttributionCandidate {
@@ -556,10 +567,19 @@ fn record_level(
         + decile_dict.values.len()
         + exam_dict.values.len()) as u64;
     let derived = timer.time("derivation", distinct, || {
-        let d = m
-            .derivation
-            .derive(&derivation_input)
-            .map_err(|e| method_error(StageKind::Derivation, prepared, e))?;
+        let d = m.derivation.derive(&derivation_input).map_err(|mut e| {
+            // The rules see the exam-code list's rows, not its file: name the file for them.
+            if let Some(list) = &recipe.inputs.exam_codes
+                && e.0.contains("exam-code list")
+            {
+                e.0 = format!(
+                    "{}: {} (hint: fix the list, or the recipe's measure keys if the list is right)",
+                    list.path.display(),
+                    e.0
+                );
+            }
+            method_error(StageKind::Derivation, prepared, e)
+        })?;
         if d.sex.len() != sex_dict.values.len()
             || d.age_band.len() != age_dict.values.len()
             || d.imd_quintile.len() != decile_dict.values.len()
@@ -575,6 +595,49 @@ fn record_level(
         }
         Ok((d, distinct))
     })?;
+
+    // Suspicious but not fatal: the run goes on and the manifest says how much was affected.
+    let total_records: f64 = combos.tests.iter().sum();
+    let mut unknown_sex = UnknownValues::default();
+    let mut unknown_age = UnknownValues::default();
+    for (i, k) in row_keys.iter().enumerate() {
+        if derived.sex[k.sex].is_none() {
+            unknown_sex.add(
+                combos.sex[i].as_deref().unwrap_or("(empty)"),
+                combos.tests[i],
+            );
+        }
+        if derived.age_band[k.age].is_none() {
+            let age = combos.age[i].map(|a| a.to_string());
+            unknown_age.add(age.as_deref().unwrap_or("(empty)"), combos.tests[i]);
+        }
+    }
+    for (found, what, consequence) in [
+        (
+            &unknown_sex,
+            "a sex code the derivation does not recognise",
+            "excluded from rates",
+        ),
+        (
+            &unknown_age,
+            "an age the derivation puts in no age band",
+            "excluded from rates",
+        ),
+        (
+            &unknown_lsoas,
+            "an LSOA code not in the LSOA lookup",
+            "no area or IMD quintile from their LSOA",
+        ),
+        (
+            &unknown_practices,
+            "a practice code in neither the practice lookup nor the non-English list",
+            "attributed as the attribution method treats unknown practices",
+        ),
+    ] {
+        if let Some(w) = found.warning(total_records, what, consequence) {
+            warnings.push(w);
+        }
+    }
 
     let unknown_modalities: f64 = (0..rows)
         .filter(|&i| {
@@ -705,6 +768,40 @@ fn record_level(
         areas: areas.to_vec(),
         cells,
     })
+}
+
+/// Records carrying values a lookup or the derivation does not know, with a few of the values.
+#[derive(Default)]
+struct UnknownValues {
+    records: f64,
+    values: std::collections::BTreeSet<String>,
+}
+
+impl UnknownValues {
+    fn add(&mut self, value: &str, records: f64) {
+        self.records += records;
+        self.values.insert(value.to_string());
+    }
+
+    /// e.g. "31 of 1040 records (3.0%) have <what> (`9`, `X`); <consequence>".
+    fn warning(&self, total: f64, what: &str, consequence: &str) -> Option<String> {
+        if self.records <= 0.0 || total <= 0.0 {
+            return None;
+        }
+        let shown: Vec<String> = self
+            .values
+            .iter()
+            .take(5)
+            .map(|v| format!("`{v}`"))
+            .collect();
+        let more = if self.values.len() > 5 { ", ..." } else { "" };
+        Some(format!(
+            "{} of {total} records ({:.1}%) have {what} ({}{more}); {consequence}",
+            self.records,
+            100.0 * self.records / total,
+            shown.join(", ")
+        ))
+    }
 }
 
 struct RowKeys {
@@ -949,7 +1046,7 @@ fn factor_ratios_table(
     significance: &dyn SignificanceMethod,
     counts: &StratifiedCounts,
     factors: &strata_api::FactorRates,
-) -> Table {
+) -> Result<Table, strata_api::MethodError> {
     let mut t = Table::new(
         "factor_ratios",
         "Factor ratios: each category against the base, standardised for the other factors",
@@ -992,6 +1089,15 @@ fn factor_ratios_table(
             .map(|(_, r)| r.standardised_rate)
             .collect::<Vec<_>>(),
     );
+    // A shared-library method that panicked comes back as a note on every row (the C ABI catches
+    // the panic); publishing a table of such notes would hide a broken method, so the run fails.
+    if let Some(note) = ratios
+        .iter()
+        .filter_map(|r| r.note.as_deref())
+        .find(|n| n.contains("plugin panicked"))
+    {
+        return Err(strata_api::MethodError::new(note));
+    }
     let tests = significance.test(
         &compared
             .iter()
@@ -1071,7 +1177,7 @@ fn factor_ratios_table(
             Value::Text(factors.method.clone()),
         ]);
     }
-    t
+    Ok(t)
 }
 
 fn num(v: f64) -> Value {
