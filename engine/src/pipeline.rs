@@ -287,9 +287,21 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             &mut warnings,
         )?;
         if let Some(dq) = &m.data_quality {
-            let tables = timer.time("data_quality", quality.cells.len() as u64, || {
+            // The data-quality stage works by month of the year (cells carry months 0..12), so
+            // records dated outside the year (month u8::MAX here) are left out of it; they are
+            // still counted in rates and in the exclusions table, and the manifest warns.
+            let in_year = QualityInput {
+                cells: quality
+                    .cells
+                    .iter()
+                    .filter(|c| c.month != u8::MAX)
+                    .cloned()
+                    .collect(),
+                ..quality.clone()
+            };
+            let tables = timer.time("data_quality", in_year.cells.len() as u64, || {
                 let t = dq
-                    .tables(&quality)
+                    .tables(&in_year)
                     .map_err(|e| method_error(StageKind::DataQuality, prepared, e))?;
                 let n = t.iter().map(|t| t.rows.len() as u64).sum();
                 Ok((t, n))
@@ -660,7 +672,7 @@ fn record_level(
         .sum();
     if outside_year > 0.0 {
         warnings.push(format!(
-            "{outside_year} records are dated outside the reporting year; counted, but left out of monthly data-quality checks"
+            "{outside_year} records are dated outside the reporting year; counted in rates, but left out of the data-quality stage, whose checks are by month of the year"
         ));
     }
 
