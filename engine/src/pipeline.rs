@@ -336,7 +336,8 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             &counts,
             &rates,
             m.standardisation.method_name(),
-        );
+        )
+        .map_err(|e| method_error(StageKind::ConfidenceInterval, prepared, e))?;
         let n = t.rows.len() as u64;
         Ok((t, n))
     })?;
@@ -356,7 +357,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             &counts,
             &factor_rates,
         )
-        .map_err(|e| method_error(StageKind::Ratio, prepared, e))?;
+        .map_err(|(stage, e)| method_error(stage, prepared, e))?;
         let n = t.rows.len() as u64;
         Ok((t, n))
     })?;
@@ -974,11 +975,30 @@ fn area_rates_table(
     counts: &StratifiedCounts,
     rates: &strata_api::StandardisedRates,
     standardisation_method: String,
-) -> Table {
+) -> Result<Table, strata_api::MethodError> {
     let observed: Vec<f64> = rates.areas.iter().map(|r| r.observed).collect();
     let expected: Vec<f64> = rates.areas.iter().map(|r| r.expected).collect();
     let scale: Vec<f64> = rates.areas.iter().map(|r| r.national_rate).collect();
     let limits = ci.limits(&observed, &expected, &scale);
+    // A method that gives no limits, or limits for other rows, is broken (e.g. a shared-library
+    // method whose call failed): fail rather than publish rates without their intervals.
+    if !observed.is_empty() && limits.is_empty() {
+        return Err(strata_api::MethodError::new(
+            "returned no confidence limits",
+        ));
+    }
+    if let Some(l) = limits
+        .iter()
+        .find(|l| l.lower.len() != observed.len() || l.upper.len() != observed.len())
+    {
+        return Err(strata_api::MethodError::new(format!(
+            "returned {} lower and {} upper limits at level {} for {} rows",
+            l.lower.len(),
+            l.upper.len(),
+            l.level,
+            observed.len()
+        )));
+    }
     let mut columns: Vec<String> = [
         "area_code",
         "area_name",
@@ -1043,7 +1063,7 @@ fn area_rates_table(
         row.push(Value::Text(standardisation_method.clone()));
         t.rows.push(row);
     }
-    t
+    Ok(t)
 }
 
 /// `0.998` → `99_8`, `0.95` → `95`.
@@ -1058,7 +1078,7 @@ fn factor_ratios_table(
     significance: &dyn SignificanceMethod,
     counts: &StratifiedCounts,
     factors: &strata_api::FactorRates,
-) -> Result<Table, strata_api::MethodError> {
+) -> Result<Table, (StageKind, strata_api::MethodError)> {
     let mut t = Table::new(
         "factor_ratios",
         "Factor ratios: each category against the base, standardised for the other factors",
@@ -1108,7 +1128,19 @@ fn factor_ratios_table(
         .filter_map(|r| r.note.as_deref())
         .find(|n| n.contains("plugin panicked"))
     {
-        return Err(strata_api::MethodError::new(note));
+        return Err((StageKind::Ratio, strata_api::MethodError::new(note)));
+    }
+    let wrong_length = |stage: StageKind, got: usize| {
+        (
+            stage,
+            strata_api::MethodError::new(format!(
+                "returned {got} rows for {} comparisons",
+                compared.len()
+            )),
+        )
+    };
+    if ratios.len() != compared.len() {
+        return Err(wrong_length(StageKind::Ratio, ratios.len()));
     }
     let tests = significance.test(
         &compared
@@ -1123,6 +1155,9 @@ fn factor_ratios_table(
             })
             .collect::<Vec<_>>(),
     );
+    if tests.len() != compared.len() {
+        return Err(wrong_length(StageKind::Significance, tests.len()));
+    }
     let index: HashMap<(&str, &str, usize), usize> = compared
         .iter()
         .enumerate()
