@@ -270,3 +270,24 @@ fn unknown_sex_codes_above_the_recipes_threshold_fail_the_run() {
     );
     assert!(err.contains("max_unknown_sex_share"), "{err}");
 }
+
+/// Not bad input: Excel's "CSV UTF-8" starts a file with a byte-order mark, which must not become
+/// part of the first column's name (the CSV reader strips it; this keeps it so).
+#[test]
+fn files_starting_with_a_byte_order_mark_are_read() {
+    let tmp = temp_dir("bom");
+    let world = write_world(tmp.path(), "ratio.rate");
+    for file in [
+        "areas.csv",
+        "population.csv",
+        "activity.csv",
+        "practices.csv",
+    ] {
+        let path = world.dir.join(file);
+        let mut bytes = b"\xef\xbb\xbf".to_vec();
+        bytes.extend(std::fs::read(&path).unwrap());
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let (code, out, err) = strata(&["run", world.recipe.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+}
