@@ -300,9 +300,11 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
                 ..quality.clone()
             };
             let tables = timer.time("data_quality", in_year.cells.len() as u64, || {
-                let t = dq
-                    .tables(&in_year)
-                    .map_err(|e| method_error(StageKind::DataQuality, prepared, e))?;
+                let t = dq.tables(&in_year).map_err(|mut e| {
+                    // Its checks are of the activity extract: name the file for it.
+                    e.0 = format!("{}: {}", path.display(), e.0);
+                    method_error(StageKind::DataQuality, prepared, e)
+                })?;
                 let n = t.iter().map(|t| t.rows.len() as u64).sum();
                 Ok((t, n))
             })?;
