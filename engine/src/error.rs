@@ -40,7 +40,8 @@ impl std::fmt::Display for DataProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.file.display())?;
         if let Some(row) = self.row {
-            write!(f, ", row {row}")?;
+            // Rows count data rows; the line (header = line 1) is what an editor shows.
+            write!(f, ", row {row} (line {})", row + 1)?;
         }
         if let Some(column) = &self.column {
             write!(f, ", column `{column}`")?;
@@ -72,6 +73,13 @@ pub enum Error {
         stage: String,
         plugin: String,
         message: String,
+    },
+    /// The outputs could not be written; the previous outputs are left in place: exit code 1.
+    #[error("{}: cannot write outputs: {source} (hint: {hint})", path.display())]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+        hint: String,
     },
     #[error("{path}: {source}")]
     Io {
@@ -133,6 +141,24 @@ impl Error {
             rule,
             hint: Some(hint.to_string()),
         })
+    }
+
+    /// A failure writing outputs, with what to check.
+    pub fn output(path: &Path, source: std::io::Error) -> Self {
+        let hint = match source.kind() {
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                "the output folder's parent must be writable by you"
+            }
+            std::io::ErrorKind::NotADirectory | std::io::ErrorKind::AlreadyExists => {
+                "a file stands where the output folder (or one of its parents) should be"
+            }
+            _ => "check that the output folder is on a writable disk with free space",
+        };
+        Error::Output {
+            path: path.to_path_buf(),
+            source,
+            hint: format!("{hint}; the previous outputs, if any, are untouched"),
+        }
     }
 
     pub fn polars(context: impl Into<String>, err: impl std::fmt::Display) -> Self {

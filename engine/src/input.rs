@@ -22,17 +22,20 @@ impl TextTable {
     /// Reads a CSV (optionally gzip-compressed) with all columns as strings, checking that the
     /// required columns exist and are not duplicated.
     pub fn read(path: &Path, required: &[&str]) -> Result<TextTable> {
-        let frame = CsvReadOptions::default()
-            .with_has_header(true)
-            .with_infer_schema_length(Some(0))
-            .try_into_reader_with_file_path(Some(path.to_path_buf()))
-            .and_then(|r| r.finish())
-            .map_err(|e| read_error(path, e))?;
+        let frame = without_panic(path, || {
+            CsvReadOptions::default()
+                .with_has_header(true)
+                .with_infer_schema_length(Some(0))
+                .try_into_reader_with_file_path(Some(path.to_path_buf()))
+                .and_then(|r| r.finish())
+                .map_err(|e| read_error(path, e))
+        })?;
         let names: Vec<String> = frame
             .get_column_names()
             .iter()
             .map(|s| s.to_string())
             .collect();
+        check_unique_header(path, &names)?;
         for c in required {
             if !names.iter().any(|n| n == c) {
                 return Err(Error::data_hint(
@@ -67,6 +70,20 @@ impl TextTable {
             .collect())
     }
 
+    /// Refuses a table with a header and no data rows.
+    pub fn require_rows(&self, what: &str) -> Result<()> {
+        if self.height() == 0 {
+            return Err(Error::data_hint(
+                &self.path,
+                None,
+                None,
+                format!("header only: no {what} rows"),
+                "the export stopped after the header, or the wrong file is named in the recipe",
+            ));
+        }
+        Ok(())
+    }
+
     /// A column that must be filled on every row.
     pub fn required_column(&self, name: &str) -> Result<Vec<&str>> {
         self.column(name)?
@@ -74,7 +91,13 @@ impl TextTable {
             .enumerate()
             .map(|(i, v)| {
                 v.ok_or_else(|| {
-                    Error::data(&self.path, Some(i + 1), Some(name), "empty value".into())
+                    Error::data_hint(
+                        &self.path,
+                        Some(i + 1),
+                        Some(name),
+                        "empty value in a required column".into(),
+                        "every row needs a value here; remove the row or fill it in",
+                    )
                 })
             })
             .collect()
@@ -83,9 +106,26 @@ impl TextTable {
 
 fn read_error(path: &Path, e: PolarsError) -> Error {
     let message = e.to_string();
-    let hint = if message.contains("utf-8") || message.contains("utf8") {
-        "the file is not UTF-8 text; re-export it as UTF-8"
-    } else if message.contains("empty") {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+        return Error::data_hint(
+            path,
+            None,
+            None,
+            "the file is empty (not even a header row)".into(),
+            "the export failed or was cut short; export the table again with its header row",
+        );
+    }
+    if message.contains("utf-8") || message.contains("utf8") {
+        let (row, column, detail) = locate_invalid_utf8(path);
+        return Error::data_hint(
+            path,
+            row,
+            column.as_deref(),
+            format!("not UTF-8 text{detail}"),
+            "re-export the file as UTF-8 (e.g. from Excel: CSV UTF-8)",
+        );
+    }
+    let hint = if message.contains("empty") {
         "the file has no header row"
     } else {
         "check that the file is a comma-separated table with a header row"
@@ -99,6 +139,85 @@ fn read_error(path: &Path, e: PolarsError) -> Error {
     )
 }
 
+/// Runs a polars read, turning a panic inside it into a data error: a malformed file must give an
+/// error naming it, never abort the run.
+fn without_panic<T>(path: &Path, read: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::data_hint(
+            path,
+            None,
+            None,
+            format!("cannot read as CSV: the reader failed ({what})"),
+            "check that the file is a comma-separated table with a header row",
+        ))
+    })
+}
+
+/// Where the first byte that is not UTF-8 is: (1-based data row, column, detail), read from the
+/// raw bytes because the CSV reader only says that there is one.
+fn locate_invalid_utf8(path: &Path) -> (Option<usize>, Option<String>, String) {
+    let Ok(bytes) = std::fs::read(path) else {
+        return (None, None, String::new());
+    };
+    // Compressed files: the raw bytes say nothing about rows.
+    if bytes.starts_with(&[0x1f, 0x8b]) || bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return (None, None, String::new());
+    }
+    let mut lines = bytes.split(|b| *b == b'\n');
+    let header = lines.next().unwrap_or_default();
+    let names: Vec<String> = String::from_utf8_lossy(header)
+        .trim_end_matches('\r')
+        .split(',')
+        .map(|n| n.trim().trim_matches('"').to_string())
+        .collect();
+    let describe = |line: &[u8]| -> Option<(usize, u8)> {
+        let err = std::str::from_utf8(line).err()?;
+        let at = err.valid_up_to();
+        let column = line[..at].iter().filter(|b| **b == b',').count();
+        Some((column, line[at]))
+    };
+    if let Some((_, byte)) = describe(header) {
+        return (
+            None,
+            None,
+            format!(" (byte 0x{byte:02X} in the header row)"),
+        );
+    }
+    for (i, line) in lines.enumerate() {
+        if let Some((column, byte)) = describe(line) {
+            return (
+                Some(i + 1),
+                names.get(column).cloned(),
+                format!(" (byte 0x{byte:02X})"),
+            );
+        }
+    }
+    (None, None, String::new())
+}
+
+/// The CSV reader renames a repeated header to `name_duplicated_0`; say so plainly instead.
+fn check_unique_header(path: &Path, names: &[String]) -> Result<()> {
+    for name in names {
+        if let Some((original, _)) = name.rsplit_once("_duplicated_")
+            && names.iter().any(|n| n == original)
+        {
+            return Err(Error::data_hint(
+                path,
+                None,
+                Some(original),
+                "column appears twice in the header row".into(),
+                "each column must be named once; remove or rename the repeated one",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Builds a code → index map, refusing duplicate keys.
 fn unique_index<'a>(
     table: &TextTable,
@@ -108,7 +227,7 @@ fn unique_index<'a>(
     let mut map = HashMap::with_capacity(codes.len());
     for (i, code) in codes.iter().enumerate() {
         if let Some(first) = map.insert(*code, i) {
-            return Err(Error::data(
+            return Err(Error::data_hint(
                 &table.path,
                 Some(i + 1),
                 Some(column),
@@ -116,6 +235,7 @@ fn unique_index<'a>(
                     "duplicate key `{code}` (first on row {}): a lookup must name each key once",
                     first + 1
                 ),
+                "remove the repeated row, or fix the code if two keys were meant",
             ));
         }
     }
@@ -127,10 +247,8 @@ pub fn read_areas(path: &Path) -> Result<Vec<Area>> {
     let t = TextTable::read(path, &["area_code", "area_name"])?;
     let codes = t.required_column("area_code")?;
     let names = t.column("area_name")?;
+    t.require_rows("area")?;
     unique_index(&t, "area_code", &codes)?;
-    if codes.is_empty() {
-        return Err(Error::data(path, None, None, "no areas listed".into()));
-    }
     Ok(codes
         .iter()
         .zip(names)
@@ -183,6 +301,7 @@ fn area_of(
 /// Practice → area: `practice_code, area_code`.
 pub fn read_practices(path: &Path, areas: &[Area]) -> Result<HashMap<String, u32>> {
     let t = TextTable::read(path, &["practice_code", "area_code"])?;
+    t.require_rows("practice")?;
     let codes = t.required_column("practice_code")?;
     let area_codes = t.required_column("area_code")?;
     unique_index(&t, "practice_code", &codes)?;
@@ -217,6 +336,7 @@ pub fn read_lsoa(
     areas: &[Area],
 ) -> Result<HashMap<String, LsoaInfo>> {
     let t = TextTable::read(area_path, &["lsoa11_code", "area_code"])?;
+    t.require_rows("LSOA")?;
     let codes = t.required_column("lsoa11_code")?;
     let area_codes = t.column("area_code")?;
     unique_index(&t, "lsoa11_code", &codes)?;
@@ -242,11 +362,12 @@ pub fn read_lsoa(
         let imd_decile = decile
             .map(|d| {
                 d.parse::<u8>().map_err(|_| {
-                    Error::data(
+                    Error::data_hint(
                         imd_path,
                         Some(row + 1),
                         Some("imd_decile"),
                         format!("`{d}` is not a whole number"),
+                        "IMD deciles are whole numbers 1 (most deprived) to 10",
                     )
                 })
             })
@@ -264,16 +385,18 @@ pub fn read_lsoa(
 /// The year's exam-code list: `exam_code, measure`.
 pub fn read_exam_codes(path: &Path) -> Result<Vec<(String, String)>> {
     let t = TextTable::read(path, &["exam_code", "measure"])?;
+    t.require_rows("exam code")?;
     let codes = t.required_column("exam_code")?;
     let measures = t.required_column("measure")?;
     let mut seen = HashSet::new();
     for (row, (c, m)) in codes.iter().zip(&measures).enumerate() {
         if !seen.insert((*c, *m)) {
-            return Err(Error::data(
+            return Err(Error::data_hint(
                 path,
                 Some(row + 1),
                 Some("exam_code"),
-                format!("exam code `{c}` listed twice for `{m}`"),
+                format!("duplicate key: exam code `{c}` listed twice for `{m}`"),
+                "remove the repeated row",
             ));
         }
     }
@@ -287,11 +410,12 @@ pub fn read_exam_codes(path: &Path) -> Result<Vec<(String, String)>> {
 /// Parses a non-negative population (estimates may be fractional).
 fn population_value(t: &TextTable, row: usize, text: &str) -> Result<f64> {
     let value: f64 = text.parse().map_err(|_| {
-        Error::data(
+        Error::data_hint(
             &t.path,
             Some(row + 1),
             Some("population"),
             format!("`{text}` is not a number"),
+            "a population is a number of people, written in digits",
         )
     })?;
     if !value.is_finite() || value < 0.0 {
@@ -309,20 +433,30 @@ fn population_value(t: &TextTable, row: usize, text: &str) -> Result<f64> {
 /// Parses a whole, non-negative count.
 fn count_value(t: &TextTable, row: usize, column: &str, text: &str) -> Result<f64> {
     let value: f64 = text.parse().map_err(|_| {
-        Error::data(
+        Error::data_hint(
             &t.path,
             Some(row + 1),
             Some(column),
             format!("`{text}` is not a number"),
+            "counts and populations are whole numbers of people or tests, e.g. 42",
         )
     })?;
-    if !value.is_finite() || value < 0.0 || value.fract() != 0.0 {
+    let problem = if !value.is_finite() {
+        Some("is not a finite number")
+    } else if value < 0.0 {
+        Some("is negative")
+    } else if value.fract() != 0.0 {
+        Some("is not a whole number")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
         return Err(Error::data_hint(
             &t.path,
             Some(row + 1),
             Some(column),
-            format!("`{text}` is not a whole, non-negative count"),
-            "counts and populations are whole numbers of people or tests",
+            format!("`{text}` {problem}: a count must be a whole, non-negative number"),
+            "counts and populations are whole numbers of people or tests, e.g. 42",
         ));
     }
     Ok(value)
@@ -339,7 +473,7 @@ fn category(
     categories.get(value).copied().ok_or_else(|| {
         let mut known: Vec<&&str> = categories.keys().collect();
         known.sort();
-        Error::data(
+        Error::data_hint(
             &t.path,
             Some(row + 1),
             Some(column),
@@ -351,6 +485,7 @@ fn category(
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            "aggregated inputs use the recipe derivation's codes (SPEC §3); recode the value",
         )
     })
 }
@@ -398,6 +533,7 @@ pub fn read_population(
         path,
         &["area_code", "sex", "age_band", "imd_quintile", "population"],
     )?;
+    t.require_rows("population")?;
     let areas = area_lookup(&counts.areas)
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -411,11 +547,12 @@ pub fn read_population(
     let mut seen = HashSet::new();
     for row in 0..t.height() {
         let area = *areas.get(area_col[row]).ok_or_else(|| {
-            Error::data(
+            Error::data_hint(
                 path,
                 Some(row + 1),
                 Some("area_code"),
                 format!("area `{}` is not in the recipe's areas file", area_col[row]),
+                "the file and the areas file must be of the same year and area kind",
             )
         })? as usize;
         let coords = [
@@ -426,11 +563,12 @@ pub fn read_population(
         let value = population_value(&t, row, pop_col[row])?;
         let cell = counts.cell_index(&coords);
         if !seen.insert((area, cell)) {
-            return Err(Error::data(
+            return Err(Error::data_hint(
                 path,
                 Some(row + 1),
-                None,
-                "the same area × sex × age band × IMD quintile appears twice".into(),
+                Some("area_code"),
+                "duplicate key: the same area × sex × age band × IMD quintile appears twice".into(),
+                "each stratum has one population row; sum or remove the repeated one",
             ));
         }
         counts.population_of_mut(area)[cell] += value;
@@ -455,6 +593,7 @@ pub fn read_counts(
             "tests",
         ],
     )?;
+    t.require_rows("count")?;
     let areas: HashMap<String, u32> = area_lookup(&counts.areas)
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -474,11 +613,12 @@ pub fn read_counts(
     let tests_col = t.required_column("tests")?;
     for row in 0..t.height() {
         let area = *areas.get(area_col[row]).ok_or_else(|| {
-            Error::data(
+            Error::data_hint(
                 path,
                 Some(row + 1),
                 Some("area_code"),
                 format!("area `{}` is not in the recipe's areas file", area_col[row]),
+                "the file and the areas file must be of the same year and area kind",
             )
         })? as usize;
         let measure = category(&t, row, "measure", &measures, measure_col[row])?;
@@ -539,7 +679,9 @@ fn scan_activity(path: &Path) -> Result<LazyFrame> {
 
 /// Reads record-level activity and counts records per distinct combination.
 pub fn read_activity(path: &Path, year_start: (i32, u32, u32)) -> Result<ActivityCombos> {
-    aggregate_activity(scan_activity(path)?, path, year_start)
+    without_panic(path, || {
+        aggregate_activity(scan_activity(path)?, path, year_start)
+    })
 }
 
 /// Counts records per distinct combination of the columns the pipeline uses; `path` names the
@@ -550,6 +692,8 @@ pub fn aggregate_activity(
     year_start: (i32, u32, u32),
 ) -> Result<ActivityCombos> {
     let schema = lf.collect_schema().map_err(|e| read_error(path, e))?;
+    let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+    check_unique_header(path, &names)?;
     for c in ACTIVITY_REQUIRED {
         if schema.get(c).is_none() {
             let found: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
@@ -709,6 +853,15 @@ pub fn aggregate_activity(
         .and_then(|c| c.f64().cloned())
         .map_err(|e| Error::polars("tests", e))?;
     let tests: Vec<f64> = tests.iter().map(|v| v.unwrap_or(0.0)).collect();
+    if tests.is_empty() {
+        return Err(Error::data_hint(
+            path,
+            None,
+            None,
+            "header only: no activity records".into(),
+            "the extract is empty or was cut short; rates from no records would all be zero",
+        ));
+    }
     Ok(ActivityCombos {
         records: tests.iter().sum::<f64>() as u64,
         provider: strings("provider_code")?,

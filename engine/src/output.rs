@@ -122,29 +122,94 @@ impl RunFiles {
     }
 }
 
-/// Writes every file into `<dir>.tmp-<pid>`, then swaps it in place of `dir`.
+/// Milliseconds to sleep after each file, from `STRATA_TEST_SLOW_WRITE` (tests only: it widens the
+/// window in which a test can kill a run midway through writing; unset or unparsable means 0).
+fn slow_write_pause() -> Option<std::time::Duration> {
+    std::env::var("STRATA_TEST_SLOW_WRITE")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(std::time::Duration::from_millis)
+}
+
+/// Whether the process that named a leftover folder `<...>-<pid>` is gone (Linux: no `/proc/<pid>`).
+/// Elsewhere we cannot tell, so nothing is treated as stale.
+fn process_gone(pid: &str) -> bool {
+    cfg!(target_os = "linux")
+        && pid.chars().all(|c| c.is_ascii_digit())
+        && Path::new("/proc").is_dir()
+        && !Path::new("/proc").join(pid).exists()
+}
+
+/// Tidies what a killed run left beside `dir`: its temporary folder is removed, and if it was killed
+/// between its two renames (so `dir` is missing), the previous outputs are put back.
+fn recover_killed_runs(parent: &Path, name: &str, dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let tmp_prefix = format!(".{name}.tmp-");
+    let old_prefix = format!(".{name}.old-");
+    let mut leftovers: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    leftovers.sort();
+    for path in leftovers {
+        let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
+            continue;
+        };
+        if let Some(pid) = file.strip_prefix(&tmp_prefix)
+            && process_gone(pid)
+        {
+            let _ = std::fs::remove_dir_all(&path);
+        } else if let Some(pid) = file.strip_prefix(&old_prefix)
+            && process_gone(pid)
+        {
+            if dir.exists() {
+                let _ = std::fs::remove_dir_all(&path);
+            } else {
+                let _ = std::fs::rename(&path, dir);
+            }
+        }
+    }
+}
+
+/// Writes every file into `.<dir>.tmp-<pid>`, then swaps it in place of `dir`. Until the swap, `dir`
+/// is untouched: a run that fails, or is killed, while writing leaves the previous outputs as they
+/// were (and the next run tidies its temporary folder).
 pub fn write_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
     let parent = dir
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    std::fs::create_dir_all(parent).map_err(|e| Error::output(parent, e))?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
+    recover_killed_runs(parent, &name, dir);
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::output(
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file, not a folder, has this name",
+            ),
+        ));
+    }
     let pid = std::process::id();
     let tmp = parent.join(format!(".{name}.tmp-{pid}"));
     let old = parent.join(format!(".{name}.old-{pid}"));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::output(&tmp, e))?;
+    let pause = slow_write_pause();
     let result = (|| {
         for (file, bytes) in files {
             let path = tmp.join(file);
             if let Some(p) = path.parent() {
-                std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
+                std::fs::create_dir_all(p).map_err(|e| Error::output(p, e))?;
             }
-            std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+            std::fs::write(&path, bytes).map_err(|e| Error::output(&path, e))?;
+            if let Some(pause) = pause {
+                std::thread::sleep(pause);
+            }
         }
         Ok(())
     })();
@@ -153,13 +218,16 @@ pub fn write_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
         return Err(e);
     }
     if dir.exists() {
-        std::fs::rename(dir, &old).map_err(|e| Error::io(dir, e))?;
+        std::fs::rename(dir, &old).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Error::output(dir, e)
+        })?;
     }
     if let Err(e) = std::fs::rename(&tmp, dir) {
         // Put the previous outputs back.
         let _ = std::fs::rename(&old, dir);
         let _ = std::fs::remove_dir_all(&tmp);
-        return Err(Error::io(dir, e));
+        return Err(Error::output(dir, e));
     }
     let _ = std::fs::remove_dir_all(&old);
     Ok(())

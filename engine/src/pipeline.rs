@@ -390,11 +390,30 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
                 ));
             }
         }
+        let source_label = match &source {
+            Source::Activity(path) => path.clone(),
+            Source::Synthetic(spec) => spec.config.clone(),
+            Source::Counts(path) => path.clone(),
+        };
         if let Some(dq) = &m.data_quality {
-            let tables = timer.time("data_quality", quality.cells.len() as u64, || {
-                let t = dq
-                    .tables(&quality)
-                    .map_err(|e| method_error(StageKind::DataQuality, prepared, e))?;
+            // The data-quality stage works by month of the year (cells carry months 0..12), so
+            // records dated outside the year (month u8::MAX here) are left out of it; they are
+            // still counted in rates and in the exclusions table, and the manifest warns.
+            let in_year = QualityInput {
+                cells: quality
+                    .cells
+                    .iter()
+                    .filter(|c| c.month != u8::MAX)
+                    .cloned()
+                    .collect(),
+                ..quality.clone()
+            };
+            let tables = timer.time("data_quality", in_year.cells.len() as u64, || {
+                let t = dq.tables(&in_year).map_err(|mut e| {
+                    // Its checks are of the activity extract: name the file for it.
+                    e.0 = format!("{}: {}", source_label.display(), e.0);
+                    method_error(StageKind::DataQuality, prepared, e)
+                })?;
                 let n = t.iter().map(|t| t.rows.len() as u64).sum();
                 Ok((t, n))
             })?;
@@ -421,7 +440,8 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             &counts,
             &rates,
             m.standardisation.method_name(),
-        );
+        )
+        .map_err(|e| method_error(StageKind::ConfidenceInterval, prepared, e))?;
         let n = t.rows.len() as u64;
         Ok((t, n))
     })?;
@@ -440,7 +460,8 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             m.significance.as_ref(),
             &counts,
             &factor_rates,
-        );
+        )
+        .map_err(|(stage, e)| method_error(stage, prepared, e))?;
         let n = t.rows.len() as u64;
         Ok((t, n))
     })?;
@@ -596,14 +617,24 @@ fn record_level(
     let mut candidate_dict: Dictionary<AttributionCandidate> = Dictionary::default();
     let mut provider_dict: Dictionary<String> = Dictionary::default();
     let mut row_keys = Vec::with_capacity(rows);
+    let mut unknown_lsoas = UnknownValues::default();
+    let mut unknown_practices = UnknownValues::default();
     for i in 0..rows {
         let lsoa = combos.lsoa[i].as_deref().and_then(|l| lsoas.get(l));
+        if let Some(code) = combos.lsoa[i].as_deref()
+            && lsoa.is_none()
+        {
+            unknown_lsoas.add(code, combos.tests[i]);
+        }
         let practice = match combos.practice[i].as_deref() {
             None => PracticeLookup::Missing,
             Some(p) => match practices.get(p) {
                 Some(&a) => PracticeLookup::English(a),
                 None if non_english.contains(p) => PracticeLookup::NonEnglish,
-                None => PracticeLookup::Unknown,
+                None => {
+                    unknown_practices.add(p, combos.tests[i]);
+                    PracticeLookup::Unknown
+                }
             },
         };
         let candidate = AttributionCandidate {
@@ -656,10 +687,19 @@ fn record_level(
         + decile_dict.values.len()
         + exam_dict.values.len()) as u64;
     let derived = timer.time("derivation", distinct, || {
-        let d = m
-            .derivation
-            .derive(&derivation_input)
-            .map_err(|e| method_error(StageKind::Derivation, prepared, e))?;
+        let d = m.derivation.derive(&derivation_input).map_err(|mut e| {
+            // The rules see the exam-code list's rows, not its file: name the file for them.
+            if let Some(list) = &recipe.inputs.exam_codes
+                && e.0.contains("exam-code list")
+            {
+                e.0 = format!(
+                    "{}: {} (hint: fix the list, or the recipe's measure keys if the list is right)",
+                    list.path.display(),
+                    e.0
+                );
+            }
+            method_error(StageKind::Derivation, prepared, e)
+        })?;
         if d.sex.len() != sex_dict.values.len()
             || d.age_band.len() != age_dict.values.len()
             || d.imd_quintile.len() != decile_dict.values.len()
@@ -675,6 +715,49 @@ fn record_level(
         }
         Ok((d, distinct))
     })?;
+
+    // Suspicious but not fatal: the run goes on and the manifest says how much was affected.
+    let total_records: f64 = combos.tests.iter().sum();
+    let mut unknown_sex = UnknownValues::default();
+    let mut unknown_age = UnknownValues::default();
+    for (i, k) in row_keys.iter().enumerate() {
+        if derived.sex[k.sex].is_none() {
+            unknown_sex.add(
+                combos.sex[i].as_deref().unwrap_or("(empty)"),
+                combos.tests[i],
+            );
+        }
+        if derived.age_band[k.age].is_none() {
+            let age = combos.age[i].map(|a| a.to_string());
+            unknown_age.add(age.as_deref().unwrap_or("(empty)"), combos.tests[i]);
+        }
+    }
+    for (found, what, consequence) in [
+        (
+            &unknown_sex,
+            "a sex code the derivation does not recognise",
+            "excluded from rates",
+        ),
+        (
+            &unknown_age,
+            "an age the derivation puts in no age band",
+            "excluded from rates",
+        ),
+        (
+            &unknown_lsoas,
+            "an LSOA code not in the LSOA lookup",
+            "no area or IMD quintile from their LSOA",
+        ),
+        (
+            &unknown_practices,
+            "a practice code in neither the practice lookup nor the non-English list",
+            "attributed as the attribution method treats unknown practices",
+        ),
+    ] {
+        if let Some(w) = found.warning(total_records, what, consequence) {
+            warnings.push(w);
+        }
+    }
 
     let unknown_modalities: f64 = (0..rows)
         .filter(|&i| {
@@ -697,7 +780,7 @@ fn record_level(
         .sum();
     if outside_year > 0.0 {
         warnings.push(format!(
-            "{outside_year} records are dated outside the reporting year; counted, but left out of monthly data-quality checks"
+            "{outside_year} records are dated outside the reporting year; counted in rates, but left out of the data-quality stage, whose checks are by month of the year"
         ));
     }
 
@@ -805,6 +888,40 @@ fn record_level(
         areas: areas.to_vec(),
         cells,
     })
+}
+
+/// Records carrying values a lookup or the derivation does not know, with a few of the values.
+#[derive(Default)]
+struct UnknownValues {
+    records: f64,
+    values: std::collections::BTreeSet<String>,
+}
+
+impl UnknownValues {
+    fn add(&mut self, value: &str, records: f64) {
+        self.records += records;
+        self.values.insert(value.to_string());
+    }
+
+    /// e.g. "31 of 1040 records (3.0%) have <what> (`9`, `X`); <consequence>".
+    fn warning(&self, total: f64, what: &str, consequence: &str) -> Option<String> {
+        if self.records <= 0.0 || total <= 0.0 {
+            return None;
+        }
+        let shown: Vec<String> = self
+            .values
+            .iter()
+            .take(5)
+            .map(|v| format!("`{v}`"))
+            .collect();
+        let more = if self.values.len() > 5 { ", ..." } else { "" };
+        Some(format!(
+            "{} of {total} records ({:.1}%) have {what} ({}{more}); {consequence}",
+            self.records,
+            100.0 * self.records / total,
+            shown.join(", ")
+        ))
+    }
 }
 
 struct RowKeys {
@@ -965,11 +1082,30 @@ fn area_rates_table(
     counts: &StratifiedCounts,
     rates: &strata_api::StandardisedRates,
     standardisation_method: String,
-) -> Table {
+) -> Result<Table, strata_api::MethodError> {
     let observed: Vec<f64> = rates.areas.iter().map(|r| r.observed).collect();
     let expected: Vec<f64> = rates.areas.iter().map(|r| r.expected).collect();
     let scale: Vec<f64> = rates.areas.iter().map(|r| r.national_rate).collect();
     let limits = ci.limits(&observed, &expected, &scale);
+    // A method that gives no limits, or limits for other rows, is broken (e.g. a shared-library
+    // method whose call failed): fail rather than publish rates without their intervals.
+    if !observed.is_empty() && limits.is_empty() {
+        return Err(strata_api::MethodError::new(
+            "returned no confidence limits",
+        ));
+    }
+    if let Some(l) = limits
+        .iter()
+        .find(|l| l.lower.len() != observed.len() || l.upper.len() != observed.len())
+    {
+        return Err(strata_api::MethodError::new(format!(
+            "returned {} lower and {} upper limits at level {} for {} rows",
+            l.lower.len(),
+            l.upper.len(),
+            l.level,
+            observed.len()
+        )));
+    }
     let mut columns: Vec<String> = [
         "area_code",
         "area_name",
@@ -1034,7 +1170,7 @@ fn area_rates_table(
         row.push(Value::Text(standardisation_method.clone()));
         t.rows.push(row);
     }
-    t
+    Ok(t)
 }
 
 /// `0.998` → `99_8`, `0.95` → `95`.
@@ -1049,7 +1185,7 @@ fn factor_ratios_table(
     significance: &dyn SignificanceMethod,
     counts: &StratifiedCounts,
     factors: &strata_api::FactorRates,
-) -> Table {
+) -> Result<Table, (StageKind, strata_api::MethodError)> {
     let mut t = Table::new(
         "factor_ratios",
         "Factor ratios: each category against the base, standardised for the other factors",
@@ -1093,6 +1229,27 @@ fn factor_ratios_table(
             .map(|(_, r)| r.standardised_rate)
             .collect::<Vec<_>>(),
     );
+    // A shared-library method that panicked comes back as a note on every row (the C ABI catches
+    // the panic); publishing a table of such notes would hide a broken method, so the run fails.
+    if let Some(note) = ratios
+        .iter()
+        .filter_map(|r| r.note.as_deref())
+        .find(|n| n.contains("plugin panicked"))
+    {
+        return Err((StageKind::Ratio, strata_api::MethodError::new(note)));
+    }
+    let wrong_length = |stage: StageKind, got: usize| {
+        (
+            stage,
+            strata_api::MethodError::new(format!(
+                "returned {got} rows for {} comparisons",
+                compared.len()
+            )),
+        )
+    };
+    if ratios.len() != compared.len() {
+        return Err(wrong_length(StageKind::Ratio, ratios.len()));
+    }
     let tests = significance.test(
         &compared
             .iter()
@@ -1106,6 +1263,9 @@ fn factor_ratios_table(
             })
             .collect::<Vec<_>>(),
     );
+    if tests.len() != compared.len() {
+        return Err(wrong_length(StageKind::Significance, tests.len()));
+    }
     let ratio_method = ratio.method_name();
     let significance_method = significance.method_name();
     for (i, (_, r)) in compared.iter().enumerate() {
@@ -1168,7 +1328,7 @@ fn factor_ratios_table(
             Value::Text(factors.method.clone()),
         ]);
     }
-    t
+    Ok(t)
 }
 
 fn num(v: f64) -> Value {
@@ -1227,7 +1387,8 @@ mod tests {
                 rate("65+", false, Some("75+"), 8_300.0),
             ],
         };
-        let t = factor_ratios_table(odds.as_ref(), pearson.as_ref(), &counts, &factors);
+        let t =
+            factor_ratios_table(odds.as_ref(), pearson.as_ref(), &counts, &factors).expect("table");
         let rows: Vec<(String, Value, String)> = t
             .rows
             .iter()

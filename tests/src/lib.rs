@@ -222,3 +222,29 @@ pub fn temp_dir(name: &str) -> tempfile::TempDir {
         .tempdir()
         .expect("temp dir")
 }
+
+/// Builds a fixture plugin crate under `tests/fixtures/<name>` (its own target folder, so the
+/// build does not wait on the workspace's) and copies its library `<library>` into `into`.
+pub fn build_fixture(name: &str, library: &str, into: &Path) -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture = manifest_dir.join("fixtures").join(name);
+    let target = manifest_dir.join("../target/fixtures").join(name);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "--locked", "--manifest-path"])
+        .arg(fixture.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building fixture {name} failed");
+    let file = format!(
+        "{}{library}.{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_EXTENSION
+    );
+    std::fs::create_dir_all(into).expect("create plugin folder");
+    let dest = into.join(&file);
+    std::fs::copy(target.join("debug").join(&file), &dest).expect("copy built library");
+    dest
+}

@@ -31,6 +31,12 @@
 //!   recorded tests (2023/24: 415,000 of 1,121,000 = 37%), `main_provider` the provider contributing
 //!   most. Estimated missing is rounded to a whole number before the thresholds apply.
 //!
+//! Stopping thresholds (not in the publications; off unless the recipe sets them): when
+//! `max_unknown_sex_share` or `max_unknown_age_share` is given and more than that share of all
+//! tests (every cell, any modality) has no known sex or age band, the stage fails and so does
+//! the run: data that incomplete should not be published. Shares at or below it only show in the
+//! tables (and the engine's manifest warnings).
+//!
 //! All thresholds are strict ("more than") and both must be passed. Most common missing: the field
 //! (`LSOA`, `Sex`, `Age`) missing on the most incomplete tests, each counted on its own (a test
 //! missing two fields counts for both); ties go in that order. Rows of the provider and area tables
@@ -108,6 +114,12 @@ pub struct AnnexAParams {
     /// What an area is called in table titles, e.g. `CCG` or `ICB`.
     #[serde(default = "default_area_label")]
     pub area_label: String,
+    /// Fail the run when more than this share of tests has no known sex (off when absent).
+    #[serde(default)]
+    pub max_unknown_sex_share: Option<f64>,
+    /// Fail the run when more than this share of tests has no known age band (off when absent).
+    #[serde(default)]
+    pub max_unknown_age_share: Option<f64>,
 }
 
 impl Default for AnnexAParams {
@@ -124,6 +136,8 @@ impl Default for AnnexAParams {
             missing_tests: default_incomplete_tests(),
             months: default_months(),
             area_label: default_area_label(),
+            max_unknown_sex_share: None,
+            max_unknown_age_share: None,
         }
     }
 }
@@ -135,6 +149,14 @@ impl AnnexAParams {
             ("incomplete_share", self.incomplete_share),
             ("area_incomplete_share", self.area_incomplete_share),
             ("missing_share", self.missing_share),
+            (
+                "max_unknown_sex_share",
+                self.max_unknown_sex_share.unwrap_or(0.0),
+            ),
+            (
+                "max_unknown_age_share",
+                self.max_unknown_age_share.unwrap_or(0.0),
+            ),
         ];
         for (key, share) in shares {
             if !(0.0..=1.0).contains(&share) {
@@ -194,6 +216,48 @@ impl AnnexA {
 /// on the boundary.
 pub fn exceeds(count: f64, total: f64, share: f64, min_count: f64) -> bool {
     total > 0.0 && count > min_count && count / total > share
+}
+
+/// Fails when unknown sex or age is on more tests than the recipe's stopping threshold allows.
+fn check_unknown_shares(p: &AnnexAParams, input: &QualityInput) -> Result<(), MethodError> {
+    let total: f64 = input.cells.iter().map(|c| c.tests).sum();
+    let checks = [
+        ("sex", "max_unknown_sex_share", p.max_unknown_sex_share, {
+            let unknown: f64 = input
+                .cells
+                .iter()
+                .filter(|c| c.missing_sex)
+                .map(|c| c.tests)
+                .sum();
+            unknown
+        }),
+        ("age", "max_unknown_age_share", p.max_unknown_age_share, {
+            let unknown: f64 = input
+                .cells
+                .iter()
+                .filter(|c| c.missing_age)
+                .map(|c| c.tests)
+                .sum();
+            unknown
+        }),
+    ];
+    for (field, key, limit, unknown) in checks {
+        if let Some(limit) = limit
+            && total > 0.0
+            && unknown / total > limit
+        {
+            return Err(MethodError::new(format!(
+                "column `{field}`: {field} is unknown or missing on {} of {} tests ({:.1}%), more than \
+                 {key} = {} allows (hint: fix the extract's {field} codes, or raise {key} in the \
+                 recipe if this year's data is known to be so)",
+                format_count(unknown),
+                format_count(total),
+                100.0 * unknown / total,
+                limit
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Median of the values (mean of the middle two for an even count).
@@ -619,6 +683,7 @@ impl DataQualityMethod for AnnexA {
     fn tables(&self, input: &QualityInput) -> Result<Vec<Table>, MethodError> {
         let p = &self.params;
         let cube = Cube::build(input, p.months)?;
+        check_unknown_shares(p, input)?;
         let label = &p.area_label;
         Ok(vec![
             self.routes(&cube),
@@ -1040,6 +1105,37 @@ mod tests {
                 in_area(2, 5_001.0, true),
             ],
         }
+    }
+
+    #[test]
+    fn unknown_sex_above_the_recipes_share_fails_and_at_it_passes() {
+        // 3 of 100 tests have no known sex: 3%.
+        let mut unknown = cell(0, Some(0), 3.0);
+        unknown.missing_sex = true;
+        let input = QualityInput {
+            providers: entities("R", 1),
+            areas: entities("A", 1),
+            cells: vec![cell(0, Some(0), 97.0), unknown],
+        };
+        let with = |share: f64| {
+            AnnexA::new(AnnexAParams {
+                max_unknown_sex_share: Some(share),
+                ..AnnexAParams::default()
+            })
+            .expect("valid")
+        };
+        assert!(defaults().tables(&input).is_ok(), "off by default");
+        assert!(with(0.03).tables(&input).is_ok(), "3% is not more than 3%");
+        let err = with(0.02).tables(&input).expect_err("3% > 2%").0;
+        assert!(err.contains("3 of 100 tests (3.0%)"), "{err}");
+        assert!(err.contains("max_unknown_sex_share = 0.02"), "{err}");
+        assert!(
+            AnnexA::new(AnnexAParams {
+                max_unknown_age_share: Some(1.5),
+                ..AnnexAParams::default()
+            })
+            .is_err()
+        );
     }
 
     #[test]

@@ -1,0 +1,98 @@
+//! Same inputs, same output bytes: with one or two polars threads and across runs, every output
+//! file hashes the same (the manifest without its timings), and the recipe fingerprint is stable.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+use strata_tests::{temp_dir, write_world};
+
+/// SHA-256 of every output file; `manifest.json` is hashed without its stage timings.
+fn hashes(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("read output folder") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mut bytes = std::fs::read(&path).expect("read output");
+        if name == "manifest.json" {
+            let mut manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            for stage in manifest["stages"].as_array_mut().expect("stages") {
+                stage
+                    .as_object_mut()
+                    .expect("stage record")
+                    .remove("seconds");
+            }
+            bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+        }
+        let digest: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        out.insert(name, digest);
+    }
+    out
+}
+
+/// Runs the real binary in its own process (polars reads `POLARS_MAX_THREADS` once per process).
+fn run_with_threads(recipe: &Path, out: &Path, threads: &str) {
+    let output = Command::new(env!("CARGO_BIN_EXE_strata-under-test"))
+        .arg("run")
+        .arg(recipe)
+        .arg("--out")
+        .arg(out)
+        .env("POLARS_MAX_THREADS", threads)
+        .output()
+        .expect("run strata");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn same_inputs_give_the_same_bytes_with_one_or_two_threads_and_across_runs() {
+    let tmp = temp_dir("determinism");
+    let world = write_world(tmp.path(), "ratio.rate");
+    let runs = [("1", "out-1"), ("2", "out-2"), ("2", "out-2-again")];
+    let mut all = Vec::new();
+    for (threads, dir) in runs {
+        let out = world.dir.join(dir);
+        run_with_threads(&world.recipe, &out, threads);
+        all.push((threads, dir, hashes(&out)));
+    }
+    let (_, _, first) = &all[0];
+    assert!(first.len() >= 6, "{first:?}");
+    for (threads, dir, h) in &all[1..] {
+        assert_eq!(
+            h, first,
+            "{dir} ({threads} threads) differs from out-1 (1 thread)"
+        );
+    }
+}
+
+#[test]
+fn the_fingerprint_is_the_same_wherever_the_recipe_lives_and_however_it_is_laid_out() {
+    let tmp = temp_dir("fingerprint");
+    let a = write_world(&tmp.path().join("a"), "ratio.rate");
+    let b = write_world(&tmp.path().join("elsewhere/b"), "ratio.rate");
+    // Same meaning, different layout: a comment and blank lines.
+    let text = std::fs::read_to_string(&b.recipe).unwrap();
+    std::fs::write(
+        &b.recipe,
+        format!("# a comment\n\n{}", text.replace("\n[", "\n\n[")),
+    )
+    .unwrap();
+    let fingerprint = |recipe: &Path| {
+        strata::check(recipe)
+            .map(|p| p.recipe.fingerprint())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert_eq!(fingerprint(&a.recipe), fingerprint(&b.recipe));
+    assert_eq!(fingerprint(&a.recipe), fingerprint(&a.recipe));
+
+    // A different method is a different recipe.
+    let c = write_world(&tmp.path().join("c"), "ratio.odds");
+    assert_ne!(fingerprint(&a.recipe), fingerprint(&c.recipe));
+}
