@@ -191,7 +191,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             let within = table
                 .rows
                 .iter()
-                .filter(|r| r.last() == Some(&strata_api::Value::Text("yes".into())))
+                .filter(|r| r.get(5) == Some(&strata_api::Value::Text("yes".into())))
                 .count();
             for row in &table.rows {
                 let cells: Vec<String> = row
@@ -202,12 +202,17 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                         strata_api::Value::Missing => String::new(),
                     })
                     .collect();
-                if failures_only && cells.last().map(String::as_str) == Some("yes") {
+                if failures_only && cells[5] == "yes" {
                     continue;
                 }
+                let gates = if cells[6] == "yes" {
+                    ""
+                } else {
+                    " (reported only)"
+                };
                 writeln!(
                     out,
-                    "{:<15} {:<48} {:>12} {:>14} {:>18}  {}",
+                    "{:<15} {:<48} {:>12} {:>14} {:>18}  {}{gates}",
                     cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
                 )
                 .ok();
@@ -223,8 +228,9 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                 Ok(())
             } else {
                 Err(Error::Verify(format!(
-                    "{} published figures are outside tolerance",
-                    table.rows.len() - within
+                    "published figures in gated sections are outside tolerance ({} of {} outside in all)",
+                    table.rows.len() - within,
+                    table.rows.len()
                 )))
             }
         }

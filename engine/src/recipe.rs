@@ -378,6 +378,19 @@ impl Recipe {
             })
             .collect();
 
+        if let Some(v) = &raw.verify {
+            for g in &v.get_ref().gate {
+                if !crate::verify::SECTIONS.contains(&g.as_str()) {
+                    problems.push(problem(
+                        Some(v.span()),
+                        format!(
+                            "verify.gate: unknown section `{g}` (sections: {})",
+                            crate::verify::SECTIONS.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
         let recipe = Recipe {
             file: file.to_path_buf(),
             name: raw.name,

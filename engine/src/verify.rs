@@ -40,6 +40,22 @@ pub struct Tolerances {
     /// Attribution route shares (Annex A): absolute difference.
     #[serde(default = "default_route")]
     pub route_share_absolute: f64,
+    /// Sections whose figures decide the exit code; the others are reported only.
+    #[serde(default = "default_gate")]
+    pub gate: Vec<String>,
+}
+
+/// Every section verify checks.
+pub const SECTIONS: [&str; 5] = [
+    "national_rates",
+    "factor_ratios",
+    "stars",
+    "summary",
+    "annex_a",
+];
+
+fn default_gate() -> Vec<String> {
+    SECTIONS.iter().map(|s| s.to_string()).collect()
 }
 
 fn default_national() -> f64 {
@@ -71,6 +87,7 @@ impl Default for Tolerances {
             share_absolute: default_share(),
             range_relative: default_range(),
             route_share_absolute: default_route(),
+            gate: default_gate(),
         }
     }
 }
@@ -150,12 +167,14 @@ pub fn verify(published: &toml::Table, tables: &[Table], tol: &Tolerances) -> (T
             "reproduced",
             "tolerance",
             "within_tolerance",
+            "gates",
         ],
     );
+    let gated = |section: &str| tol.gate.iter().any(|g| g == section);
     let mut all_ok = true;
     for c in &checks {
         // Stars are judged together (share of agreement), not one by one.
-        if c.section != "stars" {
+        if c.section != "stars" && gated(c.section) {
             all_ok &= c.ok;
         }
         t.rows.push(vec![
@@ -165,6 +184,7 @@ pub fn verify(published: &toml::Table, tables: &[Table], tol: &Tolerances) -> (T
             Value::Text(c.reproduced.clone()),
             Value::Text(c.tolerance.clone()),
             Value::Text(if c.ok { "yes" } else { "NO" }.into()),
+            Value::Text(if gated(c.section) { "yes" } else { "no" }.into()),
         ]);
     }
     if let Some((agree, total)) = stars {
@@ -174,7 +194,9 @@ pub fn verify(published: &toml::Table, tables: &[Table], tol: &Tolerances) -> (T
             1.0
         };
         let ok = share >= tol.stars_agreement;
-        all_ok &= ok;
+        if gated("stars") {
+            all_ok &= ok;
+        }
         t.rows.push(vec![
             Value::Text("stars".into()),
             Value::Text("share of published stars reproduced".into()),
@@ -182,6 +204,7 @@ pub fn verify(published: &toml::Table, tables: &[Table], tol: &Tolerances) -> (T
             Value::Text(format!("{agree} ({:.1}%)", share * 100.0)),
             Value::Text(format!("≥ {:.0}%", tol.stars_agreement * 100.0)),
             Value::Text(if ok { "yes" } else { "NO" }.into()),
+            Value::Text(if gated("stars") { "yes" } else { "no" }.into()),
         ]);
     }
     (t, all_ok)
@@ -536,6 +559,7 @@ mod tests {
                 .map(|r| r[5].clone())
                 .unwrap()
         };
+        assert_eq!(t.columns[6], "gates");
         // 2790 is 0.94% above 2764: within 1%. 5.4 rounds to the published 5.
         assert_eq!(verdict("xray rate per 10,000"), text("yes"));
         assert_eq!(verdict("spect rate per 10,000"), text("yes"));

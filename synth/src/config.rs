@@ -275,6 +275,16 @@ pub struct AnnexA {
     pub providers_no_practice: Vec<ProviderNoPractice>,
     #[serde(default)]
     pub providers_incomplete: Vec<ProviderIncomplete>,
+    #[serde(default)]
+    pub areas_incomplete: Vec<AreaIncomplete>,
+}
+
+/// A row of Table A.3: an area with more than the threshold share of tests missing age, sex or LSOA.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AreaIncomplete {
+    pub area_code: String,
+    pub missing_share: f64,
+    pub most_common_missing: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -108,6 +108,9 @@ pub struct Generator {
     gross_up: Vec<f64>,
     provider_choice: Vec<(Vec<usize>, Cumulative)>,
     faults: Vec<ProviderFaults>,
+    /// Extra chance per area of a missing LSOA and of a missing sex, on top of its providers' faults,
+    /// so the areas of Table A.3 reach their printed incomplete shares.
+    area_faults: Vec<(f64, f64)>,
     missing_months: Vec<[bool; 12]>,
     days: Vec<(String, usize)>,
     month_choice: Cumulative,
@@ -343,6 +346,15 @@ impl Generator {
                 }
             }
         }
+        // Table A.3 areas: the incomplete share their providers give them, topped up to the printed one
+        // (5% above it, so "more than" the threshold holds after sampling) in the most common field.
+        let mut area_target = vec![None; n_areas];
+        for row in &published.annex_a.areas_incomplete {
+            if let Some(a) = reference.areas.iter().position(|x| x.code == row.area_code) {
+                area_target[a] = Some((row.missing_share * 1.05, row.most_common_missing.clone()));
+            }
+        }
+        let mut area_faults = vec![(0.0, 0.0); n_areas];
         let mut provider_choice = Vec::with_capacity(n_areas);
         let mut gross_up = Vec::with_capacity(n_areas);
         for a in 0..n_areas {
@@ -358,6 +370,26 @@ impl Generator {
             );
             // Share of drawn records that survive the provider's missing months and stay complete cases.
             let drawn_total: f64 = entries.iter().map(|(_, s)| s).sum();
+            if let Some((target, field)) = &area_target[a] {
+                let baseline = entries
+                    .iter()
+                    .map(|&(p, s)| {
+                        let f = &faults[p];
+                        s * (1.0
+                            - (1.0 - f.missing_lsoa)
+                                * (1.0 - f.missing_sex)
+                                * (1.0 - f.missing_age))
+                    })
+                    .sum::<f64>()
+                    / drawn_total.max(1e-12);
+                let extra = ((target - baseline) / (1.0 - baseline)).clamp(0.0, 0.999);
+                area_faults[a] = if field == "sex" {
+                    (0.0, extra)
+                } else {
+                    (extra, 0.0)
+                };
+            }
+            let area_kept = (1.0 - area_faults[a].0) * (1.0 - area_faults[a].1);
             let complete: f64 = entries
                 .iter()
                 .map(|&(p, s)| {
@@ -369,7 +401,8 @@ impl Generator {
                     s * submitted * (1.0 - faults[p].loss())
                 })
                 .sum::<f64>()
-                / drawn_total.max(1e-12);
+                / drawn_total.max(1e-12)
+                * area_kept;
             gross_up.push(1.0 / complete.max(0.02));
             let (providers, weights): (Vec<usize>, Vec<f64>) = entries.into_iter().unzip();
             provider_choice.push((providers, Cumulative::new(weights)));
@@ -470,6 +503,7 @@ impl Generator {
             gross_up,
             provider_choice,
             faults,
+            area_faults,
             missing_months,
             days,
             month_days,
@@ -691,14 +725,22 @@ impl Generator {
                                 if rng.random::<f64>() < faults.missing_lsoa {
                                     lsoa = None;
                                 }
+                                if self.area_faults[a].0 > 0.0
+                                    && rng.random::<f64>() < self.area_faults[a].0
+                                {
+                                    lsoa = None;
+                                }
                             }
-                            let sex = if rng.random::<f64>() < faults.missing_sex {
-                                not_known_sex[rng.random_range(0..not_known_sex.len())]
-                            } else if s == 0 {
-                                "1"
-                            } else {
-                                "2"
-                            };
+                            let area_sex_missing = self.area_faults[a].1 > 0.0
+                                && rng.random::<f64>() < self.area_faults[a].1;
+                            let sex =
+                                if area_sex_missing || rng.random::<f64>() < faults.missing_sex {
+                                    not_known_sex[rng.random_range(0..not_known_sex.len())]
+                                } else if s == 0 {
+                                    "1"
+                                } else {
+                                    "2"
+                                };
                             let age = if rng.random::<f64>() < faults.missing_age {
                                 None
                             } else if g == 18 {
