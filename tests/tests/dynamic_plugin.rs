@@ -1,35 +1,7 @@
 //! Shared-library plugins: an out-of-tree method built as a `cdylib`, selected by id in a recipe
 //! and loaded with libloading; and a library built for another plugin API, refused.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use strata_tests::{strata, temp_dir, write_world};
-
-/// Builds a fixture crate under `tests/fixtures/` and copies its library into a fresh folder.
-fn build_fixture(name: &str, library: &str, into: &Path) -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let fixture = manifest_dir.join("fixtures").join(name);
-    let target = manifest_dir.join("../target/fixtures").join(name);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--locked", "--manifest-path"])
-        .arg(fixture.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target)
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "building fixture {name} failed");
-    let file = format!(
-        "{}{library}.{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_EXTENSION
-    );
-    std::fs::create_dir_all(into).unwrap();
-    let dest = into.join(&file);
-    std::fs::copy(target.join("debug").join(&file), &dest).expect("copy built library");
-    dest
-}
+use strata_tests::{build_fixture, strata, temp_dir, write_world};
 
 #[test]
 fn an_out_of_tree_ratio_plugin_is_loaded_and_used() {
