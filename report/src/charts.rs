@@ -1,0 +1,423 @@
+//! The ranked bar chart (Graphs 1–14) and the funnel plot, drawn with plotters' SVG backend.
+//!
+//! plotters cannot put a `<title>` on what it draws, so each bar and point gets an invisible
+//! twin with the area's code and figures as its title, laid over the chart at the same pixels.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::format;
+use crate::input::ReportInput;
+use crate::svg::{Hotspot, add_hotspots};
+
+const FONT: &str = "sans-serif";
+const BAR: RGBColor = RGBColor(0x00, 0x5e, 0xb8); // NHS blue
+const NATIONAL: RGBColor = RGBColor(0xd5, 0x28, 0x1b); // NHS red
+const WHISKER: RGBColor = RGBColor(0x42, 0x55, 0x63); // NHS dark grey
+const LIMIT_95: RGBColor = RGBColor(0x41, 0xb6, 0xe6);
+const LIMIT_998: RGBColor = RGBColor(0x00, 0x30, 0x87);
+
+/// z for a two-sided 95% interval, Φ⁻¹(0.975).
+const Z_95: f64 = 1.959_963_984_540_054;
+/// z for a two-sided 99.8% interval, Φ⁻¹(0.999).
+const Z_998: f64 = 3.090_232_306_167_813;
+
+/// An SVG that says there is nothing to draw, for a measure with no finite rates.
+fn empty_svg(caption: &str) -> String {
+    format!(
+        "<svg width=\"640\" height=\"80\" viewBox=\"0 0 640 80\" xmlns=\"http://www.w3.org/2000/svg\">\n\
+         <text x=\"10\" y=\"30\" font-family=\"sans-serif\" font-size=\"16\">{}</text>\n\
+         <text x=\"10\" y=\"60\" font-family=\"sans-serif\" font-size=\"13\">No data to chart.</text>\n</svg>\n",
+        format::escape(caption)
+    )
+}
+
+/// plotters' text is escaped by plotters; this keeps our captions plain.
+fn plain(text: &str) -> String {
+    text.replace('&', "and")
+}
+
+/// One bar of the ranked chart.
+struct Bar {
+    code: String,
+    name: String,
+    rate: f64,
+    lower: f64,
+    upper: f64,
+}
+
+/// Graph N: area standardised rates per 10,000 of one measure, lowest to highest, with 95%
+/// confidence whiskers and a line at the national rate. `measure` indexes `input.measures`.
+pub fn ranked_chart_svg(input: &ReportInput, measure: usize) -> String {
+    let caption = plain(&format!(
+        "Standardised {} rates by {}, {}",
+        input.measure_label(measure),
+        input.area_kind,
+        input.year_label
+    ));
+    let limits = input.limits_index();
+    let mut bars: Vec<Bar> = input
+        .area_rates(measure)
+        .into_iter()
+        .filter(|r| r.standardised_rate.is_finite())
+        .map(|r| {
+            let area = input.area(r.area);
+            let ci = limits.get(&(r.area, r.measure));
+            Bar {
+                code: area.map_or_else(|| format!("#{}", r.area), |a| a.code.clone()),
+                name: area.map_or_else(String::new, |a| a.name.clone()),
+                rate: r.standardised_rate,
+                lower: ci.map_or(f64::NAN, |c| c.lower_95),
+                upper: ci.map_or(f64::NAN, |c| c.upper_95),
+            }
+        })
+        .collect();
+    if bars.is_empty() {
+        return empty_svg(&caption);
+    }
+    bars.sort_by(|a, b| a.rate.total_cmp(&b.rate).then_with(|| a.code.cmp(&b.code)));
+    let national = input.national_rate(measure);
+
+    let n = bars.len();
+    let top = bars
+        .iter()
+        .flat_map(|b| [b.rate, b.upper])
+        .chain(national)
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let y_max = if top > 0.0 { top * 1.08 } else { 1.0 };
+    // Room for every code under its bar.
+    let width = (120 + 14 * n as u32).max(640);
+    let height = 460;
+
+    let mut svg = String::new();
+    let mut hotspots = Vec::with_capacity(n);
+    let drawn = draw_ranked(
+        &mut svg,
+        (width, height),
+        &caption,
+        &bars,
+        national,
+        y_max,
+        &mut hotspots,
+    );
+    if drawn.is_err() {
+        return empty_svg(&caption);
+    }
+    add_hotspots(&mut svg, &hotspots);
+    svg
+}
+
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+fn draw_ranked(
+    svg: &mut String,
+    size: (u32, u32),
+    caption: &str,
+    bars: &[Bar],
+    national: Option<f64>,
+    y_max: f64,
+    hotspots: &mut Vec<Hotspot>,
+) -> DrawResult {
+    let root: DrawingArea<SVGBackend, Shift> =
+        SVGBackend::with_string(svg, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    let n = bars.len();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(80)
+        .y_label_area_size(70)
+        .build_cartesian_2d((0..n).into_segmented(), 0f64..y_max)?;
+    let label_of = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(i) => bars.get(*i).map_or(String::new(), |b| b.code.clone()),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&label_of)
+        .x_label_style(
+            (FONT, 10)
+                .into_font()
+                .transform(FontTransform::Rotate90)
+                .color(&BLACK),
+        )
+        .y_label_formatter(&|y| format::rate(*y))
+        .y_desc("Standardised rate per 10,000")
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(0xe8, 0xed, 0xee))
+        .draw()?;
+
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            let mut bar = Rectangle::new(
+                [
+                    (SegmentValue::Exact(i), 0.0),
+                    (SegmentValue::Exact(i + 1), b.rate),
+                ],
+                BAR.filled(),
+            );
+            bar.set_margin(0, 0, 2, 2);
+            bar
+        }))?
+        .label(format!("{} standardised rate", "Area"))
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], BAR.filled()));
+
+    chart
+        .draw_series(
+            bars.iter()
+                .enumerate()
+                .filter(|(_, b)| b.lower.is_finite() && b.upper.is_finite())
+                .map(|(i, b)| {
+                    PathElement::new(
+                        vec![
+                            (SegmentValue::CenterOf(i), b.lower),
+                            (SegmentValue::CenterOf(i), b.upper),
+                        ],
+                        WHISKER.stroke_width(1),
+                    )
+                }),
+        )?
+        .label("95% confidence interval")
+        .legend(|(x, y)| PathElement::new(vec![(x + 7, y - 6), (x + 7, y + 6)], WHISKER));
+
+    if let Some(rate) = national {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(SegmentValue::Exact(0), rate), (SegmentValue::Last, rate)],
+                NATIONAL.stroke_width(2),
+            )))?
+            .label(format!("National rate ({})", format::rate(rate)))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], NATIONAL.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(0xae, 0xb7, 0xbd))
+        .label_font((FONT, 12))
+        .draw()?;
+
+    for (i, b) in bars.iter().enumerate() {
+        let (x0, y0) = chart.backend_coord(&(SegmentValue::Exact(i), b.rate));
+        let (x1, y1) = chart.backend_coord(&(SegmentValue::Exact(i + 1), 0.0));
+        let ci = if b.lower.is_finite() && b.upper.is_finite() {
+            format!(
+                " (95% CI {} to {})",
+                format::thousands(b.lower, 1),
+                format::thousands(b.upper, 1)
+            )
+        } else {
+            String::new()
+        };
+        hotspots.push(Hotspot::Rect {
+            x0,
+            y0,
+            x1,
+            y1,
+            title: format!("{} {}: {}{ci}", b.code, b.name, format::rate(b.rate)),
+        });
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Control limits of the standardised ratio O/E at `expected` tests, for a two-sided level with
+/// normal quantile `z`, when O is Poisson with mean E: Byar's approximation to the exact Poisson
+/// limits (Breslow & Day 1987), taken with O = E, as in the Public Health England funnel-plot
+/// guidance. The lower limit is floored at 0.
+pub(crate) fn funnel_limits(expected: f64, z: f64) -> (f64, f64) {
+    let e = expected;
+    let lower = (1.0 - 1.0 / (9.0 * e) - z / (3.0 * e.sqrt()))
+        .powi(3)
+        .max(0.0);
+    let e1 = e + 1.0;
+    let upper = (e1 / e) * (1.0 - 1.0 / (9.0 * e1) + z / (3.0 * e1.sqrt())).powi(3);
+    (lower, upper)
+}
+
+/// One point of the funnel plot.
+struct Point {
+    code: String,
+    name: String,
+    expected: f64,
+    ratio: f64,
+    observed: f64,
+}
+
+/// Funnel plot of one measure: each area's standardised ratio (observed / expected) against its
+/// expected tests, with the 95% and 99.8% control limits around 1. `measure` indexes
+/// `input.measures`.
+pub fn funnel_svg(input: &ReportInput, measure: usize) -> String {
+    let caption = plain(&format!(
+        "{}: standardised ratio by expected tests, {}s, {}",
+        input.measure_label(measure),
+        input.area_kind,
+        input.year_label
+    ));
+    let mut points: Vec<Point> = input
+        .area_rates(measure)
+        .into_iter()
+        .filter(|r| r.expected > 0.0 && r.expected.is_finite() && r.observed.is_finite())
+        .map(|r| {
+            let area = input.area(r.area);
+            Point {
+                code: area.map_or_else(|| format!("#{}", r.area), |a| a.code.clone()),
+                name: area.map_or_else(String::new, |a| a.name.clone()),
+                expected: r.expected,
+                ratio: r.observed / r.expected,
+                observed: r.observed,
+            }
+        })
+        .collect();
+    if points.is_empty() {
+        return empty_svg(&caption);
+    }
+    points.sort_by(|a, b| {
+        a.expected
+            .total_cmp(&b.expected)
+            .then_with(|| a.code.cmp(&b.code))
+    });
+    let mut svg = String::new();
+    let mut hotspots = Vec::with_capacity(points.len());
+    if draw_funnel(&mut svg, &caption, &points, &mut hotspots).is_err() {
+        return empty_svg(&caption);
+    }
+    add_hotspots(&mut svg, &hotspots);
+    svg
+}
+
+fn draw_funnel(
+    svg: &mut String,
+    caption: &str,
+    points: &[Point],
+    hotspots: &mut Vec<Hotspot>,
+) -> DrawResult {
+    let e_max = points.iter().map(|p| p.expected).fold(0.0, f64::max) * 1.05;
+    let e_min = points.iter().map(|p| p.expected).fold(f64::MAX, f64::min);
+    let ratio_max = points.iter().map(|p| p.ratio).fold(1.0, f64::max);
+    let ratio_min = points.iter().map(|p| p.ratio).fold(1.0, f64::min);
+    // Show the funnel's mouth where the smallest area sits, but never let it swamp the points.
+    let (lo_at_min, hi_at_min) = funnel_limits(e_min, Z_998);
+    let y_max = (ratio_max.max(hi_at_min.min(ratio_max * 1.5 + 0.5)) * 1.08).max(1.2);
+    let y_min = (ratio_min.min(lo_at_min) * 0.92).clamp(0.0, 0.8);
+
+    let root = SVGBackend::with_string(svg, (720, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(50)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..e_max, y_min..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("Expected tests")
+        .y_desc("Standardised ratio (observed / expected)")
+        .x_label_formatter(&|x| format::rate(*x))
+        .y_label_formatter(&|y| format::ratio(*y))
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(0xe8, 0xed, 0xee))
+        .draw()?;
+
+    // Limits sampled on a fixed grid from the smallest expected value, kept inside the y range
+    // (plotters does not clip lines to the plotting area).
+    const STEPS: usize = 200;
+    let start = (e_min * 0.5).max(e_max / STEPS as f64);
+    let grid: Vec<f64> = (0..=STEPS)
+        .map(|i| start + (e_max - start) * i as f64 / STEPS as f64)
+        .collect();
+    for (z, colour, label) in [
+        (Z_95, LIMIT_95, "95% limits"),
+        (Z_998, LIMIT_998, "99.8% limits"),
+    ] {
+        let inside = |v: f64| v >= y_min && v <= y_max;
+        let upper: Vec<(f64, f64)> = grid
+            .iter()
+            .map(|&e| (e, funnel_limits(e, z).1))
+            .filter(|&(_, v)| inside(v))
+            .collect();
+        let lower: Vec<(f64, f64)> = grid
+            .iter()
+            .map(|&e| (e, funnel_limits(e, z).0))
+            .filter(|&(_, v)| inside(v))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(upper, colour.stroke_width(1)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], colour));
+        chart.draw_series(LineSeries::new(lower, colour.stroke_width(1)))?;
+    }
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(0.0, 1.0), (e_max, 1.0)],
+            NATIONAL.stroke_width(2),
+        )))?
+        .label("England (ratio 1)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], NATIONAL.stroke_width(2)));
+    chart
+        .draw_series(points.iter().map(|p| {
+            Circle::new(
+                (p.expected, p.ratio.clamp(y_min, y_max)),
+                4,
+                BAR.mix(0.8).filled(),
+            )
+        }))?
+        .label("Area")
+        .legend(|(x, y)| Circle::new((x + 7, y), 4, BAR.filled()));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(0xae, 0xb7, 0xbd))
+        .label_font((FONT, 12))
+        .draw()?;
+
+    for p in points {
+        let (x, y) = chart.backend_coord(&(p.expected, p.ratio.clamp(y_min, y_max)));
+        let (lo95, hi95) = funnel_limits(p.expected, Z_95);
+        let (lo998, hi998) = funnel_limits(p.expected, Z_998);
+        let position = if p.ratio > hi998 || p.ratio < lo998 {
+            "outside 99.8% limits"
+        } else if p.ratio > hi95 || p.ratio < lo95 {
+            "outside 95% limits"
+        } else {
+            "within 95% limits"
+        };
+        hotspots.push(Hotspot::Circle {
+            x,
+            y,
+            r: 5,
+            title: format!(
+                "{} {}: ratio {}, observed {}, expected {}, {position}",
+                p.code,
+                p.name,
+                format::ratio(p.ratio),
+                format::rate(p.observed),
+                format::rate(p.expected)
+            ),
+        });
+    }
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn funnel_limits_narrow_with_expected_and_bracket_one() {
+        let (lo_small, hi_small) = funnel_limits(100.0, Z_95);
+        let (lo_big, hi_big) = funnel_limits(10_000.0, Z_95);
+        assert!(lo_small < lo_big && lo_big < 1.0 && 1.0 < hi_big && hi_big < hi_small);
+        // Normal approximation 1 ± z/√E is close for large E: 1 ± 0.0196 at E = 10,000.
+        assert!((lo_big - (1.0 - Z_95 / 100.0)).abs() < 5e-4, "{lo_big}");
+        assert!((hi_big - (1.0 + Z_95 / 100.0)).abs() < 5e-4, "{hi_big}");
+        let (lo998, hi998) = funnel_limits(100.0, Z_998);
+        assert!(lo998 < lo_small && hi998 > hi_small);
+        assert_eq!(funnel_limits(0.5, Z_998).0, 0.0);
+    }
+}

@@ -1,0 +1,203 @@
+//! What a report is made from, and the look-ups every output shares.
+
+use std::collections::HashMap;
+
+use strata_api::{Area, AreaRate, StandardisedRates, Table, Value};
+
+/// A measure key and the label the publication gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeasureLabel {
+    /// SPEC §3 key, e.g. `ct`.
+    pub key: String,
+    /// Display label, e.g. `CT Scan`.
+    pub label: String,
+}
+
+impl MeasureLabel {
+    pub fn new(key: &str, label: &str) -> Self {
+        MeasureLabel {
+            key: key.to_string(),
+            label: label.to_string(),
+        }
+    }
+
+    /// The publication's label for a known key, else the key itself.
+    pub fn for_key(key: &str) -> Self {
+        MeasureLabel::new(key, publication_label(key).unwrap_or(key))
+    }
+}
+
+/// The label the 2023/24 publication uses for a measure key (SPEC §3).
+pub fn publication_label(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "xray" => "X-ray",
+        "ultrasound" => "Ultrasound",
+        "ct" => "CT Scan",
+        "mri" => "MRI",
+        "fluoroscopy" => "Fluoroscopy",
+        "nuclear_medicine" => "Nuclear Medicine",
+        "pet" => "PET Scan",
+        "spect" => "SPECT Scan",
+        "medical_photography" => "Medical Photography",
+        "brain_mri" => "Brain MRI",
+        "chest_xray" => "Chest X-ray",
+        "chest_ct" => "Chest CT",
+        "kidney_bladder_us" => "Kidney or Bladder Ultrasound",
+        "abdomen_pelvis_us" => "Abdomen or Pelvis Ultrasound",
+        _ => return None,
+    })
+}
+
+/// The early-diagnosis-of-cancer measures, which the publication tabulates apart from modalities.
+pub(crate) fn is_edoc(key: &str) -> bool {
+    matches!(
+        key,
+        "brain_mri" | "chest_xray" | "chest_ct" | "kidney_bladder_us" | "abdomen_pelvis_us"
+    )
+}
+
+/// Confidence limits of one area × measure, on the standardised-rate scale (per 10,000).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfidenceLimits {
+    /// Index into [`ReportInput::areas`].
+    pub area: usize,
+    /// Index into [`ReportInput::measures`].
+    pub measure: usize,
+    pub lower_95: f64,
+    pub upper_95: f64,
+    pub lower_998: f64,
+    pub upper_998: f64,
+}
+
+/// One row of the `factor_ratios` output (SPEC §3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactorRatioRow {
+    /// `sex`, `imd_quintile` or `age_band`.
+    pub factor: String,
+    pub category: String,
+    /// Index into [`ReportInput::measures`].
+    pub measure: usize,
+    pub standardised_rate: f64,
+    /// None when the ratio is undefined (the note says why).
+    pub ratio: Option<f64>,
+    pub ratio_method: String,
+    pub statistic: Option<f64>,
+    pub p_value: Option<f64>,
+    pub stars: String,
+    pub note: String,
+}
+
+/// Area boundaries: a GeoJSON FeatureCollection in WGS84 (Polygon and MultiPolygon features).
+#[derive(Debug, Clone, Copy)]
+pub struct Boundaries<'a> {
+    pub geojson: &'a str,
+    /// The feature property holding the area code the run's areas use, e.g. `ICB23CD`.
+    pub join_property: &'a str,
+}
+
+/// Everything a report is made from. Measure and area indices are those of `rates`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportInput<'a> {
+    /// E.g. "Diagnostic Imaging Dataset: Standardised ICB rates".
+    pub title: &'a str,
+    /// E.g. "2023/24".
+    pub year_label: &'a str,
+    /// "ICB" or "CCG".
+    pub area_kind: &'a str,
+    pub recipe_fingerprint: &'a str,
+    /// Indexed as `rates` indexes measures.
+    pub measures: &'a [MeasureLabel],
+    /// Indexed as `rates` indexes areas.
+    pub areas: &'a [Area],
+    pub rates: &'a StandardisedRates,
+    /// Any order; matched to rates by (area, measure).
+    pub limits: &'a [ConfidenceLimits],
+    /// Name of the confidence-interval method, e.g. "exact Poisson (O < 10) / Byar (O ≥ 10)".
+    pub ci_method: &'a str,
+    pub factor_ratios: &'a [FactorRatioRow],
+    /// Summary (named `summary`, long format `measure, statistic, value, areas`), data-quality and
+    /// any other tables; each gets a workbook sheet, and all but the summary an Annex A section.
+    pub tables: &'a [Table],
+    pub manifest_json: &'a str,
+    /// Sources and licence lines, one per entry.
+    pub sources: &'a [String],
+    /// Notes on method and data quality, one per entry.
+    pub notes: &'a [String],
+    pub boundaries: Option<Boundaries<'a>>,
+}
+
+/// The name of the summary table among [`ReportInput::tables`].
+pub(crate) const SUMMARY_TABLE: &str = "summary";
+
+impl<'a> ReportInput<'a> {
+    pub(crate) fn measure_label(&self, measure: usize) -> &str {
+        self.measures
+            .get(measure)
+            .map(|m| m.label.as_str())
+            .unwrap_or("unknown measure")
+    }
+
+    pub(crate) fn area(&self, area: usize) -> Option<&'a Area> {
+        self.areas.get(area)
+    }
+
+    /// Area rows of one measure, in the order of `rates`.
+    pub(crate) fn area_rates(&self, measure: usize) -> Vec<&'a AreaRate> {
+        self.rates
+            .areas
+            .iter()
+            .filter(|r| r.measure == measure)
+            .collect()
+    }
+
+    pub(crate) fn national_rate(&self, measure: usize) -> Option<f64> {
+        self.rates
+            .national
+            .iter()
+            .find(|n| n.measure == measure)
+            .map(|n| n.rate)
+            .filter(|r| r.is_finite())
+    }
+
+    /// Confidence limits keyed by (area, measure).
+    pub(crate) fn limits_index(&self) -> HashMap<(usize, usize), &'a ConfidenceLimits> {
+        self.limits
+            .iter()
+            .map(|l| ((l.area, l.measure), l))
+            .collect()
+    }
+
+    pub(crate) fn summary(&self) -> Option<&'a Table> {
+        self.tables.iter().find(|t| t.name == SUMMARY_TABLE)
+    }
+
+    /// A summary statistic of one measure: its `value`, and its `areas` text if any. The summary's
+    /// `measure` column may hold the key or the label.
+    pub(crate) fn summary_stat(
+        &self,
+        measure: usize,
+        statistic: &str,
+    ) -> Option<(f64, Option<&'a str>)> {
+        let table = self.summary()?;
+        let label = self.measures.get(measure)?;
+        let col = |name: &str| table.columns.iter().position(|c| c == name);
+        let (measure_col, statistic_col, value_col) =
+            (col("measure")?, col("statistic")?, col("value")?);
+        let areas_col = col("areas");
+        table.rows.iter().find_map(|row| {
+            let text = |i: usize| match row.get(i) {
+                Some(Value::Text(t)) => Some(t.as_str()),
+                _ => None,
+            };
+            let m = text(measure_col)?;
+            if (m != label.key && m != label.label) || text(statistic_col)? != statistic {
+                return None;
+            }
+            let value = match row.get(value_col) {
+                Some(Value::Number(v)) if v.is_finite() => *v,
+                _ => return None,
+            };
+            Some((value, areas_col.and_then(text).filter(|t| !t.is_empty())))
+        })
+    }
+}

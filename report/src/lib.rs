@@ -1,0 +1,54 @@
+//! Turns a finished strata run into the publication's outputs: the Annex B workbook (`.xlsx`), SVG
+//! charts and maps, and a self-contained HTML report.
+//!
+//! This crate is output mechanism, not a plugin: it takes the run's results as plain data
+//! ([`ReportInput`]) and returns bytes or text. It writes no files; the engine does, atomically.
+//!
+//! Outputs:
+//! - [`workbook_xlsx`]: a cover sheet, a contents sheet, a notes sheet and one table per sheet
+//!   (national rates, standardised rates per measure, factor ratios, and every extra table such as
+//!   the summary and the Annex A data-quality tables), following the UK government accessible
+//!   spreadsheet conventions: one table per sheet starting in column A, a header row, no merged
+//!   cells, notes referenced by `[note N]` markers, numbers stored as numbers, `[x]` for a value
+//!   that is not available.
+//! - [`ranked_chart_svg`]: the publication's Graphs 1–14, area standardised rates ranked, with 95%
+//!   confidence whiskers and the national rate line (plotters).
+//! - [`map_svg`]: Maps 1–14, a choropleth of area standardised rates on the boundary GeoJSON, six
+//!   sequential classes at sextiles of the areas' rates, with a legend (written as SVG paths).
+//! - [`funnel_svg`]: standardised ratio (observed / expected) against expected tests, with 95% and
+//!   99.8% control limits (plotters).
+//! - [`report_html`]: the publication's structure with its sentences filled from the run, the SVGs
+//!   inlined, and the manifest.
+//!
+//! Determinism: the same input gives the same bytes. SVG coordinates are whole pixels (plotters)
+//! or one decimal place (maps); the workbook's creation date is fixed.
+//!
+//! Every element of a chart or map that stands for an area carries a `<title>` starting with the
+//! area code, so a browser test (or a reader hovering) can find a known area.
+
+mod charts;
+pub mod format;
+mod html;
+mod input;
+mod map;
+mod svg;
+mod workbook;
+
+pub use charts::{funnel_svg, ranked_chart_svg};
+pub use html::report_html;
+pub use input::{
+    Boundaries, ConfidenceLimits, FactorRatioRow, MeasureLabel, ReportInput, publication_label,
+};
+pub use map::map_svg;
+pub use workbook::workbook_xlsx;
+
+/// Why an output could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("workbook: {0}")]
+    Workbook(#[from] rust_xlsxwriter::XlsxError),
+    #[error("boundaries: {0}")]
+    Boundaries(String),
+    #[error("measure index {0} is not one of the report's measures")]
+    UnknownMeasure(usize),
+}

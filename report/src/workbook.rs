@@ -1,0 +1,477 @@
+//! The Annex B workbook, laid out to the UK government accessible-spreadsheet conventions.
+//!
+//! Every table sheet: A1 the table's title with its note markers, A2 one line saying what the
+//! sheet holds, row 3 the header of an Excel table, data below. No merged cells, no blank rows or
+//! columns inside a table, numbers stored as numbers with a display format, `[x]` where a value is
+//! not available.
+
+use rust_xlsxwriter::{
+    DocProperties, ExcelDateTime, Format, FormatAlign, Table, TableColumn, Workbook, Worksheet,
+};
+use strata_api::Value;
+
+use crate::ReportError;
+use crate::format::NOT_AVAILABLE;
+use crate::input::ReportInput;
+
+/// Row (0-based) of every table sheet's header row.
+pub const HEADER_ROW: u32 = 2;
+
+/// Sheet names are at most this long in Excel.
+const MAX_SHEET_NAME: usize = 31;
+
+/// A cell to write.
+enum Cell {
+    Text(String),
+    /// A number and its display format.
+    Number(f64, &'static str),
+}
+
+const WHOLE: &str = "#,##0";
+const ONE_DP: &str = "#,##0.0";
+const TWO_DP: &str = "0.00";
+const P_VALUE: &str = "0.0000";
+
+fn number(x: f64, fmt: &'static str) -> Cell {
+    if x.is_finite() {
+        Cell::Number(x, fmt)
+    } else {
+        Cell::Text(NOT_AVAILABLE.to_string())
+    }
+}
+
+fn optional(x: Option<f64>, fmt: &'static str) -> Cell {
+    number(x.unwrap_or(f64::NAN), fmt)
+}
+
+fn text(s: &str) -> Cell {
+    Cell::Text(s.to_string())
+}
+
+/// One table sheet to write.
+struct SheetTable {
+    name: String,
+    title: String,
+    description: String,
+    headers: Vec<String>,
+    rows: Vec<Vec<Cell>>,
+}
+
+/// Notes every workbook carries, before the recipe's own; numbered from 1 in this order.
+const NOTE_RATES: usize = 1;
+const NOTE_CI: usize = 2;
+const NOTE_STARS: usize = 3;
+const NOTE_NOT_AVAILABLE: usize = 4;
+const FIXED_NOTES: usize = 4;
+
+fn note(n: usize) -> String {
+    format!("[note {n}]")
+}
+
+/// The workbook's notes, in order.
+fn notes(input: &ReportInput) -> Vec<String> {
+    let mut notes = vec![
+        "Rates are per 10,000 registered population, indirectly standardised for age, sex and \
+         deprivation (IMD quintile); observed and expected are numbers of tests."
+            .to_string(),
+        format!(
+            "Confidence limits are on the standardised-rate scale, by the method named in the \
+             CI method column: {}.",
+            input.ci_method
+        ),
+        "Stars mark a significant difference from the base category: * p<0.05, ** p<0.01, \
+         *** p<0.001. The base category has a ratio of 1."
+            .to_string(),
+        "[x] means the value is not available (for example a ratio that is undefined, or a rate \
+         with no expected tests)."
+            .to_string(),
+    ];
+    notes.extend(input.notes.iter().cloned());
+    notes
+}
+
+/// A valid, unique sheet name from free text.
+fn sheet_name(raw: &str, taken: &mut Vec<String>) -> String {
+    let cleaned: String = raw
+        .chars()
+        .map(|c| match c {
+            '[' | ']' | ':' | '*' | '?' | '/' | '\\' | '\'' | ' ' => '_',
+            c => c,
+        })
+        .take(MAX_SHEET_NAME)
+        .collect();
+    let mut name = cleaned.clone();
+    let mut n = 2;
+    while taken.iter().any(|t| t.eq_ignore_ascii_case(&name)) {
+        let suffix = format!("_{n}");
+        let keep = MAX_SHEET_NAME.saturating_sub(suffix.len());
+        name = format!("{}{suffix}", cleaned.chars().take(keep).collect::<String>());
+        n += 1;
+    }
+    taken.push(name.clone());
+    name
+}
+
+fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
+    let mut taken = vec!["Cover".to_string(), "Contents".into(), "Notes".into()];
+    let mut sheets = Vec::new();
+    let kind = input.area_kind;
+    let year = input.year_label;
+
+    // National rates.
+    sheets.push(SheetTable {
+        name: sheet_name("National_rates", &mut taken),
+        title: format!(
+            "National imaging rates per 10,000 by measure, {year} {}",
+            note(NOTE_RATES)
+        ),
+        description: "This worksheet contains one table, one row per measure.".into(),
+        headers: vec![
+            "Measure".into(),
+            "Measure key".into(),
+            "Observed tests".into(),
+            "Population".into(),
+            "Rate per 10,000".into(),
+        ],
+        rows: input
+            .rates
+            .national
+            .iter()
+            .map(|n| {
+                let key = input.measures.get(n.measure).map_or("", |m| m.key.as_str());
+                vec![
+                    text(input.measure_label(n.measure)),
+                    text(key),
+                    number(n.observed, WHOLE),
+                    number(n.population, WHOLE),
+                    number(n.rate, WHOLE),
+                ]
+            })
+            .collect(),
+    });
+
+    // Standardised rates, one sheet per measure.
+    let limits = input.limits_index();
+    for (measure, label) in input.measures.iter().enumerate() {
+        let rows = input
+            .area_rates(measure)
+            .into_iter()
+            .map(|r| {
+                let area = input.area(r.area);
+                let ci = limits.get(&(r.area, r.measure));
+                let limit = |f: fn(&crate::ConfidenceLimits) -> f64| {
+                    number(ci.map_or(f64::NAN, |c| f(c)), ONE_DP)
+                };
+                vec![
+                    text(area.map_or("", |a| a.code.as_str())),
+                    text(area.map_or("", |a| a.name.as_str())),
+                    number(r.observed, WHOLE),
+                    number(r.expected, ONE_DP),
+                    number(r.population, WHOLE),
+                    number(r.crude_rate, ONE_DP),
+                    number(r.standardised_rate, ONE_DP),
+                    limit(|c| c.lower_95),
+                    limit(|c| c.upper_95),
+                    limit(|c| c.lower_998),
+                    limit(|c| c.upper_998),
+                    text(input.ci_method),
+                ]
+            })
+            .collect();
+        sheets.push(SheetTable {
+            name: sheet_name(&format!("SR_{}", label.label), &mut taken),
+            title: format!(
+                "Standardised {} rates per 10,000 by {kind}, {year} {} {}",
+                label.label,
+                note(NOTE_RATES),
+                note(NOTE_CI)
+            ),
+            description: format!("This worksheet contains one table, one row per {kind}."),
+            headers: vec![
+                format!("{kind} code"),
+                format!("{kind} name"),
+                "Observed tests".into(),
+                "Expected tests".into(),
+                "Population".into(),
+                "Crude rate per 10,000".into(),
+                "Standardised rate per 10,000".into(),
+                "95% lower limit".into(),
+                "95% upper limit".into(),
+                "99.8% lower limit".into(),
+                "99.8% upper limit".into(),
+                "CI method".into(),
+            ],
+            rows,
+        });
+    }
+
+    // Factor ratios.
+    sheets.push(SheetTable {
+        name: sheet_name("Factor_ratios", &mut taken),
+        title: format!(
+            "Rates ratios by sex, deprivation and age band, {year} {} {} {}",
+            note(NOTE_RATES),
+            note(NOTE_STARS),
+            note(NOTE_NOT_AVAILABLE)
+        ),
+        description: "This worksheet contains one table, one row per factor category and measure."
+            .into(),
+        headers: [
+            "Factor",
+            "Category",
+            "Measure",
+            "Standardised rate per 10,000",
+            "Ratio",
+            "Ratio method",
+            "Test statistic",
+            "p value",
+            "Stars",
+            "Note",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: input
+            .factor_ratios
+            .iter()
+            .map(|f| {
+                vec![
+                    text(&f.factor),
+                    text(&f.category),
+                    text(input.measure_label(f.measure)),
+                    number(f.standardised_rate, ONE_DP),
+                    optional(f.ratio, TWO_DP),
+                    text(&f.ratio_method),
+                    optional(f.statistic, TWO_DP),
+                    optional(f.p_value, P_VALUE),
+                    text(&f.stars),
+                    text(&f.note),
+                ]
+            })
+            .collect(),
+    });
+
+    // Summary, data quality and any other tables, as given.
+    for table in input.tables {
+        let title = if table.title.is_empty() {
+            table.name.clone()
+        } else {
+            table.title.clone()
+        };
+        sheets.push(SheetTable {
+            name: sheet_name(&table.name, &mut taken),
+            title: format!("{title}, {year}"),
+            description: "This worksheet contains one table.".into(),
+            headers: table.columns.clone(),
+            rows: table
+                .rows
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .map(|v| match v {
+                            Value::Text(t) => text(t),
+                            // Keep whatever precision the table has; whole numbers display whole.
+                            Value::Number(x) if x.fract() == 0.0 => number(*x, WHOLE),
+                            Value::Number(x) => number(*x, "#,##0.0###"),
+                            Value::Missing => text(NOT_AVAILABLE),
+                        })
+                        .collect()
+                })
+                .collect(),
+        });
+    }
+    sheets
+}
+
+/// Excel wants unique, non-empty table headers.
+fn unique_headers(headers: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(headers.len());
+    for (i, h) in headers.iter().enumerate() {
+        let base = if h.trim().is_empty() {
+            format!("Column {}", i + 1)
+        } else {
+            h.clone()
+        };
+        let mut name = base.clone();
+        let mut n = 2;
+        while out.iter().any(|o| o.eq_ignore_ascii_case(&name)) {
+            name = format!("{base} {n}");
+            n += 1;
+        }
+        out.push(name);
+    }
+    out
+}
+
+fn write_table_sheet(
+    sheet: &mut Worksheet,
+    table: &SheetTable,
+    bold: &Format,
+) -> Result<(), ReportError> {
+    sheet.set_name(&table.name)?;
+    sheet.write_string_with_format(0, 0, &table.title, bold)?;
+    sheet.write_string(1, 0, &table.description)?;
+    let headers = unique_headers(&table.headers);
+    let mut formats: Vec<(&'static str, Format)> = Vec::new();
+    for (r, row) in table.rows.iter().enumerate() {
+        let r = HEADER_ROW + 1 + r as u32;
+        for (c, cell) in row.iter().enumerate() {
+            let c = c as u16;
+            match cell {
+                Cell::Text(t) => {
+                    sheet.write_string(r, c, t)?;
+                }
+                Cell::Number(x, fmt) => {
+                    let format = match formats.iter().find(|(f, _)| f == fmt) {
+                        Some((_, format)) => format.clone(),
+                        None => {
+                            let format = Format::new().set_num_format(*fmt);
+                            formats.push((fmt, format.clone()));
+                            format
+                        }
+                    };
+                    sheet.write_number_with_format(r, c, *x, &format)?;
+                }
+            }
+        }
+    }
+    let last_col = headers.len().saturating_sub(1) as u16;
+    if table.rows.is_empty() {
+        // An Excel table needs a data row; an empty one is just its header.
+        for (c, h) in headers.iter().enumerate() {
+            sheet.write_string_with_format(HEADER_ROW, c as u16, h, bold)?;
+        }
+    } else {
+        let columns: Vec<TableColumn> = headers
+            .iter()
+            .map(|h| TableColumn::new().set_header(h))
+            .collect();
+        let excel_table = Table::new().set_columns(&columns);
+        sheet.add_table(
+            HEADER_ROW,
+            0,
+            HEADER_ROW + table.rows.len() as u32,
+            last_col,
+            &excel_table,
+        )?;
+    }
+    sheet.autofit();
+    // Autofit measures the long title in A1 too; cap column A so codes stay readable.
+    sheet.set_column_width(0, 16)?;
+    Ok(())
+}
+
+/// The Annex B workbook as `.xlsx` bytes. Sheet order: Cover, Contents, Notes, National_rates,
+/// one `SR_<measure>` per measure, Factor_ratios, then one per extra table (named as the table).
+pub fn workbook_xlsx(input: &ReportInput) -> Result<Vec<u8>, ReportError> {
+    let mut workbook = Workbook::new();
+    // A fixed creation date keeps the bytes the same from run to run.
+    let properties = DocProperties::new()
+        .set_title(format!("{} {}", input.title, input.year_label))
+        .set_author("strata")
+        .set_comment(format!("Recipe fingerprint {}", input.recipe_fingerprint))
+        .set_creation_datetime(&ExcelDateTime::from_ymd(2000, 1, 1)?);
+    workbook.set_properties(&properties);
+
+    let title_format = Format::new().set_bold().set_font_size(16);
+    let bold = Format::new().set_bold();
+    let wrap = Format::new().set_text_wrap().set_align(FormatAlign::Top);
+    let sheets = table_sheets(input);
+    let notes = notes(input);
+
+    // Cover: everything in column A, one item per row, headings in bold.
+    let cover = workbook.add_worksheet();
+    cover.set_name("Cover")?;
+    cover.write_string_with_format(0, 0, input.title, &title_format)?;
+    let mut row = 1;
+    let mut line = |sheet: &mut Worksheet, text: &str, format: Option<&Format>| {
+        let written = match format {
+            Some(f) => sheet.write_string_with_format(row, 0, text, f).map(|_| ()),
+            None => sheet.write_string(row, 0, text).map(|_| ()),
+        };
+        row += 1;
+        written
+    };
+    line(cover, &format!("Year: {}", input.year_label), None)?;
+    line(cover, &format!("Areas: {}s", input.area_kind), None)?;
+    line(
+        cover,
+        &format!("Recipe fingerprint: {}", input.recipe_fingerprint),
+        None,
+    )?;
+    line(
+        cover,
+        "This workbook has a contents sheet, a notes sheet and one table per sheet.",
+        None,
+    )?;
+    line(cover, "Sources and licences", Some(&bold))?;
+    for source in input.sources {
+        line(cover, source, None)?;
+    }
+    line(cover, "Notes on method and data quality", Some(&bold))?;
+    for (i, text) in notes.iter().enumerate() {
+        line(cover, &format!("{} {text}", note(i + 1)), None)?;
+    }
+    cover.set_column_width(0, 120)?;
+
+    // Contents: a table of sheets with links.
+    let contents = workbook.add_worksheet();
+    contents.set_name("Contents")?;
+    contents.write_string_with_format(0, 0, "Table of contents", &bold)?;
+    contents.write_string(
+        1,
+        0,
+        "This worksheet contains one table, one row per sheet.",
+    )?;
+    let mut entries = vec![(
+        "Notes".to_string(),
+        "Notes used in this workbook".to_string(),
+    )];
+    entries.extend(sheets.iter().map(|s| (s.name.clone(), s.title.clone())));
+    for (i, (name, title)) in entries.iter().enumerate() {
+        let r = HEADER_ROW + 1 + i as u32;
+        contents.write_url_with_text(r, 0, format!("internal:'{name}'!A1").as_str(), name)?;
+        contents.write_string(r, 1, title)?;
+    }
+    contents.add_table(
+        HEADER_ROW,
+        0,
+        HEADER_ROW + entries.len() as u32,
+        1,
+        &Table::new().set_columns(&[
+            TableColumn::new().set_header("Sheet name"),
+            TableColumn::new().set_header("Table title"),
+        ]),
+    )?;
+    contents.set_column_width(0, 32)?;
+    contents.set_column_width(1, 100)?;
+
+    // Notes: number and text.
+    let notes_sheet = workbook.add_worksheet();
+    notes_sheet.set_name("Notes")?;
+    notes_sheet.write_string_with_format(0, 0, "Notes", &bold)?;
+    notes_sheet.write_string(1, 0, "This worksheet contains one table, one row per note.")?;
+    for (i, text) in notes.iter().enumerate() {
+        let r = HEADER_ROW + 1 + i as u32;
+        notes_sheet.write_string(r, 0, note(i + 1))?;
+        notes_sheet.write_string_with_format(r, 1, text, &wrap)?;
+    }
+    notes_sheet.add_table(
+        HEADER_ROW,
+        0,
+        HEADER_ROW + notes.len() as u32,
+        1,
+        &Table::new().set_columns(&[
+            TableColumn::new().set_header("Note number"),
+            TableColumn::new().set_header("Note text"),
+        ]),
+    )?;
+    notes_sheet.set_column_width(0, 14)?;
+    notes_sheet.set_column_width(1, 110)?;
+    debug_assert!(notes.len() >= FIXED_NOTES);
+
+    for table in &sheets {
+        let sheet = workbook.add_worksheet();
+        write_table_sheet(sheet, table, &bold)?;
+    }
+    Ok(workbook.save_to_buffer()?)
+}
