@@ -14,6 +14,7 @@ pub mod output;
 pub mod pipeline;
 pub mod plugins;
 pub mod progress;
+pub mod publication;
 pub mod recipe;
 pub mod synthetic;
 pub mod verify;
@@ -87,7 +88,16 @@ pub fn run_in_memory(recipe_path: &Path, overrides: &InputOverrides) -> Result<R
         outputs,
         warnings: results.warnings.clone(),
     };
-    files.push(("manifest.json".into(), output::manifest_bytes(&manifest)?));
+    let manifest_bytes = output::manifest_bytes(&manifest)?;
+    if prepared.recipe.write_publication {
+        files.extend(publication::files(
+            &prepared.recipe,
+            &results,
+            &manifest.recipe_fingerprint,
+            &String::from_utf8_lossy(&manifest_bytes),
+        )?);
+    }
+    files.push(("manifest.json".into(), manifest_bytes));
     Ok(Run {
         prepared,
         results,

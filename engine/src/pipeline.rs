@@ -184,6 +184,9 @@ pub struct RunResults {
     /// Output tables in write order: national_rates, area_rates, factor_ratios, summary, ...
     pub tables: Vec<Table>,
     pub counts: StratifiedCounts,
+    /// The standardisation stage's result, before disclosure control (its counts are not for
+    /// publication; the tables carry the protected ones).
+    pub rates: strata_api::StandardisedRates,
     pub stages: Vec<StageRecord>,
     pub warnings: Vec<String>,
     pub input_rows: BTreeMap<String, u64>,
@@ -504,6 +507,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
     Ok(RunResults {
         tables,
         counts,
+        rates,
         stages: timer.stages,
         warnings,
         input_rows,

@@ -116,6 +116,13 @@ struct RawOutputs {
     /// Also write the stratum counts in the aggregated-entry contract (`stratum_counts.csv`).
     #[serde(default)]
     stratum_counts: bool,
+    /// Write the publication: Annex B workbook, charts, maps and `report.html` (default true).
+    #[serde(default = "default_true")]
+    publication: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_precision() -> usize {
@@ -213,6 +220,7 @@ pub struct Recipe {
     pub output_dir: PathBuf,
     pub float_precision: usize,
     pub write_stratum_counts: bool,
+    pub write_publication: bool,
     pub published: Option<InputPath>,
     pub tolerances: crate::verify::Tolerances,
 }
@@ -408,6 +416,7 @@ impl Recipe {
             output_dir: dir.join(raw.outputs.dir.get_ref()),
             float_precision: raw.outputs.float_precision,
             write_stratum_counts: raw.outputs.stratum_counts,
+            write_publication: raw.outputs.publication,
             published: raw.published.as_ref().map(resolve),
             tolerances: raw.verify.map(|v| v.into_inner()).unwrap_or_default(),
             source: source.clone(),
