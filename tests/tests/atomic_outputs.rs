@@ -8,13 +8,19 @@ use std::time::{Duration, Instant};
 
 use strata_tests::{strata, temp_dir, write_world};
 
-/// Every file under `dir` (relative name → bytes).
+/// Every file under `dir`, in subfolders too (relative name → bytes).
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     for entry in std::fs::read_dir(dir).expect("read output folder") {
         let path = entry.expect("entry").path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        files.insert(name, std::fs::read(&path).expect("read output file"));
+        if path.is_dir() {
+            for (inner, bytes) in snapshot(&path) {
+                files.insert(format!("{name}/{inner}"), bytes);
+            }
+        } else {
+            files.insert(name, std::fs::read(&path).expect("read output file"));
+        }
     }
     files
 }

@@ -15,6 +15,12 @@ fn hashes(dir: &Path) -> BTreeMap<String, String> {
     for entry in std::fs::read_dir(dir).expect("read output folder") {
         let path = entry.expect("entry").path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            for (inner, digest) in hashes(&path) {
+                out.insert(format!("{name}/{inner}"), digest);
+            }
+            continue;
+        }
         let mut bytes = std::fs::read(&path).expect("read output");
         if name == "manifest.json" {
             let mut manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
