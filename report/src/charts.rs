@@ -104,6 +104,21 @@ pub fn ranked_chart_svg(input: &ReportInput, measure: usize) -> String {
     if drawn.is_err() {
         return empty_svg(&caption);
     }
+    // plotters centres rotated tick labels on the tick, so each area code straddled the x axis
+    // (seen in the first rendered report): anchor them at their start, reading down from the tick.
+    let mut svg: String = svg
+        .split_inclusive('\n')
+        .map(|line| {
+            if line.contains("rotate(90,") {
+                line.replace(
+                    "dy=\"0.76em\" text-anchor=\"middle\"",
+                    "dy=\"0.5ex\" text-anchor=\"start\"",
+                )
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
     add_hotspots(&mut svg, &hotspots);
     svg
 }
