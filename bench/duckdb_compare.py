@@ -148,6 +148,7 @@ import duckdb
 sql, threads = sys.argv[1], int(sys.argv[2])
 start = time.perf_counter()
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 if threads > 0:
     con.execute(f"SET threads = {threads}")
 rows = con.execute(sql).fetchall()
@@ -161,7 +162,7 @@ print(json.dumps({"seconds": seconds, "peak_rss_mib": peak, "version": duckdb.__
 def run_duckdb(python, sql, threads):
     out = subprocess.run([python, "-c", CHILD, sql, str(threads)], check=True,
                          capture_output=True, text=True)
-    return json.loads(out.stdout)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def recipe_inputs(recipe):
