@@ -1643,21 +1643,33 @@ mod tests {
             population: Some(dir.join("population.csv")),
             ..Default::default()
         };
-        let render = |reader| {
-            let results = run_with(&prepared, &overrides, reader).expect("run");
+        let render = |overrides: &InputOverrides, reader| {
+            let results = run_with(&prepared, overrides, reader).expect("run");
             let files = crate::output::RunFiles::from_results(&results, 6)
                 .expect("render")
                 .0
                 .files;
             (files, results.warnings)
         };
-        let streamed = render(ActivityReader::Stream);
-        let grouped = render(ActivityReader::GroupBy);
-        assert_eq!(streamed.1, grouped.1, "warnings");
-        assert_eq!(streamed.0.len(), grouped.0.len());
-        for ((name, a), (_, b)) in streamed.0.iter().zip(&grouped.0) {
-            assert!(a == b, "{name} differs");
-        }
+        let compare = |overrides: &InputOverrides| {
+            let streamed = render(overrides, ActivityReader::Stream);
+            let grouped = render(overrides, ActivityReader::GroupBy);
+            assert_eq!(streamed.1, grouped.1, "warnings");
+            assert_eq!(streamed.0.len(), grouped.0.len());
+            for ((name, a), (_, b)) in streamed.0.iter().zip(&grouped.0) {
+                assert!(a == b, "{name} differs");
+            }
+        };
+        compare(&overrides);
+        // The same year as CSV (text read by polars, then the same counting).
+        let csv = dir.join("activity.csv");
+        generator
+            .write_csv(spec.scale, spec.seed, &csv, &dir.join("population-2.csv"))
+            .expect("write csv");
+        compare(&InputOverrides {
+            activity: Some(csv),
+            ..overrides.clone()
+        });
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -368,7 +368,7 @@ enum KeySource<'a> {
     Dict(&'a Utf8ViewArray),
     /// Whole numbers (ages, dates as days): a table index `k ≥ 1` is `low + k - 1`; values
     /// outside the window have key `u32::MAX` and are resolved from `values` each time.
-    Int { low: i64, values: Vec<Option<i64>> },
+    Int { low: i64, values: &'a Int64Chunked },
     /// The column is absent: every value is null.
     Absent,
 }
@@ -628,7 +628,7 @@ impl Tally {
                         unreachable!()
                     };
                     let number = if column.keys[row] == u32::MAX {
-                        values[row]
+                        values.get(row)
                     } else if index == 0 {
                         None
                     } else {
@@ -856,6 +856,19 @@ pub struct BatchColumns {
     age_is_int: bool,
 }
 
+/// Keys of a dictionary column with nulls: null → 0, key k → k + 1 (branch-free).
+fn shifted_keys(keys: &polars_arrow::array::PrimitiveArray<u32>) -> Vec<u32> {
+    match keys.validity() {
+        None => keys.values().iter().map(|&k| k + 1).collect(),
+        Some(valid) => keys
+            .values()
+            .iter()
+            .zip(valid.iter())
+            .map(|(&k, ok)| (k + 1) * u32::from(ok))
+            .collect(),
+    }
+}
+
 fn as_dictionary(array: &dyn Array) -> Option<(&DictionaryArray<u32>, &Utf8ViewArray)> {
     let dict = array.as_any().downcast_ref::<DictionaryArray<u32>>()?;
     let values = dict.values().as_any().downcast_ref::<Utf8ViewArray>()?;
@@ -938,9 +951,7 @@ impl BatchColumns {
                         }
                     } else {
                         KeyColumn {
-                            keys: Cow::Owned(
-                                keys.iter().map(|k| k.map_or(0, |k| *k + 1)).collect(),
-                            ),
+                            keys: Cow::Owned(shifted_keys(keys)),
                             offset: 0,
                             source: KeySource::Dict(values),
                         }
@@ -954,15 +965,18 @@ impl BatchColumns {
                     } else {
                         0
                     };
-                    let values: Vec<Option<i64>> = s.i64()?.iter().collect();
-                    let keys = values
-                        .iter()
-                        .map(|v| match v {
-                            None => 0,
-                            Some(v) if (low..low + INT_WINDOW).contains(v) => (v - low + 1) as u32,
-                            Some(_) => u32::MAX,
-                        })
-                        .collect();
+                    let values = s.i64()?;
+                    let key = |v: i64| {
+                        if (low..low + INT_WINDOW).contains(&v) {
+                            (v - low + 1) as u32
+                        } else {
+                            u32::MAX
+                        }
+                    };
+                    let keys = match values.cont_slice() {
+                        Ok(all) => all.iter().map(|&v| key(v)).collect(),
+                        Err(_) => values.iter().map(|v| v.map_or(0, key)).collect(),
+                    };
                     KeyColumn {
                         keys: Cow::Owned(keys),
                         offset: 0,
