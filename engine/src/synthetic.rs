@@ -130,6 +130,10 @@ const DICTIONARY_COLUMNS: [&str; 9] = [
     "patient_source",
 ];
 
+/// Rows per Parquet row group: a reader decodes one group at a time, so groups of this size keep
+/// its buffers small (a few MB per column) and share out evenly among threads.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
 /// One batch as a frame whose text columns are categorical (dictionary-encoded in Parquet).
 pub fn batch_frame_categorical(batch: RecordBatch) -> PolarsResult<DataFrame> {
     let mut df = batch_frame(batch)?;
@@ -141,7 +145,7 @@ pub fn batch_frame_categorical(batch: RecordBatch) -> PolarsResult<DataFrame> {
     Ok(df)
 }
 
-/// Writes the records as Parquet (one row group per generator batch, text columns
+/// Writes the records as Parquet (row groups of [`ROW_GROUP_ROWS`] records, text columns
 /// dictionary-encoded) and the population as CSV. Returns the number of records.
 pub fn write_files(generator: &Generator, spec: &SyntheticSpec, dir: &Path) -> Result<u64> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -158,10 +162,13 @@ pub fn write_files(generator: &Generator, spec: &SyntheticSpec, dir: &Path) -> R
             {
                 writer = Some(ParquetWriter::new(f).batched(df.schema())?);
             }
-            match writer.as_mut() {
-                Some(w) => w.write_batch(&df),
-                None => Ok(()),
+            if let Some(w) = writer.as_mut() {
+                // The batched writer makes one row group per frame written.
+                for start in (0..df.height()).step_by(ROW_GROUP_ROWS) {
+                    w.write_batch(&df.slice(start as i64, ROW_GROUP_ROWS))?;
+                }
             }
+            Ok(())
         })
         .map_err(|e| synth_error(spec, e))?;
     if let Some(w) = writer {

@@ -1356,22 +1356,48 @@ impl ParquetBatches {
                     columns.push(RawColumn::Absent);
                     continue;
                 };
-                let mut chunks = Vec::new();
-                for part in parts {
-                    let range = part.byte_range();
-                    let mut bytes = vec![0u8; (range.end - range.start) as usize];
-                    self.file.read_exact_at(&mut bytes, range.start)?;
-                    chunks.push((part, polars_buffer::Buffer::from_vec(bytes)));
-                }
-                let (mut arrays, _) = polars::io::parquet::read::_internal::to_deserializer(
-                    chunks,
-                    field.clone(),
-                    None,
-                )?;
+                let parts: Vec<_> = parts.collect();
+                let decode = |field: ArrowField| -> PolarsResult<Vec<ArrayRef>> {
+                    let mut chunks = Vec::with_capacity(parts.len());
+                    for part in &parts {
+                        let range = part.byte_range();
+                        let mut bytes = vec![0u8; (range.end - range.start) as usize];
+                        self.file.read_exact_at(&mut bytes, range.start)?;
+                        chunks.push((*part, polars_buffer::Buffer::from_vec(bytes)));
+                    }
+                    polars::io::parquet::read::_internal::to_deserializer(chunks, field, None)
+                        .map(|(arrays, _)| arrays)
+                };
+                // Text stored with dictionary pages (as most writers do) is decoded as its
+                // dictionary and keys, whatever type the file's schema gives it; a column chunk
+                // with plain pages is decoded as text.
+                let text = matches!(
+                    field.dtype(),
+                    ArrowDataType::Utf8View | ArrowDataType::Utf8 | ArrowDataType::LargeUtf8
+                ) && name != "age";
+                let as_dictionary_field = || {
+                    DataType::from_categories(Categories::global())
+                        .to_arrow_field(field.name.clone(), CompatLevel::newest())
+                };
+                let dictionary = text
+                    .then(|| {
+                        let field = as_dictionary_field();
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            decode(field.clone())
+                        }))
+                        .ok()
+                        .and_then(Result::ok)
+                        .map(|arrays| (field, arrays))
+                    })
+                    .flatten();
+                let (used, mut arrays) = match dictionary {
+                    Some(decoded) => decoded,
+                    None => (field.clone(), decode(field.clone())?),
+                };
                 let column = if arrays.len() == 1 && as_dictionary(arrays[0].as_ref()).is_some() {
                     RawColumn::Dict(arrays.remove(0))
                 } else {
-                    RawColumn::Series(Series::try_from((field, arrays))?)
+                    RawColumn::Series(Series::try_from((&used, arrays))?)
                 };
                 columns.push(column);
             }
