@@ -255,6 +255,15 @@ fn method_error(stage: StageKind, prepared: &Prepared, e: strata_api::MethodErro
 
 /// Runs every stage on the recipe's inputs (or the overrides).
 pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults> {
+    run_with(prepared, overrides, ActivityReader::from_env())
+}
+
+/// [`run`] with a chosen record-level reader.
+fn run_with(
+    prepared: &Prepared,
+    overrides: &InputOverrides,
+    reader: ActivityReader,
+) -> Result<RunResults> {
     let recipe = &prepared.recipe;
     let m = &prepared.methods;
     let mut timer = Timer { stages: Vec::new() };
@@ -332,26 +341,13 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
 
     let mut quality_tables = Vec::new();
     let activity = match &source {
-        Source::Activity(path) => Some(timer.time("read_activity", 0, || {
-            let c = input::read_activity(path, recipe.year_start)?;
-            let n = c.tests.len() as u64;
-            Ok((c, n))
-        })?),
-        Source::Synthetic(spec) => {
-            let generator = generator
+        Source::Activity(path) => Some(ActivityInput::File(path)),
+        Source::Synthetic(spec) => Some(ActivityInput::Synthetic(
+            generator
                 .as_ref()
-                .ok_or_else(|| Error::Usage("no generator".into()))?;
-            let frame = timer.time("synthetic_generation", 0, || {
-                let f = crate::synthetic::activity_frame(generator, spec)?;
-                let n = f.height() as u64;
-                Ok((f, n))
-            })?;
-            Some(timer.time("read_activity", frame.height() as u64, || {
-                let c = input::aggregate_activity(frame.lazy(), &spec.config, recipe.year_start)?;
-                let n = c.tests.len() as u64;
-                Ok((c, n))
-            })?)
-        }
+                .ok_or_else(|| Error::Usage("no generator".into()))?,
+            spec,
+        )),
         Source::Counts(path) => {
             let n = timer.time("read_counts", 0, || {
                 let n = input::read_counts(path, &mut counts, &shape)?;
@@ -361,7 +357,31 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             None
         }
     };
-    if let Some(combos) = activity {
+    if let Some(activity) = activity {
+        let (mut quality, records) = match reader {
+            ActivityReader::Stream => record_level_stream(
+                prepared,
+                &activity,
+                &areas,
+                &shape,
+                &mut counts,
+                &mut timer,
+                &mut warnings,
+            )?,
+            ActivityReader::GroupBy => {
+                let combos = read_combos(&activity, recipe.year_start, &mut timer)?;
+                let quality = record_level(
+                    prepared,
+                    &combos,
+                    &areas,
+                    &shape,
+                    &mut counts,
+                    &mut timer,
+                    &mut warnings,
+                )?;
+                (quality, combos.records)
+            }
+        };
         input_rows.insert(
             if matches!(source, Source::Synthetic(_)) {
                 "synthetic"
@@ -369,17 +389,8 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
                 "activity"
             }
             .into(),
-            combos.records,
+            records,
         );
-        let mut quality = record_level(
-            prepared,
-            &combos,
-            &areas,
-            &shape,
-            &mut counts,
-            &mut timer,
-            &mut warnings,
-        )?;
         if let Source::Synthetic(spec) = &source {
             // A synthetic year at scale s stands for a full year: data-quality counts are grossed up
             // by 1/s so the recipe's count thresholds (e.g. 10,000 tests) mean what they say.
@@ -573,6 +584,266 @@ fn check_population_covers_tests(
         ));
     }
     Ok(())
+}
+
+/// Where record-level activity comes from.
+enum ActivityInput<'a> {
+    File(&'a std::path::Path),
+    Synthetic(
+        &'a strata_synth::Generator,
+        &'a crate::synthetic::SyntheticSpec,
+    ),
+}
+
+/// How record-level activity is read and counted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ActivityReader {
+    /// One streaming pass over dictionary codes into dense counters (`input::activity`).
+    Stream,
+    /// polars group-by over the eight columns, then a loop over the distinct combinations: the
+    /// earlier design, kept as a reference for tests and `strata bench` comparisons.
+    GroupBy,
+}
+
+impl ActivityReader {
+    /// `STRATA_ACTIVITY_READER=groupby` selects the reference reader (for benchmarks and tests).
+    fn from_env() -> ActivityReader {
+        match std::env::var("STRATA_ACTIVITY_READER").as_deref() {
+            Ok("groupby") => ActivityReader::GroupBy,
+            _ => ActivityReader::Stream,
+        }
+    }
+}
+
+/// The group-by reader's read: distinct combinations with their record counts.
+fn read_combos(
+    activity: &ActivityInput,
+    year_start: (i32, u32, u32),
+    timer: &mut Timer,
+) -> Result<input::ActivityCombos> {
+    match activity {
+        ActivityInput::File(path) => timer.time("read_activity", 0, || {
+            let c = input::read_activity(path, year_start)?;
+            let n = c.tests.len() as u64;
+            Ok((c, n))
+        }),
+        ActivityInput::Synthetic(generator, spec) => {
+            let frame = timer.time("synthetic_generation", 0, || {
+                let f = crate::synthetic::activity_frame(generator, spec)?;
+                let n = f.height() as u64;
+                Ok((f, n))
+            })?;
+            timer.time("read_activity", frame.height() as u64, || {
+                let c = input::aggregate_activity(frame.lazy(), &spec.config, year_start)?;
+                let n = c.tests.len() as u64;
+                Ok((c, n))
+            })
+        }
+    }
+}
+
+/// The reference lookups record-level activity is resolved against.
+struct References {
+    practices: HashMap<String, u32>,
+    non_english: std::collections::HashSet<String>,
+    lsoas: HashMap<String, input::LsoaInfo>,
+    exam_codes: Vec<(String, String)>,
+    provider_names: HashMap<String, String>,
+}
+
+impl References {
+    fn read(recipe: &Recipe, areas: &[Area]) -> Result<References> {
+        let required = |p: &Option<crate::recipe::InputPath>, what: &str| {
+            p.as_ref()
+                .map(|p| p.path.clone())
+                .ok_or_else(|| Error::Usage(format!("record-level activity needs input `{what}`")))
+        };
+        let practices =
+            input::read_practices(&required(&recipe.inputs.practices, "practices")?, areas)?;
+        let non_english = match &recipe.inputs.non_english_practices {
+            Some(p) => input::read_non_english(&p.path)?,
+            None => Default::default(),
+        };
+        let lsoas = input::read_lsoa(
+            &required(&recipe.inputs.lsoa, "lsoa")?,
+            &required(&recipe.inputs.imd, "imd")?,
+            areas,
+        )?;
+        let exam_codes = match &recipe.inputs.exam_codes {
+            Some(p) => input::read_exam_codes(&p.path)?,
+            None => Vec::new(),
+        };
+        let provider_names = match &recipe.inputs.providers {
+            Some(p) => input::read_providers(&p.path)?,
+            None => HashMap::new(),
+        };
+        Ok(References {
+            practices,
+            non_english,
+            lsoas,
+            exam_codes,
+            provider_names,
+        })
+    }
+}
+
+/// Runs the derivation plugin, naming the exam-code list in its errors and checking it answers
+/// one value per value.
+fn derive_checked(prepared: &Prepared, input: &DerivationInput) -> Result<strata_api::Derived> {
+    let recipe = &prepared.recipe;
+    let d = prepared.methods.derivation.derive(input).map_err(|mut e| {
+        // The rules see the exam-code list's rows, not its file: name the file for them.
+        if let Some(list) = &recipe.inputs.exam_codes
+            && e.0.contains("exam-code list")
+        {
+            e.0 = format!(
+                "{}: {} (hint: fix the list, or the recipe's measure keys if the list is right)",
+                list.path.display(),
+                e.0
+            );
+        }
+        method_error(StageKind::Derivation, prepared, e)
+    })?;
+    if d.sex.len() != input.sex_values.len()
+        || d.age_band.len() != input.ages.len()
+        || d.imd_quintile.len() != input.imd_deciles.len()
+        || d.measures.len() != input.modality_exams.len()
+    {
+        return Err(method_error(
+            StageKind::Derivation,
+            prepared,
+            strata_api::MethodError::new("returned a different number of values than it was given"),
+        ));
+    }
+    Ok(d)
+}
+
+/// Record-level activity in one streaming pass (`input::activity`): attribution of every
+/// candidate first, then reading, derivation of each distinct value and counting together.
+fn record_level_stream(
+    prepared: &Prepared,
+    activity: &ActivityInput,
+    areas: &[Area],
+    shape: &DerivationShape,
+    counts: &mut StratifiedCounts,
+    timer: &mut Timer,
+    warnings: &mut Vec<String>,
+) -> Result<(QualityInput, u64)> {
+    use input::activity::{AttributionTable, Lookups, Pass};
+    let recipe = &prepared.recipe;
+    if let ActivityInput::File(path) = activity {
+        // The extract's own problems (columns, header) come before those of the lookups.
+        input::check_activity_schema(path)?;
+    }
+    let references = References::read(recipe, areas)?;
+    let attribution =
+        prepared.methods.attribution.as_ref().ok_or_else(|| {
+            Error::Usage("record-level activity needs stage `attribution`".into())
+        })?;
+    let candidates = AttributionTable::candidates(areas.len());
+    let table = timer.time("attribution", candidates.len() as u64, || {
+        let a = attribution.attribute(&candidates);
+        if a.len() != candidates.len() {
+            return Err(method_error(
+                StageKind::Attribution,
+                prepared,
+                strata_api::MethodError::new(
+                    "returned a different number of rows than it was given",
+                ),
+            ));
+        }
+        Ok((AttributionTable::new(areas.len(), &a), a.len() as u64))
+    })?;
+    let derive = |values: &DerivationInput| -> Result<strata_api::Derived> {
+        let input = DerivationInput {
+            exam_code_list: references.exam_codes.clone(),
+            ..values.clone()
+        };
+        derive_checked(prepared, &input)
+    };
+    let lookups = Lookups {
+        practices: &references.practices,
+        non_english: &references.non_english,
+        lsoas: &references.lsoas,
+        areas: areas.len(),
+    };
+    let dims = [
+        shape.imd_quintile.categories.len(),
+        shape.sex.categories.len(),
+        shape.age_band.categories.len(),
+    ];
+    let pass = Pass::new(
+        &lookups,
+        &derive,
+        &table,
+        shape.measures.len(),
+        dims,
+        recipe.year_start,
+    );
+    let rows_in = match activity {
+        ActivityInput::File(path) => input::parquet_rows(path).unwrap_or(0),
+        ActivityInput::Synthetic(..) => 0,
+    };
+    let result = timer.time("read_and_count", rows_in, || {
+        let tallies = match activity {
+            ActivityInput::File(path) => input::count_activity(&pass, path)?,
+            ActivityInput::Synthetic(generator, spec) => {
+                crate::synthetic::count_records(generator, spec, &pass)?
+            }
+        };
+        let result = pass.finish(tallies)?;
+        let n = result.records;
+        Ok((result, n))
+    })?;
+    if result.records == 0 {
+        let path = match activity {
+            ActivityInput::File(path) => path.to_path_buf(),
+            ActivityInput::Synthetic(_, spec) => spec.config.clone(),
+        };
+        return Err(Error::data_hint(
+            &path,
+            None,
+            None,
+            "header only: no activity records".into(),
+            "the extract is empty or was cut short; rates from no records would all be zero",
+        ));
+    }
+    let distinct = (result.derivation_input.sex_values.len()
+        + result.derivation_input.ages.len()
+        + result.derivation_input.imd_deciles.len()
+        + result.derivation_input.modality_exams.len()) as u64;
+    timer.stages.push(StageRecord {
+        stage: "derivation".into(),
+        rows_in: distinct,
+        rows_out: distinct,
+        seconds: result.derive_seconds,
+        cpu_seconds: result.derive_cpu_seconds,
+        peak_rss_mib: None,
+    });
+    for (total, tests) in counts.tests.iter_mut().zip(&result.tests) {
+        *total += *tests as f64;
+    }
+    warnings.extend(result.warnings);
+    let providers = result
+        .providers
+        .iter()
+        .map(|code| Area {
+            code: code.clone(),
+            name: references
+                .provider_names
+                .get(code)
+                .cloned()
+                .unwrap_or_else(|| code.clone()),
+        })
+        .collect();
+    Ok((
+        QualityInput {
+            providers,
+            areas: areas.to_vec(),
+            cells: result.cells,
+        },
+        result.records,
+    ))
 }
 
 /// Per-record (per distinct combination) attribution, derivation and counting.
@@ -909,22 +1180,7 @@ impl UnknownValues {
 
     /// e.g. "31 of 1040 records (3.0%) have <what> (`9`, `X`); <consequence>".
     fn warning(&self, total: f64, what: &str, consequence: &str) -> Option<String> {
-        if self.records <= 0.0 || total <= 0.0 {
-            return None;
-        }
-        let shown: Vec<String> = self
-            .values
-            .iter()
-            .take(5)
-            .map(|v| format!("`{v}`"))
-            .collect();
-        let more = if self.values.len() > 5 { ", ..." } else { "" };
-        Some(format!(
-            "{} of {total} records ({:.1}%) have {what} ({}{more}); {consequence}",
-            self.records,
-            100.0 * self.records / total,
-            shown.join(", ")
-        ))
+        input::unknown_values_warning(self.records, &self.values, total, what, consequence)
     }
 }
 
@@ -1365,6 +1621,60 @@ mod tests {
             population: 10_000.0,
             standardised_rate: rate,
         }
+    }
+
+    /// The streaming reader and the group-by reader give the same tables, byte for byte, on the
+    /// synthetic 2023/24 year written as Parquet (dictionary-encoded) and as CSV.
+    #[test]
+    fn the_streaming_reader_matches_the_group_by_reader() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let recipe = root.join("configs/did-2023-24-icb.toml");
+        let prepared = crate::check(&recipe).expect("recipe");
+        let spec = crate::synthetic::SyntheticSpec {
+            scale: 0.001,
+            ..prepared
+                .recipe
+                .inputs
+                .synthetic
+                .clone()
+                .expect("synthetic year")
+        };
+        let dir = std::env::temp_dir().join(format!("strata-reader-{}", std::process::id()));
+        let generator = crate::synthetic::generator(&spec).expect("generator");
+        crate::synthetic::write_files(&generator, &spec, &dir).expect("write");
+        let overrides = InputOverrides {
+            activity: Some(dir.join("activity.parquet")),
+            population: Some(dir.join("population.csv")),
+            ..Default::default()
+        };
+        let render = |overrides: &InputOverrides, reader| {
+            let results = run_with(&prepared, overrides, reader).expect("run");
+            let files = crate::output::RunFiles::from_results(&results, 6)
+                .expect("render")
+                .0
+                .files;
+            (files, results.warnings)
+        };
+        let compare = |overrides: &InputOverrides| {
+            let streamed = render(overrides, ActivityReader::Stream);
+            let grouped = render(overrides, ActivityReader::GroupBy);
+            assert_eq!(streamed.1, grouped.1, "warnings");
+            assert_eq!(streamed.0.len(), grouped.0.len());
+            for ((name, a), (_, b)) in streamed.0.iter().zip(&grouped.0) {
+                assert!(a == b, "{name} differs");
+            }
+        };
+        compare(&overrides);
+        // The same year as CSV (text read by polars, then the same counting).
+        let csv = dir.join("activity.csv");
+        generator
+            .write_csv(spec.scale, spec.seed, &csv, &dir.join("population-2.csv"))
+            .expect("write csv");
+        compare(&InputOverrides {
+            activity: Some(csv),
+            ..overrides.clone()
+        });
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// 2020/21 X-ray: odds are undefined for 75+ (more tests than people), so 65+ is reported.

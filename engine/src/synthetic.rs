@@ -115,8 +115,38 @@ pub fn population_into(
     Ok(rows.len())
 }
 
-/// Writes the records as Parquet (one row group per generator batch) and the population as CSV.
-/// Returns the number of records.
+/// Text columns of a record batch stored dictionary-encoded: each holds few distinct codes, so a
+/// reader decodes small integer codes plus one dictionary per row group instead of a string per
+/// record (SQL engines read them as ordinary text).
+const DICTIONARY_COLUMNS: [&str; 9] = [
+    "provider_code",
+    "site_code",
+    "test_date",
+    "gp_practice_code",
+    "lsoa11",
+    "sex",
+    "modality",
+    "exam_code",
+    "patient_source",
+];
+
+/// Rows per Parquet row group: a reader decodes one group at a time, so groups of this size keep
+/// its buffers small (a few MB per column) and share out evenly among threads.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// One batch as a frame whose text columns are categorical (dictionary-encoded in Parquet).
+pub fn batch_frame_categorical(batch: RecordBatch) -> PolarsResult<DataFrame> {
+    let mut df = batch_frame(batch)?;
+    let categorical = DataType::from_categories(Categories::global());
+    for name in DICTIONARY_COLUMNS {
+        let column = df.column(name)?.cast(&categorical)?;
+        df.with_column(column)?;
+    }
+    Ok(df)
+}
+
+/// Writes the records as Parquet (row groups of [`ROW_GROUP_ROWS`] records, text columns
+/// dictionary-encoded) and the population as CSV. Returns the number of records.
 pub fn write_files(generator: &Generator, spec: &SyntheticSpec, dir: &Path) -> Result<u64> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let records = dir.join("activity.parquet");
@@ -126,16 +156,19 @@ pub fn write_files(generator: &Generator, spec: &SyntheticSpec, dir: &Path) -> R
     let mut file = Some(file);
     let written = generator
         .generate(spec.scale, spec.seed, |batch| -> PolarsResult<()> {
-            let df = batch_frame(batch)?;
+            let df = batch_frame_categorical(batch)?;
             if writer.is_none()
                 && let Some(f) = file.take()
             {
                 writer = Some(ParquetWriter::new(f).batched(df.schema())?);
             }
-            match writer.as_mut() {
-                Some(w) => w.write_batch(&df),
-                None => Ok(()),
+            if let Some(w) = writer.as_mut() {
+                // The batched writer makes one row group per frame written.
+                for start in (0..df.height()).step_by(ROW_GROUP_ROWS) {
+                    w.write_batch(&df.slice(start as i64, ROW_GROUP_ROWS))?;
+                }
             }
+            Ok(())
         })
         .map_err(|e| synth_error(spec, e))?;
     if let Some(w) = writer {
@@ -158,4 +191,34 @@ pub fn write_files(generator: &Generator, spec: &SyntheticSpec, dir: &Path) -> R
     }
     std::fs::write(&population, text).map_err(|e| Error::io(&population, e))?;
     Ok(written)
+}
+
+/// Counts the synthetic year's records with `pass`, batch by batch as the generator makes them
+/// (no frame of the whole year is built).
+pub fn count_records(
+    generator: &Generator,
+    spec: &SyntheticSpec,
+    pass: &crate::input::activity::Pass,
+) -> Result<Vec<crate::input::activity::Tally>> {
+    let mut tally = pass.tally();
+    let mut stop = None;
+    generator
+        .generate(spec.scale, spec.seed, |batch| -> PolarsResult<()> {
+            let df = batch_frame(batch)?;
+            if stop.is_none()
+                && let Err(e) = pass.count(&mut tally, &df)
+            {
+                stop = Some(e);
+            }
+            Ok(())
+        })
+        .map_err(|e| synth_error(spec, e))?;
+    match stop {
+        None => Ok(vec![tally]),
+        Some(crate::input::activity::Stop::Failed(e)) => Err(e),
+        Some(crate::input::activity::Stop::Invalid) => Err(synth_error(
+            spec,
+            "a generated record holds a value the reader refuses",
+        )),
+    }
 }
