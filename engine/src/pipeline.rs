@@ -858,30 +858,13 @@ fn record_level(
 ) -> Result<QualityInput> {
     let recipe = &prepared.recipe;
     let m = &prepared.methods;
-    let required = |p: &Option<crate::recipe::InputPath>, what: &str| {
-        p.as_ref()
-            .map(|p| p.path.clone())
-            .ok_or_else(|| Error::Usage(format!("record-level activity needs input `{what}`")))
-    };
-    let practices =
-        input::read_practices(&required(&recipe.inputs.practices, "practices")?, areas)?;
-    let non_english = match &recipe.inputs.non_english_practices {
-        Some(p) => input::read_non_english(&p.path)?,
-        None => Default::default(),
-    };
-    let lsoas = input::read_lsoa(
-        &required(&recipe.inputs.lsoa, "lsoa")?,
-        &required(&recipe.inputs.imd, "imd")?,
-        areas,
-    )?;
-    let exam_codes = match &recipe.inputs.exam_codes {
-        Some(p) => input::read_exam_codes(&p.path)?,
-        None => Vec::new(),
-    };
-    let provider_names = match &recipe.inputs.providers {
-        Some(p) => input::read_providers(&p.path)?,
-        None => HashMap::new(),
-    };
+    let References {
+        practices,
+        non_english,
+        lsoas,
+        exam_codes,
+        provider_names,
+    } = References::read(recipe, areas)?;
     let rows = combos.tests.len();
 
     // Dictionaries of distinct raw values: each lookup and rule runs once per value.
