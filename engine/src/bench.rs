@@ -64,12 +64,17 @@ pub fn bench(recipe: &Path, overrides: &InputOverrides, runs: usize) -> Result<S
             .fold(f64::NAN, f64::max);
         writeln!(
             report,
-            "{:<26} {:>12} {:>10.3} {:>10.3} {:>13.0}",
+            "{:<26} {:>12} {:>10.3} {:>10.3} {:>13}",
             first.stage,
             first.rows_in,
             column(|s| s.seconds),
             column(|s| s.cpu_seconds),
-            peak
+            // A stage timed as a sum of calls has no peak of its own.
+            if peak.is_nan() {
+                "—".to_string()
+            } else {
+                format!("{peak:.0}")
+            }
         )
         .ok();
     }
