@@ -945,32 +945,7 @@ fn record_level(
         + decile_dict.values.len()
         + exam_dict.values.len()) as u64;
     let derived = timer.time("derivation", distinct, || {
-        let d = m.derivation.derive(&derivation_input).map_err(|mut e| {
-            // The rules see the exam-code list's rows, not its file: name the file for them.
-            if let Some(list) = &recipe.inputs.exam_codes
-                && e.0.contains("exam-code list")
-            {
-                e.0 = format!(
-                    "{}: {} (hint: fix the list, or the recipe's measure keys if the list is right)",
-                    list.path.display(),
-                    e.0
-                );
-            }
-            method_error(StageKind::Derivation, prepared, e)
-        })?;
-        if d.sex.len() != sex_dict.values.len()
-            || d.age_band.len() != age_dict.values.len()
-            || d.imd_quintile.len() != decile_dict.values.len()
-            || d.measures.len() != exam_dict.values.len()
-        {
-            return Err(method_error(
-                StageKind::Derivation,
-                prepared,
-                strata_api::MethodError::new(
-                    "returned a different number of values than it was given",
-                ),
-            ));
-        }
+        let d = derive_checked(prepared, &derivation_input)?;
         Ok((d, distinct))
     })?;
 
