@@ -98,6 +98,47 @@ pub struct MeasureCalibration {
     pub area_effects: Vec<f64>,
 }
 
+/// Equidistributed draws in [0, 1): a Weyl sequence `x_k = frac(x_0 + k·step)`. With systematic
+/// sampling every per-record choice (provider, month, each fault) walks its own stream, so shares
+/// come out as configured over any run of records instead of with binomial noise. Streams consulted
+/// for the same record use rationally independent steps (fractional parts of square roots of
+/// distinct primes), so their draws are jointly equidistributed, i.e. the faults stay independent.
+#[derive(Debug, Clone, Copy)]
+struct Weyl {
+    x: f64,
+    step: f64,
+}
+
+impl Weyl {
+    fn next(&mut self) -> f64 {
+        self.x = (self.x + self.step).fract();
+        self.x
+    }
+}
+
+/// Steps: frac(√p) for the primes 2, 3, 5, 7, 11, 13, 17, 19, 23, 29.
+const STEPS: [f64; 10] = [
+    0.414_213_562_373_095_1,
+    0.732_050_807_568_877_2,
+    0.236_067_977_499_789_7,
+    0.645_751_311_064_590_6,
+    0.316_624_790_355_400_1,
+    0.605_551_275_463_989_3,
+    0.123_105_625_617_660_5,
+    0.358_898_943_540_673_6,
+    0.795_831_523_312_719_5,
+    0.385_164_807_134_504,
+];
+
+/// A uniform draw: from the record's stream when systematic, else from the RNG.
+fn uniform(rng: &mut ChaCha8Rng, stream: &mut Weyl, systematic: bool) -> f64 {
+    if systematic {
+        stream.next()
+    } else {
+        rng.random::<f64>()
+    }
+}
+
 /// Deterministic synthetic DID year.
 #[derive(Debug, Clone)]
 pub struct Generator {
@@ -666,6 +707,28 @@ impl Generator {
                 Some(counts)
             }
         };
+        let even = systematic.is_some();
+        let mut stream_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x57EA_D157_57EA_D157);
+        let mut fresh = |steps: &[f64]| -> Vec<Weyl> {
+            steps
+                .iter()
+                .map(|&step| Weyl {
+                    x: stream_rng.random(),
+                    step,
+                })
+                .collect()
+        };
+        let n_providers = self.reference.providers.len();
+        let n_areas = self.reference.areas.len();
+        let mut provider_streams: Vec<Weyl> =
+            (0..n_areas).flat_map(|_| fresh(&STEPS[6..7])).collect();
+        let mut month_streams: Vec<Weyl> =
+            (0..n_providers).flat_map(|_| fresh(&STEPS[7..8])).collect();
+        // Per provider: non-English, unknown, no practice, missing LSOA, missing sex, missing age.
+        let mut fault_streams: Vec<Vec<Weyl>> =
+            (0..n_providers).map(|_| fresh(&STEPS[0..6])).collect();
+        // Per area: the Table A.3 top-ups of missing LSOA and missing sex.
+        let mut area_streams: Vec<Vec<Weyl>> = (0..n_areas).map(|_| fresh(&STEPS[8..10])).collect();
         for a in 0..self.reference.areas.len() {
             for modality in 0..MODALITIES.len() {
                 let stream_seed = seed
@@ -692,10 +755,11 @@ impl Generator {
                             None => 0,
                         };
                         for _ in 0..count {
-                            let provider_slot =
-                                self.provider_choice[a].1.pick(rng.random()).unwrap_or(0);
+                            let u = uniform(&mut rng, &mut provider_streams[a], even);
+                            let provider_slot = self.provider_choice[a].1.pick(u).unwrap_or(0);
                             let provider = self.provider_choice[a].0[provider_slot];
-                            let month = self.month_choice.pick(rng.random()).unwrap_or(0);
+                            let u = uniform(&mut rng, &mut month_streams[provider], even);
+                            let month = self.month_choice.pick(u).unwrap_or(0);
                             let day = self.month_days[month]
                                 [rng.random_range(0..self.month_days[month].len())];
                             if self.missing_months[provider][month] {
@@ -708,40 +772,47 @@ impl Generator {
                                 .map(|i| pool.codes[i].clone());
                             let (codes, weights) = &self.reference.practices[a];
                             let mut practice = weights.pick(rng.random()).map(|i| codes[i].clone());
-                            if rng.random::<f64>() < faults.non_english
+                            let streams = &mut fault_streams[provider];
+                            if uniform(&mut rng, &mut streams[0], even) < faults.non_english
                                 && !self.reference.non_english_practices.is_empty()
                             {
                                 let i =
                                     rng.random_range(0..self.reference.non_english_practices.len());
                                 practice = Some(self.reference.non_english_practices[i].clone());
                                 lsoa = None;
-                            } else if rng.random::<f64>() < faults.unknown {
+                            } else if uniform(&mut rng, &mut streams[1], even) < faults.unknown {
                                 practice = None;
                                 lsoa = None;
                             } else {
-                                if rng.random::<f64>() < faults.no_practice {
+                                if uniform(&mut rng, &mut streams[2], even) < faults.no_practice {
                                     practice = None;
                                 }
-                                if rng.random::<f64>() < faults.missing_lsoa {
+                                if uniform(&mut rng, &mut streams[3], even) < faults.missing_lsoa {
                                     lsoa = None;
                                 }
                                 if self.area_faults[a].0 > 0.0
-                                    && rng.random::<f64>() < self.area_faults[a].0
+                                    && uniform(&mut rng, &mut area_streams[a][0], even)
+                                        < self.area_faults[a].0
                                 {
                                     lsoa = None;
                                 }
                             }
                             let area_sex_missing = self.area_faults[a].1 > 0.0
-                                && rng.random::<f64>() < self.area_faults[a].1;
-                            let sex =
-                                if area_sex_missing || rng.random::<f64>() < faults.missing_sex {
-                                    not_known_sex[rng.random_range(0..not_known_sex.len())]
-                                } else if s == 0 {
-                                    "1"
-                                } else {
-                                    "2"
-                                };
-                            let age = if rng.random::<f64>() < faults.missing_age {
+                                && uniform(&mut rng, &mut area_streams[a][1], even)
+                                    < self.area_faults[a].1;
+                            let sex = if area_sex_missing
+                                || uniform(&mut rng, &mut fault_streams[provider][4], even)
+                                    < faults.missing_sex
+                            {
+                                not_known_sex[rng.random_range(0..not_known_sex.len())]
+                            } else if s == 0 {
+                                "1"
+                            } else {
+                                "2"
+                            };
+                            let age = if uniform(&mut rng, &mut fault_streams[provider][5], even)
+                                < faults.missing_age
+                            {
                                 None
                             } else if g == 18 {
                                 // 90+: ages thinning out to 104.
