@@ -3,6 +3,8 @@
 //! plotters cannot put a `<title>` on what it draws, so each bar and point gets an invisible
 //! twin with the area's code and figures as its title, laid over the chart at the same pixels.
 
+use std::fmt::Write;
+
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -13,7 +15,7 @@ use crate::svg::{Hotspot, add_hotspots};
 const FONT: &str = "sans-serif";
 const BAR: RGBColor = RGBColor(0x00, 0x5e, 0xb8); // NHS blue
 const NATIONAL: RGBColor = RGBColor(0xd5, 0x28, 0x1b); // NHS red
-const WHISKER: RGBColor = RGBColor(0x42, 0x55, 0x63); // NHS dark grey
+const WHISKER: RGBColor = RGBColor(0x21, 0x2b, 0x32); // NHS black
 const LIMIT_95: RGBColor = RGBColor(0x41, 0xb6, 0xe6);
 const LIMIT_998: RGBColor = RGBColor(0x00, 0x30, 0x87);
 
@@ -85,7 +87,8 @@ pub fn ranked_chart_svg(input: &ReportInput, measure: usize) -> String {
         .chain(national)
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max);
-    let y_max = if top > 0.0 { top * 1.08 } else { 1.0 };
+    // Headroom above the tallest whisker keeps the legend off the bars.
+    let y_max = if top > 0.0 { top * 1.22 } else { 1.0 };
     // Room for every code under its bar.
     let width = (120 + 14 * n as u32).max(640);
     let height = 460;
@@ -104,21 +107,6 @@ pub fn ranked_chart_svg(input: &ReportInput, measure: usize) -> String {
     if drawn.is_err() {
         return empty_svg(&caption);
     }
-    // plotters centres rotated tick labels on the tick, so each area code straddled the x axis
-    // (seen in the first rendered report): anchor them at their start, reading down from the tick.
-    let mut svg: String = svg
-        .split_inclusive('\n')
-        .map(|line| {
-            if line.contains("rotate(90,") {
-                line.replace(
-                    "dy=\"0.76em\" text-anchor=\"middle\"",
-                    "dy=\"0.5ex\" text-anchor=\"start\"",
-                )
-            } else {
-                line.to_string()
-            }
-        })
-        .collect();
     add_hotspots(&mut svg, &hotspots);
     svg
 }
@@ -143,24 +131,18 @@ fn draw_ranked(
         .margin(12)
         .x_label_area_size(80)
         .y_label_area_size(70)
-        .build_cartesian_2d((0..n).into_segmented(), 0f64..y_max)?;
-    let label_of = |v: &SegmentValue<usize>| match v {
-        SegmentValue::CenterOf(i) => bars.get(*i).map_or(String::new(), |b| b.code.clone()),
-        _ => String::new(),
-    };
+        // A segmented range `0..k` has k + 1 slots.
+        .build_cartesian_2d((0..n.max(2) - 1).into_segmented(), 0f64..y_max)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
+        // Area codes are written below, one per bar: plotters anchors rotated labels so that
+        // they run up into the bars.
         .x_labels(n)
-        .x_label_formatter(&label_of)
-        .x_label_style(
-            (FONT, 10)
-                .into_font()
-                .transform(FontTransform::Rotate90)
-                .color(&BLACK),
-        )
+        .x_label_formatter(&|_| String::new())
         .y_label_formatter(&|y| format::rate(*y))
         .y_desc("Standardised rate per 10,000")
+        .axis_desc_style((FONT, 14))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(0xe8, 0xed, 0xee))
         .draw()?;
@@ -215,6 +197,19 @@ fn draw_ranked(
         .label_font((FONT, 12))
         .draw()?;
 
+    let mut labels = String::from(
+        "<g class=\"area-codes\" font-family=\"sans-serif\" font-size=\"10\" fill=\"#000000\">\n",
+    );
+    for (i, b) in bars.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(SegmentValue::CenterOf(i), 0.0));
+        let (x, y) = (x - 3, y + 8);
+        let _ = writeln!(
+            labels,
+            "<text x=\"{x}\" y=\"{y}\" transform=\"rotate(90, {x}, {y})\">{}</text>",
+            format::escape(&b.code)
+        );
+    }
+    labels.push_str("</g>\n");
     for (i, b) in bars.iter().enumerate() {
         let (x0, y0) = chart.backend_coord(&(SegmentValue::Exact(i), b.rate));
         let (x1, y1) = chart.backend_coord(&(SegmentValue::Exact(i + 1), 0.0));
@@ -236,6 +231,12 @@ fn draw_ranked(
         });
     }
     root.present()?;
+    drop(chart);
+    drop(root);
+    match svg.rfind("</svg>") {
+        Some(at) => svg.insert_str(at, &labels),
+        None => svg.push_str(&labels),
+    }
     Ok(())
 }
 
@@ -331,16 +332,17 @@ fn draw_funnel(
         .configure_mesh()
         .x_desc("Expected tests")
         .y_desc("Standardised ratio (observed / expected)")
+        .axis_desc_style((FONT, 14))
         .x_label_formatter(&|x| format::rate(*x))
         .y_label_formatter(&|y| format::ratio(*y))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(0xe8, 0xed, 0xee))
         .draw()?;
 
-    // Limits sampled on a fixed grid from the smallest expected value, kept inside the y range
+    // Limits sampled on a fixed grid across the x range, kept inside the y range
     // (plotters does not clip lines to the plotting area).
     const STEPS: usize = 200;
-    let start = (e_min * 0.5).max(e_max / STEPS as f64);
+    let start = e_max / STEPS as f64;
     let grid: Vec<f64> = (0..=STEPS)
         .map(|i| start + (e_max - start) * i as f64 / STEPS as f64)
         .collect();
@@ -384,7 +386,7 @@ fn draw_funnel(
         .legend(|(x, y)| Circle::new((x + 7, y), 4, BAR.filled()));
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.9))
         .border_style(RGBColor(0xae, 0xb7, 0xbd))
         .label_font((FONT, 12))

@@ -112,14 +112,16 @@ pub(crate) fn parse_features(
     Ok(out)
 }
 
-/// Class breaks: the inner sextiles of `rates`, rounded to whole numbers, distinct and ascending.
+/// Class breaks: the inner sextiles of `rates` (quantiles at k/n for n < 6 rates), rounded to
+/// whole numbers, distinct and ascending.
 pub(crate) fn class_breaks(rates: &[f64]) -> Vec<f64> {
     let mut sorted: Vec<f64> = rates.iter().copied().filter(|r| r.is_finite()).collect();
     if sorted.len() < 2 {
         return Vec::new();
     }
     sorted.sort_by(f64::total_cmp);
-    let classes = PALETTE.len();
+    // Never more classes than areas, so that no class is empty by construction.
+    let classes = PALETTE.len().min(sorted.len());
     let mut breaks: Vec<f64> = (1..classes)
         .map(|k| {
             // Linear interpolation between order statistics (the usual "type 7" quantile).
@@ -352,6 +354,8 @@ mod tests {
         let rates = [0.1, 0.2, 0.3, 0.9, 1.0, 1.2];
         assert_eq!(class_breaks(&rates), vec![1.0]);
         assert!(class_breaks(&[5.0]).is_empty());
+        // Three rates: terciles, one area per class.
+        assert_eq!(class_breaks(&[100.0, 200.0, 400.0]), vec![167.0, 267.0]);
     }
 
     #[test]

@@ -452,26 +452,37 @@ fn charts_and_maps_are_deterministic_and_titled_by_area_code() {
     for (name, len, hash) in &got {
         println!("{name}: {len} bytes, sha256 {hash}");
     }
+    if let Ok(dir) = std::env::var("STRATA_REPORT_PREVIEW") {
+        let dir = std::path::Path::new(&dir);
+        std::fs::create_dir_all(dir).expect("preview dir");
+        for (name, svg) in &snapshots {
+            std::fs::write(
+                dir.join(format!("small_{}.svg", name.replace(' ', "_"))),
+                svg,
+            )
+            .expect("write");
+        }
+    }
     let expected: [(&str, usize, &str); 4] = [
         (
             "ranked xray",
-            17724,
-            "684805279996824c974250a5b6f9a2440135ec16b6b3c083c17ad78700556df6",
+            12182,
+            "bd526a1b8579aa87dad51ca381bc1e6e2103e17d74ffb82b562d4e3e160ee32c",
         ),
         (
             "map xray",
-            2508,
-            "39ddbcaa405cc07c77910109bef0ffb8fbd5f16a991729290ac5712a7d730887",
+            2198,
+            "62f9375f9d595580ac17e1fd0222a7bfe11bf0b50c8f6a2ea068adebcbe8272c",
         ),
         (
             "map chest_ct",
-            2484,
-            "9cad80a3698051b6519b195729e1a98eaa8c5428a8adc053f47773f7801ebb7c",
+            2031,
+            "e44cbe6570f0ca9d8a076b2b287c5cb31fa4865e76f380853a83767f57f51439",
         ),
         (
             "funnel xray",
-            27714,
-            "24eb28e9ed47c18496282691e53ea8f5a07908753943340d77baf440ea9dd748",
+            27542,
+            "4a22f5a07dffee38f60be755982e3e0911e5c0cc51e531dd70eb4cd9fa1b0a1f",
         ),
     ];
     for ((name, len, hash), (_, want_len, want_hash)) in got.iter().zip(expected) {
