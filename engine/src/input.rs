@@ -525,6 +525,67 @@ fn bad_age() -> Expr {
         .and(col("age_raw").str().len_chars().gt(lit(0)))
 }
 
+/// The `area_code, sex, age_band, imd_quintile` columns that population and counts files share,
+/// resolved row by row to an area and a stratum cell.
+struct StratumKeys<'t, 's> {
+    table: &'t TextTable,
+    areas: HashMap<String, u32>,
+    imd: HashMap<&'s str, usize>,
+    sex: HashMap<&'s str, usize>,
+    age: HashMap<&'s str, usize>,
+    area_col: Vec<&'t str>,
+    sex_col: Vec<&'t str>,
+    age_col: Vec<&'t str>,
+    imd_col: Vec<&'t str>,
+}
+
+impl<'t, 's> StratumKeys<'t, 's> {
+    fn new(
+        table: &'t TextTable,
+        counts: &StratifiedCounts,
+        shape: &'s DerivationShape,
+    ) -> Result<Self> {
+        let [imd, sex, age] = category_maps(shape);
+        Ok(StratumKeys {
+            table,
+            areas: area_lookup(&counts.areas)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            imd,
+            sex,
+            age,
+            area_col: table.required_column("area_code")?,
+            sex_col: table.required_column("sex")?,
+            age_col: table.required_column("age_band")?,
+            imd_col: table.required_column("imd_quintile")?,
+        })
+    }
+
+    /// (area index, cell index) of a row, or an error naming its row and column.
+    fn at(&self, row: usize, counts: &StratifiedCounts) -> Result<(usize, usize)> {
+        let t = self.table;
+        let area = *self.areas.get(self.area_col[row]).ok_or_else(|| {
+            Error::data_hint(
+                &t.path,
+                Some(row + 1),
+                Some("area_code"),
+                format!(
+                    "area `{}` is not in the recipe's areas file",
+                    self.area_col[row]
+                ),
+                "the file and the areas file must be of the same year and area kind",
+            )
+        })? as usize;
+        let coords = [
+            category(t, row, "imd_quintile", &self.imd, self.imd_col[row])?,
+            category(t, row, "sex", &self.sex, self.sex_col[row])?,
+            category(t, row, "age_band", &self.age, self.age_col[row])?,
+        ];
+        Ok((area, counts.cell_index(&coords)))
+    }
+}
+
 /// Population `area_code, sex, age_band, imd_quintile, population` into `counts.population`.
 pub fn read_population(
     path: &Path,
@@ -536,34 +597,12 @@ pub fn read_population(
         &["area_code", "sex", "age_band", "imd_quintile", "population"],
     )?;
     t.require_rows("population")?;
-    let areas = area_lookup(&counts.areas)
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect::<HashMap<String, u32>>();
-    let [imd, sex, age] = category_maps(shape);
-    let area_col = t.required_column("area_code")?;
-    let sex_col = t.required_column("sex")?;
-    let age_col = t.required_column("age_band")?;
-    let imd_col = t.required_column("imd_quintile")?;
+    let keys = StratumKeys::new(&t, counts, shape)?;
     let pop_col = t.required_column("population")?;
     let mut seen = HashSet::new();
-    for row in 0..t.height() {
-        let area = *areas.get(area_col[row]).ok_or_else(|| {
-            Error::data_hint(
-                path,
-                Some(row + 1),
-                Some("area_code"),
-                format!("area `{}` is not in the recipe's areas file", area_col[row]),
-                "the file and the areas file must be of the same year and area kind",
-            )
-        })? as usize;
-        let coords = [
-            category(&t, row, "imd_quintile", &imd, imd_col[row])?,
-            category(&t, row, "sex", &sex, sex_col[row])?,
-            category(&t, row, "age_band", &age, age_col[row])?,
-        ];
-        let value = population_value(&t, row, pop_col[row])?;
-        let cell = counts.cell_index(&coords);
+    for (row, text) in pop_col.iter().enumerate() {
+        let (area, cell) = keys.at(row, counts)?;
+        let value = population_value(&t, row, text)?;
         if !seen.insert((area, cell)) {
             return Err(Error::data_hint(
                 path,
@@ -596,41 +635,19 @@ pub fn read_counts(
         ],
     )?;
     t.require_rows("count")?;
-    let areas: HashMap<String, u32> = area_lookup(&counts.areas)
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    let keys = StratumKeys::new(&t, counts, shape)?;
     let measures: HashMap<&str, usize> = shape
         .measures
         .iter()
         .enumerate()
         .map(|(i, m)| (m.as_str(), i))
         .collect();
-    let [imd, sex, age] = category_maps(shape);
-    let area_col = t.required_column("area_code")?;
-    let sex_col = t.required_column("sex")?;
-    let age_col = t.required_column("age_band")?;
-    let imd_col = t.required_column("imd_quintile")?;
     let measure_col = t.required_column("measure")?;
     let tests_col = t.required_column("tests")?;
     for row in 0..t.height() {
-        let area = *areas.get(area_col[row]).ok_or_else(|| {
-            Error::data_hint(
-                path,
-                Some(row + 1),
-                Some("area_code"),
-                format!("area `{}` is not in the recipe's areas file", area_col[row]),
-                "the file and the areas file must be of the same year and area kind",
-            )
-        })? as usize;
+        let (area, cell) = keys.at(row, counts)?;
         let measure = category(&t, row, "measure", &measures, measure_col[row])?;
-        let coords = [
-            category(&t, row, "imd_quintile", &imd, imd_col[row])?,
-            category(&t, row, "sex", &sex, sex_col[row])?,
-            category(&t, row, "age_band", &age, age_col[row])?,
-        ];
         let value = count_value(&t, row, "tests", tests_col[row])?;
-        let cell = counts.cell_index(&coords);
         counts.tests_of_mut(measure, area)[cell] += value;
     }
     Ok(t.height())
