@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""strata against DuckDB on the same record-level Parquet, in one go.
+"""strata against DuckDB on the same record-level Parquet or CSV, in one go.
 
 Runs `strata bench` (the whole recipe, end to end) and an analyst's SQL doing the same core work
 in DuckDB -- attribution joins (GP practice, then LSOA), exclusions (no area, sex, age or IMD),
 stratum counts, expected counts and indirectly standardised rates per area x measure -- on the
-same activity Parquet, population and reference CSVs the recipe names. It checks that the national
-rates and every area's standardised rate agree (relative 1e-6), then prints both timings (median
-of --runs), peak memory and the ratio.
+same activity file (Parquet, or CSV plain or gzip), population and reference CSVs the recipe
+names. It checks that the national rates and every area's standardised rate agree (relative
+1e-6), then prints both timings (median of --runs), peak memory and the ratio.
 
 DuckDB comes from PyPI, installed by this script into a virtual environment under target/
 (created on first use). Usage, from the repository root, after `cargo build --release -p strata`:
@@ -15,8 +15,10 @@ DuckDB comes from PyPI, installed by this script into a virtual environment unde
     python3 bench/duckdb_compare.py --activity /work/perf-data/full/activity.parquet \\
         --population /work/perf-data/full/population.csv --runs 3
 
-Options: --recipe (default configs/did-2023-24-icb.toml), --strata (default
-target/release/strata), --threads (DuckDB threads, default: all cores), --duckdb-version.
+--activity may be Parquet or CSV (`.csv`, `.csv.gz`; DuckDB reads CSV with all_varchar, strata
+takes the same file). Options: --recipe (default configs/did-2023-24-icb.toml), --strata (default
+target/release/strata), --threads (DuckDB threads, default: all cores), --duckdb-version,
+--json FILE (also write the figures and the verdict as JSON, e.g. for bench/ci_oracle.sh).
 """
 
 import argparse
@@ -74,7 +76,7 @@ records AS (
     SELECT nullif(trim(gp_practice_code), '') AS practice, nullif(trim(lsoa11), '') AS lsoa,
            trim(sex) AS sex, CAST(age AS BIGINT) AS age, trim(modality) AS modality,
            upper(trim(exam_code)) AS exam_code
-    FROM read_parquet('{activity}')),
+    FROM {activity_scan}),
 attributed AS (
     SELECT CASE WHEN p.area_code IS NOT NULL THEN p.area_code
                 WHEN n.practice_code IS NOT NULL THEN NULL
@@ -165,6 +167,17 @@ def run_duckdb(python, sql, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def activity_scan(path):
+    """DuckDB's table function for the activity file: Parquet by magic number, else CSV."""
+    with open(path, "rb") as f:
+        parquet = f.read(4) == b"PAR1"
+    quoted = str(path).replace("'", "''")
+    if parquet:
+        return f"read_parquet('{quoted}')", "parquet"
+    # Every column as text (codes keep leading zeros); the query casts age to BIGINT itself.
+    return f"read_csv('{quoted}', all_varchar = true, header = true)", "csv"
+
+
 def recipe_inputs(recipe):
     with open(recipe, "rb") as f:
         inputs = tomllib.load(f)["inputs"]
@@ -183,6 +196,21 @@ def close(a, b, rel=1e-6):
     return abs(a - b) <= rel * max(abs(a), abs(b), 1e-9) or abs(a - b) < 1e-6
 
 
+def run_strata(args, command, activity):
+    """strata's stdout; if strata fails, say so (its stderr), write the verdict and exit 1."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode == 0:
+        return done.stdout
+    error = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+    print(f"records file       {activity}")
+    print(f"strata failed      {' '.join(map(str, command[:2]))} exited {done.returncode}: {error}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"activity": str(activity), "strata_error": error, "differ": None}, f,
+                      indent=1)
+    sys.exit(1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--activity", required=True)
@@ -192,25 +220,26 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="DuckDB threads (0: DuckDB's default)")
     ap.add_argument("--duckdb-version", default="")
+    ap.add_argument("--json", default="", help="also write the figures and verdict here as JSON")
     args = ap.parse_args()
 
     inputs = recipe_inputs(args.recipe)
     activity, population = Path(args.activity).resolve(), Path(args.population).resolve()
     python = duckdb_python(args.duckdb_version)
+    scan, activity_format = activity_scan(activity)
 
     # strata: the whole recipe end to end (stage table, medians), then one run for its numbers.
     common = ["--activity", str(activity), "--population", str(population)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    bench = subprocess.run([args.strata, "bench", args.recipe, *common, "--runs", str(args.runs)],
-                           check=True, capture_output=True, text=True).stdout
+    bench = run_strata(args, [args.strata, "bench", args.recipe, *common, "--runs", str(args.runs)],
+                       activity)
     strata_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if strata_peak * 1024 <= before:
         strata_peak = float("nan")
     strata_total = next(float(line.split()[1]) for line in bench.splitlines()
                         if line.startswith("total"))
     with tempfile.TemporaryDirectory() as out:
-        subprocess.run([args.strata, "run", args.recipe, *common, "--out", out], check=True,
-                       capture_output=True)
+        run_strata(args, [args.strata, "run", args.recipe, *common, "--out", out], activity)
         national = {r["measure"]: float(r["rate"]) for r in read_csv(Path(out, "national_rates.csv"))}
         areas = {(r["measure"], r["area_code"]): float(r["standardised_rate"] or "nan")
                  for r in read_csv(Path(out, "area_rates.csv"))}
@@ -218,7 +247,7 @@ def main():
     sql = SQL.format(
         practices=inputs["practices"], non_english=inputs["non_english_practices"],
         lsoa=inputs["lsoa"], imd=inputs["imd"], exam_codes=inputs["exam_codes"],
-        activity=activity, population=population,
+        activity_scan=scan, population=population,
         edoc_values=", ".join(f"('{m}', '{k}')" for m, k in EDOC_MODALITY.items()),
         modality_values=", ".join(f"('{m}')" for m in MODALITIES))
     runs = [run_duckdb(python, sql, args.threads) for _ in range(args.runs)]
@@ -256,6 +285,21 @@ def main():
           + ("all agree" if not problems else f"{len(problems)} differ"))
     for p in problems[:20]:
         print("  " + p)
+    if args.json:
+        strata_records = next((int(line.split()[1]) for line in bench.splitlines()
+                               if line.startswith("read_and_count")), None)
+        records = run_duckdb(python, f"SELECT count(*) FROM {scan}", args.threads)["rows"][0][0]
+        with open(args.json, "w") as f:
+            json.dump({
+                "activity": str(activity), "format": activity_format,
+                "bytes": activity.stat().st_size, "records": records,
+                "strata_read_and_count_rows": strata_records,
+                "strata_seconds": strata_total, "strata_peak_mib": strata_peak,
+                "duckdb_version": runs[0]["version"], "duckdb_seconds": duck_seconds,
+                "duckdb_peak_mib": duck_peak, "ratio": duck_seconds / strata_total,
+                "rates_compared": len(rows), "national_compared": len(duck_national),
+                "differ": len(problems), "problems": problems[:100],
+            }, f, indent=1)
     sys.exit(1 if problems else 0)
 
 

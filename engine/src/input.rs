@@ -13,6 +13,7 @@ use strata_api::{Area, DerivationShape, StratifiedCounts};
 use crate::error::{Error, Result};
 
 pub mod activity;
+pub mod extract;
 
 /// A CSV read with every column as text.
 pub struct TextTable {
@@ -517,14 +518,6 @@ fn category_maps(shape: &DerivationShape) -> [HashMap<&str, usize>; 3] {
     ]
 }
 
-/// An age that was given but is not a whole number.
-fn bad_age() -> Expr {
-    col("age")
-        .is_null()
-        .and(col("age_raw").is_not_null())
-        .and(col("age_raw").str().len_chars().gt(lit(0)))
-}
-
 /// The `area_code, sex, age_band, imd_quintile` columns that population and counts files share,
 /// resolved row by row to an area and a stratum cell.
 struct StratumKeys<'t, 's> {
@@ -616,7 +609,6 @@ pub fn read_population(
     }
     Ok(t.height())
 }
-
 /// Aggregated counts `area_code, sex, age_band, imd_quintile, measure, tests` into `counts.tests`.
 pub fn read_counts(
     path: &Path,
@@ -653,22 +645,8 @@ pub fn read_counts(
     Ok(t.height())
 }
 
-/// Record-level activity aggregated to distinct combinations of the columns the pipeline uses.
-pub struct ActivityCombos {
-    pub records: u64,
-    pub provider: Vec<Option<String>>,
-    pub practice: Vec<Option<String>>,
-    pub lsoa: Vec<Option<String>>,
-    pub sex: Vec<Option<String>>,
-    pub age: Vec<Option<i64>>,
-    pub modality: Vec<Option<String>>,
-    pub exam_code: Vec<Option<String>>,
-    /// Months since the year's first month (may fall outside 0..12 for out-of-year dates).
-    pub month: Vec<i32>,
-    pub tests: Vec<f64>,
-}
-
-const ACTIVITY_REQUIRED: [&str; 7] = [
+/// The columns a record-level extract must have (SPEC §3); `exam_code` may be absent.
+pub(crate) const ACTIVITY_REQUIRED: [&str; 7] = [
     "provider_code",
     "test_date",
     "gp_practice_code",
@@ -677,369 +655,6 @@ const ACTIVITY_REQUIRED: [&str; 7] = [
     "age",
     "modality",
 ];
-
-fn is_parquet(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
-}
-
-fn scan_activity(path: &Path) -> Result<LazyFrame> {
-    let text = path.to_string_lossy().to_string();
-    let lf = if is_parquet(path) {
-        LazyFrame::scan_parquet(PlRefPath::new(text.as_str()), ScanArgsParquet::default())
-    } else {
-        LazyCsvReader::new(PlRefPath::new(text.as_str()))
-            .with_has_header(true)
-            .with_infer_schema_length(Some(0))
-            .finish()
-    };
-    lf.map_err(|e| read_error(path, e))
-}
-
-/// Reads record-level activity and counts records per distinct combination.
-pub fn read_activity(path: &Path, year_start: (i32, u32, u32)) -> Result<ActivityCombos> {
-    without_panic(path, || {
-        aggregate_activity(scan_activity(path)?, path, year_start)
-    })
-}
-
-/// Counts records per distinct combination of the columns the pipeline uses; `path` names the
-/// source in errors.
-pub fn aggregate_activity(
-    lf: LazyFrame,
-    path: &Path,
-    year_start: (i32, u32, u32),
-) -> Result<ActivityCombos> {
-    let parsed = parsed_activity(lf, path, year_start)?;
-    group_activity(parsed, path)
-}
-
-/// Checks the header of record-level activity: every required column, none twice.
-fn check_activity_columns(schema: &Schema, path: &Path) -> Result<()> {
-    let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
-    check_unique_header(path, &names)?;
-    for c in ACTIVITY_REQUIRED {
-        if schema.get(c).is_none() {
-            return Err(Error::data_hint(
-                path,
-                None,
-                Some(c),
-                format!("required column missing (found: {})", names.join(", ")),
-                "record-level activity follows SPEC §3",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The activity file's header checks alone (before the lookups are read).
-pub fn check_activity_schema(path: &Path) -> Result<()> {
-    without_panic(path, || {
-        let schema = scan_activity(path)?
-            .collect_schema()
-            .map_err(|e| read_error(path, e))?;
-        check_activity_columns(&schema, path)
-    })
-}
-
-/// Records in a Parquet file, from its metadata (`None` for other files).
-pub fn parquet_rows(path: &Path) -> Option<u64> {
-    if !is_parquet(path) {
-        return None;
-    }
-    let file = std::fs::File::open(path).ok()?;
-    ParquetReader::new(file).num_rows().ok().map(|n| n as u64)
-}
-
-/// The columns the pipeline uses, parsed: text, age as a number, month of the year, and flags of
-/// the values a reader must refuse.
-fn parsed_activity(
-    mut lf: LazyFrame,
-    path: &Path,
-    year_start: (i32, u32, u32),
-) -> Result<LazyFrame> {
-    let schema = lf.collect_schema().map_err(|e| read_error(path, e))?;
-    check_activity_columns(&schema, path)?;
-    let has_exam = schema.get("exam_code").is_some();
-    let text = |name: &str| col(name).cast(DataType::String);
-    let date = match schema.get("test_date") {
-        Some(DataType::Date) => col("test_date"),
-        _ => col("test_date")
-            .cast(DataType::String)
-            .str()
-            .to_date(StrptimeOptions {
-                format: Some("%Y-%m-%d".into()),
-                strict: false,
-                exact: true,
-                cache: true,
-            }),
-    };
-    let age = match schema.get("age") {
-        Some(dt) if dt.is_integer() => col("age").cast(DataType::Int64),
-        _ => col("age")
-            .cast(DataType::String)
-            .str()
-            .strip_chars(lit(NULL))
-            .cast(DataType::Int64),
-    };
-    let (y0, m0, _) = year_start;
-    let month = (date.clone().dt().year() - lit(y0)) * lit(12i32)
-        + (date.clone().dt().month().cast(DataType::Int32) - lit(m0 as i32));
-    let exam = if has_exam {
-        text("exam_code")
-    } else {
-        lit(NULL).cast(DataType::String)
-    };
-    let parsed = lf.select([
-        text("provider_code").alias("provider_code"),
-        text("gp_practice_code").alias("practice"),
-        text("lsoa11").alias("lsoa"),
-        text("sex").alias("sex"),
-        age.alias("age"),
-        col("age").cast(DataType::String).alias("age_raw"),
-        text("modality").alias("modality"),
-        exam.alias("exam_code"),
-        month.cast(DataType::Int32).alias("month"),
-        col("test_date").cast(DataType::String).alias("date_raw"),
-        date.is_null().alias("bad_date"),
-    ]);
-    Ok(parsed)
-}
-
-/// The first refused record (bad date, then bad age, then missing provider), as the error naming
-/// its row; `Ok` when there is none.
-fn check_records(parsed: LazyFrame, path: &Path) -> Result<()> {
-    let sums = parsed
-        .clone()
-        .select([
-            col("bad_date")
-                .sum()
-                .cast(DataType::UInt64)
-                .alias("bad_dates"),
-            bad_age().sum().cast(DataType::UInt64).alias("bad_ages"),
-            col("provider_code")
-                .is_null()
-                .sum()
-                .cast(DataType::UInt64)
-                .alias("missing_providers"),
-        ])
-        .collect()
-        .map_err(|e| read_error(path, e))?;
-    let sum = |name: &str| -> Result<u64> {
-        sums.column(name)
-            .and_then(|c| c.u64().map(|a| a.get(0).unwrap_or(0)))
-            .map_err(|e| Error::polars(format!("{}: {name}", path.display()), e))
-    };
-    refuse_first(&parsed, path, sum)
-}
-
-/// Given how many records break each rule, the error for the first rule broken, at its first row.
-fn refuse_first(parsed: &LazyFrame, path: &Path, sum: impl Fn(&str) -> Result<u64>) -> Result<()> {
-    // Each validation finds its first offending row only when there is one, so valid data pays once.
-    for (name, column, rule, hint) in [
-        (
-            "bad_dates",
-            "test_date",
-            "not a date in YYYY-MM-DD form",
-            "dates are written like 2023-04-01",
-        ),
-        (
-            "bad_ages",
-            "age",
-            "not a whole number of years",
-            "age is years at test, e.g. 47",
-        ),
-        (
-            "missing_providers",
-            "provider_code",
-            "empty value in a required column",
-            "every record names its provider",
-        ),
-    ] {
-        if sum(name)? > 0 {
-            let predicate = match name {
-                "bad_dates" => col("bad_date"),
-                "bad_ages" => bad_age(),
-                _ => col("provider_code").is_null(),
-            };
-            let row = first_row(parsed.clone(), predicate, path)?;
-            return Err(Error::data_hint(path, row, Some(column), rule.into(), hint));
-        }
-    }
-    Ok(())
-}
-
-/// Counts records per distinct combination (the group-by reader).
-fn group_activity(parsed: LazyFrame, path: &Path) -> Result<ActivityCombos> {
-    let grouped = parsed
-        .clone()
-        .group_by([
-            col("provider_code"),
-            col("practice"),
-            col("lsoa"),
-            col("sex"),
-            col("age"),
-            col("modality"),
-            col("exam_code"),
-            col("month"),
-        ])
-        .agg([
-            len().alias("tests"),
-            col("bad_date").sum().alias("bad_dates"),
-            bad_age().sum().alias("bad_ages"),
-            col("provider_code")
-                .is_null()
-                .sum()
-                .alias("missing_providers"),
-        ])
-        .sort(
-            [
-                "provider_code",
-                "practice",
-                "lsoa",
-                "sex",
-                "age",
-                "modality",
-                "exam_code",
-                "month",
-            ],
-            SortMultipleOptions::default().with_nulls_last(true),
-        )
-        .collect()
-        .map_err(|e| read_error(path, e))?;
-
-    let sum = |name: &str| -> Result<u64> {
-        grouped
-            .column(name)
-            .and_then(|c| c.cast(&DataType::UInt64))
-            .and_then(|c| c.u64().map(|a| a.iter().flatten().sum()))
-            .map_err(|e| Error::polars(format!("{}: {name}", path.display()), e))
-    };
-    refuse_first(&parsed, path, sum)?;
-
-    let strings = |name: &str| -> Result<Vec<Option<String>>> {
-        let c = grouped
-            .column(name)
-            .and_then(|c| c.str().cloned())
-            .map_err(|e| Error::polars(format!("{}: {name}", path.display()), e))?;
-        Ok(c.iter()
-            .map(|v| {
-                v.map(str::trim)
-                    .filter(|v| !v.is_empty())
-                    .map(str::to_string)
-            })
-            .collect())
-    };
-    let ages = grouped
-        .column("age")
-        .and_then(|c| c.i64().cloned())
-        .map_err(|e| Error::polars("age", e))?;
-    let months = grouped
-        .column("month")
-        .and_then(|c| c.i32().cloned())
-        .map_err(|e| Error::polars("month", e))?;
-    let tests = grouped
-        .column("tests")
-        .and_then(|c| c.cast(&DataType::Float64))
-        .and_then(|c| c.f64().cloned())
-        .map_err(|e| Error::polars("tests", e))?;
-    let tests: Vec<f64> = tests.iter().map(|v| v.unwrap_or(0.0)).collect();
-    if tests.is_empty() {
-        return Err(Error::data_hint(
-            path,
-            None,
-            None,
-            "header only: no activity records".into(),
-            "the extract is empty or was cut short; rates from no records would all be zero",
-        ));
-    }
-    Ok(ActivityCombos {
-        records: tests.iter().sum::<f64>() as u64,
-        provider: strings("provider_code")?,
-        practice: strings("practice")?,
-        lsoa: strings("lsoa")?,
-        sex: strings("sex")?,
-        age: ages.iter().collect(),
-        modality: strings("modality")?,
-        exam_code: strings("exam_code")?,
-        month: months.iter().map(|m| m.unwrap_or(i32::MIN)).collect(),
-        tests,
-    })
-}
-
-/// Reads record-level activity (Parquet or CSV) in batches and counts it with `pass`: Parquet one
-/// row group per batch on several threads, CSV in one read. A refused value is reported at its
-/// first row, as the group-by reader reports it.
-pub fn count_activity(pass: &activity::Pass, path: &Path) -> Result<Vec<activity::Tally>> {
-    let outcome = without_panic(path, || {
-        let schema = scan_activity(path)?
-            .collect_schema()
-            .map_err(|e| read_error(path, e))?;
-        check_activity_columns(&schema, path)?;
-        let columns: Vec<String> = activity::COLUMNS
-            .iter()
-            .filter(|c| schema.get(c).is_some())
-            .map(|c| c.to_string())
-            .collect();
-        if is_parquet(path) {
-            keep_freed_memory();
-            let batches = activity::ParquetBatches::open(path).map_err(|e| read_error(path, e))?;
-            let workers = std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(batches.row_groups())
-                .clamp(1, 8);
-            Ok(pass.run_parallel(workers, || {
-                batches
-                    .next_batch()
-                    .map(|r| r.map_err(|e| activity::Stop::Failed(read_error(path, e))))
-            }))
-        } else {
-            let df = scan_activity(path)?
-                .select(columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())
-                .collect()
-                .map_err(|e| read_error(path, e))?;
-            const BATCH: usize = 1 << 20;
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            Ok(pass.run_parallel(1, || {
-                let start = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
-                (start < df.height()).then(|| {
-                    activity::BatchColumns::new(&df.slice(start as i64, BATCH))
-                        .map_err(|e| activity::Stop::Failed(read_error(path, e)))
-                })
-            }))
-        }
-    })?;
-    match outcome {
-        Ok(tallies) => Ok(tallies),
-        Err(stop) => {
-            // A refused value, or a failure (e.g. of the derivation rules) while reading: the
-            // extract's own errors come first, at their first row.
-            let parsed = parsed_activity(scan_activity(path)?, path, (2000, 1, 1))?;
-            without_panic(path, || check_records(parsed, path))?;
-            Err(match stop {
-                activity::Stop::Failed(e) => e,
-                activity::Stop::Invalid => Error::data(
-                    path,
-                    None,
-                    None,
-                    "a record holds a value the reader refuses".into(),
-                ),
-            })
-        }
-    }
-}
-
-/// Asks the C allocator to keep freed blocks for reuse instead of returning them to the kernel:
-/// each row group decodes into tens of MB of fresh buffers, and without this every batch paid for
-/// the kernel zeroing new pages (a third of the pass's time at 10 M records).
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; it is safe to call at any time.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-    }
-}
 
 /// "31 of 1040 records (3.0%) have <what> (`9`, `X`); <consequence>", or `None` when no record does.
 pub fn unknown_values_warning(
@@ -1059,23 +674,6 @@ pub fn unknown_values_warning(
         100.0 * records / total,
         shown.join(", ")
     ))
-}
-
-/// 1-based number of the first row matching `predicate`.
-fn first_row(lf: LazyFrame, predicate: Expr, path: &Path) -> Result<Option<usize>> {
-    let df = lf
-        .with_row_index("row_number", None)
-        .filter(predicate)
-        .select([col("row_number")])
-        .limit(1)
-        .collect()
-        .map_err(|e| read_error(path, e))?;
-    let idx = df
-        .column("row_number")
-        .and_then(|c| c.cast(&DataType::UInt64))
-        .ok()
-        .and_then(|c| c.u64().ok().and_then(|a| a.get(0)));
-    Ok(idx.map(|i| i as usize + 1))
 }
 
 /// SHA-256 of a file, for the manifest.

@@ -200,13 +200,13 @@ pub fn count_records(
     spec: &SyntheticSpec,
     pass: &crate::input::activity::Pass,
 ) -> Result<Vec<crate::input::activity::Tally>> {
+    use crate::input::activity::Stop;
     let mut tally = pass.tally();
     let mut stop = None;
     generator
         .generate(spec.scale, spec.seed, |batch| -> PolarsResult<()> {
-            let df = batch_frame(batch)?;
             if stop.is_none()
-                && let Err(e) = pass.count(&mut tally, &df)
+                && let Err(e) = pass.count(&mut tally, &GeneratedBatch(batch))
             {
                 stop = Some(e);
             }
@@ -215,10 +215,62 @@ pub fn count_records(
         .map_err(|e| synth_error(spec, e))?;
     match stop {
         None => Ok(vec![tally]),
-        Some(crate::input::activity::Stop::Failed(e)) => Err(e),
-        Some(crate::input::activity::Stop::Invalid) => Err(synth_error(
-            spec,
-            "a generated record holds a value the reader refuses",
-        )),
+        Some(Stop::Failed(e)) => Err(*e),
+        Some(Stop::Malformed(rule)) => Err(synth_error(spec, rule)),
+        Some(Stop::Invalid { column, value, .. }) => {
+            let (rule, _) = crate::input::activity::refusal(column, value.as_deref());
+            Err(synth_error(
+                spec,
+                format!(
+                    "a generated record's `{}` is refused: {rule}",
+                    crate::input::activity::COLUMNS[column]
+                ),
+            ))
+        }
+    }
+}
+
+/// The generator's batch as the record-level pass reads it.
+struct GeneratedBatch(RecordBatch);
+
+impl GeneratedBatch {
+    fn text(&self, column: usize, row: usize) -> Option<&[u8]> {
+        use crate::input::activity::*;
+        let b = &self.0;
+        let text: Option<&str> = match column {
+            PROVIDER => Some(&b.provider_code[row]),
+            PRACTICE => b.gp_practice_code[row].as_deref(),
+            LSOA => b.lsoa11[row].as_deref(),
+            SEX => Some(&b.sex[row]),
+            MODALITY => Some(&b.modality[row]),
+            EXAM => b.exam_code[row].as_deref(),
+            DATE => Some(&b.test_date[row]),
+            _ => None,
+        };
+        text.map(str::as_bytes)
+    }
+}
+
+impl crate::input::activity::Batch for GeneratedBatch {
+    fn rows(&self) -> usize {
+        self.0.len()
+    }
+
+    fn resolve(
+        &self,
+        sink: crate::input::activity::ColumnSink<'_, '_>,
+    ) -> std::result::Result<(), crate::input::activity::Stop> {
+        let column = sink.column();
+        if column == crate::input::activity::AGE {
+            return sink.ints(self.0.len(), |row| self.0.age[row].map(i64::from));
+        }
+        sink.text(self.0.len(), |row| self.text(column, row))
+    }
+
+    fn raw(&self, column: usize, row: usize) -> Option<Vec<u8>> {
+        if column == crate::input::activity::AGE {
+            return self.0.age[row].map(|a| a.to_string().into_bytes());
+        }
+        self.text(column, row).map(<[u8]>::to_vec)
     }
 }

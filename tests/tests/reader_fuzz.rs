@@ -45,7 +45,19 @@ fn read_everything(path: &Path, shape: &DerivationShape) {
     );
     let _ = input::read_population(path, &mut counts, shape);
     let _ = input::read_counts(path, &mut counts, shape);
-    let _ = input::read_activity(path, (2023, 4, 1));
+    let _ = count_activity(path);
+}
+
+/// The production record-level reader (the whole run of the example recipe) on `path`.
+fn count_activity(path: &Path) -> strata::error::Result<strata::pipeline::RunResults> {
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/example.toml");
+    let prepared = strata::check(&recipe).expect("the example recipe checks");
+    let overrides = strata::pipeline::InputOverrides {
+        activity: Some(path.to_path_buf()),
+        threads: Some(2),
+        ..Default::default()
+    };
+    strata::pipeline::run(&prepared, &overrides)
 }
 
 /// Text that looks like one of the input tables, so the readers get past the header: every
@@ -148,9 +160,34 @@ fn a_random_parquet_file_gives_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("activity.parquet");
     std::fs::write(&path, b"PAR1 this is not parquet PAR1").unwrap();
-    let err = match input::read_activity(&path, (2023, 4, 1)) {
+    let err = match count_activity(&path) {
         Ok(_) => panic!("read garbage as parquet"),
         Err(e) => e.to_string(),
     };
     assert!(err.contains("activity.parquet"), "{err}");
+}
+
+/// A real extract (DuckDB-written, several row groups) cut short anywhere: an error naming the
+/// file, never a panic or a result.
+#[test]
+fn a_truncated_parquet_file_gives_an_error_not_a_panic() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/extracts/forms/duckdb-submission-order.parquet");
+    let bytes = std::fs::read(&source).expect("fixture");
+    let dir = tempfile::tempdir().unwrap();
+    for cut in [
+        8,
+        100,
+        bytes.len() / 3,
+        bytes.len() / 2,
+        bytes.len() - 9,
+        bytes.len() - 1,
+    ] {
+        let path = dir.path().join(format!("cut-{cut}.parquet"));
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        match count_activity(&path) {
+            Ok(_) => panic!("read a Parquet file cut at {cut} bytes"),
+            Err(e) => assert!(e.to_string().contains(&format!("cut-{cut}.parquet")), "{e}"),
+        }
+    }
 }

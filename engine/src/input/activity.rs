@@ -1,31 +1,34 @@
 //! Record-level activity counted in one streaming pass.
 //!
-//! The extract is read in batches (Parquet: one row group at a time, only the columns the pipeline
-//! uses; CSV: one polars read; the synthetic year: the generator's batches). Text columns arrive as
-//! categoricals, so a record is a handful of small integer codes. Each distinct code is resolved
-//! once — practice → practice class, LSOA → LSOA class and IMD decile, sex/age/modality × exam
-//! code through the derivation plugin, date → month — and cached in a per-column table; the
-//! counting loop then only indexes tables and increments dense counters:
-//! `StratifiedCounts` (measure × area × stratum cell) and a quality cube (provider × practice class
-//! × LSOA class × month × modality class × missing sex/age/IMD). Batches are shared among worker
-//! threads, each with its own counters, summed at the end (integer counts: the result does not
-//! depend on the order).
+//! Every record-level entry (Parquet, CSV, the synthetic year) hands the pass batches through the
+//! [`Batch`] trait: per column, the raw values of its rows (text, text as dictionary keys, whole
+//! numbers, floats). Each worker thread keeps, per column, a cache from raw value to resolved
+//! value (practice → practice class, LSOA → LSOA class and IMD quintile, sex/age through the
+//! derivation plugin, date → month, provider/modality/exam code → an id). A value the cache does
+//! not know is resolved under the shared lock together with the batch's other new values, and the
+//! derivation plugin is called once per batch with only the values it has not seen: each distinct
+//! value is derived once, whatever the order of the records.
 //!
-//! Plugins see what they saw when activity was grouped first: the attribution plugin every
-//! practice-class × LSOA-area candidate (a few thousand at most), the derivation plugin the
-//! distinct sex values, ages, IMD deciles and (modality, exam code) pairs of the extract. A value
-//! first met mid-file is derived then, with every value met so far; each value must keep its
-//! derived result when the rules are run again (the API's one-output-per-input contract).
+//! Invariants:
+//! - A resolved value is a function of the raw value alone (never of a batch, a thread or the
+//!   order values were met), so caches may be filled in any order and every worker agrees.
+//! - Counts are integers summed over workers at the end: the result does not depend on how
+//!   batches were shared among threads.
+//! - A refused value (no provider, no or a malformed date, an age that is not a whole number, text
+//!   that is not UTF-8) stops the pass; of all refused values met, the earliest in the file is
+//!   reported, and every batch before it was counted to the end, so the report does not depend on
+//!   the thread count.
+//!
+//! The counting loop indexes small tables and increments dense counters: `StratifiedCounts`
+//! (measure × area × stratum cell) and a quality cube (provider × attribution outcome × month ×
+//! modality class × missing sex/age/IMD).
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use polars::prelude::*;
-use polars_arrow::array::{Array, DictionaryArray, Utf8ViewArray};
+use polars::prelude::PlHashMap;
 use strata_api::{
     AttributionCandidate, DerivationInput, Derived, PracticeLookup, QualityCell, Route,
 };
@@ -33,10 +36,12 @@ use strata_api::{
 use super::{Dictionary, LsoaInfo};
 use crate::error::{Error, Result};
 
-/// Not yet resolved in a per-column table (the slow path resolves and caches it).
+/// Not (yet) in a worker's table.
 const UNRESOLVED: u32 = u32::MAX;
 /// Resolved to "no value" (e.g. a sex code the rules do not know).
 const NONE: u32 = u32::MAX - 1;
+/// A value the reader refuses; the pass stops at the first row holding one.
+pub const INVALID: u32 = u32::MAX - 2;
 /// Missing IMD quintile in the packed LSOA value.
 const NO_QUINTILE: u32 = 0xFF;
 /// Month slot of a record dated outside the reporting year.
@@ -48,7 +53,9 @@ const PAIR_CLASSES: usize = 3;
 const BLOCK: usize = MONTH_SLOTS * PAIR_CLASSES * 8;
 /// Practice classes (and LSOA classes) before the per-area ones.
 const FIRST_AREA_CLASS: u32 = 3;
-/// Integer keys (ages, dates as days) are cached in a window of this many values.
+/// A float that is not a whole number, among whole numbers: refused as an age or a date.
+const NOT_WHOLE: i64 = i64::MIN;
+/// Integer values (ages, dates as days) are cached in a window of this many values.
 const INT_WINDOW: i64 = 4096;
 
 /// The columns read, in kernel order.
@@ -62,14 +69,14 @@ pub const COLUMNS: [&str; 8] = [
     "exam_code",
     "test_date",
 ];
-const PROVIDER: usize = 0;
-const PRACTICE: usize = 1;
-const LSOA: usize = 2;
-const SEX: usize = 3;
-const AGE: usize = 4;
-const MODALITY: usize = 5;
-const EXAM: usize = 6;
-const DATE: usize = 7;
+pub const PROVIDER: usize = 0;
+pub const PRACTICE: usize = 1;
+pub const LSOA: usize = 2;
+pub const SEX: usize = 3;
+pub const AGE: usize = 4;
+pub const MODALITY: usize = 5;
+pub const EXAM: usize = 6;
+pub const DATE: usize = 7;
 
 /// The reference lookups the pass resolves codes against.
 pub struct Lookups<'a> {
@@ -146,26 +153,82 @@ fn lsoa_area(class: u32) -> Option<u32> {
 }
 
 /// What stopped a pass early.
+#[derive(Debug)]
 pub enum Stop {
-    /// A value the reader must refuse (bad date or age, missing provider): the caller finds the
-    /// first such row for the error message.
-    Invalid,
-    Failed(Error),
+    /// A value the reader refuses, at this row of the batch and this column ([`COLUMNS`] index).
+    Invalid {
+        row: usize,
+        column: usize,
+        value: Option<Vec<u8>>,
+    },
+    /// A record the reader cannot split into the header's fields, at a row of the unit.
+    Malformed(String),
+    Failed(Box<Error>),
 }
 
 impl From<Error> for Stop {
     fn from(e: Error) -> Self {
-        Stop::Failed(e)
+        Stop::Failed(Box::new(e))
+    }
+}
+
+/// A stop with where it happened: the unit of work (row group, block) and the row in it.
+#[derive(Debug)]
+pub struct Located {
+    pub unit: usize,
+    pub row: usize,
+    pub stop: Stop,
+}
+
+/// Why a value is refused, for the error message: (rule, hint).
+pub fn refusal(column: usize, raw: Option<&[u8]>) -> (String, &'static str) {
+    if let Some(bytes) = raw
+        && let Err(e) = std::str::from_utf8(bytes)
+    {
+        let byte = bytes[e.valid_up_to()];
+        return (
+            format!("not UTF-8 text (byte 0x{byte:02X})"),
+            "re-export the file as UTF-8 (e.g. from Excel: CSV UTF-8)",
+        );
+    }
+    let seen = match raw.map(String::from_utf8_lossy) {
+        Some(text) if !text.trim().is_empty() => format!("`{}`", shorten(&text)),
+        _ => "an empty value".to_string(),
+    };
+    match column {
+        DATE => (
+            format!("not a date in YYYY-MM-DD form (found {seen})"),
+            "dates are written like 2023-04-01",
+        ),
+        AGE => (
+            format!("not a whole number of years (found {seen})"),
+            "age is years at test, e.g. 47",
+        ),
+        PROVIDER => (
+            "empty value in a required column".to_string(),
+            "every record names its provider",
+        ),
+        _ => (format!("value refused (found {seen})"), "see SPEC §3"),
+    }
+}
+
+/// At most 60 characters of a value, for messages.
+fn shorten(text: &str) -> String {
+    if text.chars().count() <= 60 {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(60).collect::<String>())
     }
 }
 
 type DeriveFn<'a> = dyn Fn(&DerivationInput) -> Result<Derived> + Sync + 'a;
 
-/// Dictionaries shared by the workers: every distinct value, its derived result, the values
+/// Tables shared by the workers: every distinct value met, its derived result, the values
 /// reported in warnings.
 struct Shared<'a> {
     lookups: &'a Lookups<'a>,
     derive: &'a DeriveFn<'a>,
+    exam_code_list: Vec<(String, String)>,
     providers: Dictionary<String>,
     /// Smallest raw (untrimmed) code of each provider: the published order sorts raw codes.
     provider_first_raw: Vec<String>,
@@ -175,16 +238,25 @@ struct Shared<'a> {
     modalities: Dictionary<String>,
     exams: Dictionary<Option<String>>,
     pairs: Dictionary<(u32, u32)>,
+    /// Derived results of every value in the dictionaries above, index for index.
     derived: Derived,
-    derived_values: usize,
     derive_seconds: f64,
     derive_cpu_seconds: f64,
     unknown_lsoas: BTreeSet<String>,
     unknown_practices: BTreeSet<String>,
+    year_start: (i32, u32),
 }
 
 fn trimmed(raw: Option<&str>) -> Option<&str> {
     raw.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// What a text value stands for before derivation.
+enum Pending {
+    Done(u32),
+    Lsoa { class: u32, decile: usize },
+    Sex(usize),
+    Age(usize),
 }
 
 impl Shared<'_> {
@@ -197,73 +269,74 @@ impl Shared<'_> {
                 .pairs
                 .values
                 .iter()
-                .map(|&(m, e)| {
-                    (
-                        self.modalities.values[m as usize].clone(),
-                        self.exams.values[e as usize].clone(),
-                    )
-                })
+                .map(|&(m, e)| self.pair_text(m, e))
                 .collect(),
             exam_code_list: Vec::new(),
         }
     }
 
-    /// Derives every value met so far when some are new; values derived before must keep their
-    /// results.
-    fn rederive(&mut self) -> Result<()> {
-        let total = self.sexes.values.len()
-            + self.ages.values.len()
-            + self.deciles.values.len()
-            + self.pairs.values.len();
-        if total == self.derived_values {
+    fn pair_text(&self, modality: u32, exam: u32) -> (String, Option<String>) {
+        (
+            self.modalities.values[modality as usize].clone(),
+            self.exams.values[exam as usize].clone(),
+        )
+    }
+
+    /// Derives the values met since the last call, in one call of the derivation plugin.
+    fn derive_new(&mut self) -> Result<()> {
+        let d = &self.derived;
+        let (s0, a0, i0, p0) = (
+            d.sex.len(),
+            d.age_band.len(),
+            d.imd_quintile.len(),
+            d.measures.len(),
+        );
+        if s0 == self.sexes.values.len()
+            && a0 == self.ages.values.len()
+            && i0 == self.deciles.values.len()
+            && p0 == self.pairs.values.len()
+        {
             return Ok(());
         }
+        let input = DerivationInput {
+            sex_values: self.sexes.values[s0..].to_vec(),
+            ages: self.ages.values[a0..].to_vec(),
+            imd_deciles: self.deciles.values[i0..].to_vec(),
+            modality_exams: self.pairs.values[p0..]
+                .iter()
+                .map(|&(m, e)| self.pair_text(m, e))
+                .collect(),
+            // Moved in and back out: the list is not copied per call.
+            exam_code_list: std::mem::take(&mut self.exam_code_list),
+        };
         let (start, cpu) = (Instant::now(), crate::metrics::cpu_seconds());
-        let input = self.derivation_input();
-        let d = (self.derive)(&input)?;
+        let outcome = (self.derive)(&input);
+        self.exam_code_list = input.exam_code_list;
+        let mut new = outcome?;
         self.derive_seconds += start.elapsed().as_secs_f64();
         self.derive_cpu_seconds += crate::metrics::cpu_seconds() - cpu;
-        let changed = |old: &Derived| {
-            old.sex.iter().zip(&d.sex).any(|(a, b)| a != b)
-                || old.age_band.iter().zip(&d.age_band).any(|(a, b)| a != b)
-                || old
-                    .imd_quintile
-                    .iter()
-                    .zip(&d.imd_quintile)
-                    .any(|(a, b)| a != b)
-                || old.measures.iter().zip(&d.measures).any(|(a, b)| a != b)
-                || old
-                    .unknown_modality
-                    .iter()
-                    .zip(&d.unknown_modality)
-                    .any(|(a, b)| a != b)
-        };
-        if changed(&self.derived) {
-            return Err(Error::Usage(
-                "the derivation plugin gave a different result for a value it had derived before; \
-                 derivations must map each value on its own"
-                    .into(),
-            ));
-        }
-        self.derived = d;
-        self.derived_values = total;
+        // A missing flag counts as an unknown modality, as it always has.
+        new.unknown_modality.resize(new.measures.len(), true);
+        let d = &mut self.derived;
+        d.sex.extend(new.sex);
+        d.age_band.extend(new.age_band);
+        d.imd_quintile.extend(new.imd_quintile);
+        d.measures.extend(new.measures);
+        d.unknown_modality.extend(new.unknown_modality);
         Ok(())
     }
 
-    fn derived_index(v: Option<u8>) -> u32 {
-        v.map(u32::from).unwrap_or(NONE)
-    }
-
-    fn provider(&mut self, raw: Option<&str>) -> std::result::Result<u32, Stop> {
-        let raw = raw.ok_or(Stop::Invalid)?;
-        let code = raw.trim().to_string();
-        let id = self.providers.intern(&code);
+    fn provider(&mut self, raw: &str) -> u32 {
+        let Some(code) = trimmed(Some(raw)) else {
+            return INVALID;
+        };
+        let id = self.providers.intern(&code.to_string());
         if id == self.provider_first_raw.len() {
             self.provider_first_raw.push(raw.to_string());
         } else if raw < self.provider_first_raw[id].as_str() {
             self.provider_first_raw[id] = raw.to_string();
         }
-        Ok(id as u32)
+        id as u32
     }
 
     fn practice(&mut self, raw: Option<&str>) -> u32 {
@@ -280,8 +353,8 @@ impl Shared<'_> {
         }
     }
 
-    /// LSOA class × 256 + IMD quintile (or [`NO_QUINTILE`]).
-    fn lsoa(&mut self, raw: Option<&str>) -> Result<u32> {
+    /// LSOA class and the IMD decile's index (for the quintile after derivation).
+    fn lsoa(&mut self, raw: Option<&str>) -> Pending {
         let (class, decile) = match trimmed(raw) {
             None => (0, None),
             Some(code) => match self.lookups.lsoas.get(code) {
@@ -297,49 +370,113 @@ impl Shared<'_> {
                 ),
             },
         };
-        let id = self.deciles.intern(&decile);
-        self.rederive()?;
-        let quintile = self.derived.imd_quintile[id]
-            .map(u32::from)
-            .unwrap_or(NO_QUINTILE);
-        Ok(class * 256 + quintile.min(NO_QUINTILE))
+        Pending::Lsoa {
+            class,
+            decile: self.deciles.intern(&decile),
+        }
     }
 
-    fn sex(&mut self, raw: Option<&str>) -> Result<u32> {
-        let id = self.sexes.intern(&trimmed(raw).map(str::to_string));
-        self.rederive()?;
-        Ok(Self::derived_index(self.derived.sex[id]))
+    fn month_of_days(&self, days: i64) -> u32 {
+        // Beyond ±270,000 years a day count is no date (and would overflow the calendar sums).
+        if !(-100_000_000..100_000_000).contains(&days) {
+            return INVALID;
+        }
+        let (y, m, _) = civil_from_days(days);
+        let months = (y - self.year_start.0 as i64) * 12 + (m as i64 - self.year_start.1 as i64);
+        if (0..12).contains(&months) {
+            months as u32
+        } else {
+            OUTSIDE_YEAR
+        }
     }
 
-    fn age(&mut self, age: Option<i64>) -> Result<u32> {
-        let id = self.ages.intern(&age);
-        self.rederive()?;
-        Ok(Self::derived_index(self.derived.age_band[id]))
+    /// One text value of `column`, up to its derivation.
+    fn pending_text(&mut self, column: usize, raw: Option<&[u8]>) -> Pending {
+        let text = match raw.map(std::str::from_utf8) {
+            None => None,
+            Some(Ok(t)) => Some(t),
+            Some(Err(_)) => return Pending::Done(INVALID),
+        };
+        match column {
+            PROVIDER => Pending::Done(text.map_or(INVALID, |t| self.provider(t))),
+            PRACTICE => Pending::Done(self.practice(text)),
+            LSOA => self.lsoa(text),
+            SEX => Pending::Sex(self.sexes.intern(&trimmed(text).map(str::to_string))),
+            AGE => match trimmed(text).map(parse_whole_number) {
+                None => Pending::Age(self.ages.intern(&None)),
+                Some(Some(age)) => Pending::Age(self.ages.intern(&Some(age))),
+                Some(None) => Pending::Done(INVALID),
+            },
+            MODALITY => Pending::Done(
+                self.modalities
+                    .intern(&trimmed(text).unwrap_or_default().to_string()) as u32,
+            ),
+            EXAM => Pending::Done(self.exams.intern(&trimmed(text).map(str::to_string)) as u32),
+            _ => Pending::Done(
+                trimmed(text)
+                    .and_then(parse_date)
+                    .map_or(INVALID, |days| self.month_of_days(days)),
+            ),
+        }
     }
 
-    fn modality(&mut self, raw: Option<&str>) -> u32 {
-        self.modalities
-            .intern(&trimmed(raw).unwrap_or_default().to_string()) as u32
+    /// One whole-number value of `column` (ages in years, dates as days since 1970-01-01; other
+    /// columns read it as its decimal text).
+    fn pending_int(&mut self, column: usize, value: Option<i64>) -> Pending {
+        match column {
+            _ if value == Some(NOT_WHOLE) && (column == AGE || column == DATE) => {
+                Pending::Done(INVALID)
+            }
+            AGE => Pending::Age(self.ages.intern(&value)),
+            DATE => Pending::Done(value.map_or(INVALID, |days| self.month_of_days(days))),
+            _ => {
+                let text = value.map(|v| v.to_string());
+                self.pending_text(column, text.as_deref().map(str::as_bytes))
+            }
+        }
     }
 
-    fn exam(&mut self, raw: Option<&str>) -> u32 {
-        self.exams.intern(&trimmed(raw).map(str::to_string)) as u32
+    fn finish_pending(&self, p: Pending) -> u32 {
+        let index = |v: Option<u8>| v.map(u32::from).unwrap_or(NONE);
+        match p {
+            Pending::Done(v) => v,
+            Pending::Lsoa { class, decile } => {
+                let quintile = self.derived.imd_quintile[decile]
+                    .map(u32::from)
+                    .unwrap_or(NO_QUINTILE);
+                class * 256 + quintile.min(NO_QUINTILE)
+            }
+            Pending::Sex(id) => index(self.derived.sex[id]),
+            Pending::Age(id) => index(self.derived.age_band[id]),
+        }
     }
 
-    fn pair(&mut self, modality: u32, exam: u32) -> Result<(u32, PairInfo)> {
-        let id = self.pairs.intern(&(modality, exam));
-        self.rederive()?;
-        Ok((id as u32, self.pair_info(id)))
+    /// Resolves values met for the first time (text or whole numbers), deriving the new ones once.
+    fn resolve<T>(
+        &mut self,
+        values: &[T],
+        pending: impl Fn(&mut Self, &T) -> Pending,
+    ) -> Result<Vec<u32>> {
+        let pending: Vec<Pending> = values.iter().map(|v| pending(self, v)).collect();
+        self.derive_new()?;
+        Ok(pending
+            .into_iter()
+            .map(|p| self.finish_pending(p))
+            .collect())
+    }
+
+    fn resolve_pairs(&mut self, pairs: &[(u32, u32)]) -> Result<Vec<(u32, PairInfo)>> {
+        let ids: Vec<usize> = pairs.iter().map(|p| self.pairs.intern(p)).collect();
+        self.derive_new()?;
+        Ok(ids
+            .into_iter()
+            .map(|id| (id as u32, self.pair_info(id)))
+            .collect())
     }
 
     fn pair_info(&self, id: usize) -> PairInfo {
         let measures = &self.derived.measures[id];
-        let unknown = self
-            .derived
-            .unknown_modality
-            .get(id)
-            .copied()
-            .unwrap_or(true);
+        let unknown = self.derived.unknown_modality[id];
         PairInfo {
             measures: measures.iter().map(|&m| m as u32).collect(),
             class: if unknown {
@@ -360,43 +497,276 @@ struct PairInfo {
     class: u32,
 }
 
-/// Where a column's keys come from, to resolve a key the tables do not know yet.
-enum KeySource<'a> {
-    /// Categorical codes; a table index `k ≥ 1` is code `k - 1`, 0 is null.
-    Text(&'a CategoricalMapping),
-    /// Keys into a Parquet row group's own dictionary (table index `k ≥ 1` is entry `k - 1`).
-    Dict(&'a Utf8ViewArray),
-    /// Whole numbers (ages, dates as days): a table index `k ≥ 1` is `low + k - 1`; values
-    /// outside the window have key `u32::MAX` and are resolved from `values` each time.
-    Int { low: i64, values: &'a Int64Chunked },
-    /// The column is absent: every value is null.
-    Absent,
+/// A worker's resolved values of one column, by raw value.
+struct ColumnCache {
+    text: PlHashMap<Box<[u8]>, u32>,
+    /// Resolved value of a null.
+    null: Option<u32>,
+    /// Whole numbers `low .. low + INT_WINDOW` (UNRESOLVED until met); others in `ints`.
+    window: Vec<u32>,
+    low: i64,
+    ints: PlHashMap<i64, u32>,
+    /// Whether a refused value was ever resolved here: only then are rows searched for one.
+    refuses: bool,
 }
 
-/// One column of a batch as table keys.
-struct KeyColumn<'a> {
-    keys: Cow<'a, [u32]>,
-    /// Added to a key to index the column's table (1 when the keys are raw categorical codes).
-    offset: usize,
-    source: KeySource<'a>,
-}
+impl ColumnCache {
+    fn new(low: i64) -> ColumnCache {
+        ColumnCache {
+            text: PlHashMap::default(),
+            null: None,
+            window: Vec::new(),
+            low,
+            ints: PlHashMap::default(),
+            refuses: false,
+        }
+    }
 
-impl KeyColumn<'_> {
-    fn index(&self, row: usize) -> usize {
-        self.keys[row] as usize + self.offset
+    fn text(&self, raw: Option<&[u8]>) -> Option<u32> {
+        match raw {
+            None => self.null,
+            Some(bytes) => self.text.get(bytes).copied(),
+        }
+    }
+
+    fn store_text(&mut self, raw: Option<&[u8]>, value: u32) {
+        self.refuses |= value == INVALID;
+        match raw {
+            None => self.null = Some(value),
+            Some(bytes) => {
+                self.text.insert(bytes.into(), value);
+            }
+        }
+    }
+
+    fn int(&self, value: Option<i64>) -> Option<u32> {
+        let Some(v) = value else { return self.null };
+        let at = v.wrapping_sub(self.low);
+        if (0..INT_WINDOW).contains(&at) {
+            self.window
+                .get(at as usize)
+                .copied()
+                .filter(|&r| r != UNRESOLVED)
+        } else {
+            self.ints.get(&v).copied()
+        }
+    }
+
+    fn store_int(&mut self, value: Option<i64>, resolved: u32) {
+        self.refuses |= resolved == INVALID;
+        let Some(v) = value else {
+            self.null = Some(resolved);
+            return;
+        };
+        let at = v.wrapping_sub(self.low);
+        if (0..INT_WINDOW).contains(&at) {
+            if self.window.is_empty() {
+                self.window = vec![UNRESOLVED; INT_WINDOW as usize];
+            }
+            self.window[at as usize] = resolved;
+        } else {
+            self.ints.insert(v, resolved);
+        }
     }
 }
 
-/// A worker's tables and counters.
+fn lock<'s, 'a>(
+    shared: &'s Mutex<Shared<'a>>,
+) -> std::result::Result<std::sync::MutexGuard<'s, Shared<'a>>, Stop> {
+    shared
+        .lock()
+        .map_err(|_| Stop::from(Error::Usage("a reader thread failed".into())))
+}
+
+/// Where a batch puts one column's values: the worker's cache for the column, its output (one
+/// resolved value per row) and the shared tables for values met for the first time.
+pub struct ColumnSink<'w, 'a> {
+    column: usize,
+    cache: &'w mut ColumnCache,
+    out: &'w mut Vec<u32>,
+    shared: &'w Mutex<Shared<'a>>,
+}
+
+impl<'w, 'a> ColumnSink<'w, 'a> {
+    /// The column's index in [`COLUMNS`].
+    pub fn column(&self) -> usize {
+        self.column
+    }
+
+    /// The column is not in the extract: every row is null.
+    pub fn absent(self, rows: usize) -> std::result::Result<(), Stop> {
+        self.text(rows, |_| None)
+    }
+
+    /// Text, one value per row (`None` for null).
+    pub fn text<'v>(
+        self,
+        rows: usize,
+        value: impl Fn(usize) -> Option<&'v [u8]>,
+    ) -> std::result::Result<(), Stop> {
+        fill_text(self.cache, self.shared, self.column, rows, &value, self.out)
+    }
+
+    /// Text as keys (`None` for null) into a dictionary of `entries` values: each entry is
+    /// resolved once, then rows only index the table.
+    pub fn dictionary<'v>(
+        self,
+        entries: usize,
+        entry: impl Fn(usize) -> Option<&'v [u8]>,
+        rows: usize,
+        key: impl Fn(usize) -> Option<usize>,
+    ) -> std::result::Result<(), Stop> {
+        let mut table = Vec::new();
+        fill_text(
+            self.cache,
+            self.shared,
+            self.column,
+            entries,
+            &entry,
+            &mut table,
+        )?;
+        let null = match self.cache.text(None) {
+            Some(v) => v,
+            None => {
+                let mut one = Vec::new();
+                fill_text(self.cache, self.shared, self.column, 1, &|_| None, &mut one)?;
+                one[0]
+            }
+        };
+        self.out.clear();
+        self.out.extend((0..rows).map(|r| match key(r) {
+            None => null,
+            Some(k) => table.get(k).copied().unwrap_or(INVALID),
+        }));
+        if self.out.contains(&INVALID) {
+            self.cache.refuses = true;
+        }
+        Ok(())
+    }
+
+    /// Whole numbers (`None` for null): ages in years, dates as days since 1970-01-01.
+    pub fn ints(
+        self,
+        rows: usize,
+        value: impl Fn(usize) -> Option<i64>,
+    ) -> std::result::Result<(), Stop> {
+        let (cache, out) = (self.cache, self.out);
+        out.clear();
+        out.reserve(rows);
+        let mut missed_rows = Vec::new();
+        let mut missed = Vec::new();
+        let mut seen = HashSet::new();
+        for i in 0..rows {
+            let v = value(i);
+            match cache.int(v) {
+                Some(r) => out.push(r),
+                None => {
+                    out.push(UNRESOLVED);
+                    missed_rows.push(i);
+                    if seen.insert(v) {
+                        missed.push(v);
+                    }
+                }
+            }
+        }
+        if !missed.is_empty() {
+            let column = self.column;
+            let resolved = lock(self.shared)?.resolve(&missed, |s, v| s.pending_int(column, *v))?;
+            for (&v, r) in missed.iter().zip(resolved) {
+                cache.store_int(v, r);
+            }
+            for i in missed_rows {
+                out[i] = cache.int(value(i)).unwrap_or(INVALID);
+            }
+        }
+        Ok(())
+    }
+
+    /// Numbers stored as floats (e.g. ages from pandas): whole values are whole numbers, others
+    /// are refused as ages and read as their decimal text elsewhere.
+    pub fn floats(
+        self,
+        rows: usize,
+        value: impl Fn(usize) -> Option<f64>,
+    ) -> std::result::Result<(), Stop> {
+        let whole = |v: f64| {
+            if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                v as i64
+            } else {
+                NOT_WHOLE
+            }
+        };
+        if self.column == AGE || self.column == DATE {
+            return self.ints(rows, |i| value(i).map(whole));
+        }
+        let texts: Vec<Option<String>> = (0..rows)
+            .map(|i| {
+                value(i).map(|v| match whole(v) {
+                    NOT_WHOLE => v.to_string(),
+                    w => w.to_string(),
+                })
+            })
+            .collect();
+        self.text(rows, |i| texts[i].as_deref().map(str::as_bytes))
+    }
+}
+
+/// Resolves `rows` text values through the cache, the values it does not know together under the
+/// shared lock.
+fn fill_text<'v>(
+    cache: &mut ColumnCache,
+    shared: &Mutex<Shared>,
+    column: usize,
+    rows: usize,
+    value: &dyn Fn(usize) -> Option<&'v [u8]>,
+    out: &mut Vec<u32>,
+) -> std::result::Result<(), Stop> {
+    out.clear();
+    out.reserve(rows);
+    let mut missed_rows = Vec::new();
+    let mut missed: Vec<Option<&'v [u8]>> = Vec::new();
+    let mut seen: HashSet<Option<&'v [u8]>> = HashSet::new();
+    for i in 0..rows {
+        let v = value(i);
+        match cache.text(v) {
+            Some(r) => out.push(r),
+            None => {
+                out.push(UNRESOLVED);
+                missed_rows.push(i);
+                if seen.insert(v) {
+                    missed.push(v);
+                }
+            }
+        }
+    }
+    if !missed.is_empty() {
+        let resolved = lock(shared)?.resolve(&missed, |s, v| s.pending_text(column, *v))?;
+        for (&v, r) in missed.iter().zip(resolved) {
+            cache.store_text(v, r);
+        }
+        for i in missed_rows {
+            out[i] = cache.text(value(i)).unwrap_or(INVALID);
+        }
+    }
+    Ok(())
+}
+
+/// A batch of records as a reader hands it to the pass.
+pub trait Batch {
+    fn rows(&self) -> usize;
+    /// Gives column `sink.column()`'s values to the sink (`absent` when the extract lacks it).
+    fn resolve(&self, sink: ColumnSink<'_, '_>) -> std::result::Result<(), Stop>;
+    /// The raw value at a row, for an error message (`None` for null).
+    fn raw(&self, column: usize, row: usize) -> Option<Vec<u8>>;
+}
+
+/// A worker's caches and counters.
 pub struct Tally {
-    tables: [Vec<u32>; 8],
-    /// Per-column mapping the text tables were filled from (a new mapping empties the table).
-    mappings: [usize; 8],
-    /// Resolved value of each raw text met in a dictionary column, so each row group's table is
-    /// filled from its dictionary without resolving again.
-    seen_text: [PlHashMap<Box<str>, u32>; 8],
-    /// Resolved value of a null, per column.
-    null_value: [u32; 8],
+    caches: [ColumnCache; 8],
+    /// The current batch's resolved values, per column.
+    resolved: [Vec<u32>; 8],
+    pair_ids: Vec<u32>,
+    /// Pair id by (modality id, exam id), UNRESOLVED until met.
     pair_rows: Vec<Vec<u32>>,
     pair_info: Vec<PairInfo>,
     classes: usize,
@@ -417,12 +787,10 @@ pub struct Tally {
     rows_since_flush: u64,
     tests_total: Vec<u64>,
     cube_total: Vec<u64>,
-    year_start: (i32, u32),
-    year_days: i64,
 }
 
 impl Tally {
-    pub fn new(
+    fn new(
         attribution: &AttributionTable,
         measures: usize,
         dims: [usize; 3],
@@ -430,11 +798,17 @@ impl Tally {
     ) -> Tally {
         let areas = attribution.classes - FIRST_AREA_CLASS as usize;
         let cells = dims.iter().product::<usize>();
+        let year_days = days_from_civil(year_start.0 as i64, year_start.1, 1);
         Tally {
-            tables: Default::default(),
-            mappings: [0; 8],
-            seen_text: Default::default(),
-            null_value: [UNRESOLVED; 8],
+            caches: std::array::from_fn(|c| {
+                ColumnCache::new(if c == DATE {
+                    year_days - INT_WINDOW / 2
+                } else {
+                    0
+                })
+            }),
+            resolved: Default::default(),
+            pair_ids: Vec::new(),
             pair_rows: Vec::new(),
             pair_info: Vec::new(),
             classes: attribution.classes,
@@ -453,8 +827,6 @@ impl Tally {
             rows_since_flush: 0,
             tests_total: vec![0; measures * areas * cells],
             cube_total: Vec::new(),
-            year_start: (year_start.0, year_start.1),
-            year_days: days_from_civil(year_start.0 as i64, year_start.1, 1),
         }
     }
 
@@ -468,6 +840,92 @@ impl Tally {
             *t += u64::from(std::mem::take(c));
         }
         self.rows_since_flush = 0;
+    }
+
+    /// The first row of the batch holding a refused value, and its column.
+    fn first_refused(&self, rows: usize) -> Option<(usize, usize)> {
+        (0..8)
+            .filter(|&c| self.caches[c].refuses)
+            .filter_map(|c| {
+                self.resolved[c][..rows]
+                    .iter()
+                    .position(|&v| v == INVALID)
+                    .map(|row| (row, c))
+            })
+            .min()
+    }
+
+    /// Pair ids of the batch's (modality, exam) values, new pairs derived together.
+    fn resolve_pairs(
+        &mut self,
+        shared: &Mutex<Shared>,
+        rows: usize,
+    ) -> std::result::Result<(), Stop> {
+        let (modality, exam) = (&self.resolved[MODALITY], &self.resolved[EXAM]);
+        let lookup = |rows: &Vec<Vec<u32>>, m: u32, e: u32| {
+            rows.get(m as usize)
+                .and_then(|r| r.get(e as usize))
+                .copied()
+                .unwrap_or(UNRESOLVED)
+        };
+        self.pair_ids.clear();
+        let mut missed = Vec::new();
+        let mut seen = HashSet::new();
+        for i in 0..rows {
+            let id = lookup(&self.pair_rows, modality[i], exam[i]);
+            if id == UNRESOLVED && seen.insert((modality[i], exam[i])) {
+                missed.push((modality[i], exam[i]));
+            }
+            self.pair_ids.push(id);
+        }
+        if missed.is_empty() {
+            return Ok(());
+        }
+        let resolved = lock(shared)?.resolve_pairs(&missed)?;
+        for (&(m, e), (id, info)) in missed.iter().zip(resolved) {
+            if self.pair_rows.len() <= m as usize {
+                self.pair_rows.resize(m as usize + 1, Vec::new());
+            }
+            let r = &mut self.pair_rows[m as usize];
+            if r.len() <= e as usize {
+                r.resize(e as usize + 1, UNRESOLVED);
+            }
+            r[e as usize] = id;
+            if self.pair_info.len() <= id as usize {
+                self.pair_info.resize(id as usize + 1, PairInfo::default());
+            }
+            self.pair_info[id as usize] = info;
+        }
+        for i in 0..rows {
+            if self.pair_ids[i] == UNRESOLVED {
+                self.pair_ids[i] = lookup(&self.pair_rows, modality[i], exam[i]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts the batch's rows from their resolved values.
+    fn count_rows(&mut self, rows: usize) {
+        if self.rows_since_flush + rows as u64 >= u64::from(u32::MAX) {
+            self.flush();
+        }
+        self.rows_since_flush += rows as u64;
+        let resolved = std::mem::take(&mut self.resolved);
+        let pairs = std::mem::take(&mut self.pair_ids);
+        let [provider, practice, lsoa, sex, age, _, _, month] = &resolved;
+        for i in 0..rows {
+            self.add(
+                provider[i],
+                practice[i],
+                lsoa[i],
+                sex[i],
+                age[i],
+                pairs[i],
+                month[i],
+            );
+        }
+        self.resolved = resolved;
+        self.pair_ids = pairs;
     }
 
     /// Counts one record from its resolved values.
@@ -498,6 +956,10 @@ impl Tally {
         self.unknown_lsoa += u64::from(lsoa_class == 1);
         self.unknown_practice += u64::from(practice == 1);
         let slot_at = provider as usize * self.outcomes + self.attr_outcome[candidate] as usize;
+        if slot_at >= self.slots.len() {
+            self.slots
+                .resize((provider as usize + 1) * self.outcomes, UNRESOLVED);
+        }
         let mut slot = self.slots[slot_at];
         if slot == UNRESOLVED {
             slot = self.slot_keys.len() as u32;
@@ -515,500 +977,6 @@ impl Tally {
             + month as usize;
         self.cube[at] += 1;
     }
-
-    /// Counts every row of a batch.
-    fn count(
-        &mut self,
-        shared: &Mutex<Shared>,
-        columns: &[KeyColumn; 8],
-        rows: usize,
-    ) -> std::result::Result<(), Stop> {
-        if self.rows_since_flush + rows as u64 >= u64::from(u32::MAX) {
-            self.flush();
-        }
-        self.rows_since_flush += rows as u64;
-        for (c, column) in columns.iter().enumerate() {
-            if let KeySource::Dict(values) = column.source {
-                // A row group's own dictionary: its table is filled from the values met before.
-                let (table, seen) = (&mut self.tables[c], &self.seen_text[c]);
-                table.clear();
-                table.reserve(values.len() + 1);
-                table.push(self.null_value[c]);
-                table.extend(
-                    values
-                        .values_iter()
-                        .map(|v| seen.get(v).copied().unwrap_or(UNRESOLVED)),
-                );
-                self.mappings[c] = usize::MAX;
-                continue;
-            }
-            let id = match column.source {
-                KeySource::Text(m) => m as *const CategoricalMapping as usize,
-                _ => 1,
-            };
-            if self.mappings[c] != id {
-                // Codes of another dictionary: start the table afresh.
-                self.tables[c].clear();
-                self.mappings[c] = id;
-            }
-            if let KeySource::Text(m) = column.source {
-                let wanted = m.num_cats_upper_bound() + 1;
-                if self.tables[c].len() < wanted {
-                    self.tables[c].resize(wanted, UNRESOLVED);
-                }
-            }
-        }
-        let keys: [&[u32]; 8] = std::array::from_fn(|c| &columns[c].keys[..rows]);
-        let offsets: [usize; 8] = std::array::from_fn(|c| columns[c].offset);
-        let mut row = 0;
-        while row < rows {
-            let fast = {
-                let tables = &self.tables;
-                let get = |c: usize| -> u32 {
-                    tables[c]
-                        .get(keys[c][row] as usize + offsets[c])
-                        .copied()
-                        .unwrap_or(UNRESOLVED)
-                };
-                let provider = get(PROVIDER);
-                let practice = get(PRACTICE);
-                let lsoa = get(LSOA);
-                let sex = get(SEX);
-                let age = get(AGE);
-                let modality = get(MODALITY);
-                let exam = get(EXAM);
-                let month = get(DATE);
-                let pair = self
-                    .pair_rows
-                    .get(modality as usize)
-                    .and_then(|r| r.get(exam as usize))
-                    .copied()
-                    .unwrap_or(UNRESOLVED);
-                let resolved = provider != UNRESOLVED
-                    && practice != UNRESOLVED
-                    && lsoa != UNRESOLVED
-                    && sex != UNRESOLVED
-                    && age != UNRESOLVED
-                    && month != UNRESOLVED
-                    && pair != UNRESOLVED
-                    && (provider as usize + 1) * self.outcomes <= self.slots.len();
-                resolved.then_some((provider, practice, lsoa, sex, age, pair, month))
-            };
-            match fast {
-                Some((p, pr, l, s, a, pair, m)) => self.add(p, pr, l, s, a, pair, m),
-                None => self.slow_row(shared, columns, row)?,
-            }
-            row += 1;
-        }
-        Ok(())
-    }
-
-    /// Resolves the values of one row the tables do not know yet, caches them, and counts the row.
-    fn slow_row(
-        &mut self,
-        shared: &Mutex<Shared>,
-        columns: &[KeyColumn; 8],
-        row: usize,
-    ) -> std::result::Result<(), Stop> {
-        let mut shared = shared
-            .lock()
-            .map_err(|_| Stop::Failed(Error::Usage("a reader thread failed".into())))?;
-        let mut values = [0u32; 8];
-        for (c, column) in columns.iter().enumerate() {
-            let index = column.index(row);
-            if let Some(&v) = self.tables[c].get(index)
-                && v != UNRESOLVED
-            {
-                values[c] = v;
-                continue;
-            }
-            let value = match (c, &column.source) {
-                (AGE, KeySource::Int { .. }) | (DATE, KeySource::Int { .. }) => {
-                    let KeySource::Int { low, values } = &column.source else {
-                        unreachable!()
-                    };
-                    let number = if column.keys[row] == u32::MAX {
-                        values.get(row)
-                    } else if index == 0 {
-                        None
-                    } else {
-                        Some(low + index as i64 - 1)
-                    };
-                    if c == AGE {
-                        shared.age(number)?
-                    } else {
-                        let days = number.ok_or(Stop::Invalid)?;
-                        self.month_of_days(days)
-                    }
-                }
-                _ => {
-                    let text = match &column.source {
-                        KeySource::Text(m) if index > 0 => m.cat_to_str(index as u32 - 1),
-                        KeySource::Dict(values) if index > 0 && index <= values.len() => {
-                            Some(values.value(index - 1))
-                        }
-                        _ => None,
-                    };
-                    match c {
-                        PROVIDER => shared.provider(text)?,
-                        PRACTICE => shared.practice(text),
-                        LSOA => shared.lsoa(text)?,
-                        SEX => shared.sex(text)?,
-                        AGE => {
-                            let age = match text {
-                                None => None,
-                                Some(t) => Some(parse_age(t).ok_or(Stop::Invalid)?),
-                            };
-                            shared.age(age.flatten())?
-                        }
-                        MODALITY => shared.modality(text),
-                        EXAM => shared.exam(text),
-                        _ => {
-                            let days = text.and_then(parse_date).ok_or(Stop::Invalid)?;
-                            self.month_of_days(days)
-                        }
-                    }
-                }
-            };
-            values[c] = value;
-            let cacheable =
-                !matches!(column.source, KeySource::Int { .. }) || column.keys[row] != u32::MAX;
-            if let KeySource::Dict(values) = column.source {
-                if index == 0 {
-                    self.null_value[c] = value;
-                } else if index <= values.len() {
-                    self.seen_text[c].insert(values.value(index - 1).into(), value);
-                }
-            }
-            if cacheable {
-                let table = &mut self.tables[c];
-                if table.len() <= index {
-                    table.resize(index + 1, UNRESOLVED);
-                }
-                table[index] = value;
-            }
-        }
-        let (modality, exam) = (values[MODALITY], values[EXAM]);
-        let pair = match self
-            .pair_rows
-            .get(modality as usize)
-            .and_then(|r| r.get(exam as usize))
-            .copied()
-        {
-            Some(p) if p != UNRESOLVED => p,
-            _ => {
-                let (pair, info) = shared.pair(modality, exam)?;
-                if self.pair_rows.len() <= modality as usize {
-                    self.pair_rows.resize(modality as usize + 1, Vec::new());
-                }
-                let r = &mut self.pair_rows[modality as usize];
-                if r.len() <= exam as usize {
-                    r.resize(exam as usize + 1, UNRESOLVED);
-                }
-                r[exam as usize] = pair;
-                if self.pair_info.len() <= pair as usize {
-                    self.pair_info
-                        .resize(pair as usize + 1, PairInfo::default());
-                }
-                self.pair_info[pair as usize] = info;
-                pair
-            }
-        };
-        drop(shared);
-        let provider = values[PROVIDER];
-        let wanted = (provider as usize + 1) * self.outcomes;
-        if self.slots.len() < wanted {
-            self.slots.resize(wanted, UNRESOLVED);
-        }
-        self.add(
-            provider,
-            values[PRACTICE],
-            values[LSOA],
-            values[SEX],
-            values[AGE],
-            pair,
-            values[DATE],
-        );
-        Ok(())
-    }
-
-    fn month_of_days(&self, days: i64) -> u32 {
-        let (y, m, _) = civil_from_days(days);
-        let months = (y - self.year_start.0 as i64) * 12 + (m as i64 - self.year_start.1 as i64);
-        if (0..12).contains(&months) {
-            months as u32
-        } else {
-            OUTSIDE_YEAR
-        }
-    }
-}
-
-/// `"47"` → 47 the way the polars reader casts text to a whole number (after trimming): a fast
-/// path for plain digits, polars itself for anything else. `None` when the text is not a whole
-/// number; `Some(None)` for blank text.
-fn parse_age(text: &str) -> Option<Option<i64>> {
-    if !text.is_empty() && text.len() <= 18 && text.bytes().all(|b| b.is_ascii_digit()) {
-        return text.parse().ok().map(Some);
-    }
-    let df = df!("age" => [text]).ok()?;
-    let out = df
-        .lazy()
-        .select([col("age")
-            .str()
-            .strip_chars(lit(NULL))
-            .cast(DataType::Int64)
-            .alias("age")])
-        .collect()
-        .ok()?;
-    let value = out.column("age").ok()?.i64().ok()?.get(0);
-    match value {
-        Some(v) => Some(Some(v)),
-        // Not a number: refused unless the text is empty (then it is a missing age).
-        None if text.chars().count() == 0 => Some(None),
-        None => None,
-    }
-}
-
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date, as the polars reader parses it (`%Y-%m-%d`).
-fn parse_date(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-        })
-    };
-    if b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && let (Some(y), Some(m), Some(d)) = (digits(0..4), digits(5..7), digits(8..10))
-        && (1..=12).contains(&m)
-        && d >= 1
-        && d <= days_in_month(y as i64, m)
-    {
-        return Some(days_from_civil(y as i64, m, d));
-    }
-    let df = df!("test_date" => [text]).ok()?;
-    let out = df
-        .lazy()
-        .select([col("test_date")
-            .str()
-            .to_date(StrptimeOptions {
-                format: Some("%Y-%m-%d".into()),
-                strict: false,
-                exact: true,
-                cache: true,
-            })
-            .cast(DataType::Int32)
-            .alias("d")])
-        .collect()
-        .ok()?;
-    out.column("d").ok()?.i32().ok()?.get(0).map(i64::from)
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 (H. Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// (year, month, day) of days since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// One column of a batch as read.
-pub enum RawColumn {
-    /// A Parquet dictionary column: `u32` keys into the row group's dictionary of text.
-    Dict(Box<dyn Array>),
-    Series(Series),
-    Absent,
-}
-
-/// A batch's columns (text as dictionaries or categoricals, ages and dates as numbers), kept
-/// alive while its keys are borrowed.
-pub struct BatchColumns {
-    rows: usize,
-    columns: Vec<RawColumn>,
-    date_is_days: bool,
-    age_is_int: bool,
-}
-
-/// Keys of a dictionary column with nulls: null → 0, key k → k + 1 (branch-free).
-fn shifted_keys(keys: &polars_arrow::array::PrimitiveArray<u32>) -> Vec<u32> {
-    match keys.validity() {
-        None => keys.values().iter().map(|&k| k + 1).collect(),
-        Some(valid) => keys
-            .values()
-            .iter()
-            .zip(valid.iter())
-            .map(|(&k, ok)| (k + 1) * u32::from(ok))
-            .collect(),
-    }
-}
-
-fn as_dictionary(array: &dyn Array) -> Option<(&DictionaryArray<u32>, &Utf8ViewArray)> {
-    let dict = array.as_any().downcast_ref::<DictionaryArray<u32>>()?;
-    let values = dict.values().as_any().downcast_ref::<Utf8ViewArray>()?;
-    Some((dict, values))
-}
-
-impl BatchColumns {
-    /// Takes the pipeline's columns from a frame (absent `exam_code` allowed).
-    pub fn new(df: &DataFrame) -> PolarsResult<BatchColumns> {
-        let columns = COLUMNS
-            .iter()
-            .map(|name| match df.column(name) {
-                Ok(c) => RawColumn::Series(c.as_materialized_series().clone()),
-                Err(_) => RawColumn::Absent,
-            })
-            .collect();
-        BatchColumns::from_raw(df.height(), columns)
-    }
-
-    /// Columns in [`COLUMNS`] order; text that is not a dictionary becomes categorical.
-    pub fn from_raw(rows: usize, raw: Vec<RawColumn>) -> PolarsResult<BatchColumns> {
-        let categorical = DataType::from_categories(Categories::global());
-        let mut columns = Vec::with_capacity(8);
-        let mut date_is_days = false;
-        let mut age_is_int = false;
-        for (c, column) in raw.into_iter().enumerate() {
-            let s = match column {
-                RawColumn::Dict(a) if as_dictionary(a.as_ref()).is_some() && c != AGE => {
-                    columns.push(RawColumn::Dict(a));
-                    continue;
-                }
-                RawColumn::Dict(a) => Series::from_arrow(COLUMNS[c].into(), a)?,
-                RawColumn::Absent => {
-                    columns.push(RawColumn::Absent);
-                    continue;
-                }
-                RawColumn::Series(s) => s,
-            };
-            let s = match s.dtype() {
-                DataType::Date if c == DATE => {
-                    date_is_days = true;
-                    s.cast(&DataType::Int64)?
-                }
-                dt if c == AGE && dt.is_integer() => {
-                    age_is_int = true;
-                    s.cast(&DataType::Int64)?
-                }
-                DataType::Categorical(..) if s.cat32().is_ok() => s,
-                DataType::String => s.cast(&categorical)?,
-                _ => s.cast(&DataType::String)?.cast(&categorical)?,
-            };
-            columns.push(RawColumn::Series(s));
-        }
-        Ok(BatchColumns {
-            rows,
-            columns,
-            date_is_days,
-            age_is_int,
-        })
-    }
-
-    fn key_columns(&self, year_days: i64) -> PolarsResult<[KeyColumn<'_>; 8]> {
-        let mut out = Vec::with_capacity(8);
-        for (c, column) in self.columns.iter().enumerate() {
-            let column = match column {
-                RawColumn::Absent => KeyColumn {
-                    keys: Cow::Owned(vec![0; self.rows]),
-                    offset: 0,
-                    source: KeySource::Absent,
-                },
-                RawColumn::Dict(a) => {
-                    let (dict, values) = as_dictionary(a.as_ref())
-                        .ok_or_else(|| polars_err!(ComputeError: "not a dictionary"))?;
-                    let keys = dict.keys();
-                    if keys.null_count() == 0 {
-                        KeyColumn {
-                            keys: Cow::Borrowed(keys.values().as_slice()),
-                            offset: 1,
-                            source: KeySource::Dict(values),
-                        }
-                    } else {
-                        KeyColumn {
-                            keys: Cow::Owned(shifted_keys(keys)),
-                            offset: 0,
-                            source: KeySource::Dict(values),
-                        }
-                    }
-                }
-                RawColumn::Series(s)
-                    if (c == AGE && self.age_is_int) || (c == DATE && self.date_is_days) =>
-                {
-                    let low = if c == DATE {
-                        year_days - INT_WINDOW / 2
-                    } else {
-                        0
-                    };
-                    let values = s.i64()?;
-                    let key = |v: i64| {
-                        if (low..low + INT_WINDOW).contains(&v) {
-                            (v - low + 1) as u32
-                        } else {
-                            u32::MAX
-                        }
-                    };
-                    let keys = match values.cont_slice() {
-                        Ok(all) => all.iter().map(|&v| key(v)).collect(),
-                        Err(_) => values.iter().map(|v| v.map_or(0, key)).collect(),
-                    };
-                    KeyColumn {
-                        keys: Cow::Owned(keys),
-                        offset: 0,
-                        source: KeySource::Int { low, values },
-                    }
-                }
-                RawColumn::Series(s) => {
-                    let cat = s.cat32()?;
-                    let physical = cat.physical();
-                    let mapping = cat.get_mapping().as_ref();
-                    match physical.cont_slice() {
-                        // No nulls, one chunk: the raw codes are the keys (table index code + 1).
-                        Ok(codes) => KeyColumn {
-                            keys: Cow::Borrowed(codes),
-                            offset: 1,
-                            source: KeySource::Text(mapping),
-                        },
-                        Err(_) => KeyColumn {
-                            keys: Cow::Owned(
-                                physical.iter().map(|v| v.map_or(0, |v| v + 1)).collect(),
-                            ),
-                            offset: 0,
-                            source: KeySource::Text(mapping),
-                        },
-                    }
-                }
-            };
-            out.push(column);
-        }
-        out.try_into()
-            .map_err(|_| polars_err!(ComputeError: "expected 8 columns"))
-    }
 }
 
 /// Everything the pass found, after the workers' counters are summed.
@@ -1025,7 +993,13 @@ pub struct PassResult {
     pub warnings: Vec<String>,
 }
 
-/// The pass: workers pull batches from `next_batch` (called concurrently) and count them.
+/// Gives the next unit of work (its index in file order and the unit), `None` when all are taken.
+pub type NextUnit<'f, U> = dyn Fn() -> Option<std::result::Result<(usize, U), Located>> + Sync + 'f;
+/// Counts one unit (by index) into a worker's tally.
+pub type CountUnit<'f, U> =
+    dyn Fn(&Pass, &mut Tally, usize, U) -> std::result::Result<(), Located> + Sync + 'f;
+
+/// The pass: workers count batches into their own tallies, summed by [`Pass::finish`].
 pub struct Pass<'a> {
     shared: Mutex<Shared<'a>>,
     attribution: &'a AttributionTable,
@@ -1038,6 +1012,7 @@ impl<'a> Pass<'a> {
     pub fn new(
         lookups: &'a Lookups<'a>,
         derive: &'a DeriveFn<'a>,
+        exam_code_list: Vec<(String, String)>,
         attribution: &'a AttributionTable,
         measures: usize,
         dims: [usize; 3],
@@ -1047,6 +1022,7 @@ impl<'a> Pass<'a> {
             shared: Mutex::new(Shared {
                 lookups,
                 derive,
+                exam_code_list,
                 providers: Dictionary::default(),
                 provider_first_raw: Vec::new(),
                 sexes: Dictionary::default(),
@@ -1056,11 +1032,11 @@ impl<'a> Pass<'a> {
                 exams: Dictionary::default(),
                 pairs: Dictionary::default(),
                 derived: Derived::default(),
-                derived_values: 0,
                 derive_seconds: 0.0,
                 derive_cpu_seconds: 0.0,
                 unknown_lsoas: BTreeSet::new(),
                 unknown_practices: BTreeSet::new(),
+                year_start: (year_start.0, year_start.1),
             }),
             attribution,
             measures,
@@ -1073,46 +1049,63 @@ impl<'a> Pass<'a> {
         Tally::new(self.attribution, self.measures, self.dims, self.year_start)
     }
 
-    /// Counts one batch (a frame with the pipeline's columns) into a worker's tally.
-    pub fn count(&self, tally: &mut Tally, df: &DataFrame) -> std::result::Result<(), Stop> {
-        let columns =
-            BatchColumns::new(df).map_err(|e| Stop::Failed(Error::polars("activity", e)))?;
-        self.count_columns(tally, &columns)
+    /// Resolves and counts one batch into a worker's tally.
+    pub fn count(&self, tally: &mut Tally, batch: &dyn Batch) -> std::result::Result<(), Stop> {
+        let rows = batch.rows();
+        for (column, (cache, out)) in tally
+            .caches
+            .iter_mut()
+            .zip(tally.resolved.iter_mut())
+            .enumerate()
+        {
+            let sink = ColumnSink {
+                column,
+                cache,
+                out,
+                shared: &self.shared,
+            };
+            batch.resolve(sink)?;
+            if out.len() != rows {
+                return Err(Stop::from(Error::Usage(format!(
+                    "reader: column `{}` gave {} values for {rows} rows",
+                    COLUMNS[column],
+                    out.len()
+                ))));
+            }
+        }
+        if let Some((row, column)) = tally.first_refused(rows) {
+            return Err(Stop::Invalid {
+                row,
+                column,
+                value: batch.raw(column, row),
+            });
+        }
+        tally.resolve_pairs(&self.shared, rows)?;
+        tally.count_rows(rows);
+        Ok(())
     }
 
-    /// Counts one batch of columns into a worker's tally.
-    pub fn count_columns(
-        &self,
-        tally: &mut Tally,
-        columns: &BatchColumns,
-    ) -> std::result::Result<(), Stop> {
-        let keys = columns
-            .key_columns(tally.year_days)
-            .map_err(|e| Stop::Failed(Error::polars("activity", e)))?;
-        tally.count(&self.shared, &keys, columns.rows)
-    }
-
-    /// Runs `workers` threads, each calling `next_batch(worker)` until it returns `None`.
-    pub fn run_parallel<F>(
+    /// Runs `workers` threads, each taking units of work from `next` (a unit's index and the unit)
+    /// and counting them with `count`, until `next` gives `None` or a unit fails. Of the failures,
+    /// the earliest (by unit, then row) is returned: every unit before it was counted to the end.
+    pub fn run_parallel<U>(
         &self,
         workers: usize,
-        next_batch: F,
-    ) -> std::result::Result<Vec<Tally>, Stop>
-    where
-        F: Fn() -> Option<std::result::Result<BatchColumns, Stop>> + Sync,
-    {
+        next: &NextUnit<'_, U>,
+        count: &CountUnit<'_, U>,
+    ) -> std::result::Result<Vec<Tally>, Located> {
         let failed = AtomicBool::new(false);
-        let results: Vec<std::result::Result<Tally, Stop>> = std::thread::scope(|scope| {
+        let results: Vec<std::result::Result<Tally, Located>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers.max(1))
                 .map(|_| {
                     scope.spawn(|| {
                         let mut tally = self.tally();
-                        while !failed.load(Ordering::Relaxed) {
-                            let Some(batch) = next_batch() else { break };
+                        while !failed.load(Ordering::Acquire) {
+                            let Some(unit) = next() else { break };
                             let outcome =
-                                batch.and_then(|columns| self.count_columns(&mut tally, &columns));
+                                unit.and_then(|(index, unit)| count(self, &mut tally, index, unit));
                             if let Err(e) = outcome {
-                                failed.store(true, Ordering::Relaxed);
+                                failed.store(true, Ordering::Release);
                                 return Err(e);
                             }
                         }
@@ -1124,26 +1117,34 @@ impl<'a> Pass<'a> {
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        Err(Stop::Failed(Error::Usage(
-                            "a reader thread panicked".into(),
-                        )))
+                        Err(Located {
+                            unit: usize::MAX,
+                            row: 0,
+                            stop: Error::Usage("a reader thread panicked".into()).into(),
+                        })
                     })
                 })
                 .collect()
         });
         let mut tallies = Vec::new();
-        let mut invalid = false;
+        let mut first: Option<Located> = None;
         for r in results {
             match r {
                 Ok(t) => tallies.push(t),
-                Err(Stop::Invalid) => invalid = true,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    if first
+                        .as_ref()
+                        .is_none_or(|f| (e.unit, e.row) < (f.unit, f.row))
+                    {
+                        first = Some(e);
+                    }
+                }
             }
         }
-        if invalid {
-            return Err(Stop::Invalid);
+        match first {
+            Some(e) => Err(e),
+            None => Ok(tallies),
         }
-        Ok(tallies)
     }
 
     /// Sums the workers' counters and builds the quality cells and warnings.
@@ -1314,94 +1315,133 @@ impl<'a> Pass<'a> {
     }
 }
 
-/// Batches of a Parquet file: one row group each, only the pipeline's columns, text columns
-/// kept as the file's dictionaries (keys + one dictionary per row group) when they are stored so.
-pub struct ParquetBatches {
-    file: std::fs::File,
-    metadata: Arc<polars::io::parquet::read::FileMetadata>,
-    schema: Arc<ArrowSchema>,
-    next: AtomicUsize,
+/// `"47"`, `" 47 "`, `"+47"` or `"47.0"` → 47; `None` when the text is not a whole number.
+fn parse_whole_number(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    // A whole float as written by pandas or Excel: `47.0`, `47.`.
+    let digits = match digits.split_once('.') {
+        Some((whole, zeros)) if zeros.bytes().all(|b| b == b'0') => whole,
+        Some(_) => return None,
+        None => digits,
+    };
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: i64 = digits.parse().ok()?;
+    Some(if negative { -n } else { n })
 }
 
-impl ParquetBatches {
-    pub fn open(path: &Path) -> PolarsResult<ParquetBatches> {
-        let file = std::fs::File::open(path)?;
-        let mut reader = ParquetReader::new(file.try_clone()?);
-        let metadata = reader.get_metadata()?.clone();
-        let schema = reader.schema()?;
-        Ok(ParquetBatches {
-            file,
-            metadata,
-            schema,
-            next: AtomicUsize::new(0),
-        })
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (month and day may have one digit), optionally
+/// followed by a time as in timestamps exported from SQL (`2023-04-01 00:00:00`,
+/// `2023-04-01T09:30:00.000Z`): the time is ignored.
+fn parse_date(text: &str) -> Option<i64> {
+    let (date, time) = match text.find([' ', 'T']) {
+        Some(at) => (&text[..at], &text[at + 1..]),
+        None => (text, ""),
+    };
+    if !time
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b":.+-Z ".contains(&b))
+    {
+        return None;
+    }
+    let mut parts = date.split('-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    let number = |s: &str, width: std::ops::RangeInclusive<usize>| {
+        (width.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
+    let (y, m, d) = (number(y, 4..=4)?, number(m, 1..=2)?, number(d, 1..=2)?);
+    if parts.next().is_some() || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y as i64, m) {
+        return None;
+    }
+    Some(days_from_civil(y as i64, m, d))
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 (H. Hinnant's `days_from_civil`).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// (year, month, day) of days since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_numbers_as_extracts_write_them() {
+        for (text, want) in [
+            ("47", Some(47)),
+            ("047", Some(47)),
+            ("+5", Some(5)),
+            ("-3", Some(-3)),
+            ("47.0", Some(47)),
+            ("47.", Some(47)),
+            ("47.5", None),
+            ("4 7", None),
+            ("", None),
+            ("-", None),
+            ("1e2", None),
+            ("forty", None),
+            ("9999999999999999999", None),
+        ] {
+            assert_eq!(parse_whole_number(text), want, "{text:?}");
+        }
     }
 
-    pub fn row_groups(&self) -> usize {
-        self.metadata.row_groups.len()
-    }
-
-    /// The next row group, or `None` when all are taken; safe to call from several threads.
-    pub fn next_batch(&self) -> Option<PolarsResult<BatchColumns>> {
-        let g = self.next.fetch_add(1, Ordering::Relaxed);
-        let group = self.metadata.row_groups.get(g)?;
-        Some((|| {
-            use std::os::unix::fs::FileExt;
-            let rows = group.num_rows();
-            let mut columns = Vec::with_capacity(COLUMNS.len());
-            for name in COLUMNS {
-                let (Some(field), Some(parts)) =
-                    (self.schema.get(name), group.columns_under_root_iter(name))
-                else {
-                    columns.push(RawColumn::Absent);
-                    continue;
-                };
-                let parts: Vec<_> = parts.collect();
-                let decode = |field: ArrowField| -> PolarsResult<Vec<ArrayRef>> {
-                    let mut chunks = Vec::with_capacity(parts.len());
-                    for part in &parts {
-                        let range = part.byte_range();
-                        let mut bytes = vec![0u8; (range.end - range.start) as usize];
-                        self.file.read_exact_at(&mut bytes, range.start)?;
-                        chunks.push((*part, polars_buffer::Buffer::from_vec(bytes)));
-                    }
-                    polars::io::parquet::read::_internal::to_deserializer(chunks, field, None)
-                        .map(|(arrays, _)| arrays)
-                };
-                // Text stored with dictionary pages (as most writers do) is decoded as its
-                // dictionary and keys, whatever type the file's schema gives it; a column chunk
-                // with plain pages is decoded as text.
-                let text = matches!(
-                    field.dtype(),
-                    ArrowDataType::Utf8View | ArrowDataType::Utf8 | ArrowDataType::LargeUtf8
-                ) && name != "age";
-                let as_dictionary_field = || {
-                    DataType::from_categories(Categories::global())
-                        .to_arrow_field(field.name.clone(), CompatLevel::newest())
-                };
-                let dictionary = text
-                    .then(|| {
-                        let field = as_dictionary_field();
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            decode(field.clone())
-                        }))
-                        .ok()
-                        .and_then(Result::ok)
-                        .map(|arrays| (field, arrays))
-                    })
-                    .flatten();
-                let (used, mut arrays) = match dictionary {
-                    Some(decoded) => decoded,
-                    None => (field.clone(), decode(field.clone())?),
-                };
-                let column = if arrays.len() == 1 && as_dictionary(arrays[0].as_ref()).is_some() {
-                    RawColumn::Dict(arrays.remove(0))
-                } else {
-                    RawColumn::Series(Series::try_from((&used, arrays))?)
-                };
-                columns.push(column);
-            }
-            BatchColumns::from_raw(rows, columns)
-        })())
+    #[test]
+    fn dates_with_and_without_times() {
+        let april = days_from_civil(2023, 4, 1);
+        for (text, want) in [
+            ("2023-04-01", Some(april)),
+            ("2023-4-1", Some(april)),
+            ("2023-04-01 00:00:00", Some(april)),
+            ("2023-04-01T09:30:00.000Z", Some(april)),
+            ("2023-04-01 09:30:00+01:00", Some(april)),
+            ("2023-02-29", None),
+            ("2024-02-29", Some(days_from_civil(2024, 2, 29))),
+            ("2023-13-01", None),
+            ("01/04/2023", None),
+            ("2023-04-01 noon", None),
+            ("2023-04", None),
+            ("2023-04-01-02", None),
+        ] {
+            assert_eq!(parse_date(text), want, "{text:?}");
+        }
+        assert_eq!(civil_from_days(april), (2023, 4, 1));
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
     }
 }

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The independent oracle, for CI after `cargo build --release -p strata`:
+#
+#   (a) strata writes the synthetic 2023/24 year (target/oracle/full, kept between runs);
+#   (b) DuckDB rewrites the same records in submission order (ORDER BY test_date, provider_code,
+#       hash(lsoa11, age, exam_code)) with its default writer settings, as Parquet and as CSV;
+#   (c) bench/duckdb_compare.py runs strata and an analyst's DuckDB SQL on each of the three forms
+#       and compares every area standardised rate and national rate (relative 1e-6).
+#
+# Exits 1 if strata fails on a form or any rate differs; ends with a table of timings and memory.
+#
+#   bench/ci_oracle.sh                                     # full scale, target/release/strata
+#   ORACLE_SCALE=0.01 STRATA=target/debug/strata bench/ci_oracle.sh   # quick, own directory
+#
+# Environment: STRATA (binary, default target/release/strata), ORACLE_SCALE (default 1),
+# ORACLE_DIR (default target/oracle/full at scale 1, else target/oracle/scale-<scale>),
+# ORACLE_RECIPE (default configs/did-2023-24-icb.toml), ORACLE_RUNS (default 1).
+# DuckDB comes from PyPI into target/duckdb-venv, by duckdb_compare.py's own mechanism.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+STRATA=${STRATA:-target/release/strata}
+SCALE=${ORACLE_SCALE:-1}
+RECIPE=${ORACLE_RECIPE:-configs/did-2023-24-icb.toml}
+RUNS=${ORACLE_RUNS:-1}
+if [[ -z ${ORACLE_DIR:-} ]]; then
+    if [[ $SCALE == 1 ]]; then ORACLE_DIR=target/oracle/full; else ORACLE_DIR=target/oracle/scale-$SCALE; fi
+fi
+OUT=$ORACLE_DIR
+
+[[ -x $STRATA ]] || { echo "ci_oracle: no strata binary at $STRATA (cargo build --release -p strata)" >&2; exit 1; }
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || { echo "ci_oracle: needs python3 >= 3.11 (tomllib)" >&2; exit 1; }
+mkdir -p "$OUT"
+
+# (a) The synthetic year, unless this scale is already there.
+stamp="$OUT/.synth-scale"
+if [[ -f $OUT/activity.parquet && -f $OUT/population.csv && -f $stamp && $(cat "$stamp") == "$SCALE" ]]; then
+    echo "== synthetic year: reusing $OUT (scale $SCALE)"
+else
+    echo "== synthetic year: $STRATA synth $RECIPE --scale $SCALE --out $OUT"
+    rm -f "$stamp" "$OUT"/submission-order.*
+    "$STRATA" synth "$RECIPE" --scale "$SCALE" --out "$OUT"
+    echo "$SCALE" > "$stamp"
+fi
+
+# (b) DuckDB's submission-order copies (rewritten when older than the source).
+PY=$(python3 -c 'import sys; sys.path.insert(0, "bench"); import duckdb_compare as d; print(d.duckdb_python(""))')
+for ext in parquet csv; do
+    target="$OUT/submission-order.$ext"
+    if [[ -f $target && $target -nt $OUT/activity.parquet ]]; then
+        echo "== submission order: reusing $target"
+        continue
+    fi
+    echo "== submission order: DuckDB writes $target"
+    "$PY" - "$OUT/activity.parquet" "$target" "$ext" <<'EOF'
+import sys, time
+import duckdb
+source, target, ext = sys.argv[1:]
+options = "FORMAT parquet" if ext == "parquet" else "FORMAT csv, HEADER"
+q = lambda p: p.replace("'", "''")
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+start = time.perf_counter()
+con.execute(f"""COPY (SELECT * FROM read_parquet('{q(source)}')
+                     ORDER BY test_date, provider_code, hash(lsoa11, age, exam_code))
+                TO '{q(target)}.part' ({options})""")
+print(f"   {time.perf_counter() - start:.1f} s, DuckDB {duckdb.__version__}")
+EOF
+    mv "$target.part" "$target"
+done
+
+# (c) strata against DuckDB on each form.
+forms=(activity.parquet submission-order.parquet submission-order.csv)
+status=0
+for form in "${forms[@]}"; do
+    echo
+    echo "== $form: bench/duckdb_compare.py --runs $RUNS"
+    if ! python3 bench/duckdb_compare.py --strata "$STRATA" --recipe "$RECIPE" --runs "$RUNS" \
+            --activity "$OUT/$form" --population "$OUT/population.csv" \
+            --json "$OUT/compare-$form.json"; then
+        status=1
+    fi
+done
+
+echo
+python3 - "$OUT" "${forms[@]}" <<'EOF'
+import json, math, sys
+out, forms = sys.argv[1], sys.argv[2:]
+def num(v, fmt):
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+rows = [("form", "records", "strata s", "strata MiB", "DuckDB s", "DuckDB MiB", "ratio", "rates")]
+for form in forms:
+    try:
+        with open(f"{out}/compare-{form}.json") as f:
+            r = json.load(f)
+    except (OSError, ValueError):
+        rows.append((form, *["-"] * 6, "no result"))
+        continue
+    if r.get("strata_error"):
+        verdict = "strata failed"
+    elif r["differ"]:
+        verdict = f"{r['differ']} of {r['rates_compared'] + r['national_compared']} DIFFER"
+    else:
+        verdict = f"all {r['rates_compared'] + r['national_compared']} agree"
+    rows.append((form, num(r.get("records"), ","), num(r.get("strata_seconds"), ".2f"),
+                 num(r.get("strata_peak_mib"), ".0f"), num(r.get("duckdb_seconds"), ".2f"),
+                 num(r.get("duckdb_peak_mib"), ".0f"), num(r.get("ratio"), ".2f"), verdict))
+widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+for row in rows:
+    print("  ".join(c.ljust(w) if i in (0, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+print("ratio = DuckDB s / strata s (above 1: strata faster)")
+EOF
+if [[ $status -ne 0 ]]; then
+    echo "ci_oracle: FAILED (strata failed on a form or disagrees with DuckDB; see above)" >&2
+else
+    echo "ci_oracle: strata agrees with DuckDB on every form"
+fi
+exit $status
