@@ -106,16 +106,48 @@ pub fn run_in_memory(recipe_path: &Path, overrides: &InputOverrides) -> Result<R
     })
 }
 
+/// The output folder of a run, checked before any data is read (see
+/// [`output::check_output_dir`]).
+fn output_dir(
+    recipe_path: &Path,
+    out: Option<&Path>,
+    overrides: &InputOverrides,
+) -> Result<PathBuf> {
+    let recipe = Recipe::load(recipe_path)?;
+    let dir = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| recipe.output_dir.clone());
+    let mut own: Vec<PathBuf> = vec![recipe.file.clone()];
+    own.extend(
+        recipe
+            .inputs
+            .named()
+            .into_iter()
+            .map(|(_, p)| p.path.clone()),
+    );
+    own.extend(
+        [
+            &overrides.activity,
+            &overrides.counts,
+            &overrides.population,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned(),
+    );
+    let own: Vec<&Path> = own.iter().map(PathBuf::as_path).collect();
+    output::check_output_dir(&dir, &own)?;
+    Ok(dir)
+}
+
 /// Runs a recipe and writes its outputs atomically; returns the output folder.
 pub fn run(
     recipe_path: &Path,
     out: Option<&Path>,
     overrides: &InputOverrides,
 ) -> Result<(PathBuf, Run)> {
+    let dir = output_dir(recipe_path, out, overrides)?;
     let run = run_in_memory(recipe_path, overrides)?;
-    let dir = out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| run.prepared.recipe.output_dir.clone());
     output::write_atomically(&dir, &run.files)?;
     Ok((dir, run))
 }
@@ -127,6 +159,7 @@ pub fn verify_run(
     out: Option<&Path>,
     overrides: &InputOverrides,
 ) -> Result<(PathBuf, strata_api::Table, bool)> {
+    let dir = output_dir(recipe_path, out, overrides)?;
     let mut run = run_in_memory(recipe_path, overrides)?;
     let recipe = &run.prepared.recipe;
     let published_path = recipe.published.as_ref().ok_or_else(|| {
@@ -141,9 +174,6 @@ pub fn verify_run(
         "verify.csv".into(),
         output::csv_bytes(&table, recipe.float_precision)?,
     ));
-    let dir = out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| recipe.output_dir.clone());
     output::write_atomically(&dir, &run.files)?;
     Ok((dir, table, ok))
 }

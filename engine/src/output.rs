@@ -171,6 +171,70 @@ fn recover_killed_runs(parent: &Path, name: &str, dir: &Path) {
     }
 }
 
+/// Whether `dir` is a folder strata may replace: absent, empty, or holding the `manifest.json` of
+/// an earlier strata run. strata never deletes what it did not write.
+fn replaceable(dir: &Path) -> std::result::Result<(), String> {
+    // Absent (or unreadable, or under a file): nothing of anyone's is there to delete, and
+    // writing reports what stands in the way.
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let manifest = std::fs::read(dir.join("manifest.json")).ok();
+    let written_by_strata = manifest
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .is_some_and(|m| {
+            m.get("strata_version").is_some() && m.get("recipe_fingerprint").is_some()
+        });
+    if written_by_strata {
+        return Ok(());
+    }
+    names.sort();
+    let shown: Vec<String> = names.iter().take(3).map(|n| format!("`{n}`")).collect();
+    let more = if names.len() > 3 { ", ..." } else { "" };
+    Err(format!(
+        "it holds files strata did not write ({}{more}) and no strata manifest",
+        shown.join(", ")
+    ))
+}
+
+/// Checks, before any data is read, that the outputs may go to `dir`: it holds none of the run's
+/// own files (the recipe, an input) and is absent, empty or an earlier strata run's folder.
+pub fn check_output_dir(dir: &Path, own_files: &[&Path]) -> Result<()> {
+    let refuse = |why: String, hint: &str| {
+        Err(Error::Usage(format!(
+            "{}: will not write the outputs here: {why} (hint: {hint})",
+            dir.display()
+        )))
+    };
+    let folder = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let folder = folder.canonicalize().unwrap_or(folder);
+    for file in own_files {
+        let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+        let file = file.canonicalize().unwrap_or(file);
+        if file.starts_with(&folder) {
+            return refuse(
+                format!("it holds `{}`, which this run reads", file.display()),
+                "choose an output folder of its own, e.g. `--out out/my-run`",
+            );
+        }
+    }
+    match replaceable(dir) {
+        Ok(()) => Ok(()),
+        Err(why) => refuse(
+            why,
+            "choose a new or empty folder (`--out`), or move those files; strata replaces only \
+             folders it wrote",
+        ),
+    }
+}
+
 /// Writes every file into `.<dir>.tmp-<pid>`, then swaps it in place of `dir`. Until the swap, `dir`
 /// is untouched: a run that fails, or is killed, while writing leaves the previous outputs as they
 /// were (and the next run tidies its temporary folder).
@@ -193,6 +257,13 @@ pub fn write_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
                 "a file, not a folder, has this name",
             ),
         ));
+    }
+    // Checked before the run too; again here, as the folder may have changed meanwhile.
+    if let Err(why) = replaceable(dir) {
+        return Err(Error::Usage(format!(
+            "{}: will not replace the folder: {why}",
+            dir.display()
+        )));
     }
     let pid = std::process::id();
     let tmp = parent.join(format!(".{name}.tmp-{pid}"));

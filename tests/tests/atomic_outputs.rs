@@ -128,3 +128,56 @@ fn a_run_that_fails_leaves_the_previous_outputs_untouched() {
     assert_eq!(snapshot(&out), before);
     assert_eq!(leftovers(&world.dir), Vec::<String>::new());
 }
+
+/// strata never deletes what it did not write: an output folder holding someone's files, the
+/// recipe or an input is refused (exit 2) before any data is read, and left as it was.
+#[test]
+fn an_output_folder_strata_did_not_write_is_refused_and_left_alone() {
+    let tmp = temp_dir("output-guard");
+    let world = write_world(tmp.path(), "ratio.rate");
+    let recipe = world.recipe.to_string_lossy().into_owned();
+
+    // `--out` a folder of notes.
+    let notes = world.dir.join("analysis");
+    std::fs::create_dir_all(&notes).unwrap();
+    std::fs::write(notes.join("notes.txt"), "my notes").unwrap();
+    let (code, _, err) = strata(&["run", &recipe, "--out", &notes.to_string_lossy()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("will not write the outputs here"), "{err}");
+    assert!(err.contains("`notes.txt`"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(notes.join("notes.txt")).unwrap(),
+        "my notes"
+    );
+
+    // The inputs' own folder, and the recipe's folder (`outputs.dir = ""`).
+    let before = snapshot(&world.dir);
+    for out in [world.dir.to_string_lossy().into_owned(), String::new()] {
+        let args: Vec<&str> = if out.is_empty() {
+            let text = std::fs::read_to_string(&world.recipe).unwrap();
+            std::fs::write(&world.recipe, text.replace("dir = \"out\"", "dir = \"\"")).unwrap();
+            vec!["run", &recipe]
+        } else {
+            vec!["run", &recipe, "--out", &out]
+        };
+        let (code, _, err) = strata(&args);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("which this run reads"), "{err}");
+    }
+    let text = std::fs::read_to_string(&world.recipe).unwrap();
+    std::fs::write(&world.recipe, text.replace("dir = \"\"", "dir = \"out\"")).unwrap();
+    assert_eq!(
+        snapshot(&world.dir),
+        before,
+        "the world's files are untouched"
+    );
+
+    // An empty folder, then the folder of that earlier run, may be replaced.
+    let fresh = world.dir.join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    for _ in 0..2 {
+        let (code, _, err) = strata(&["run", &recipe, "--out", &fresh.to_string_lossy()]);
+        assert_eq!(code, 0, "{err}");
+    }
+    assert!(fresh.join("manifest.json").exists());
+}

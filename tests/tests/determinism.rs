@@ -1,5 +1,6 @@
-//! Same inputs, same output bytes: with one or two polars threads and across runs, every output
-//! file hashes the same (the manifest without its timings), and the recipe fingerprint is stable.
+//! Same inputs, same output bytes: with one or two reader and polars threads and across runs,
+//! every output file hashes the same (the manifest without its timings), and the recipe
+//! fingerprint is stable.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,6 +49,8 @@ fn run_with_threads(recipe: &Path, out: &Path, threads: &str) {
         .arg(recipe)
         .arg("--out")
         .arg(out)
+        .arg("--threads")
+        .arg(threads)
         .env("POLARS_MAX_THREADS", threads)
         .output()
         .expect("run strata");
