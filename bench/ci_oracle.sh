@@ -57,14 +57,19 @@ for ext in parquet csv; do
 import sys, time
 import duckdb
 source, target, ext = sys.argv[1:]
-options = "FORMAT parquet" if ext == "parquet" else "FORMAT csv, HEADER"
 q = lambda p: p.replace("'", "''")
 con = duckdb.connect()
 con.execute("SET enable_progress_bar = false")
 start = time.perf_counter()
-con.execute(f"""COPY (SELECT * FROM read_parquet('{q(source)}')
-                     ORDER BY test_date, provider_code, hash(lsoa11, age, exam_code))
-                TO '{q(target)}.part' ({options})""")
+if ext == "parquet":
+    con.execute(f"""COPY (SELECT * FROM read_parquet('{q(source)}')
+                         ORDER BY test_date, provider_code, hash(lsoa11, age, exam_code))
+                    TO '{q(target)}.part' (FORMAT parquet)""")
+else:
+    # The CSV from the sorted Parquet, in its order (DuckDB keeps insertion order): one sort.
+    sorted_parquet = target.removesuffix(".csv") + ".parquet"
+    con.execute(f"""COPY (SELECT * FROM read_parquet('{q(sorted_parquet)}'))
+                    TO '{q(target)}.part' (FORMAT csv, HEADER)""")
 print(f"   {time.perf_counter() - start:.1f} s, DuckDB {duckdb.__version__}")
 EOF
     mv "$target.part" "$target"

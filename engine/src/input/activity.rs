@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use polars::prelude::PlHashMap;
+use polars::prelude::{PlHashMap, PlHashSet};
 use strata_api::{
     AttributionCandidate, DerivationInput, Derived, PracticeLookup, QualityCell, Route,
 };
@@ -499,6 +499,9 @@ struct PairInfo {
 
 /// A worker's resolved values of one column, by raw value.
 struct ColumnCache {
+    /// Values of at most 15 bytes (nearly every code in DID), packed into one integer key: one
+    /// integer hash and compare per lookup.
+    short: PlHashMap<u128, u32>,
     text: PlHashMap<Box<[u8]>, u32>,
     /// Resolved value of a null.
     null: Option<u32>,
@@ -513,6 +516,7 @@ struct ColumnCache {
 impl ColumnCache {
     fn new(low: i64) -> ColumnCache {
         ColumnCache {
+            short: PlHashMap::default(),
             text: PlHashMap::default(),
             null: None,
             window: Vec::new(),
@@ -522,10 +526,14 @@ impl ColumnCache {
         }
     }
 
+    #[inline]
     fn text(&self, raw: Option<&[u8]>) -> Option<u32> {
         match raw {
             None => self.null,
-            Some(bytes) => self.text.get(bytes).copied(),
+            Some(bytes) => match short_key(bytes) {
+                Some(key) => self.short.get(&key).copied(),
+                None => self.text.get(bytes).copied(),
+            },
         }
     }
 
@@ -533,9 +541,14 @@ impl ColumnCache {
         self.refuses |= value == INVALID;
         match raw {
             None => self.null = Some(value),
-            Some(bytes) => {
-                self.text.insert(bytes.into(), value);
-            }
+            Some(bytes) => match short_key(bytes) {
+                Some(key) => {
+                    self.short.insert(key, value);
+                }
+                None => {
+                    self.text.insert(bytes.into(), value);
+                }
+            },
         }
     }
 
@@ -568,6 +581,33 @@ impl ColumnCache {
             self.ints.insert(v, resolved);
         }
     }
+}
+
+/// A value shorter than 16 bytes as one integer: its bytes in order and, in the top byte, its
+/// length (so distinct values give distinct keys). Built from word loads, without a copy.
+#[inline]
+fn short_key(b: &[u8]) -> Option<u128> {
+    let n = b.len();
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
+    let half = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or_default());
+    // The tail is loaded ending at the last byte and shifted down past the bytes already held.
+    let (lo, hi) = match n {
+        16.. => return None,
+        9.. => (word(0), word(n - 8) >> ((16 - n) * 8)),
+        8 => (word(0), 0),
+        5.. => {
+            let tail = half(n - 4) >> ((8 - n) * 8);
+            (u64::from(half(0)) | u64::from(tail) << 32, 0)
+        }
+        4 => (u64::from(half(0)), 0),
+        _ => (
+            b.iter()
+                .enumerate()
+                .fold(0u64, |k, (i, &c)| k | u64::from(c) << (8 * i)),
+            0,
+        ),
+    };
+    Some(u128::from(lo) | u128::from(hi) << 64 | (n as u128) << 120)
 }
 
 fn lock<'s, 'a>(
@@ -655,7 +695,7 @@ impl<'w, 'a> ColumnSink<'w, 'a> {
         out.reserve(rows);
         let mut missed_rows = Vec::new();
         let mut missed = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = PlHashSet::default();
         for i in 0..rows {
             let v = value(i);
             match cache.int(v) {
@@ -718,14 +758,14 @@ fn fill_text<'v>(
     shared: &Mutex<Shared>,
     column: usize,
     rows: usize,
-    value: &dyn Fn(usize) -> Option<&'v [u8]>,
+    value: &impl Fn(usize) -> Option<&'v [u8]>,
     out: &mut Vec<u32>,
 ) -> std::result::Result<(), Stop> {
     out.clear();
     out.reserve(rows);
     let mut missed_rows = Vec::new();
     let mut missed: Vec<Option<&'v [u8]>> = Vec::new();
-    let mut seen: HashSet<Option<&'v [u8]>> = HashSet::new();
+    let mut seen: PlHashSet<Option<&'v [u8]>> = PlHashSet::default();
     for i in 0..rows {
         let v = value(i);
         match cache.text(v) {
@@ -870,7 +910,7 @@ impl Tally {
         };
         self.pair_ids.clear();
         let mut missed = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = PlHashSet::default();
         for i in 0..rows {
             let id = lookup(&self.pair_rows, modality[i], exam[i]);
             if id == UNRESOLVED && seen.insert((modality[i], exam[i])) {
@@ -1400,6 +1440,38 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_keys_tell_every_value_apart() {
+        let values: Vec<Vec<u8>> = (0..16)
+            .flat_map(|n| {
+                [b'a', b'b', 0, 0xFF]
+                    .into_iter()
+                    .flat_map(move |fill| (0..n.max(1)).map(move |at| (n, fill, at)))
+            })
+            .map(|(n, fill, at)| {
+                let mut v = vec![b'a'; n];
+                if n > 0 {
+                    v[at] = fill;
+                }
+                v
+            })
+            .collect();
+        let mut keys = std::collections::HashMap::new();
+        for v in &values {
+            let key = short_key(v).expect("short");
+            if let Some(other) = keys.insert(key, v.clone()) {
+                assert_eq!(&other, v, "two values share key {key:x}");
+            }
+        }
+        // Each byte of the key is the value's byte at that place.
+        let key = short_key(b"E01012345ab").expect("short");
+        assert_eq!(key >> 120, 11);
+        let bytes = key.to_le_bytes();
+        assert_eq!(&bytes[..8], b"E0101234");
+        assert_eq!(&bytes[8..11], b"5ab");
+        assert_eq!(short_key(&[b'x'; 16]), None);
+    }
 
     #[test]
     fn whole_numbers_as_extracts_write_them() {

@@ -514,6 +514,18 @@ impl Batch for ArrowBatch {
         let Some(array) = &self.columns[sink.column()] else {
             return sink.absent(rows);
         };
+        // Text columns are asked for with i32 keys: read them in place.
+        if let Some(dict) = array.as_dictionary_opt::<Int32Type>() {
+            let values = Texts::of(dict.values().as_ref()).ok_or_else(|| unreadable(array))?;
+            let keys = dict.keys().values();
+            let entry = |i| values.get(i);
+            return match dict.keys().nulls() {
+                None => sink.dictionary(values.len(), entry, rows, |r| Some(keys[r] as usize)),
+                Some(nulls) => sink.dictionary(values.len(), entry, rows, |r| {
+                    nulls.is_valid(r).then(|| keys[r] as usize)
+                }),
+            };
+        }
         if let Some(dict) = array.as_any_dictionary_opt() {
             let keys = dict.normalized_keys();
             let values = Texts::of(dict.values().as_ref()).ok_or_else(|| unreadable(array))?;
@@ -873,10 +885,12 @@ impl CsvExtract {
     }
 }
 
-/// A parsed block: per column read, its fields' bytes and where each ends.
+/// A parsed block: the fields' bytes (unquoted, one after another) and, per column read, where
+/// each row's field starts and ends in them.
 struct CsvBatch {
     rows: usize,
-    columns: [Option<(Vec<u8>, Vec<u32>)>; 8],
+    bytes: Vec<u8>,
+    spans: [Option<Vec<(u32, u32)>>; 8],
 }
 
 impl CsvBatch {
@@ -887,45 +901,58 @@ impl CsvBatch {
         positions: &[Option<usize>; 8],
         fields: usize,
     ) -> std::result::Result<CsvBatch, (usize, String)> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(block);
-        let mut columns: [Option<(Vec<u8>, Vec<u32>)>; 8] = std::array::from_fn(|c| {
-            positions[c].map(|_| (Vec::with_capacity(block.len() / 8), Vec::new()))
-        });
-        let mut record = csv::ByteRecord::new();
-        let mut rows = 0;
+        use csv_core::ReadRecordResult as Read;
+        let mut reader = csv_core::Reader::new();
+        // Unquoted fields are never longer than the text they came from.
+        let mut bytes = vec![0u8; block.len() + 1];
+        let mut ends = vec![0usize; fields + 1];
+        let mut record: Vec<usize> = Vec::with_capacity(fields + 1);
+        let mut spans: [Option<Vec<(u32, u32)>>; 8] =
+            std::array::from_fn(|c| positions[c].map(|_| Vec::with_capacity(block.len() / 64)));
+        let (mut read, mut written, mut start, mut rows) = (0, 0, 0, 0);
         loop {
-            match reader.read_byte_record(&mut record) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => return Err((rows, format!("record has a CSV error: {e}"))),
-            }
-            if record.len() != fields {
-                return Err((
-                    rows,
-                    format!(
-                        "record has {} fields; the header has {fields}",
-                        record.len()
-                    ),
-                ));
-            }
-            for (column, position) in columns.iter_mut().zip(positions) {
-                if let (Some((bytes, ends)), Some(p)) = (column, position) {
-                    bytes.extend_from_slice(&record[*p]);
-                    ends.push(bytes.len() as u32);
+            let (result, n_in, n_out, n_ends) =
+                reader.read_record(&block[read..], &mut bytes[written..], &mut ends);
+            read += n_in;
+            written += n_out;
+            // Ends count from the record's start, whatever the calls it took.
+            record.extend_from_slice(&ends[..n_ends]);
+            match result {
+                Read::InputEmpty | Read::OutputEndsFull => {}
+                Read::OutputFull => {
+                    return Err((rows, "record has a field the reader cannot hold".into()));
                 }
+                Read::Record => {
+                    if record.len() != fields {
+                        return Err((
+                            rows,
+                            format!(
+                                "record has {} fields; the header has {fields}",
+                                record.len()
+                            ),
+                        ));
+                    }
+                    for (span, position) in spans.iter_mut().zip(positions) {
+                        if let (Some(span), Some(p)) = (span, position) {
+                            let from = if *p == 0 { 0 } else { record[p - 1] };
+                            span.push(((start + from) as u32, (start + record[*p]) as u32));
+                        }
+                    }
+                    record.clear();
+                    start = written;
+                    rows += 1;
+                }
+                Read::End => break,
             }
-            rows += 1;
         }
-        Ok(CsvBatch { rows, columns })
+        bytes.truncate(written);
+        Ok(CsvBatch { rows, bytes, spans })
     }
 
+    #[inline]
     fn field(&self, column: usize, row: usize) -> Option<&[u8]> {
-        let (bytes, ends) = self.columns[column].as_ref()?;
-        let start = if row == 0 { 0 } else { ends[row - 1] as usize };
-        let field = &bytes[start..ends[row] as usize];
+        let (from, to) = self.spans[column].as_ref()?[row];
+        let field = &self.bytes[from as usize..to as usize];
         // An empty field is a null, as in every CSV reader analysts use.
         (!field.is_empty()).then_some(field)
     }
@@ -938,7 +965,7 @@ impl Batch for CsvBatch {
 
     fn resolve(&self, sink: ColumnSink<'_, '_>) -> std::result::Result<(), Stop> {
         let column = sink.column();
-        if self.columns[column].is_none() {
+        if self.spans[column].is_none() {
             return sink.absent(self.rows);
         }
         sink.text(self.rows, |row| self.field(column, row))
