@@ -671,6 +671,22 @@ fn record_level_stream(
         prepared.methods.attribution.as_ref().ok_or_else(|| {
             Error::Usage("record-level activity needs stage `attribution`".into())
         })?;
+    // Attribution is tabled for every practice class × LSOA class: quadratic in the areas.
+    const MAX_AREAS: usize = 8_000;
+    if areas.len() > MAX_AREAS {
+        let path = recipe.inputs.areas.as_ref().map(|p| p.path.clone());
+        return Err(Error::data_hint(
+            path.as_deref().unwrap_or(std::path::Path::new("areas")),
+            None,
+            None,
+            format!(
+                "{} areas: record-level input is counted for at most {MAX_AREAS} areas (its \
+                 attribution table grows with the square of the areas)",
+                areas.len()
+            ),
+            "count at a coarser level, or aggregate the records first and pass --counts",
+        ));
+    }
     let candidates = AttributionTable::candidates(areas.len());
     let table = timer.time("attribution", candidates.len() as u64, || {
         let a = attribution.attribute(&candidates);

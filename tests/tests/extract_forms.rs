@@ -118,3 +118,32 @@ fn a_refused_value_is_reported_at_its_row_whatever_the_threads() {
         assert!(err.contains("`31/04/2023`"), "{err}");
     }
 }
+
+/// A folder or a named pipe passed as the extract is refused at once with what it is, never read
+/// (a pipe would block, waiting for a writer).
+#[test]
+fn a_folder_or_a_named_pipe_is_refused_as_an_extract() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("activity.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/did-2023-24-icb.toml");
+    let prepared = strata::check(&recipe).expect("recipe checks");
+    let mut cases = vec![(dir.path().to_path_buf(), "is a folder")];
+    if made {
+        cases.push((fifo, "not a regular file"));
+    }
+    for (path, says) in cases {
+        let overrides = InputOverrides {
+            activity: Some(path.clone()),
+            population: Some(forms_dir().join("population.csv")),
+            ..Default::default()
+        };
+        match strata::pipeline::run(&prepared, &overrides) {
+            Ok(_) => panic!("{} was read as an extract", path.display()),
+            Err(e) => assert!(e.to_string().contains(says), "{e}"),
+        }
+    }
+}

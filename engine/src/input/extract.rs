@@ -12,7 +12,7 @@
 //! row in the file, counted from the units before it.
 
 use std::fs::File;
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,6 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use indicatif::{ProgressBar, ProgressStyle};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
@@ -62,6 +61,18 @@ impl Extract {
                 None,
                 "is a folder, not a file".into(),
                 "pass the extract file itself",
+            ));
+        }
+        let kind = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .file_type();
+        if !kind.is_file() {
+            return Err(Error::data_hint(
+                path,
+                None,
+                None,
+                "is not a regular file (a named pipe or a device?)".into(),
+                "strata reads an extract twice (header, then records): save it to a file first",
             ));
         }
         let mut magic = [0u8; 4];
@@ -191,24 +202,6 @@ fn located_error(
     }
 }
 
-/// The pass's progress on a terminal (records or bytes of the total, rate, time left); hidden
-/// otherwise.
-fn progress_bar(total: u64, bytes: bool) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    let template = if bytes {
-        "reading {bar:32} {bytes}/{total_bytes} {bytes_per_sec}, {eta} left"
-    } else {
-        "reading {bar:32} {human_pos}/{human_len} records, {per_sec}, {eta} left"
-    };
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style);
-    }
-    bar
-}
-
 // ---------------------------------------------------------------------------------------------
 // Parquet
 
@@ -321,7 +314,7 @@ impl ParquetExtract {
     fn count(&self, path: &Path, pass: &Pass, threads: usize) -> Result<Vec<Tally>> {
         let groups = self.group_starts.len();
         let next_group = AtomicUsize::new(0);
-        let bar = progress_bar(self.rows, false);
+        let bar = crate::progress::bar(self.rows, false);
         let next = || {
             let g = next_group.fetch_add(1, Ordering::Relaxed);
             (g < groups).then_some(Ok((g, g)))
@@ -822,7 +815,7 @@ impl CsvExtract {
         let blocks = Mutex::new(blocks);
         // Records per block, filled as blocks are counted (to number rows in errors).
         let records: Mutex<Vec<Option<usize>>> = Mutex::new(Vec::new());
-        let bar = progress_bar(self.file_bytes, true);
+        let bar = crate::progress::bar(self.file_bytes, true);
         let next = || {
             let mut blocks = match blocks.lock() {
                 Ok(blocks) => blocks,
