@@ -160,12 +160,22 @@ fn check_names(path: &Path, names: &[String]) -> Result<[Option<usize>; 8]> {
     }
     for c in super::ACTIVITY_REQUIRED {
         if !names.iter().any(|n| n == c) {
+            // At most a line of the header: a file that is not a table must not fill the screen.
+            let mut found = names.join(", ");
+            if found.chars().count() > 200 {
+                found = format!("{}…", found.chars().take(200).collect::<String>());
+            }
+            let hint = if names.len() == 1 && names[0].contains(';') {
+                "the header has no commas but semicolons: export the file comma-separated"
+            } else {
+                "record-level activity follows SPEC §3"
+            };
             return Err(Error::data_hint(
                 path,
                 None,
                 Some(c),
-                format!("required column missing (found: {})", names.join(", ")),
-                "record-level activity follows SPEC §3",
+                format!("required column missing (found: {found})"),
+                hint,
             ));
         }
     }
