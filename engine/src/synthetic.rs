@@ -1,6 +1,6 @@
 //! The embedded synthetic year (SPEC §5): the recipe's `[inputs.synthetic]` names a calibration
-//! config; `strata-synth` generates records in batches, which become a polars frame (for a run) or
-//! a Parquet file (`strata synth`), plus the matching population.
+//! config; `strata-synth` generates records in batches, which the record-level pass counts as they
+//! come (for a run) or which become a Parquet file (`strata synth`), plus the matching population.
 
 use std::path::{Path, PathBuf};
 
@@ -50,26 +50,6 @@ pub fn batch_frame(batch: RecordBatch) -> PolarsResult<DataFrame> {
             Column::new("patient_source".into(), batch.patient_source),
         ],
     )
-}
-
-/// Every record at the spec's scale, in one frame.
-pub fn activity_frame(generator: &Generator, spec: &SyntheticSpec) -> Result<DataFrame> {
-    let mut frames = Vec::new();
-    generator
-        .generate(spec.scale, spec.seed, |batch| {
-            batch_frame(batch).map(|df| frames.push(df))
-        })
-        .map_err(|e| synth_error(spec, e))?;
-    let mut frames = frames.into_iter();
-    let Some(mut all) = frames.next() else {
-        return Err(synth_error(spec, "no records generated"));
-    };
-    for df in frames {
-        all.vstack_mut_owned(df)
-            .map_err(|e| Error::polars("synthetic records", e))?;
-    }
-    all.rechunk_mut();
-    Ok(all)
 }
 
 /// The generator's population at the spec's scale into `counts.population`.

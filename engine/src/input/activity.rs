@@ -690,36 +690,16 @@ impl<'w, 'a> ColumnSink<'w, 'a> {
         rows: usize,
         value: impl Fn(usize) -> Option<i64>,
     ) -> std::result::Result<(), Stop> {
-        let (cache, out) = (self.cache, self.out);
-        out.clear();
-        out.reserve(rows);
-        let mut missed_rows = Vec::new();
-        let mut missed = Vec::new();
-        let mut seen = PlHashSet::default();
-        for i in 0..rows {
-            let v = value(i);
-            match cache.int(v) {
-                Some(r) => out.push(r),
-                None => {
-                    out.push(UNRESOLVED);
-                    missed_rows.push(i);
-                    if seen.insert(v) {
-                        missed.push(v);
-                    }
-                }
-            }
-        }
-        if !missed.is_empty() {
-            let column = self.column;
-            let resolved = lock(self.shared)?.resolve(&missed, |s, v| s.pending_int(column, *v))?;
-            for (&v, r) in missed.iter().zip(resolved) {
-                cache.store_int(v, r);
-            }
-            for i in missed_rows {
-                out[i] = cache.int(value(i)).unwrap_or(INVALID);
-            }
-        }
-        Ok(())
+        let (column, shared) = (self.column, self.shared);
+        fill(
+            self.cache,
+            self.out,
+            rows,
+            value,
+            ColumnCache::int,
+            ColumnCache::store_int,
+            |missed| Ok(lock(shared)?.resolve(missed, |s, v| s.pending_int(column, *v))?),
+        )
     }
 
     /// Numbers stored as floats (e.g. ages from pandas): whole values are whole numbers, others
@@ -761,14 +741,37 @@ fn fill_text<'v>(
     value: &impl Fn(usize) -> Option<&'v [u8]>,
     out: &mut Vec<u32>,
 ) -> std::result::Result<(), Stop> {
+    fill(
+        cache,
+        out,
+        rows,
+        value,
+        ColumnCache::text,
+        ColumnCache::store_text,
+        |missed| Ok(lock(shared)?.resolve(missed, |s, v| s.pending_text(column, *v))?),
+    )
+}
+
+/// Resolves `rows` values through the cache (`get`); the distinct values it does not know are
+/// resolved together (`resolve`, one lock and one derivation call) and stored (`store`).
+#[inline]
+fn fill<K: Copy + Eq + std::hash::Hash>(
+    cache: &mut ColumnCache,
+    out: &mut Vec<u32>,
+    rows: usize,
+    value: impl Fn(usize) -> K,
+    get: impl Fn(&ColumnCache, K) -> Option<u32>,
+    store: impl Fn(&mut ColumnCache, K, u32),
+    resolve: impl FnOnce(&[K]) -> std::result::Result<Vec<u32>, Stop>,
+) -> std::result::Result<(), Stop> {
     out.clear();
     out.reserve(rows);
     let mut missed_rows = Vec::new();
-    let mut missed: Vec<Option<&'v [u8]>> = Vec::new();
-    let mut seen: PlHashSet<Option<&'v [u8]>> = PlHashSet::default();
+    let mut missed = Vec::new();
+    let mut seen = PlHashSet::default();
     for i in 0..rows {
         let v = value(i);
-        match cache.text(v) {
+        match get(cache, v) {
             Some(r) => out.push(r),
             None => {
                 out.push(UNRESOLVED);
@@ -780,12 +783,11 @@ fn fill_text<'v>(
         }
     }
     if !missed.is_empty() {
-        let resolved = lock(shared)?.resolve(&missed, |s, v| s.pending_text(column, *v))?;
-        for (&v, r) in missed.iter().zip(resolved) {
-            cache.store_text(v, r);
+        for (&v, r) in missed.iter().zip(resolve(&missed)?) {
+            store(cache, v, r);
         }
         for i in missed_rows {
-            out[i] = cache.text(value(i)).unwrap_or(INVALID);
+            out[i] = get(cache, value(i)).unwrap_or(INVALID);
         }
     }
     Ok(())
