@@ -450,6 +450,9 @@ fn count_value(t: &TextTable, row: usize, column: &str, text: &str) -> Result<f6
         Some("is negative")
     } else if value.fract() != 0.0 {
         Some("is not a whole number")
+    } else if value > 9_007_199_254_740_992.0 {
+        // Beyond 2^53 a float no longer holds every whole number: sums would be silently wrong.
+        Some("is beyond 2^53, where counts are no longer exact")
     } else {
         None
     };
@@ -636,10 +639,26 @@ pub fn read_counts(
         .collect();
     let measure_col = t.required_column("measure")?;
     let tests_col = t.required_column("tests")?;
+    // A stratum counted twice (a query that grouped by one column too many) would be summed
+    // silently: each measure × area × stratum has one row.
+    let mut first_row: HashMap<(usize, usize, usize), usize> = HashMap::new();
     for row in 0..t.height() {
         let (area, cell) = keys.at(row, counts)?;
         let measure = category(&t, row, "measure", &measures, measure_col[row])?;
         let value = count_value(&t, row, "tests", tests_col[row])?;
+        if let Some(first) = first_row.insert((measure, area, cell), row) {
+            return Err(Error::data_hint(
+                &t.path,
+                Some(row + 1),
+                Some("area_code"),
+                format!(
+                    "duplicate stratum: the same area × sex × age band × IMD quintile × measure \
+                     is on row {} too",
+                    first + 1
+                ),
+                "each stratum has one count row; sum the rows in the query (GROUP BY all five)",
+            ));
+        }
         counts.tests_of_mut(measure, area)[cell] += value;
     }
     Ok(t.height())
