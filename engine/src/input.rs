@@ -364,15 +364,18 @@ pub fn read_lsoa(
     for (row, (code, decile)) in codes.iter().zip(deciles).enumerate() {
         let imd_decile = decile
             .map(|d| {
-                d.parse::<u8>().map_err(|_| {
-                    Error::data_hint(
-                        imd_path,
-                        Some(row + 1),
-                        Some("imd_decile"),
-                        format!("`{d}` is not a whole number"),
-                        "IMD deciles are whole numbers 1 (most deprived) to 10",
-                    )
-                })
+                let problem = match d.parse::<u8>() {
+                    Ok(n) if (1..=10).contains(&n) => return Ok(n),
+                    Ok(_) => "is outside 1 to 10",
+                    Err(_) => "is not a whole number",
+                };
+                Err(Error::data_hint(
+                    imd_path,
+                    Some(row + 1),
+                    Some("imd_decile"),
+                    format!("`{d}` {problem}"),
+                    "IMD deciles are whole numbers 1 (most deprived) to 10",
+                ))
             })
             .transpose()?;
         map.entry(code.to_string())

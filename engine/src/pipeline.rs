@@ -594,6 +594,30 @@ impl References {
             Some(p) => input::read_non_english(&p.path)?,
             None => Default::default(),
         };
+        // A practice in both lists would be attributed by whichever is looked at first.
+        if let (Some(list), Some(code)) = (
+            &recipe.inputs.non_english_practices,
+            non_english
+                .iter()
+                .filter(|c| practices.contains_key(*c))
+                .min(),
+        ) {
+            return Err(Error::data_hint(
+                &list.path,
+                None,
+                Some("practice_code"),
+                format!(
+                    "practice `{code}` is also in the English practice map ({})",
+                    recipe
+                        .inputs
+                        .practices
+                        .as_ref()
+                        .map(|p| p.path.display().to_string())
+                        .unwrap_or_default()
+                ),
+                "a practice is English or not: remove it from one of the two lists",
+            ));
+        }
         let lsoas = input::read_lsoa(
             &required(&recipe.inputs.lsoa, "lsoa")?,
             &required(&recipe.inputs.imd, "imd")?,
