@@ -277,6 +277,14 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             (None, Some(c), _) => Source::Counts(c.path.clone()),
             (None, None, Some(spec)) => {
                 let mut spec = spec.clone();
+                if let Some(scale) = overrides.scale
+                    && !(scale.is_finite() && scale > 0.0 && scale <= 1.0)
+                {
+                    return Err(Error::Usage(format!(
+                        "--scale {scale}: the synthetic year's scale is in (0, 1] (1 is a full \
+                         year of records)"
+                    )));
+                }
                 spec.scale = overrides.scale.unwrap_or(spec.scale);
                 spec.seed = overrides.seed.unwrap_or(spec.seed);
                 Source::Synthetic(spec)
@@ -993,8 +1001,16 @@ fn area_rates_table(
     .iter()
     .map(|s| s.to_string())
     .collect();
-    for l in limits.iter().skip(1) {
+    for (i, l) in limits.iter().enumerate().skip(1) {
         let tag = level_tag(l.level);
+        // Levels that print alike (0.95 and 0.9501) would give two columns of one name.
+        if let Some(other) = limits[..i].iter().find(|o| level_tag(o.level) == tag) {
+            return Err(strata_api::MethodError::new(format!(
+                "levels {} and {} both print as {tag}%: give levels that differ in the first \
+                 decimal of a percent",
+                other.level, l.level
+            )));
+        }
         columns.push(format!("ci_lower_{tag}"));
         columns.push(format!("ci_upper_{tag}"));
     }

@@ -110,9 +110,9 @@ struct RawStage {
 #[serde(deny_unknown_fields)]
 struct RawOutputs {
     dir: Spanned<String>,
-    /// Decimal places of floats in CSV outputs.
-    #[serde(default = "default_precision")]
-    float_precision: usize,
+    /// Decimal places of floats in CSV outputs (default 6).
+    #[serde(default)]
+    float_precision: Option<Spanned<usize>>,
     /// Also write the stratum counts in the aggregated-entry contract (`stratum_counts.csv`).
     #[serde(default)]
     stratum_counts: bool,
@@ -284,6 +284,22 @@ impl Recipe {
             }
         };
 
+        // An f64 holds 15-17 significant digits: more decimals print noise, and differ by machine.
+        let float_precision = match &raw.outputs.float_precision {
+            None => default_precision(),
+            Some(p) if *p.get_ref() <= 12 => *p.get_ref(),
+            Some(p) => {
+                problems.push(problem(
+                    Some(p.span()),
+                    format!(
+                        "outputs.float_precision {} is more decimals than a float holds: use 0 to 12",
+                        p.get_ref()
+                    ),
+                ));
+                default_precision()
+            }
+        };
+
         let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
         let resolve = |s: &Spanned<String>| InputPath {
             written: s.get_ref().clone(),
@@ -414,7 +430,7 @@ impl Recipe {
             inputs,
             stages,
             output_dir: dir.join(raw.outputs.dir.get_ref()),
-            float_precision: raw.outputs.float_precision,
+            float_precision,
             write_stratum_counts: raw.outputs.stratum_counts,
             write_publication: raw.outputs.publication,
             published: raw.published.as_ref().map(resolve),
@@ -533,7 +549,15 @@ fn parse_date(s: &str) -> Option<(i32, u32, u32)> {
     let y = parts.next()?.parse().ok()?;
     let m: u32 = parts.next()?.parse().ok()?;
     let d: u32 = parts.next()?.parse().ok()?;
-    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    // A calendar date: 2023-02-30 is none.
+    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=days).contains(&d) {
         return None;
     }
     Some((y, m, d))

@@ -132,3 +132,20 @@ fn run_writes_every_table_and_a_manifest() {
             .all(|l| l.contains("byar-exact 95%/99.8%"))
     );
 }
+
+#[test]
+fn a_synthetic_scale_outside_zero_to_one_is_refused() {
+    let tmp = temp_dir("scale");
+    let recipe = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/did-2023-24-icb.toml"
+    );
+    let out = tmp.path().join("out");
+    for scale in ["2", "0", "-0.5", "NaN"] {
+        let scale_arg = format!("--scale={scale}");
+        let (code, _, err) = strata(&["run", recipe, &scale_arg, "--out", &out.to_string_lossy()]);
+        assert_eq!(code, 2, "--scale {scale}: {err}");
+        assert!(err.contains("scale is in (0, 1]"), "{err}");
+    }
+    assert!(!out.exists());
+}
