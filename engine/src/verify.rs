@@ -156,6 +156,28 @@ pub fn verify(published: &toml::Table, tables: &[Table], tol: &Tolerances) -> (T
     let stars = factor_ratios(published, tables, tol, &mut checks);
     summaries(published, tables, tol, &mut checks);
     annex_a(published, tables, tol, &mut checks);
+    // A gated section with nothing compared (missing from the published file or from the run, an
+    // empty or unrelated file) is a failure, never a silent pass.
+    for section in SECTIONS {
+        let compared = if section == "stars" {
+            // With ratios compared, the share row below says whether any stars were.
+            stars.is_some()
+        } else {
+            checks.iter().any(|c| c.section == section)
+        };
+        if !compared && tol.gate.iter().any(|g| g == section) {
+            checks.push(Check {
+                section,
+                figure: "no figure compared: the section is missing from the published file or \
+                         its table from the run"
+                    .into(),
+                published: "—".into(),
+                reproduced: "—".into(),
+                tolerance: "—".into(),
+                ok: false,
+            });
+        }
+    }
 
     let mut t = Table::new(
         "verify",
@@ -173,8 +195,8 @@ pub fn verify(published: &toml::Table, tables: &[Table], tol: &Tolerances) -> (T
     let gated = |section: &str| tol.gate.iter().any(|g| g == section);
     let mut all_ok = true;
     for c in &checks {
-        // Stars are judged together (share of agreement), not one by one.
-        if c.section != "stars" && gated(c.section) {
+        // (Stars are judged together, by their share of agreement, below.)
+        if gated(c.section) {
             all_ok &= c.ok;
         }
         t.rows.push(vec![
@@ -193,7 +215,7 @@ pub fn verify(published: &toml::Table, tables: &[Table], tol: &Tolerances) -> (T
         } else {
             1.0
         };
-        let ok = share >= tol.stars_agreement;
+        let ok = total > 0 && share >= tol.stars_agreement;
         if gated("stars") {
             all_ok &= ok;
         }
@@ -208,6 +230,18 @@ pub fn verify(published: &toml::Table, tables: &[Table], tol: &Tolerances) -> (T
         ]);
     }
     (t, all_ok)
+}
+
+/// A printed figure that cannot be read as one: a failing row naming it.
+fn unparsable(section: &'static str, figure: &str, printed: &toml::Value) -> Check {
+    Check {
+        section,
+        figure: figure.to_string(),
+        published: printed.to_string(),
+        reproduced: "—".into(),
+        tolerance: "not a printed figure strata can read".into(),
+        ok: false,
+    }
 }
 
 fn national_rates(
@@ -231,6 +265,7 @@ fn national_rates(
             .as_float()
             .or_else(|| value.as_integer().map(|i| i as f64))
         else {
+            checks.push(unparsable("national_rates", measure, value));
             continue;
         };
         let r = reproduced.get(measure).copied();
@@ -279,6 +314,11 @@ fn factor_ratios(
             let ordered: BTreeMap<&String, &toml::Value> = measures.iter().collect();
             for (measure, printed) in ordered {
                 let Some((p, p_stars)) = printed.as_str().and_then(split_ratio) else {
+                    checks.push(unparsable(
+                        "factor_ratios",
+                        &format!("{factor} {category} {measure}"),
+                        printed,
+                    ));
                     continue;
                 };
                 let found = reproduced.get(&(factor.clone(), category.clone(), measure.clone()));
@@ -569,6 +609,67 @@ mod tests {
         assert!(!ok);
         // One of two stars agrees: 50% < 95%.
         assert_eq!(verdict("share of published stars reproduced"), text("NO"));
+    }
+
+    /// An empty or unrelated published file, a run without a table, a figure that cannot be read:
+    /// each is a failing row, and the verdict is a failure.
+    #[test]
+    fn nothing_compared_is_a_failure_never_a_pass() {
+        let tol = Tolerances {
+            gate: vec![
+                "national_rates".into(),
+                "factor_ratios".into(),
+                "stars".into(),
+            ],
+            ..Tolerances::default()
+        };
+        let rates = table(
+            "national_rates",
+            &["measure", "rate"],
+            vec![vec![text("xray"), Value::Number(2790.0)]],
+        );
+        for published in ["", "[unrelated]\nanswer = 42"] {
+            let published: toml::Table = toml::from_str(published).unwrap();
+            let (t, ok) = verify(&published, std::slice::from_ref(&rates), &tol);
+            assert!(!ok, "{published:?} passed");
+            for section in ["national_rates", "factor_ratios", "stars"] {
+                assert!(
+                    t.rows
+                        .iter()
+                        .any(|r| r[0] == text(section) && r[5] == text("NO")),
+                    "no failing {section} row"
+                );
+            }
+        }
+        // The published section is there, the run's table is not.
+        let published: toml::Table = toml::from_str("[national_rates]\nxray = 2764").unwrap();
+        let (_, ok) = verify(&published, &[], &tol);
+        assert!(!ok);
+        // A printed figure that is no number.
+        let published: toml::Table = toml::from_str(
+            "[national_rates]\nxray = \"about 2,800\"\n[factor_ratios.sex]\nMale = { xray = \"n/a\" }",
+        )
+        .unwrap();
+        let ratios = table(
+            "factor_ratios",
+            &[
+                "factor",
+                "category",
+                "category_code",
+                "measure",
+                "ratio",
+                "stars",
+            ],
+            vec![],
+        );
+        let (t, ok) = verify(&published, &[rates, ratios], &tol);
+        assert!(!ok);
+        let unreadable: Vec<&Vec<Value>> = t
+            .rows
+            .iter()
+            .filter(|r| r[4] == text("not a printed figure strata can read"))
+            .collect();
+        assert_eq!(unreadable.len(), 2, "{:?}", t.rows);
     }
 
     #[test]
