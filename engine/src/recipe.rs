@@ -546,18 +546,14 @@ pub fn hex(bytes: &[u8]) -> String {
 
 fn parse_date(s: &str) -> Option<(i32, u32, u32)> {
     let mut parts = s.split('-');
-    let y = parts.next()?.parse().ok()?;
+    let y: i32 = parts.next()?.parse().ok()?;
     let m: u32 = parts.next()?.parse().ok()?;
     let d: u32 = parts.next()?.parse().ok()?;
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days = match m {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
     // A calendar date: 2023-02-30 is none.
-    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=days).contains(&d) {
+    if parts.next().is_some()
+        || !(1..=12).contains(&m)
+        || !(1..=crate::input::activity::days_in_month(i64::from(y), m)).contains(&d)
+    {
         return None;
     }
     Some((y, m, d))

@@ -1405,7 +1405,7 @@ fn parse_date(text: &str) -> Option<i64> {
     Some(days_from_civil(y as i64, m, d))
 }
 
-fn days_in_month(y: i64, m: u32) -> u32 {
+pub(crate) fn days_in_month(y: i64, m: u32) -> u32 {
     match m {
         2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
         2 => 28,
