@@ -303,7 +303,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
         }
         Command::Plugins { plugin_paths } => {
             let mut dirs = plugin_paths;
-            dirs.extend(crate::plugins::env_plugin_dirs());
+            dirs.extend(crate::plugins::env_plugin_dirs()?);
             let registry = crate::plugins::Registry::load(&dirs)?;
             let rows = registry.listing();
             let w_id = rows.iter().map(|r| r.id.len()).max().unwrap_or(2);

@@ -225,6 +225,20 @@ pub fn check_output_dir(dir: &Path, own_files: &[&Path]) -> Result<()> {
             );
         }
     }
+    // The run writes beside the folder, in `.<name>.tmp-<pid>` (and `.old-`), which must fit in
+    // a file name (255 bytes on common file systems).
+    const TEMPORARY_EXTRA: usize = ".".len() + ".tmp-".len() + 10;
+    if let Some(name) = dir.file_name()
+        && name.len() + TEMPORARY_EXTRA > 255
+    {
+        return refuse(
+            format!(
+                "its name is {} bytes, too long for the temporary folder strata writes beside it",
+                name.len()
+            ),
+            "use a folder name of at most 239 bytes",
+        );
+    }
     match replaceable(dir) {
         Ok(()) => Ok(()),
         Err(why) => refuse(

@@ -53,7 +53,7 @@ pub struct Prepared {
 /// Loads plugins and configures every stage, reporting every problem with its recipe position.
 pub fn prepare(recipe: Recipe) -> Result<Prepared> {
     let mut dirs = recipe.plugin_paths.clone();
-    dirs.extend(plugins::env_plugin_dirs());
+    dirs.extend(plugins::env_plugin_dirs()?);
     let registry = Registry::load(&dirs)?;
 
     let mut problems: Vec<RecipeProblem> = Vec::new();

@@ -160,15 +160,26 @@ impl Source<'_> {
     }
 }
 
-/// Directories named by `STRATA_PLUGIN_PATH` (platform path-list syntax).
-pub fn env_plugin_dirs() -> Vec<PathBuf> {
-    std::env::var_os("STRATA_PLUGIN_PATH")
-        .map(|v| {
-            std::env::split_paths(&v)
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
+/// Directories named by `STRATA_PLUGIN_PATH` (platform path-list syntax); one that is not a
+/// folder (a stale setting) is an error naming the variable.
+pub fn env_plugin_dirs() -> Result<Vec<PathBuf>> {
+    let Some(value) = std::env::var_os("STRATA_PLUGIN_PATH") else {
+        return Ok(Vec::new());
+    };
+    let dirs: Vec<PathBuf> = std::env::split_paths(&value)
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    if let Some(stale) = dirs.iter().find(|d| !d.is_dir()) {
+        return Err(Error::Plugin {
+            plugin: "STRATA_PLUGIN_PATH".into(),
+            message: format!(
+                "names `{}`, which is not a folder (hint: fix the environment variable, or \
+                 unset it to use only the built-in plugins and the recipe's plugin_paths)",
+                stale.display()
+            ),
+        });
+    }
+    Ok(dirs)
 }
 
 fn library_files(dir: &Path) -> Result<Vec<PathBuf>> {

@@ -181,3 +181,21 @@ fn an_output_folder_strata_did_not_write_is_refused_and_left_alone() {
     }
     assert!(fresh.join("manifest.json").exists());
 }
+
+/// An output folder whose temporary sibling (`.<name>.tmp-<pid>`) could not be named is refused
+/// before the run, with what is wrong, rather than failing after it.
+#[test]
+fn an_output_name_too_long_for_its_temporary_sibling_is_refused() {
+    let tmp = temp_dir("long-name");
+    let world = write_world(tmp.path(), "ratio.rate");
+    let out = world.dir.join("o".repeat(250));
+    let (code, _, err) = strata(&[
+        "run",
+        &world.recipe.to_string_lossy(),
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("its name is 250 bytes"), "{err}");
+    assert!(err.contains("at most 239 bytes"), "{err}");
+}

@@ -149,3 +149,18 @@ fn a_synthetic_scale_outside_zero_to_one_is_refused() {
     }
     assert!(!out.exists());
 }
+
+/// A stale `STRATA_PLUGIN_PATH` (a folder that is gone) is named in the error, exit 2.
+#[test]
+fn a_stale_plugin_path_variable_is_named() {
+    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/example.toml");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_strata-under-test"))
+        .args(["check", recipe])
+        .env("STRATA_PLUGIN_PATH", "/nonexistent/strata-plugins")
+        .output()
+        .expect("run strata");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("STRATA_PLUGIN_PATH"), "{err}");
+    assert!(err.contains("/nonexistent/strata-plugins"), "{err}");
+}
