@@ -536,6 +536,18 @@ mod tests {
         t.rows = rows;
         t
     }
+    fn factor_ratios_table(rows: Vec<Vec<Value>>) -> Table {
+        let columns = [
+            "factor",
+            "category",
+            "category_code",
+            "measure",
+            "ratio",
+            "stars",
+        ];
+        table("factor_ratios", &columns, rows)
+    }
+
     fn text(s: &str) -> Value {
         Value::Text(s.into())
     }
@@ -561,35 +573,24 @@ mod tests {
                     vec![text("spect"), Value::Number(5.4)],
                 ],
             ),
-            table(
-                "factor_ratios",
-                &[
-                    "factor",
-                    "category",
-                    "category_code",
-                    "measure",
-                    "ratio",
-                    "stars",
+            factor_ratios_table(vec![
+                vec![
+                    text("sex"),
+                    text("Male"),
+                    text("1"),
+                    text("xray"),
+                    Value::Number(0.785),
+                    text("***"),
                 ],
                 vec![
-                    vec![
-                        text("sex"),
-                        text("Male"),
-                        text("1"),
-                        text("xray"),
-                        Value::Number(0.785),
-                        text("***"),
-                    ],
-                    vec![
-                        text("sex"),
-                        text("Male"),
-                        text("1"),
-                        text("spect"),
-                        Value::Number(0.86),
-                        text("*"),
-                    ],
+                    text("sex"),
+                    text("Male"),
+                    text("1"),
+                    text("spect"),
+                    Value::Number(0.86),
+                    text("*"),
                 ],
-            ),
+            ]),
         ];
         let (t, ok) = verify(&published, &tables, &Tolerances::default());
         let verdict = |figure: &str| {
@@ -650,18 +651,7 @@ mod tests {
             "[national_rates]\nxray = \"about 2,800\"\n[factor_ratios.sex]\nMale = { xray = \"n/a\" }",
         )
         .unwrap();
-        let ratios = table(
-            "factor_ratios",
-            &[
-                "factor",
-                "category",
-                "category_code",
-                "measure",
-                "ratio",
-                "stars",
-            ],
-            vec![],
-        );
+        let ratios = factor_ratios_table(vec![]);
         let (t, ok) = verify(&published, &[rates, ratios], &tol);
         assert!(!ok);
         let unreadable: Vec<&Vec<Value>> = t

@@ -673,14 +673,18 @@ impl<'w, 'a> ColumnSink<'w, 'a> {
                 one[0]
             }
         };
+        // A refused entry or null was flagged when it was stored; only a key beyond the
+        // dictionary is left to flag here (no second pass over the rows).
+        let mut stray = false;
         self.out.clear();
         self.out.extend((0..rows).map(|r| match key(r) {
             None => null,
-            Some(k) => table.get(k).copied().unwrap_or(INVALID),
+            Some(k) => table.get(k).copied().unwrap_or_else(|| {
+                stray = true;
+                INVALID
+            }),
         }));
-        if self.out.contains(&INVALID) {
-            self.cache.refuses = true;
-        }
+        self.cache.refuses |= stray;
         Ok(())
     }
 
