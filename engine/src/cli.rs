@@ -41,6 +41,10 @@ enum Command {
         /// Population `area_code, sex, age_band, imd_quintile, population`.
         #[arg(long)]
         population: Option<PathBuf>,
+        /// A mapping file (e.g. configs/mappings/udal-dids.toml) in place of the recipe's
+        /// `inputs.mapping`: the extract's own column names and codes.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
         #[command(flatten)]
         synthetic: SyntheticArgs,
     },
@@ -53,6 +57,9 @@ enum Command {
         /// Record-level activity instead of the recipe's input.
         #[arg(long)]
         activity: Option<PathBuf>,
+        /// A mapping file in place of the recipe's `inputs.mapping`.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
         /// Print only the figures outside tolerance (and the totals).
         #[arg(long)]
         failures_only: bool,
@@ -155,12 +162,14 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             activity,
             counts,
             population,
+            mapping,
             synthetic,
         } => {
             let overrides = InputOverrides {
                 activity,
                 counts,
                 population,
+                mapping,
                 scale: synthetic.scale,
                 seed: synthetic.seed,
                 threads: synthetic.threads.map(usize::from),
@@ -183,11 +192,13 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             recipe,
             out: out_dir,
             activity,
+            mapping,
             failures_only,
             synthetic,
         } => {
             let overrides = InputOverrides {
                 activity,
+                mapping,
                 scale: synthetic.scale,
                 seed: synthetic.seed,
                 threads: synthetic.threads.map(usize::from),
@@ -255,6 +266,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                 scale: synthetic.scale,
                 seed: synthetic.seed,
                 threads: synthetic.threads.map(usize::from),
+                ..Default::default()
             };
             let report = crate::bench::bench(&recipe, &overrides, runs.max(1))?;
             write!(out, "{report}").ok();

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 
 pub mod activity;
 pub mod extract;
+pub mod mapping;
 
 /// A CSV read with every column as text.
 pub struct TextTable {

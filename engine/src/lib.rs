@@ -42,7 +42,17 @@ pub struct Run {
 
 /// Runs a recipe without writing anything.
 pub fn run_in_memory(recipe_path: &Path, overrides: &InputOverrides) -> Result<Run> {
-    let prepared = check(recipe_path)?;
+    let mut prepared = check(recipe_path)?;
+    if let Some(path) = &overrides.mapping {
+        // The run's mapping, in the fingerprint and the manifest as a recipe's own would be.
+        let inputs = &mut prepared.recipe.inputs;
+        inputs.mapping = input::mapping::load_checked(path)?;
+        inputs.mapping_file = Some(recipe::InputPath {
+            written: path.display().to_string(),
+            path: path.clone(),
+            span: recipe::Span { start: 0, end: 0 },
+        });
+    }
     let results = pipeline::run(&prepared, overrides)?;
     let (RunFiles { mut files }, outputs) =
         RunFiles::from_results(&results, prepared.recipe.float_precision)?;
@@ -84,6 +94,9 @@ pub fn run_in_memory(recipe_path: &Path, overrides: &InputOverrides) -> Result<R
         recipe_fingerprint: recipe.fingerprint(),
         plugins: prepared.plugins.clone(),
         inputs,
+        input_mapping: (results.input_rows.contains_key("activity")
+            && !recipe.inputs.mapping.is_empty())
+        .then(|| recipe.inputs.mapping.clone()),
         stages: results.stages.clone(),
         outputs,
         warnings: results.warnings.clone(),
@@ -130,6 +143,7 @@ fn output_dir(
             &overrides.activity,
             &overrides.counts,
             &overrides.population,
+            &overrides.mapping,
         ]
         .into_iter()
         .flatten()

@@ -79,6 +79,9 @@ pub struct Manifest {
     pub plugins: Vec<PluginUse>,
     /// SHA-256 of each input file, keyed by its recipe name.
     pub inputs: std::collections::BTreeMap<String, InputRecord>,
+    /// The input mapping the extract was read through, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_mapping: Option<crate::input::mapping::InputMapping>,
     pub stages: Vec<StageRecord>,
     pub outputs: Vec<OutputRecord>,
     pub warnings: Vec<String>,

@@ -201,6 +201,8 @@ pub struct InputOverrides {
     pub seed: Option<u64>,
     /// Worker threads of the record-level pass (default: the machine's cores, at most 8).
     pub threads: Option<usize>,
+    /// A mapping file (`input::mapping`) in place of the recipe's input mapping.
+    pub mapping: Option<std::path::PathBuf>,
 }
 
 /// Where this run's activity comes from.
@@ -260,6 +262,11 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
     let mut timer = Timer { stages: Vec::new() };
     let mut warnings = Vec::new();
     let mut input_rows = BTreeMap::new();
+    let override_mapping = match &overrides.mapping {
+        Some(path) => Some(input::mapping::load_checked(path)?),
+        None => None,
+    };
+    let mapping = override_mapping.as_ref().unwrap_or(&recipe.inputs.mapping);
 
     let path_of = |o: &Option<std::path::PathBuf>, r: &Option<crate::recipe::InputPath>| {
         o.clone().or_else(|| r.as_ref().map(|p| p.path.clone()))
@@ -340,7 +347,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
 
     let mut quality_tables = Vec::new();
     let activity = match &source {
-        Source::Activity(path) => Some(ActivityInput::File(path, overrides.threads)),
+        Source::Activity(path) => Some(ActivityInput::File(path, overrides.threads, mapping)),
         Source::Synthetic(spec) => Some(ActivityInput::Synthetic(
             generator
                 .as_ref()
@@ -572,8 +579,13 @@ fn check_population_covers_tests(
 
 /// Where record-level activity comes from.
 enum ActivityInput<'a> {
-    /// An extract, and the threads that read it (`None`: every core).
-    File(&'a std::path::Path, Option<usize>),
+    /// An extract, the threads that read it (`None`: every core) and the mapping it is read
+    /// through.
+    File(
+        &'a std::path::Path,
+        Option<usize>,
+        &'a input::mapping::InputMapping,
+    ),
     Synthetic(
         &'a strata_synth::Generator,
         &'a crate::synthetic::SyntheticSpec,
@@ -695,7 +707,9 @@ fn record_level_stream(
     let recipe = &prepared.recipe;
     // The extract's own problems (columns, header, types) come before those of the lookups.
     let extract = match activity {
-        ActivityInput::File(path, _) => Some(input::extract::Extract::open(path)?),
+        ActivityInput::File(path, _, mapping) => {
+            Some(input::extract::Extract::open(path, mapping)?)
+        }
         ActivityInput::Synthetic(..) => None,
     };
     let references = References::read(recipe, areas)?;
@@ -740,6 +754,11 @@ fn record_level_stream(
         non_english: &references.non_english,
         lsoas: &references.lsoas,
         areas: areas.len(),
+        // The mapping is the extract's: the synthetic year is written in SPEC §3's own codes.
+        value_maps: std::array::from_fn(|c| match activity {
+            ActivityInput::File(_, _, mapping) => mapping.value_map(input::activity::COLUMNS[c]),
+            ActivityInput::Synthetic(..) => None,
+        }),
     };
     let dims = [
         shape.imd_quintile.categories.len(),
@@ -757,7 +776,7 @@ fn record_level_stream(
     );
     let rows_in = extract.as_ref().and_then(|e| e.rows()).unwrap_or(0);
     let threads = match activity {
-        ActivityInput::File(_, threads) => *threads,
+        ActivityInput::File(_, threads, _) => *threads,
         ActivityInput::Synthetic(..) => None,
     };
     let threads = threads.unwrap_or_else(|| {
@@ -769,7 +788,7 @@ fn record_level_stream(
             (None, ActivityInput::Synthetic(generator, spec)) => {
                 crate::synthetic::count_records(generator, spec, &pass)?
             }
-            (None, ActivityInput::File(path, _)) => {
+            (None, ActivityInput::File(path, ..)) => {
                 return Err(Error::Usage(format!("{}: not opened", path.display())));
             }
         };
@@ -779,7 +798,7 @@ fn record_level_stream(
     })?;
     if result.records == 0 {
         let path = match activity {
-            ActivityInput::File(path, _) => path.to_path_buf(),
+            ActivityInput::File(path, ..) => path.to_path_buf(),
             ActivityInput::Synthetic(_, spec) => spec.config.clone(),
         };
         return Err(Error::data_hint(

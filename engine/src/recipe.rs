@@ -53,6 +53,9 @@ struct RawInputs {
     exam_codes: Option<Spanned<String>>,
     providers: Option<Spanned<String>>,
     boundaries: Option<Spanned<String>>,
+    /// The extract's own column names and codes → SPEC §3's (`input::mapping`).
+    #[serde(default)]
+    mapping: Option<Spanned<crate::input::mapping::RawRecipeMapping>>,
 }
 
 /// The embedded synthetic year, in place of an extract.
@@ -169,6 +172,10 @@ pub struct Inputs {
     pub exam_codes: Option<InputPath>,
     pub providers: Option<InputPath>,
     pub boundaries: Option<InputPath>,
+    /// How the record-level extract's columns and codes are read (empty: as SPEC §3 names them).
+    pub mapping: crate::input::mapping::InputMapping,
+    /// The mapping file the mapping starts from, if any (checked and checksummed as an input).
+    pub mapping_file: Option<InputPath>,
 }
 
 impl Inputs {
@@ -186,6 +193,7 @@ impl Inputs {
             ("exam_codes", &self.exam_codes),
             ("providers", &self.providers),
             ("boundaries", &self.boundaries),
+            ("mapping", &self.mapping_file),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.as_ref().map(|p| (k, p)))
@@ -234,6 +242,9 @@ struct CanonicalRecipe<'a> {
     area_kind: &'a str,
     year_start: String,
     inputs: BTreeMap<&'a str, &'a str>,
+    /// Absent when empty, so recipes without a mapping keep their fingerprints.
+    #[serde(skip_serializing_if = "crate::input::mapping::InputMapping::is_empty")]
+    mapping: &'a crate::input::mapping::InputMapping,
     stages: BTreeMap<&'a str, (&'a str, String, &'a BTreeMap<String, String>)>,
 }
 
@@ -328,7 +339,36 @@ impl Recipe {
             exam_codes: opt(&raw.inputs.exam_codes),
             providers: opt(&raw.inputs.providers),
             boundaries: opt(&raw.inputs.boundaries),
+            mapping: Default::default(),
+            mapping_file: None,
         };
+        let mut inputs = inputs;
+        if let Some(m) = &raw.inputs.mapping {
+            if inputs.counts.is_some() {
+                problems.push(problem(
+                    Some(m.span()),
+                    "inputs.mapping: maps a record-level extract's columns; aggregated counts \
+                     follow their own contract (SPEC §3)"
+                        .into(),
+                ));
+            }
+            match crate::input::mapping::resolve(m, file, &source, &dir) {
+                Ok(mapping) => {
+                    inputs.mapping_file = mapping.file.as_ref().map(|f| InputPath {
+                        written: f
+                            .path
+                            .strip_prefix(&dir)
+                            .unwrap_or(&f.path)
+                            .display()
+                            .to_string(),
+                        path: f.path.clone(),
+                        span: Span::from(m),
+                    });
+                    inputs.mapping = mapping;
+                }
+                Err(mut p) => problems.append(&mut p),
+            }
+        }
         let sources = [
             inputs.activity.is_some(),
             inputs.counts.is_some(),
@@ -524,6 +564,7 @@ impl Recipe {
                 .into_iter()
                 .map(|(k, p)| (k, p.written.as_str()))
                 .collect(),
+            mapping: &self.inputs.mapping,
             stages: self
                 .stages
                 .iter()

@@ -106,3 +106,71 @@ fn the_fingerprint_is_the_same_wherever_the_recipe_lives_and_however_it_is_laid_
     let c = write_world(&tmp.path().join("c"), "ratio.odds");
     assert_ne!(fingerprint(&a.recipe), fingerprint(&c.recipe));
 }
+
+/// The input mapping is part of what a recipe means: its file's entries are in the fingerprint,
+/// the recipe's own entries override the file's, and it maps only record-level extracts.
+#[test]
+fn the_fingerprint_covers_the_input_mapping_and_the_recipe_overrides_its_file() {
+    let tmp = temp_dir("fingerprint-mapping");
+    let world = write_world(tmp.path(), "ratio.rate");
+    let text = std::fs::read_to_string(&world.recipe).unwrap();
+    let with_mapping = |mapping: &str| {
+        let edited = text.replacen(
+            "providers = \"providers.csv\"",
+            &format!("providers = \"providers.csv\"\nmapping = {mapping}"),
+            1,
+        );
+        std::fs::write(&world.recipe, edited).unwrap();
+        strata::check(&world.recipe).map(|p| p.recipe)
+    };
+    let file = world.dir.join("local.toml");
+    let write_file = |nine: &str| {
+        let mapping = format!(
+            "schema = 1\nname = \"local\"\nversion = \"1\"\n[values.sex.map]\n\"9\" = \"{nine}\"\n"
+        );
+        std::fs::write(&file, mapping).unwrap();
+    };
+    let plain = strata::check(&world.recipe).unwrap().recipe.fingerprint();
+
+    write_file("0");
+    let first = with_mapping("{ file = \"local.toml\" }").unwrap();
+    write_file("X");
+    let second = with_mapping("{ file = \"local.toml\" }").unwrap();
+    assert_ne!(
+        first.fingerprint(),
+        plain,
+        "a mapping changes the fingerprint"
+    );
+    assert_ne!(
+        first.fingerprint(),
+        second.fingerprint(),
+        "so does a change inside the mapping file"
+    );
+
+    let overridden =
+        with_mapping("{ file = \"local.toml\", values = { sex = { map = { \"9\" = \"1\" } } } }")
+            .unwrap();
+    assert_eq!(overridden.inputs.mapping.values["sex"].map["9"], "1");
+
+    std::fs::write(
+        &world.recipe,
+        text.replacen(
+            "activity = \"activity.csv\"",
+            "counts = \"activity.csv\"",
+            1,
+        )
+        .replacen(
+            "providers = \"providers.csv\"",
+            "providers = \"providers.csv\"\nmapping = { columns = { sex = \"Gender\" } }",
+            1,
+        ),
+    )
+    .unwrap();
+    let refused = strata::check(&world.recipe).err().map(|e| e.to_string());
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|e| e.contains("aggregated counts follow their own contract")),
+        "{refused:?}"
+    );
+}

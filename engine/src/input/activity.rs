@@ -84,6 +84,8 @@ pub struct Lookups<'a> {
     pub non_english: &'a HashSet<String>,
     pub lsoas: &'a HashMap<String, LsoaInfo>,
     pub areas: usize,
+    /// The recipe's value map of each column, by [`COLUMNS`] index (`input::mapping`).
+    pub value_maps: [Option<&'a super::mapping::ValueMap>; 8],
 }
 
 /// Attribution of every practice class × LSOA class, from one call of the attribution plugin.
@@ -396,6 +398,12 @@ impl Shared<'_> {
             None => None,
             Some(Ok(t)) => Some(t),
             Some(Err(_)) => return Pending::Done(INVALID),
+        };
+        // The recipe's value map translates the trimmed value before any rule sees it.
+        let lookups = self.lookups;
+        let text = match (lookups.value_maps[column], trimmed(text)) {
+            (Some(map), Some(value)) => Some(map.apply(value)),
+            _ => text,
         };
         match column {
             PROVIDER => Pending::Done(text.map_or(INVALID, |t| self.provider(t))),

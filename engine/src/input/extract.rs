@@ -30,6 +30,7 @@ use parquet::arrow::arrow_reader::{
 };
 
 use super::activity::{self, AGE, Batch, COLUMNS, ColumnSink, DATE, Located, Pass, Stop, Tally};
+use super::mapping::InputMapping;
 use crate::error::{Error, Result};
 
 /// Records per Parquet batch (a row group is read in batches of at most this many).
@@ -53,7 +54,8 @@ enum Format {
 impl Extract {
     /// Opens an extract and checks its columns (every required one, none twice, types that can
     /// hold the column's values), before any record is read.
-    pub fn open(path: &Path) -> Result<Extract> {
+    pub fn open(path: &Path, mapping: &InputMapping) -> Result<Extract> {
+        let names = Names::of(mapping);
         if path.is_dir() {
             return Err(Error::data_hint(
                 path,
@@ -81,9 +83,9 @@ impl Extract {
             .map_err(|e| Error::io(path, e))?;
         let magic = &magic[..read];
         let format = if magic == b"PAR1" {
-            Format::Parquet(ParquetExtract::open(path)?)
+            Format::Parquet(ParquetExtract::open(path, names)?)
         } else if magic.starts_with(&[0x1f, 0x8b]) {
-            Format::Csv(CsvExtract::open(path, true)?)
+            Format::Csv(CsvExtract::open(path, true, names)?)
         } else if magic.starts_with(&[0xFF, 0xFE]) || magic.starts_with(&[0xFE, 0xFF]) {
             return Err(Error::data_hint(
                 path,
@@ -93,7 +95,7 @@ impl Extract {
                 "re-export the file as UTF-8 (e.g. from Excel: CSV UTF-8)",
             ));
         } else {
-            Format::Csv(CsvExtract::open(path, false)?)
+            Format::Csv(CsvExtract::open(path, false, names)?)
         };
         Ok(Extract {
             path: path.to_path_buf(),
@@ -145,8 +147,25 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
     Ok(filled)
 }
 
-/// Checks a header's names: unique, and every required column there.
-fn check_names(path: &Path, names: &[String]) -> Result<[Option<usize>; 8]> {
+/// The extract's name of each column read, by [`COLUMNS`] index, and how messages name it.
+struct Names {
+    source: [String; 8],
+    label: [String; 8],
+    mapped: bool,
+}
+
+impl Names {
+    fn of(mapping: &InputMapping) -> Names {
+        Names {
+            source: std::array::from_fn(|c| mapping.source_name(COLUMNS[c]).to_string()),
+            label: std::array::from_fn(|c| mapping.describe(COLUMNS[c])),
+            mapped: !mapping.columns.is_empty(),
+        }
+    }
+}
+
+/// Checks a header's names: unique, and every required column there (by the extract's names).
+fn check_names(path: &Path, names: &[String], read: &Names) -> Result<[Option<usize>; 8]> {
     for (i, name) in names.iter().enumerate() {
         if names[..i].contains(name) {
             return Err(Error::data_hint(
@@ -159,7 +178,8 @@ fn check_names(path: &Path, names: &[String]) -> Result<[Option<usize>; 8]> {
         }
     }
     for c in super::ACTIVITY_REQUIRED {
-        if !names.iter().any(|n| n == c) {
+        let column = COLUMNS.iter().position(|k| *k == c).unwrap_or(0);
+        if !names.iter().any(|n| *n == read.source[column]) {
             // At most a line of the header: a file that is not a table must not fill the screen.
             let mut found = names.join(", ");
             if found.chars().count() > 200 {
@@ -167,26 +187,31 @@ fn check_names(path: &Path, names: &[String]) -> Result<[Option<usize>; 8]> {
             }
             let hint = if names.len() == 1 && names[0].contains(';') {
                 "the header has no commas but semicolons: export the file comma-separated"
+            } else if read.mapped {
+                "record-level activity follows SPEC §3, with the names the recipe's \
+                 inputs.mapping gives; add or correct the column's entry there"
             } else {
-                "record-level activity follows SPEC §3"
+                "record-level activity follows SPEC §3; an extract with its own column names \
+                 needs an inputs.mapping in the recipe"
             };
             return Err(Error::data_hint(
                 path,
                 None,
-                Some(c),
+                Some(&read.label[column]),
                 format!("required column missing (found: {found})"),
                 hint,
             ));
         }
     }
     Ok(std::array::from_fn(|c| {
-        names.iter().position(|n| n == COLUMNS[c])
+        names.iter().position(|n| *n == read.source[c])
     }))
 }
 
 /// The error for a located stop, with the row counted in the file.
 fn located_error(
     path: &Path,
+    names: &Names,
     e: Located,
     row_in_file: impl FnOnce(usize, usize) -> usize,
 ) -> Error {
@@ -204,7 +229,7 @@ fn located_error(
             Error::data_hint(
                 path,
                 Some(row_in_file(e.unit, row)),
-                Some(COLUMNS[column]),
+                Some(&names.label[column]),
                 rule,
                 hint,
             )
@@ -216,6 +241,7 @@ fn located_error(
 // Parquet
 
 struct ParquetExtract {
+    names: Names,
     metadata: ArrowReaderMetadata,
     mask: ProjectionMask,
     /// First record (0-based) of each row group.
@@ -257,13 +283,13 @@ fn holds(dt: &DataType) -> Option<Holds> {
 }
 
 impl ParquetExtract {
-    fn open(path: &Path) -> Result<ParquetExtract> {
+    fn open(path: &Path, read: Names) -> Result<ParquetExtract> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let plain = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
             .map_err(|e| parquet_error(path, e))?;
         let schema = plain.schema().clone();
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let positions = check_names(path, &names)?;
+        let positions = check_names(path, &names, &read)?;
         // Text (and text-like) columns are asked for as dictionaries; the others as stored.
         let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         for (c, position) in positions.iter().enumerate() {
@@ -287,7 +313,7 @@ impl ParquetExtract {
                 return Err(Error::data_hint(
                     path,
                     None,
-                    Some(COLUMNS[c]),
+                    Some(&read.label[c]),
                     format!("column of Parquet type {dt}, which cannot hold {expected}"),
                     "write the column with the type SPEC §3 gives it",
                 ));
@@ -314,6 +340,7 @@ impl ParquetExtract {
             rows += group.num_rows().max(0) as u64;
         }
         Ok(ParquetExtract {
+            names: read,
             metadata,
             mask,
             group_starts,
@@ -348,7 +375,7 @@ impl ParquetExtract {
             for batch in reader {
                 let batch = batch.map_err(|e| fail(row, parquet_error(path, e)))?;
                 let rows = batch.num_rows();
-                pass.count(tally, &ArrowBatch::new(&batch))
+                pass.count(tally, &ArrowBatch::new(&batch, &self.names))
                     .map_err(|stop| match stop {
                         Stop::Invalid { row: r, .. } => Located {
                             unit: g,
@@ -366,7 +393,7 @@ impl ParquetExtract {
         let outcome = pass.run_parallel(workers, &next, &count);
         bar.finish_and_clear();
         outcome.map_err(|e| {
-            located_error(path, e, |unit, row| {
+            located_error(path, &self.names, e, |unit, row| {
                 self.group_starts.get(unit).copied().unwrap_or(0) as usize + row + 1
             })
         })
@@ -499,10 +526,10 @@ struct ArrowBatch {
 }
 
 impl ArrowBatch {
-    fn new(batch: &RecordBatch) -> ArrowBatch {
+    fn new(batch: &RecordBatch, names: &Names) -> ArrowBatch {
         ArrowBatch {
             rows: batch.num_rows(),
-            columns: std::array::from_fn(|c| batch.column_by_name(COLUMNS[c]).cloned()),
+            columns: std::array::from_fn(|c| batch.column_by_name(&names.source[c]).cloned()),
         }
     }
 }
@@ -590,6 +617,7 @@ fn unreadable(array: &ArrayRef) -> Stop {
 // CSV
 
 struct CsvExtract {
+    names: Names,
     gzip: bool,
     positions: [Option<usize>; 8],
     fields: usize,
@@ -763,7 +791,7 @@ fn csv_error(path: &Path, rule: String) -> Error {
 }
 
 impl CsvExtract {
-    fn open(path: &Path, gzip: bool) -> Result<CsvExtract> {
+    fn open(path: &Path, gzip: bool, read: Names) -> Result<CsvExtract> {
         let file_bytes = std::fs::metadata(path)
             .map_err(|e| Error::io(path, e))?
             .len();
@@ -806,8 +834,9 @@ impl CsvExtract {
             Ok(false) => Vec::new(),
             Err(e) => return Err(csv_error(path, format!("cannot read the header: {e}"))),
         };
-        let positions = check_names(path, &names)?;
+        let positions = check_names(path, &names, &read)?;
         Ok(CsvExtract {
+            names: read,
             gzip,
             positions,
             fields: names.len(),
@@ -883,7 +912,7 @@ impl CsvExtract {
                     .map(|u| records.get(u).copied().flatten().unwrap_or(0))
                     .sum()
             };
-            located_error(path, e, |unit, row| before(unit) + row + 1)
+            located_error(path, &self.names, e, |unit, row| before(unit) + row + 1)
         })
     }
 }
