@@ -665,6 +665,34 @@ pub fn read_counts(
         }
         counts.tests_of_mut(measure, area)[cell] += value;
     }
+    // A measure the recipe publishes with no row at all is a query that left it out (or a recipe
+    // for other data): its rates would all be zero, as if no test had been done.
+    let mut with_rows = vec![false; shape.measures.len()];
+    for (measure, _, _) in first_row.keys() {
+        with_rows[*measure] = true;
+    }
+    let missing: Vec<&str> = shape
+        .measures
+        .iter()
+        .zip(&with_rows)
+        .filter(|(_, has)| !**has)
+        .map(|(m, _)| m.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::data_hint(
+            &t.path,
+            None,
+            Some("measure"),
+            format!(
+                "no rows at all for {} of the recipe's measures: {} (rates of a measure with no \
+                 rows would all be zero)",
+                missing.len(),
+                missing.join(", ")
+            ),
+            "add the measure's rows to the query, or leave the measure out of the recipe's \
+             derivation (e.g. rules.did's `modalities` and `edoc_measures`)",
+        ));
+    }
     Ok(t.height())
 }
 

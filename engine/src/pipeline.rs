@@ -401,20 +401,11 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             Source::Counts(path) => path.clone(),
         };
         if let Some(dq) = &m.data_quality {
-            // The data-quality stage works by month of the year (cells carry months 0..12), so
-            // records dated outside the year (month u8::MAX here) are left out of it; they are
-            // still counted in rates and in the exclusions table, and the manifest warns.
-            let in_year = QualityInput {
-                cells: quality
-                    .cells
-                    .iter()
-                    .filter(|c| c.month != u8::MAX)
-                    .cloned()
-                    .collect(),
-                ..quality.clone()
-            };
-            let tables = timer.time("data_quality", in_year.cells.len() as u64, || {
-                let t = dq.tables(&in_year).map_err(|mut e| {
+            // Cells dated outside the year carry month `strata_api::OUTSIDE_YEAR`: the stage
+            // decides what they mean (Annex A leaves them out of its monthly tables and refuses a
+            // year with too many).
+            let tables = timer.time("data_quality", quality.cells.len() as u64, || {
+                let t = dq.tables(&quality).map_err(|mut e| {
                     // Its checks are of the activity extract: name the file for it.
                     e.0 = format!("{}: {}", source_label.display(), e.0);
                     method_error(StageKind::DataQuality, prepared, e)
@@ -427,7 +418,13 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         quality_tables.push(exclusions_table(&quality));
     }
     let population_path = population_label;
-    check_population_covers_tests(&counts, &population_path, &mut warnings)?;
+    let areas_path = recipe
+        .inputs
+        .areas
+        .as_ref()
+        .map(|p| p.path.clone())
+        .unwrap_or_default();
+    check_population_covers_tests(&counts, &population_path, &areas_path, &mut warnings)?;
 
     let cells = (counts.tests.len()) as u64;
     let rates = timer.time("standardisation", cells, || {
@@ -537,6 +534,7 @@ pub fn is_count_column(name: &str) -> bool {
 fn check_population_covers_tests(
     counts: &StratifiedCounts,
     population_path: &std::path::Path,
+    areas_path: &std::path::Path,
     warnings: &mut Vec<String>,
 ) -> Result<()> {
     for (a, area) in counts.areas.iter().enumerate() {
@@ -544,13 +542,20 @@ fn check_population_covers_tests(
         let tests: f64 = (0..counts.measures.len())
             .map(|m| counts.tests_of(m, a).iter().sum::<f64>())
             .sum();
-        if pop == 0.0 && tests > 0.0 {
+        // Every area is published: one without population has no rate, with tests or without.
+        if pop == 0.0 {
             return Err(Error::data_hint(
                 population_path,
                 None,
                 Some("area_code"),
-                format!("area `{}` has {tests} tests but no population", area.code),
-                "the population file must cover every area with activity",
+                format!(
+                    "area `{}` (of {}) has {tests} tests but no population (no rows, or only \
+                     zeros)",
+                    area.code,
+                    areas_path.display()
+                ),
+                "the population file must cover every area of the areas file; a rate needs a \
+                 population",
             ));
         }
     }
@@ -913,17 +918,29 @@ fn stratum_counts_table(counts: &StratifiedCounts) -> Table {
             "tests",
         ],
     );
-    for (a, area) in counts.areas.iter().enumerate() {
-        for (m, measure) in counts.measures.iter().enumerate() {
+    let row = |a: usize, cell: usize, m: usize, tests: f64| {
+        let mut row = vec![Value::Text(counts.areas[a].code.clone())];
+        row.extend(stratum_labels(counts, cell));
+        row.push(Value::Text(counts.measures[m].clone()));
+        row.push(Value::Number(tests));
+        row
+    };
+    let mut counted = vec![false; counts.measures.len()];
+    for a in 0..counts.areas.len() {
+        for (m, seen) in counted.iter_mut().enumerate() {
             for (cell, &tests) in counts.tests_of(m, a).iter().enumerate() {
                 if tests != 0.0 {
-                    let mut row = vec![Value::Text(area.code.clone())];
-                    row.extend(stratum_labels(counts, cell));
-                    row.push(Value::Text(measure.clone()));
-                    row.push(Value::Number(tests));
-                    t.rows.push(row);
+                    t.rows.push(row(a, cell, m, tests));
+                    *seen = true;
                 }
             }
+        }
+    }
+    // A measure with no tests anywhere keeps one explicit zero row: the aggregated entry refuses
+    // a measure with no rows at all (a query that left it out), and this file must read back.
+    for (m, _) in counted.iter().enumerate().filter(|(_, seen)| !**seen) {
+        if !counts.areas.is_empty() {
+            t.rows.push(row(0, 0, m, 0.0));
         }
     }
     t

@@ -1352,7 +1352,7 @@ impl<'a> Pass<'a> {
         }
         if outside_year > 0 {
             warnings.push(format!(
-                "{} records are dated outside the reporting year; counted in rates, but left out of the data-quality stage, whose checks are by month of the year",
+                "{} records are dated outside the reporting year; counted in rates, and left out of the data-quality tables by month",
                 outside_year as f64
             ));
         }

@@ -298,12 +298,15 @@ pub struct QualityCell {
     pub missing_age: bool,
     pub missing_sex: bool,
     pub missing_imd: bool,
-    /// 0 = first month of the year.
+    /// 0 = first month of the year; [`OUTSIDE_YEAR`] for a record dated outside the reporting year.
     pub month: u8,
     /// The record's modality is a standard one (not an EDOC-only measure); Annex A counts these.
     pub standard_modality: bool,
     pub tests: f64,
 }
+
+/// The month of a quality cell whose records are dated outside the reporting year.
+pub const OUTSIDE_YEAR: u8 = u8::MAX;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct QualityInput {

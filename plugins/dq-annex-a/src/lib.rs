@@ -31,13 +31,23 @@
 //!   recorded tests (2023/24: 415,000 of 1,121,000 = 37%), `main_provider` the provider contributing
 //!   most. Estimated missing is rounded to a whole number before the thresholds apply.
 //!
-//! Stopping thresholds (not in the publications; off unless the recipe sets them): when
-//! `max_unknown_sex_share` or `max_unknown_age_share` is given and more than that share of all
-//! tests (every cell, any modality) has no known sex or age band, the stage fails and so does
-//! the run: data that incomplete should not be published. Shares at or below it only show in the
-//! tables (and the engine's manifest warnings).
+//! Stopping thresholds (not in the publications): data this incomplete should not be published, so
+//! the stage fails, and so does the run, naming the column, the counts and the parameter:
+//! - `refuse_excluded_share` (default 0.5, in (0, 1]; 1 refuses only a reason that leaves out
+//!   every test): when one reason of `dq_exclusions` (no area, no IMD, no sex, no age band; by
+//!   first reason, standard modalities, in the year) leaves out at least this share of the tests. An extract whose sex
+//!   codes are all unrecognised, or a practice map of the wrong year, stops here.
+//! - `max_outside_year_share` (default 0.01): when more than this share of all tests (any
+//!   modality) is dated outside the reporting year: last year's extract run with this year's
+//!   recipe must not yield a publication. Cells dated outside the year (month
+//!   `strata_api::OUTSIDE_YEAR`) are otherwise left out of every table here, whose checks are by
+//!   month.
+//! - `max_unknown_sex_share`, `max_unknown_age_share` (off unless set): when more than that share
+//!   of all tests (every cell, any modality) has no known sex or age band.
 //!
-//! All thresholds are strict ("more than") and both must be passed. Most common missing: the field
+//! Shares within them only show in the tables (and the engine's manifest warnings).
+//!
+//! The table thresholds are strict ("more than") and both must be passed. Most common missing: the field
 //! (`LSOA`, `Sex`, `Age`) missing on the most incomplete tests, each counted on its own (a test
 //! missing two fields counts for both); ties go in that order. Rows of the provider and area tables
 //! are sorted by their listed count, largest first, then by code.
@@ -52,8 +62,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use strata_api::{
-    Area, Configured, DataQualityMethod, MethodError, ParamError, Params, PluginDescriptor,
-    QualityInput, Route, StageKind, Table, Value,
+    Area, Configured, DataQualityMethod, MethodError, OUTSIDE_YEAR, ParamError, Params,
+    PluginDescriptor, QualityInput, Route, StageKind, Table, Value,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -81,6 +91,12 @@ fn default_missing_month_fraction() -> f64 {
 }
 fn default_months() -> u8 {
     12
+}
+fn default_refuse_excluded_share() -> f64 {
+    0.5
+}
+fn default_max_outside_year_share() -> f64 {
+    0.01
 }
 fn default_area_label() -> String {
     "Area".into()
@@ -114,6 +130,12 @@ pub struct AnnexAParams {
     /// What an area is called in table titles, e.g. `CCG` or `ICB`.
     #[serde(default = "default_area_label")]
     pub area_label: String,
+    /// Fail the run when one exclusion reason leaves out at least this share of the tests.
+    #[serde(default = "default_refuse_excluded_share")]
+    pub refuse_excluded_share: f64,
+    /// Fail the run when more than this share of tests is dated outside the reporting year.
+    #[serde(default = "default_max_outside_year_share")]
+    pub max_outside_year_share: f64,
     /// Fail the run when more than this share of tests has no known sex (off when absent).
     #[serde(default)]
     pub max_unknown_sex_share: Option<f64>,
@@ -136,6 +158,8 @@ impl Default for AnnexAParams {
             missing_tests: default_incomplete_tests(),
             months: default_months(),
             area_label: default_area_label(),
+            refuse_excluded_share: default_refuse_excluded_share(),
+            max_outside_year_share: default_max_outside_year_share(),
             max_unknown_sex_share: None,
             max_unknown_age_share: None,
         }
@@ -149,6 +173,7 @@ impl AnnexAParams {
             ("incomplete_share", self.incomplete_share),
             ("area_incomplete_share", self.area_incomplete_share),
             ("missing_share", self.missing_share),
+            ("max_outside_year_share", self.max_outside_year_share),
             (
                 "max_unknown_sex_share",
                 self.max_unknown_sex_share.unwrap_or(0.0),
@@ -184,6 +209,15 @@ impl AnnexAParams {
             return Err(ParamError::new(
                 "missing_month_fraction",
                 "missing_month_fraction must be in (0, 1]",
+            ));
+        }
+        if !(self.refuse_excluded_share > 0.0 && self.refuse_excluded_share <= 1.0) {
+            return Err(ParamError::new(
+                "refuse_excluded_share",
+                format!(
+                    "refuse_excluded_share is a share in (0, 1], not {}",
+                    self.refuse_excluded_share
+                ),
             ));
         }
         if self.months == 0 {
@@ -254,6 +288,71 @@ fn check_unknown_shares(p: &AnnexAParams, input: &QualityInput) -> Result<(), Me
                 format_count(total),
                 100.0 * unknown / total,
                 limit
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Fails when more of the tests than the recipe allows are dated outside the reporting year.
+fn check_outside_year(p: &AnnexAParams, input: &QualityInput) -> Result<(), MethodError> {
+    let total: f64 = input.cells.iter().map(|c| c.tests).sum();
+    let outside: f64 = input
+        .cells
+        .iter()
+        .filter(|c| c.month == OUTSIDE_YEAR)
+        .map(|c| c.tests)
+        .sum();
+    if total > 0.0 && outside / total > p.max_outside_year_share {
+        return Err(MethodError::new(format!(
+            "column `test_date`: {} of {} tests ({:.1}%) are dated outside the reporting year, \
+             more than max_outside_year_share = {} allows (hint: is this extract of the recipe's \
+             year? Run it with its own year's recipe, or raise max_outside_year_share if records \
+             from outside the year are expected)",
+            format_count(outside),
+            format_count(total),
+            100.0 * outside / total,
+            p.max_outside_year_share
+        )));
+    }
+    Ok(())
+}
+
+/// Fails when one exclusion reason leaves out at least `refuse_excluded_share` of the tests.
+fn check_exclusion_reasons(p: &AnnexAParams, cube: &Cube) -> Result<(), MethodError> {
+    let reasons = [
+        (
+            "no_area",
+            "`gp_practice_code` and `lsoa11`",
+            "no area from the practice or the LSOA",
+            cube.no_area,
+        ),
+        (
+            "no_imd",
+            "`lsoa11`",
+            "no IMD quintile (no known LSOA)",
+            cube.no_imd,
+        ),
+        ("no_sex", "`sex`", "no known sex", cube.no_sex),
+        ("no_age", "`age`", "no age band", cube.no_age),
+    ];
+    for (reason, columns, what, tests) in reasons {
+        let share = if cube.all_tests > 0.0 {
+            tests / cube.all_tests
+        } else {
+            0.0
+        };
+        if tests > 0.0 && share >= p.refuse_excluded_share {
+            return Err(MethodError::new(format!(
+                "column {columns}: {} of {} tests ({:.1}%) are left out of the rates with {what} \
+                 (`{reason}` in dq_exclusions), at least refuse_excluded_share = {} (hint: check \
+                 the extract's codes against the lookups and rules, or map them with \
+                 inputs.mapping; raise refuse_excluded_share in the recipe only if this year's \
+                 data is known to be so)",
+                format_count(tests),
+                format_count(cube.all_tests),
+                100.0 * share,
+                p.refuse_excluded_share
             )));
         }
     }
@@ -388,7 +487,8 @@ impl Cube {
             areas: vec![Incomplete::default(); input.areas.len()],
         };
         for (i, cell) in input.cells.iter().enumerate() {
-            if !cell.standard_modality {
+            // Records dated outside the year are in no month: `check_outside_year` weighs them.
+            if !cell.standard_modality || cell.month == OUTSIDE_YEAR {
                 continue;
             }
             let bad = |what: String| MethodError::new(format!("quality cell {}: {what}", i + 1));
@@ -683,6 +783,8 @@ impl DataQualityMethod for AnnexA {
     fn tables(&self, input: &QualityInput) -> Result<Vec<Table>, MethodError> {
         let p = &self.params;
         let cube = Cube::build(input, p.months)?;
+        check_outside_year(p, input)?;
+        check_exclusion_reasons(p, &cube)?;
         check_unknown_shares(p, input)?;
         let label = &p.area_label;
         Ok(vec![
@@ -1136,6 +1238,75 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn one_reason_excluding_half_the_tests_fails_by_default_and_less_passes() {
+        let with_no_sex = |unknown: f64| {
+            let mut no_sex = cell(0, Some(0), unknown);
+            no_sex.missing_sex = true;
+            QualityInput {
+                providers: entities("R", 1),
+                areas: entities("A", 1),
+                cells: vec![cell(0, Some(0), 100.0 - unknown), no_sex],
+            }
+        };
+        assert!(defaults().tables(&with_no_sex(49.0)).is_ok(), "49% < 50%");
+        let err = defaults()
+            .tables(&with_no_sex(50.0))
+            .expect_err("50% is at the default")
+            .0;
+        assert!(err.contains("column `sex`"), "{err}");
+        assert!(err.contains("50 of 100 tests (50.0%)"), "{err}");
+        assert!(err.contains("refuse_excluded_share = 0.5"), "{err}");
+        // No area is the first reason: a test with neither area nor sex counts there only.
+        let mut nowhere = cell(0, None, 60.0);
+        nowhere.missing_sex = true;
+        let input = QualityInput {
+            providers: entities("R", 1),
+            areas: entities("A", 1),
+            cells: vec![cell(0, Some(0), 40.0), nowhere],
+        };
+        let err = defaults().tables(&input).expect_err("60% no area").0;
+        assert!(err.contains("`no_area`"), "{err}");
+        let allowed = AnnexA::new(AnnexAParams {
+            refuse_excluded_share: 0.7,
+            ..AnnexAParams::default()
+        })
+        .expect("valid");
+        assert!(allowed.tables(&input).is_ok(), "the recipe allows 60%");
+        for bad in [0.0, 1.5, f64::NAN] {
+            let params = AnnexAParams {
+                refuse_excluded_share: bad,
+                ..AnnexAParams::default()
+            };
+            assert!(AnnexA::new(params).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tests_dated_outside_the_year_are_in_no_table_and_too_many_fail() {
+        let with_outside = |outside: f64| {
+            let mut late = cell(0, Some(0), outside);
+            late.month = OUTSIDE_YEAR;
+            QualityInput {
+                providers: entities("R", 1),
+                areas: entities("A", 1),
+                cells: vec![cell(0, Some(0), 1000.0 - outside), late],
+            }
+        };
+        // 1% is not more than the default 1%; the table counts only the 990 in the year.
+        let tables = run(&defaults(), &with_outside(10.0));
+        close(num(&tables["dq_routes"].rows[0][1]), 990.0);
+        let err = defaults()
+            .tables(&with_outside(11.0))
+            .expect_err("1.1% > 1%")
+            .0;
+        assert!(err.contains("column `test_date`"), "{err}");
+        assert!(err.contains("11 of 1,000 tests (1.1%)"), "{err}");
+        assert!(err.contains("max_outside_year_share = 0.01"), "{err}");
+        // Last year's extract: every test outside the year.
+        assert!(defaults().tables(&with_outside(1000.0)).is_err());
     }
 
     #[test]
