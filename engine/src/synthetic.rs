@@ -196,7 +196,7 @@ pub fn count_records(
     match stop {
         None => Ok(vec![tally]),
         Some(Stop::Failed(e)) => Err(*e),
-        Some(Stop::Malformed(rule)) => Err(synth_error(spec, rule)),
+        Some(Stop::Malformed(rule, _)) => Err(synth_error(spec, rule)),
         Some(Stop::Invalid { column, value, .. }) => {
             let (rule, _) = crate::input::activity::refusal(column, value.as_deref());
             Err(synth_error(

@@ -5,7 +5,8 @@
 //! - `input`: the world file (see `strata_tests::write_world`) the case replaces or edits;
 //! - `file`: a file in the case folder that replaces `input` whole (bytes as they are, so
 //!   non-UTF-8 cases are real bytes), or `edits` (`find`, `replace`, optional `all`) and
-//!   `drop_lines` (lines containing any of these are removed) applied to the world's `input`;
+//!   `drop_lines` (lines containing any of these are removed) applied to the world's `input`,
+//!   and `cut_end` (that many bytes cut from its end);
 //! - `recipe_edits`: the same kind of edits on `recipe.toml` (`{plugins}` is the folder the case's
 //!   `fixture` plugin library is built into);
 //! - `fixture`: a plugin crate under `tests/fixtures/` to build as a shared library;
@@ -31,6 +32,9 @@ struct Case {
     edits: Vec<Edit>,
     #[serde(default)]
     drop_lines: Vec<String>,
+    /// Bytes cut from the end of `input` after the edits (a file copied short).
+    #[serde(default)]
+    cut_end: usize,
     #[serde(default)]
     recipe_edits: Vec<Edit>,
     fixture: Option<String>,
@@ -108,7 +112,7 @@ fn run_case(name: &str, dir: &Path, case: &Case, root: &Path) -> Result<String, 
         if let Some(file) = &case.file {
             std::fs::copy(dir.join(file), &target).map_err(|e| format!("copy {file}: {e}"))?;
         }
-        if !case.edits.is_empty() || !case.drop_lines.is_empty() {
+        if !case.edits.is_empty() || !case.drop_lines.is_empty() || case.cut_end > 0 {
             let text = std::fs::read_to_string(&target).map_err(|e| format!("{input}: {e}"))?;
             let mut text = apply(&text, &case.edits, input)?;
             if !case.drop_lines.is_empty() {
@@ -117,6 +121,7 @@ fn run_case(name: &str, dir: &Path, case: &Case, root: &Path) -> Result<String, 
                     .filter(|l| !case.drop_lines.iter().any(|d| l.contains(d.as_str())))
                     .collect();
             }
+            text.truncate(text.len().saturating_sub(case.cut_end));
             std::fs::write(&target, text).map_err(|e| format!("{input}: {e}"))?;
         }
     }

@@ -163,8 +163,9 @@ pub enum Stop {
         column: usize,
         value: Option<Vec<u8>>,
     },
-    /// A record the reader cannot split into the header's fields, at a row of the unit.
-    Malformed(String),
+    /// A record the reader cannot split into the header's fields, at a row of the unit: the rule
+    /// broken and a hint.
+    Malformed(String, &'static str),
     Failed(Box<Error>),
 }
 

@@ -217,13 +217,9 @@ fn located_error(
 ) -> Error {
     match e.stop {
         Stop::Failed(e) => *e,
-        Stop::Malformed(rule) => Error::data_hint(
-            path,
-            Some(row_in_file(e.unit, e.row)),
-            None,
-            rule,
-            "every record has one field per header column; quote fields that hold commas",
-        ),
+        Stop::Malformed(rule, hint) => {
+            Error::data_hint(path, Some(row_in_file(e.unit, e.row)), None, rule, hint)
+        }
         Stop::Invalid { row, column, value } => {
             let (rule, hint) = activity::refusal(column, value.as_deref());
             Error::data_hint(
@@ -705,7 +701,7 @@ impl Blocks {
             let end = if self.eof {
                 Some(self.carry.len())
             } else {
-                last_record_end(&self.carry).map(|e| e + 1)
+                last_record_end(&self.carry).map(|e| before_blank_lines(&self.carry, e) + 1)
             };
             match end {
                 Some(end) => {
@@ -766,6 +762,24 @@ fn last_record_end(bytes: &[u8]) -> Option<usize> {
         }
     }
     last
+}
+
+/// The first line end of the run of line ends that ends at `end`, so blank lines go to the next
+/// block's start, where they are seen before its records (and refused). A block of nothing but
+/// line ends is kept whole.
+fn before_blank_lines(bytes: &[u8], end: usize) -> usize {
+    let mut at = end;
+    loop {
+        let previous = match at.checked_sub(1).map(|i| bytes[i]) {
+            Some(b'\n') => at - 1,
+            Some(b'\r') if at >= 2 && bytes[at - 2] == b'\n' => at - 2,
+            _ => return at,
+        };
+        if previous == 0 {
+            return end;
+        }
+        at = previous;
+    }
 }
 
 fn first_record_end(bytes: &[u8]) -> Option<usize> {
@@ -876,18 +890,17 @@ impl CsvExtract {
             block.transpose()
         };
         let count = |pass: &Pass, tally: &mut Tally, index: usize, block: Vec<u8>| {
-            let batch =
-                CsvBatch::parse(&block, &self.positions, self.fields).map_err(|(row, rule)| {
-                    Located {
-                        unit: index,
-                        row,
-                        stop: Stop::Malformed(rule),
-                    }
-                })?;
+            let batch = CsvBatch::parse(&block, &self.positions, self.fields).map_err(
+                |(row, rule, hint)| Located {
+                    unit: index,
+                    row,
+                    stop: Stop::Malformed(rule, hint),
+                },
+            )?;
             pass.count(tally, &batch).map_err(|stop| {
                 let row = match &stop {
                     Stop::Invalid { row, .. } => *row,
-                    Stop::Malformed(_) | Stop::Failed(_) => 0,
+                    Stop::Malformed(..) | Stop::Failed(_) => 0,
                 };
                 Located {
                     unit: index,
@@ -926,13 +939,17 @@ struct CsvBatch {
 }
 
 impl CsvBatch {
-    /// Parses a block of whole records; a record with the wrong number of fields gives its row
-    /// in the block and the rule.
+    /// Parses a block of whole records; a record with the wrong number of fields, a blank line
+    /// or a row of commas gives its row in the block, the rule and a hint.
     fn parse(
         block: &[u8],
         positions: &[Option<usize>; 8],
         fields: usize,
-    ) -> std::result::Result<CsvBatch, (usize, String)> {
+    ) -> std::result::Result<CsvBatch, (usize, String, &'static str)> {
+        const FIELDS: &str =
+            "every record has one field per header column; quote fields that hold commas";
+        const BLANK: &str = "remove blank lines and rows of empty fields: they hold no record, \
+                             and may be where part of the extract was lost";
         use csv_core::ReadRecordResult as Read;
         let mut reader = csv_core::Reader::new();
         // Unquoted fields are never longer than the text they came from.
@@ -942,6 +959,23 @@ impl CsvBatch {
         let mut spans: [Option<Vec<(u32, u32)>>; 8] =
             std::array::from_fn(|c| positions[c].map(|_| Vec::with_capacity(block.len() / 64)));
         let (mut read, mut written, mut start, mut rows) = (0, 0, 0, 0);
+        // The reader skips blank lines; one with records after it is refused (a record cut out,
+        // or a second table pasted below), while line ends that only close the file are not.
+        let blank_line = |at: usize| {
+            let mut rest = &block[at..];
+            // A `\n` right after the `\r` the reader stopped at is the rest of a CRLF.
+            if at > 0 && block[at - 1] == b'\r' && rest.first() == Some(&b'\n') {
+                rest = &rest[1..];
+            }
+            let gap = rest
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
+            gap > 0 && gap < rest.len()
+        };
+        if blank_line(0) {
+            return Err((0, "blank line (a line with no fields)".into(), BLANK));
+        }
         loop {
             let (result, n_in, n_out, n_ends) =
                 reader.read_record(&block[read..], &mut bytes[written..], &mut ends);
@@ -952,16 +986,37 @@ impl CsvBatch {
             match result {
                 Read::InputEmpty | Read::OutputEndsFull => {}
                 Read::OutputFull => {
-                    return Err((rows, "record has a field the reader cannot hold".into()));
+                    return Err((
+                        rows,
+                        "record has a field the reader cannot hold".into(),
+                        FIELDS,
+                    ));
                 }
                 Read::Record => {
                     if record.len() != fields {
+                        // The file's last line, with no line end: the file was cut short.
+                        let cut = read == block.len() && !block.ends_with(b"\n");
+                        let rule = format!(
+                            "record has {} fields; the header has {fields}{}",
+                            record.len(),
+                            if cut && record.len() < fields {
+                                " (the last line has no line end: the file looks cut short)"
+                            } else {
+                                ""
+                            }
+                        );
+                        let hint = if cut {
+                            "copy or export the file again, whole"
+                        } else {
+                            FIELDS
+                        };
+                        return Err((rows, rule, hint));
+                    }
+                    if fields > 1 && record[fields - 1] == 0 {
                         return Err((
                             rows,
-                            format!(
-                                "record has {} fields; the header has {fields}",
-                                record.len()
-                            ),
+                            "every field is empty (a row of commas only)".into(),
+                            BLANK,
                         ));
                     }
                     for (span, position) in spans.iter_mut().zip(positions) {
@@ -973,6 +1028,9 @@ impl CsvBatch {
                     record.clear();
                     start = written;
                     rows += 1;
+                    if blank_line(read) {
+                        return Err((rows, "blank line (a line with no fields)".into(), BLANK));
+                    }
                 }
                 Read::End => break,
             }
@@ -1011,6 +1069,37 @@ impl Batch for CsvBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blank_lines_before_records_are_refused_and_line_ends_closing_the_file_are_not() {
+        let positions: [Option<usize>; 8] = [Some(0), Some(1), None, None, None, None, None, None];
+        let rows = |block: &[u8]| CsvBatch::parse(block, &positions, 2).map(|b| b.rows);
+        assert_eq!(rows(b"a,b\r\nc,d\r\n"), Ok(2));
+        assert_eq!(rows(b"a,b\nc,d\n\n\n"), Ok(2), "trailing line ends");
+        assert_eq!(rows(b"a,b\r\nc,d\r\n\r\n"), Ok(2));
+        for bad in [
+            &b"a,b\n\nc,d\n"[..],
+            b"a,b\r\n\r\nc,d",
+            b"\na,b\n",
+            b"a,b\n,\n",
+        ] {
+            let (row, rule, _) = rows(bad).expect_err("refused");
+            assert!(
+                rule.contains("blank line") || rule.contains("commas only"),
+                "{rule}"
+            );
+            assert!(row <= 1, "{row}");
+        }
+        // A block is cut before a run of blank lines, so the next block starts with them.
+        assert_eq!(before_blank_lines(b"a,b\n\n", 4), 3);
+        assert_eq!(before_blank_lines(b"a\r\n\r\n", 4), 2);
+        assert_eq!(before_blank_lines(b"a,b\n", 3), 3);
+        assert_eq!(
+            before_blank_lines(b"\n\n\n", 2),
+            2,
+            "only line ends: kept whole"
+        );
+    }
 
     #[test]
     fn record_ends_skip_line_ends_inside_quotes() {
