@@ -973,6 +973,15 @@ impl CsvBatch {
                 .count();
             gap > 0 && gap < rest.len()
         };
+        // A run of blank lines filling a block is no trailing line end (and reading a gigabyte of
+        // them would take seconds to say nothing).
+        if block.len() >= 64 << 10 && block.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+            return Err((
+                0,
+                format!("blank lines only: {} bytes of line ends", block.len()),
+                BLANK,
+            ));
+        }
         if blank_line(0) {
             return Err((0, "blank line (a line with no fields)".into(), BLANK));
         }
@@ -1090,6 +1099,8 @@ mod tests {
             );
             assert!(row <= 1, "{row}");
         }
+        let (_, rule, _) = rows(&[b'\n'; 64 << 10]).expect_err("a block of blank lines");
+        assert!(rule.contains("blank lines only"), "{rule}");
         // A block is cut before a run of blank lines, so the next block starts with them.
         assert_eq!(before_blank_lines(b"a,b\n\n", 4), 3);
         assert_eq!(before_blank_lines(b"a\r\n\r\n", 4), 2);
