@@ -303,6 +303,13 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             }
         },
     };
+    if overrides.mapping.is_some() && !matches!(source, Source::Activity(_)) {
+        return Err(Error::Usage(
+            "--mapping maps a record-level extract's columns: give it with --activity (aggregated \
+             counts and the synthetic year follow SPEC §3 as they are)"
+                .into(),
+        ));
+    }
     let population_path = path_of(&overrides.population, &recipe.inputs.population);
     let areas_path = path_of(&None, &recipe.inputs.areas)
         .ok_or_else(|| Error::Usage("no areas input".into()))?;
@@ -418,12 +425,6 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         quality_tables.push(exclusions_table(&quality));
     }
     let population_path = population_label;
-    let areas_path = recipe
-        .inputs
-        .areas
-        .as_ref()
-        .map(|p| p.path.clone())
-        .unwrap_or_default();
     check_population_covers_tests(&counts, &population_path, &areas_path, &mut warnings)?;
 
     let cells = (counts.tests.len()) as u64;

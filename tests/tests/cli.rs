@@ -164,3 +164,30 @@ fn a_stale_plugin_path_variable_is_named() {
     assert!(err.contains("STRATA_PLUGIN_PATH"), "{err}");
     assert!(err.contains("/nonexistent/strata-plugins"), "{err}");
 }
+
+/// `--mapping` is for a record-level extract: with aggregated counts or the synthetic year it
+/// would be silently unused, so it is refused before anything is read.
+#[test]
+fn a_mapping_without_an_extract_is_refused() {
+    let tmp = temp_dir("mapping-without-extract");
+    let world = write_world(tmp.path(), "ratio.rate");
+    let mapping = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/mappings/udal-dids.toml"
+    );
+    let counts = world.dir.join("activity.csv");
+    let (code, _, err) = strata(&[
+        "run",
+        world.recipe.to_str().unwrap_or_default(),
+        "--counts",
+        counts.to_str().unwrap_or_default(),
+        "--mapping",
+        mapping,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--mapping maps a record-level extract"),
+        "{err}"
+    );
+    assert!(!world.dir.join("out").exists(), "nothing written");
+}
