@@ -696,17 +696,6 @@ pub fn read_counts(
     Ok(t.height())
 }
 
-/// The columns a record-level extract must have (SPEC §3); `exam_code` may be absent.
-pub(crate) const ACTIVITY_REQUIRED: [&str; 7] = [
-    "provider_code",
-    "test_date",
-    "gp_practice_code",
-    "lsoa11",
-    "sex",
-    "age",
-    "modality",
-];
-
 /// "31 of 1040 records (3.0%) have <what> (`9`, `X`); <consequence>", or `None` when no record does.
 pub fn unknown_values_warning(
     records: f64,

@@ -177,8 +177,8 @@ fn check_names(path: &Path, names: &[String], read: &Names) -> Result<[Option<us
             ));
         }
     }
-    for c in super::ACTIVITY_REQUIRED {
-        let column = COLUMNS.iter().position(|k| *k == c).unwrap_or(0);
+    // Every column read is required but `exam_code` (SPEC §3).
+    for column in (0..COLUMNS.len()).filter(|&c| c != activity::EXAM) {
         if !names.iter().any(|n| *n == read.source[column]) {
             // At most a line of the header: a file that is not a table must not fill the screen.
             let mut found = names.join(", ");
