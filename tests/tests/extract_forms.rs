@@ -30,11 +30,7 @@ fn tables(activity: &Path, threads: usize) -> (Vec<(String, Vec<u8>)>, Vec<Strin
     };
     let results = strata::pipeline::run(&prepared, &overrides)
         .unwrap_or_else(|e| panic!("{}: {e}", activity.display()));
-    let files = strata::output::RunFiles::from_results(&results, 6)
-        .expect("render")
-        .0
-        .files;
-    (files, results.warnings)
+    (strata_tests::rendered_tables(&results), results.warnings)
 }
 
 #[test]
@@ -60,19 +56,8 @@ fn every_writer_encoding_type_and_order_gives_the_same_tables() {
                 repeat + 1
             );
             assert_eq!(warnings, reference.1, "warnings of {what}");
-            assert_eq!(files.len(), reference.0.len(), "tables of {what}");
-            for ((name, bytes), (_, expected)) in files.iter().zip(&reference.0) {
-                if bytes != expected {
-                    let got = String::from_utf8_lossy(bytes);
-                    let want = String::from_utf8_lossy(expected);
-                    let line = got
-                        .lines()
-                        .zip(want.lines())
-                        .find(|(a, b)| a != b)
-                        .map(|(a, b)| format!("\n  got:  {a}\n  want: {b}"))
-                        .unwrap_or_default();
-                    panic!("{name} of {what} differs from strata.parquet's{line}");
-                }
+            if let Some(difference) = strata_tests::table_difference(&files, &reference.0) {
+                panic!("{what} differs from strata.parquet's: {difference}");
             }
         }
     }
