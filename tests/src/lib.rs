@@ -215,6 +215,68 @@ stratum_counts = true
     }
 }
 
+/// `configs/example.toml`: the example recipe (3 areas, ~3,800 records under `data/example/`).
+pub fn example_recipe() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/example.toml")
+}
+
+/// The production record-level reader (the whole run of the example recipe) on `activity`, with
+/// `threads` workers.
+pub fn run_example(
+    activity: &Path,
+    threads: usize,
+) -> strata::error::Result<strata::pipeline::RunResults> {
+    let prepared = strata::check(&example_recipe()).expect("the example recipe checks");
+    let overrides = strata::pipeline::InputOverrides {
+        activity: Some(activity.to_path_buf()),
+        threads: Some(threads),
+        ..Default::default()
+    };
+    strata::pipeline::run(&prepared, &overrides)
+}
+
+/// Every output table of a run, named and rendered as the CLI writes it.
+pub fn rendered_tables(results: &strata::pipeline::RunResults) -> Vec<(String, Vec<u8>)> {
+    strata::output::RunFiles::from_results(results, 6)
+        .expect("render")
+        .0
+        .files
+}
+
+/// Where two runs' rendered tables differ: the first table that is missing or not the same bytes,
+/// with its first differing line; `None` when every table is the same.
+pub fn table_difference(got: &[(String, Vec<u8>)], want: &[(String, Vec<u8>)]) -> Option<String> {
+    let names = |t: &[(String, Vec<u8>)]| t.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    if names(got) != names(want) {
+        return Some(format!(
+            "tables {:?}, expected {:?}",
+            names(got),
+            names(want)
+        ));
+    }
+    let (name, bytes, expected) = got
+        .iter()
+        .zip(want)
+        .find(|((_, a), (_, b))| a != b)
+        .map(|((name, a), (_, b))| (name, a, b))?;
+    let got = String::from_utf8_lossy(bytes);
+    let want = String::from_utf8_lossy(expected);
+    let line = got
+        .lines()
+        .zip(want.lines())
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+        .map(|(i, (a, b))| format!("\n  line {}\n  got:  {a}\n  want: {b}", i + 1))
+        .unwrap_or_else(|| {
+            format!(
+                "\n  {} lines, expected {}",
+                got.lines().count(),
+                want.lines().count()
+            )
+        });
+    Some(format!("{name} differs{line}"))
+}
+
 /// A fresh temporary folder for one test.
 pub fn temp_dir(name: &str) -> tempfile::TempDir {
     tempfile::Builder::new()

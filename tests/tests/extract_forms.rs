@@ -40,11 +40,7 @@ fn tables_mapped(
     };
     let results = strata::pipeline::run(&prepared, &overrides)
         .unwrap_or_else(|e| panic!("{}: {e}", activity.display()));
-    let files = strata::output::RunFiles::from_results(&results, 6)
-        .expect("render")
-        .0
-        .files;
-    (files, results.warnings)
+    (strata_tests::rendered_tables(&results), results.warnings)
 }
 
 #[test]
@@ -80,19 +76,8 @@ fn assert_same(
     what: &str,
 ) {
     assert_eq!(warnings, &reference.1, "warnings of {what}");
-    assert_eq!(files.len(), reference.0.len(), "tables of {what}");
-    for ((name, bytes), (_, expected)) in files.iter().zip(&reference.0) {
-        if bytes != expected {
-            let got = String::from_utf8_lossy(bytes);
-            let want = String::from_utf8_lossy(expected);
-            let line = got
-                .lines()
-                .zip(want.lines())
-                .find(|(a, b)| a != b)
-                .map(|(a, b)| format!("\n  got:  {a}\n  want: {b}"))
-                .unwrap_or_default();
-            panic!("{name} of {what} differs from strata.parquet's{line}");
-        }
+    if let Some(difference) = strata_tests::table_difference(files, &reference.0) {
+        panic!("{what} differs from strata.parquet's: {difference}");
     }
 }
 

@@ -50,14 +50,7 @@ fn read_everything(path: &Path, shape: &DerivationShape) {
 
 /// The production record-level reader (the whole run of the example recipe) on `path`.
 fn count_activity(path: &Path) -> strata::error::Result<strata::pipeline::RunResults> {
-    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/example.toml");
-    let prepared = strata::check(&recipe).expect("the example recipe checks");
-    let overrides = strata::pipeline::InputOverrides {
-        activity: Some(path.to_path_buf()),
-        threads: Some(2),
-        ..Default::default()
-    };
-    strata::pipeline::run(&prepared, &overrides)
+    strata_tests::run_example(path, 2)
 }
 
 /// Text that looks like one of the input tables, so the readers get past the header: every
