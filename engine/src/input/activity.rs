@@ -656,8 +656,10 @@ impl<'w, 'a> ColumnSink<'w, 'a> {
         fill_text(self.cache, self.shared, self.column, rows, &value, self.out)
     }
 
-    /// Text as keys (`None` for null) into a dictionary of `entries` values: each entry is
-    /// resolved once, then rows only index the table.
+    /// Text as keys (`None` for null) into a dictionary of `entries` values: each entry a row
+    /// uses is resolved once, then rows only index the table. Entries no row uses (a writer may
+    /// keep a column chunk's whole dictionary, or unused categories) and the null, when no row is
+    /// null, are never resolved: they would reach the warnings as values no record holds.
     pub fn dictionary<'v>(
         self,
         entries: usize,
@@ -665,33 +667,45 @@ impl<'w, 'a> ColumnSink<'w, 'a> {
         rows: usize,
         key: impl Fn(usize) -> Option<usize>,
     ) -> std::result::Result<(), Stop> {
-        let mut table = Vec::new();
+        let mut used = vec![false; entries];
+        let (mut nulls, mut stray) = (false, false);
+        for r in 0..rows {
+            match key(r) {
+                None => nulls = true,
+                Some(k) => match used.get_mut(k) {
+                    Some(u) => *u = true,
+                    None => stray = true,
+                },
+            }
+        }
+        let wanted: Vec<usize> = (0..entries).filter(|&k| used[k]).collect();
+        let mut resolved = Vec::new();
         fill_text(
             self.cache,
             self.shared,
             self.column,
-            entries,
-            &entry,
-            &mut table,
+            wanted.len(),
+            &|i| entry(wanted[i]),
+            &mut resolved,
         )?;
-        let null = match self.cache.text(None) {
-            Some(v) => v,
-            None => {
-                let mut one = Vec::new();
-                fill_text(self.cache, self.shared, self.column, 1, &|_| None, &mut one)?;
-                one[0]
-            }
+        // Slots of unused entries are never read: every key below is a used entry.
+        let mut table = vec![INVALID; entries];
+        for (&k, &value) in wanted.iter().zip(&resolved) {
+            table[k] = value;
+        }
+        let null = if nulls {
+            let mut one = Vec::new();
+            fill_text(self.cache, self.shared, self.column, 1, &|_| None, &mut one)?;
+            one[0]
+        } else {
+            INVALID
         };
         // A refused entry or null was flagged when it was stored; only a key beyond the
-        // dictionary is left to flag here (no second pass over the rows).
-        let mut stray = false;
+        // dictionary is left to flag here.
         self.out.clear();
         self.out.extend((0..rows).map(|r| match key(r) {
             None => null,
-            Some(k) => table.get(k).copied().unwrap_or_else(|| {
-                stray = true;
-                INVALID
-            }),
+            Some(k) => table.get(k).copied().unwrap_or(INVALID),
         }));
         self.cache.refuses |= stray;
         Ok(())
