@@ -426,3 +426,57 @@ pub fn load_checked(path: &Path) -> crate::error::Result<InputMapping> {
         }])),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value_map(pairs: &[(&str, &str)], default: Option<&str>) -> ValueMap {
+        ValueMap {
+            map: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            default: default.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_value_map_translates_named_values_and_defaults_the_rest() {
+        let sex = value_map(&[("M", "1"), ("F", "2")], None);
+        assert_eq!(sex.apply("M"), "1");
+        assert_eq!(sex.apply("9"), "9", "unmapped values pass unchanged");
+        let strict = value_map(&[("M", "1")], Some(""));
+        assert_eq!(
+            strict.apply("X"),
+            "",
+            "the default stands for every other value"
+        );
+    }
+
+    #[test]
+    fn a_files_entries_are_overridden_one_by_one_and_a_chain_is_followed() {
+        let dir = std::env::temp_dir().join(format!("strata-mapping-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let base = "schema = 1\nname = \"base\"\nversion = \"1\"\n[columns]\ntest_date = \"D\"\n\
+                    sex = \"S\"\n[values.sex.map]\nM = \"1\"\nF = \"2\"\n";
+        let local = "schema = 1\nname = \"local\"\nversion = \"2\"\nextends = \"base.toml\"\n\
+                     [columns]\nsex = \"Gender\"\n[values.sex]\nmap = { F = \"9\" }\n\
+                     default = \"\"\n";
+        std::fs::write(dir.join("base.toml"), base).expect("write");
+        std::fs::write(dir.join("local.toml"), local).expect("write");
+        let mapping = load_checked(&dir.join("local.toml")).expect("valid chain");
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(mapping.source_name("test_date"), "D", "from the base");
+        assert_eq!(mapping.source_name("sex"), "Gender", "overridden");
+        assert_eq!(mapping.source_name("age"), "age", "not mapped");
+        let sex = mapping.value_map("sex").expect("sex map");
+        assert_eq!(sex.apply("M"), "1", "kept from the base");
+        assert_eq!(sex.apply("F"), "9", "overridden");
+        assert_eq!(sex.apply("U"), "", "the local default");
+        let file = mapping.file.as_ref().expect("file");
+        assert_eq!((file.name.as_str(), file.version.as_str()), ("local", "2"));
+        assert_eq!(file.extends.as_ref().map(|b| b.name.as_str()), Some("base"));
+        assert_eq!(mapping.describe("sex"), "Gender`, mapped to `sex");
+    }
+}
