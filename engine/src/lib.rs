@@ -105,6 +105,7 @@ pub fn run_in_memory(recipe_path: &Path, overrides: &InputOverrides) -> Result<R
     if prepared.recipe.write_publication {
         files.extend(publication::files(
             &prepared.recipe,
+            prepared.methods.confidence_interval.as_ref(),
             &results,
             &manifest.recipe_fingerprint,
             &String::from_utf8_lossy(&manifest_bytes),

@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use strata_api::{StandardisedRates, Table, Value};
+use strata_api::{ConfidenceIntervalMethod, StandardisedRates, Table, Value};
 use strata_report::{
-    Boundaries, ConfidenceLimits, FactorRatioRow, MeasureLabel, ReportInput, funnel_svg, map_svg,
-    ranked_chart_svg, report_html, workbook_xlsx,
+    Boundaries, ConfidenceLimits, FactorRatioRow, FunnelLimits, MeasureLabel, ReportInput,
+    funnel_svg, map_svg, ranked_chart_svg, report_html, workbook_xlsx,
 };
 
 use crate::error::{Error, Result};
@@ -127,6 +127,7 @@ fn factor_rows(results: &RunResults) -> Vec<FactorRatioRow> {
 /// Every publication file of a run: `annex_b.xlsx`, `report.html` and the SVGs under `charts/`.
 pub fn files(
     recipe: &Recipe,
+    confidence_interval: &dyn ConfidenceIntervalMethod,
     results: &RunResults,
     fingerprint: &str,
     manifest_json: &str,
@@ -199,6 +200,9 @@ pub fn files(
         rates: &rates,
         limits: &limits,
         ci_method: &ci_method,
+        funnel: FunnelLimits {
+            method: confidence_interval,
+        },
         factor_ratios: &factor_ratios,
         tables: &extra,
         manifest_json,

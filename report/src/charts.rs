@@ -19,11 +19,6 @@ const WHISKER: RGBColor = RGBColor(0x21, 0x2b, 0x32); // NHS black
 const LIMIT_95: RGBColor = RGBColor(0x41, 0xb6, 0xe6);
 const LIMIT_998: RGBColor = RGBColor(0x00, 0x30, 0x87);
 
-/// z for a two-sided 95% interval, Φ⁻¹(0.975).
-const Z_95: f64 = 1.959_963_984_540_054;
-/// z for a two-sided 99.8% interval, Φ⁻¹(0.999).
-const Z_998: f64 = 3.090_232_306_167_813;
-
 /// An SVG that says there is nothing to draw, for a measure with no finite rates.
 fn empty_svg(caption: &str) -> String {
     format!(
@@ -240,32 +235,22 @@ fn draw_ranked(
     Ok(())
 }
 
-/// Control limits of the standardised ratio O/E at `expected` tests, for a two-sided level with
-/// normal quantile `z`, when O is Poisson with mean E: Byar's approximation to the exact Poisson
-/// limits (Breslow & Day 1987), taken with O = E, as in the Public Health England funnel-plot
-/// guidance. The lower limit is floored at 0.
-pub(crate) fn funnel_limits(expected: f64, z: f64) -> (f64, f64) {
-    let e = expected;
-    let lower = (1.0 - 1.0 / (9.0 * e) - z / (3.0 * e.sqrt()))
-        .powi(3)
-        .max(0.0);
-    let e1 = e + 1.0;
-    let upper = (e1 / e) * (1.0 - 1.0 / (9.0 * e1) + z / (3.0 * e1.sqrt())).powi(3);
-    (lower, upper)
-}
-
 /// One point of the funnel plot.
 struct Point {
     code: String,
     name: String,
     expected: f64,
+    /// The standardised ratio O/E, as the standardised rate over the national rate (unrounded;
+    /// the published observed count may be rounded or suppressed).
     ratio: f64,
     observed: f64,
+    /// Where the area's own limits put it: e.g. "above the national rate at 99.8%".
+    position: String,
 }
 
 /// Funnel plot of one measure: each area's standardised ratio (observed / expected) against its
-/// expected tests, with the 95% and 99.8% control limits around 1. `measure` indexes
-/// `input.measures`.
+/// expected tests, with the control limits of the run's confidence-interval method at each of its
+/// levels. `measure` indexes `input.measures`.
 pub fn funnel_svg(input: &ReportInput, measure: usize) -> String {
     let caption = plain(&format!(
         "{}: standardised ratio by expected tests, {}s, {}",
@@ -273,18 +258,26 @@ pub fn funnel_svg(input: &ReportInput, measure: usize) -> String {
         input.area_kind,
         input.year_label
     ));
+    let limits = input.limits_index();
     let mut points: Vec<Point> = input
         .area_rates(measure)
         .into_iter()
-        .filter(|r| r.expected > 0.0 && r.expected.is_finite() && r.observed.is_finite())
+        .filter(|r| {
+            r.expected > 0.0
+                && r.expected.is_finite()
+                && r.national_rate > 0.0
+                && r.standardised_rate.is_finite()
+        })
         .map(|r| {
             let area = input.area(r.area);
+            let own = limits.get(&(r.area, r.measure)).copied();
             Point {
                 code: area.map_or_else(|| format!("#{}", r.area), |a| a.code.clone()),
                 name: area.map_or_else(String::new, |a| a.name.clone()),
                 expected: r.expected,
-                ratio: r.observed / r.expected,
+                ratio: r.standardised_rate / r.national_rate,
                 observed: r.observed,
+                position: position(own, r.national_rate),
             }
         })
         .collect();
@@ -298,16 +291,41 @@ pub fn funnel_svg(input: &ReportInput, measure: usize) -> String {
     });
     let mut svg = String::new();
     let mut hotspots = Vec::with_capacity(points.len());
-    if draw_funnel(&mut svg, &caption, &points, &mut hotspots).is_err() {
+    if draw_funnel(&mut svg, &caption, input, &points, &mut hotspots).is_err() {
         return empty_svg(&caption);
     }
     add_hotspots(&mut svg, &hotspots);
     svg
 }
 
+/// Where an area's own confidence limits put it against the national rate (the same test that
+/// places its point outside or inside the funnel).
+fn position(own: Option<&crate::input::ConfidenceLimits>, national: f64) -> String {
+    let Some(c) = own else {
+        return "no confidence limits".into();
+    };
+    if c.lower_998 > national {
+        "above national, 99.8% limits".into()
+    } else if c.upper_998 < national {
+        "below national, 99.8% limits".into()
+    } else if c.lower_95 > national {
+        "above national, 95% limits".into()
+    } else if c.upper_95 < national {
+        "below national, 95% limits".into()
+    } else {
+        "within 95% limits".into()
+    }
+}
+
+/// A level as a legend label: 0.95 → "95% limits", 0.998 → "99.8% limits".
+fn level_label(level: f64) -> String {
+    format!("{}% limits", (level * 1000.0).round() / 10.0)
+}
+
 fn draw_funnel(
     svg: &mut String,
     caption: &str,
+    input: &ReportInput,
     points: &[Point],
     hotspots: &mut Vec<Hotspot>,
 ) -> DrawResult {
@@ -315,8 +333,26 @@ fn draw_funnel(
     let e_min = points.iter().map(|p| p.expected).fold(f64::MAX, f64::min);
     let ratio_max = points.iter().map(|p| p.ratio).fold(1.0, f64::max);
     let ratio_min = points.iter().map(|p| p.ratio).fold(1.0, f64::min);
-    // Show the funnel's mouth where the smallest area sits, but never let it swamp the points.
-    let (lo_at_min, hi_at_min) = funnel_limits(e_min, Z_998);
+    // Show the funnel's mouth where the smallest area sits (its widest level), but never let it
+    // swamp the points.
+    let mouth = input.funnel.at(&[e_min]);
+    let widest = |pick: fn(&strata_api::Limits) -> f64, fold: fn(f64, f64) -> f64, init: f64| {
+        mouth
+            .iter()
+            .map(pick)
+            .filter(|v| v.is_finite())
+            .fold(init, fold)
+    };
+    let hi_at_min = widest(
+        |l| l.upper.first().copied().unwrap_or(f64::NAN),
+        f64::max,
+        1.0,
+    );
+    let lo_at_min = widest(
+        |l| l.lower.first().copied().unwrap_or(f64::NAN),
+        f64::min,
+        1.0,
+    );
     let y_max = (ratio_max.max(hi_at_min.min(ratio_max * 1.5 + 0.5)) * 1.08).max(1.2);
     let y_min = (ratio_min.min(lo_at_min) * 0.92).clamp(0.0, 0.8);
 
@@ -346,26 +382,21 @@ fn draw_funnel(
     let grid: Vec<f64> = (0..=STEPS)
         .map(|i| start + (e_max - start) * i as f64 / STEPS as f64)
         .collect();
-    for (z, colour, label) in [
-        (Z_95, LIMIT_95, "95% limits"),
-        (Z_998, LIMIT_998, "99.8% limits"),
-    ] {
-        let inside = |v: f64| v >= y_min && v <= y_max;
-        let upper: Vec<(f64, f64)> = grid
-            .iter()
-            .map(|&e| (e, funnel_limits(e, z).1))
-            .filter(|&(_, v)| inside(v))
-            .collect();
-        let lower: Vec<(f64, f64)> = grid
-            .iter()
-            .map(|&e| (e, funnel_limits(e, z).0))
-            .filter(|&(_, v)| inside(v))
-            .collect();
+    let inside = |v: f64| v.is_finite() && v >= y_min && v <= y_max;
+    for (k, level) in input.funnel.at(&grid).into_iter().enumerate() {
+        let colour = [LIMIT_95, LIMIT_998][k.min(1)];
+        let curve = |values: &[f64]| -> Vec<(f64, f64)> {
+            grid.iter()
+                .copied()
+                .zip(values.iter().copied())
+                .filter(|&(_, v)| inside(v))
+                .collect()
+        };
         chart
-            .draw_series(LineSeries::new(upper, colour.stroke_width(1)))?
-            .label(label)
+            .draw_series(LineSeries::new(curve(&level.upper), colour.stroke_width(1)))?
+            .label(level_label(level.level))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], colour));
-        chart.draw_series(LineSeries::new(lower, colour.stroke_width(1)))?;
+        chart.draw_series(LineSeries::new(curve(&level.lower), colour.stroke_width(1)))?;
     }
     chart
         .draw_series(std::iter::once(PathElement::new(
@@ -394,26 +425,18 @@ fn draw_funnel(
 
     for p in points {
         let (x, y) = chart.backend_coord(&(p.expected, p.ratio.clamp(y_min, y_max)));
-        let (lo95, hi95) = funnel_limits(p.expected, Z_95);
-        let (lo998, hi998) = funnel_limits(p.expected, Z_998);
-        let position = if p.ratio > hi998 || p.ratio < lo998 {
-            "outside 99.8% limits"
-        } else if p.ratio > hi95 || p.ratio < lo95 {
-            "outside 95% limits"
-        } else {
-            "within 95% limits"
-        };
         hotspots.push(Hotspot::Circle {
             x,
             y,
             r: 5,
             title: format!(
-                "{} {}: ratio {}, observed {}, expected {}, {position}",
+                "{} {}: ratio {}, observed {}, expected {}, {}",
                 p.code,
                 p.name,
                 format::ratio(p.ratio),
                 format::rate(p.observed),
-                format::rate(p.expected)
+                format::rate(p.expected),
+                p.position
             ),
         });
     }
@@ -426,15 +449,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn funnel_limits_narrow_with_expected_and_bracket_one() {
-        let (lo_small, hi_small) = funnel_limits(100.0, Z_95);
-        let (lo_big, hi_big) = funnel_limits(10_000.0, Z_95);
-        assert!(lo_small < lo_big && lo_big < 1.0 && 1.0 < hi_big && hi_big < hi_small);
-        // Normal approximation 1 ± z/√E is close for large E: 1 ± 0.0196 at E = 10,000.
-        assert!((lo_big - (1.0 - Z_95 / 100.0)).abs() < 5e-4, "{lo_big}");
-        assert!((hi_big - (1.0 + Z_95 / 100.0)).abs() < 5e-4, "{hi_big}");
-        let (lo998, hi998) = funnel_limits(100.0, Z_998);
-        assert!(lo998 < lo_small && hi998 > hi_small);
-        assert_eq!(funnel_limits(0.5, Z_998).0, 0.0);
+    fn levels_print_as_percentages() {
+        assert_eq!(level_label(0.95), "95% limits");
+        assert_eq!(level_label(0.998), "99.8% limits");
     }
 }

@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use strata_api::{Area, AreaRate, StandardisedRates, Table, Value};
+use strata_api::{
+    Area, AreaRate, ConfidenceIntervalMethod, Limits, StandardisedRates, Table, Value,
+};
 
 /// A measure key and the label the publication gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +97,29 @@ pub struct Boundaries<'a> {
     pub join_property: &'a str,
 }
 
+/// The run's confidence-interval method, which draws the funnel plots' control limits
+/// ([`ConfidenceIntervalMethod::funnel_limits`]) so that a point is outside the funnel exactly when
+/// its own limits in `area_rates` exclude the national rate.
+#[derive(Clone, Copy)]
+pub struct FunnelLimits<'a> {
+    pub method: &'a dyn ConfidenceIntervalMethod,
+}
+
+impl FunnelLimits<'_> {
+    /// Control limits of O/E at each expected count, one [`Limits`] per level of the method.
+    pub(crate) fn at(&self, expected: &[f64]) -> Vec<Limits> {
+        self.method.funnel_limits(expected)
+    }
+}
+
+impl std::fmt::Debug for FunnelLimits<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunnelLimits")
+            .field("method", &self.method.method_name())
+            .finish()
+    }
+}
+
 /// Everything a report is made from. Measure and area indices are those of `rates`.
 #[derive(Debug, Clone, Copy)]
 pub struct ReportInput<'a> {
@@ -114,6 +139,8 @@ pub struct ReportInput<'a> {
     pub limits: &'a [ConfidenceLimits],
     /// Name of the confidence-interval method, e.g. "exact Poisson (O < 10) / Byar (O ≥ 10)".
     pub ci_method: &'a str,
+    /// The funnel plots' control limits, from the same method.
+    pub funnel: FunnelLimits<'a>,
     pub factor_ratios: &'a [FactorRatioRow],
     /// Summary (named `summary`, long format `measure, statistic, value, areas`), data-quality and
     /// any other tables; each gets a workbook sheet, and all but the summary an Annex A section.

@@ -15,8 +15,9 @@
 //!   confidence whiskers and the national rate line (plotters).
 //! - [`map_svg`]: Maps 1–14, a choropleth of area standardised rates on the boundary GeoJSON, six
 //!   sequential classes at sextiles of the areas' rates, with a legend (written as SVG paths).
-//! - [`funnel_svg`]: standardised ratio (observed / expected) against expected tests, with 95% and
-//!   99.8% control limits (plotters).
+//! - [`funnel_svg`]: standardised ratio (observed / expected) against expected tests, with the
+//!   control limits of the run's confidence-interval method at each of its levels
+//!   ([`FunnelLimits`]), so a point is outside the funnel exactly when its own limits exclude 1.
 //! - [`report_html`]: the publication's structure with its sentences filled from the run, the SVGs
 //!   inlined, and the manifest.
 //!
@@ -37,7 +38,8 @@ mod workbook;
 pub use charts::{funnel_svg, ranked_chart_svg};
 pub use html::report_html;
 pub use input::{
-    Boundaries, ConfidenceLimits, FactorRatioRow, MeasureLabel, ReportInput, publication_label,
+    Boundaries, ConfidenceLimits, FactorRatioRow, FunnelLimits, MeasureLabel, ReportInput,
+    publication_label,
 };
 pub use map::map_svg;
 pub use workbook::workbook_xlsx;

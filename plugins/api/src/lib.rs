@@ -10,6 +10,7 @@
 //!   before any data is read ([`PluginDescriptor::configure`]).
 
 pub mod ffi;
+pub mod funnel;
 pub mod params;
 pub mod stages;
 pub mod types;

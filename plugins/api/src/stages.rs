@@ -32,6 +32,13 @@ pub trait ConfidenceIntervalMethod: Send + Sync {
     /// One [`Limits`] per configured level. `scale[i]` turns row i's O/E into a standardised rate
     /// (national rate per 10,000), so limits come back on the rate scale.
     fn limits(&self, observed: &[f64], expected: &[f64], scale: &[f64]) -> Vec<Limits>;
+    /// Funnel-plot control limits of O/E at each expected count, one [`Limits`] per level. The
+    /// default inverts [`Self::limits`] ([`crate::funnel`]), so a point lies outside the funnel
+    /// exactly when its own limits exclude the national rate; override only with the same
+    /// property.
+    fn funnel_limits(&self, expected: &[f64]) -> Vec<Limits> {
+        crate::funnel::funnel_limits(self, expected)
+    }
 }
 
 /// 5. Factor effects: each factor's categories standardised for the other factors.
