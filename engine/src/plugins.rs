@@ -13,26 +13,10 @@ use strata_api::{API_VERSION, Configured, ParamError, Params, PluginDescriptor, 
 
 use crate::error::{Error, Result};
 
-/// Every built-in plugin. Adding a method means adding its crate and one line here.
-pub fn builtin() -> Vec<PluginDescriptor> {
-    vec![
-        strata_attribution_practice_then_lsoa::DESCRIPTOR,
-        strata_attribution_lsoa_first::DESCRIPTOR,
-        strata_rules_did::DESCRIPTOR,
-        strata_standardise_indirect::DESCRIPTOR,
-        strata_ci_byar_exact::DESCRIPTOR,
-        strata_ci_exact::DESCRIPTOR,
-        strata_ci_lognormal::DESCRIPTOR,
-        strata_factors_by_others::DESCRIPTOR,
-        strata_ratio_odds::DESCRIPTOR,
-        strata_ratio_rate::DESCRIPTOR,
-        strata_significance_pearson::DESCRIPTOR,
-        strata_significance_poisson::DESCRIPTOR,
-        strata_summary_dispersion::DESCRIPTOR,
-        strata_dq_annex_a::DESCRIPTOR,
-        strata_disclosure_nhs::DESCRIPTOR,
-    ]
-}
+// Every built-in plugin: generated from the crates under `plugins/` by `cargo xtask registry`, so
+// adding a method touches only its own crate.
+mod builtin;
+pub use builtin::builtin;
 
 /// A shared-library plugin that passed the handshake.
 pub struct LoadedPlugin {
