@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use strata_api::{
     Area, AttributionMethod, Comparison, ConfidenceIntervalMethod, Configured, DataQualityMethod,
-    DerivationInput, DerivationRules, DerivationShape, DisclosureMethod, FactorMethod, FactorRate,
-    QualityInput, RatioMethod, SignificanceMethod, StageKind, StandardisationMethod,
-    StratifiedCounts, SummaryMethod, Table, Value,
+    DerivationInput, DerivationRules, DerivationShape, DisclosureMethod, ExcludedUnknowns,
+    ExclusionRule, FactorMethod, FactorRate, QualityInput, RatioMethod, SignificanceMethod,
+    StageKind, StandardisationMethod, StratifiedCounts, SummaryMethod, Table, Value,
 };
 
 use crate::error::{Error, RecipeProblem, Result};
@@ -23,6 +23,7 @@ use crate::recipe::Recipe;
 pub struct Methods {
     pub attribution: Option<Box<dyn AttributionMethod>>,
     pub derivation: Box<dyn DerivationRules>,
+    pub exclusions: Box<dyn ExclusionRule>,
     pub standardisation: Box<dyn StandardisationMethod>,
     pub confidence_interval: Box<dyn ConfidenceIntervalMethod>,
     pub factors: Box<dyn FactorMethod>,
@@ -49,6 +50,19 @@ pub struct Prepared {
     pub plugins: Vec<PluginUse>,
     _registry: Registry,
 }
+
+/// The stages every run has; attribution is needed by record-level input only, data quality and
+/// disclosure are optional.
+const REQUIRED_STAGES: [StageKind; 8] = [
+    StageKind::Derivation,
+    StageKind::Exclusions,
+    StageKind::Standardisation,
+    StageKind::ConfidenceInterval,
+    StageKind::Factors,
+    StageKind::Ratio,
+    StageKind::Significance,
+    StageKind::Summary,
+];
 
 /// Loads plugins and configures every stage, reporting every problem with its recipe position.
 pub fn prepare(recipe: Recipe) -> Result<Prepared> {
@@ -83,6 +97,25 @@ pub fn prepare(recipe: Recipe) -> Result<Prepared> {
                 ),
             ));
             continue;
+        }
+        if let Some(major) = choice.pinned_major {
+            let version = source.version();
+            let found = version
+                .split('.')
+                .next()
+                .and_then(|m| m.parse::<u64>().ok());
+            if found != Some(major) {
+                problems.push(recipe.problem_at(
+                    choice.plugin_span,
+                    format!(
+                        "plugin `{}` is version {version}; the recipe pins major version {major} \
+                         (a released year's rules never change: pin the version its figures came \
+                         from, or copy the recipe for a new year)",
+                        choice.plugin
+                    ),
+                ));
+                continue;
+            }
         }
         match source.configure(&choice.params) {
             Ok(c) => {
@@ -131,6 +164,18 @@ pub fn prepare(recipe: Recipe) -> Result<Prepared> {
             }
         }
     }
+    for stage in REQUIRED_STAGES {
+        if recipe.stage(stage).is_none() {
+            problems.push(recipe.problem_at(
+                recipe.stages_span,
+                format!(
+                    "stage `{stage}` is missing: name its method as `[stages.{stage}] plugin = \
+                     \"…\"` (available: {})",
+                    registry.ids_for(stage).join(", ")
+                ),
+            ));
+        }
+    }
     if !problems.is_empty() {
         return Err(Error::Recipe(problems));
     }
@@ -147,6 +192,7 @@ pub fn prepare(recipe: Recipe) -> Result<Prepared> {
     let methods = Methods {
         attribution: take!(Attribution),
         derivation: take!(Derivation).ok_or_else(|| missing("derivation"))?,
+        exclusions: take!(Exclusions).ok_or_else(|| missing("exclusions"))?,
         standardisation: take!(Standardisation).ok_or_else(|| missing("standardisation"))?,
         confidence_interval: take!(ConfidenceInterval)
             .ok_or_else(|| missing("confidence_interval"))?,
@@ -317,11 +363,14 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
     let shape = m.derivation.shape();
     let areas = input::read_areas(&areas_path)?;
     input_rows.insert("areas".into(), areas.len() as u64);
+    // Read with an `unknown` category on every dimension: the exclusions stage decides what
+    // records with an unknown sex, age band or IMD quintile become.
     let mut counts = StratifiedCounts::zeroed(
         areas.clone(),
         shape.measures.clone(),
         input::dimensions(&shape),
-    );
+    )
+    .with_unknown_categories();
 
     let generator = match &source {
         Source::Synthetic(spec) => Some(timer.time("synthetic_calibration", 0, || {
@@ -422,8 +471,14 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             })?;
             quality_tables.extend(tables);
         }
-        quality_tables.push(exclusions_table(&quality));
+        quality_tables.push(exclusions_table(&quality, m.exclusions.excluded()));
     }
+    let counts = timer.time("exclusions", counts.tests.len() as u64, || {
+        let kept = apply_exclusions(m.exclusions.as_ref(), &counts, &shape)
+            .map_err(|e| method_error(StageKind::Exclusions, prepared, e))?;
+        let n = kept.tests.len() as u64;
+        Ok((kept, n))
+    })?;
     let population_path = population_label;
     check_population_covers_tests(&counts, &population_path, &areas_path, &mut warnings)?;
 
@@ -512,6 +567,33 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         warnings,
         input_rows,
     })
+}
+
+/// Runs the exclusions stage, checking it returns counts over the derivation's known categories
+/// with the same areas and measures.
+fn apply_exclusions(
+    rule: &dyn ExclusionRule,
+    counts: &StratifiedCounts,
+    shape: &DerivationShape,
+) -> std::result::Result<StratifiedCounts, strata_api::MethodError> {
+    let kept = rule.apply(counts)?;
+    if kept.dimensions != input::dimensions(shape)
+        || kept.areas != counts.areas
+        || kept.measures != counts.measures
+        || kept.tests.len() != kept.measures.len() * kept.areas.len() * kept.cells()
+        || kept.population.len() != kept.areas.len() * kept.cells()
+    {
+        return Err(strata_api::MethodError::new(
+            "returned counts of another shape: the known categories of every dimension, and the \
+             same areas and measures, are expected",
+        ));
+    }
+    if let Some(bad) = kept.tests.iter().find(|t| !(t.is_finite() && **t >= 0.0)) {
+        return Err(strata_api::MethodError::new(format!(
+            "returned a count of {bad}: counts are finite and not negative"
+        )));
+    }
+    Ok(kept)
 }
 
 /// Columns of published counts (of tests or people) that disclosure control protects. Rates,
@@ -766,10 +848,12 @@ fn record_level_stream(
             ActivityInput::Synthetic(..) => None,
         }),
     };
+    // Each dimension's last category holds records whose value is not known (the counts'
+    // `unknown` category, which the exclusions stage resolves).
     let dims = [
-        shape.imd_quintile.categories.len(),
-        shape.sex.categories.len(),
-        shape.age_band.categories.len(),
+        shape.imd_quintile.categories.len() + 1,
+        shape.sex.categories.len() + 1,
+        shape.age_band.categories.len() + 1,
     ];
     let pass = Pass::new(
         &lookups,
@@ -853,9 +937,11 @@ fn record_level_stream(
     ))
 }
 
-/// Exclusions from rates by reason × provider × area (Annex A's raw material). A record missing
-/// several fields counts under each reason; `excluded` counts it once.
-fn exclusions_table(quality: &QualityInput) -> Table {
+/// Exclusions from rates by reason × provider × area (Annex A's raw material), under the
+/// exclusions stage's rule: a record without an area always, and one with an unknown value where
+/// the rule leaves it out. A record missing several fields counts under each reason; `excluded`
+/// counts it once.
+fn exclusions_table(quality: &QualityInput, rule: ExcludedUnknowns) -> Table {
     let mut totals: BTreeMap<(String, String, &'static str), f64> = BTreeMap::new();
     for c in &quality.cells {
         let provider = quality.providers[c.provider as usize].code.clone();
@@ -867,13 +953,13 @@ fn exclusions_table(quality: &QualityInput) -> Table {
         if c.area.is_none() {
             reasons.push("no_area");
         }
-        if c.missing_sex {
+        if c.missing_sex && rule.sex {
             reasons.push("missing_sex");
         }
-        if c.missing_age {
+        if c.missing_age && rule.age_band {
             reasons.push("missing_age");
         }
-        if c.missing_imd {
+        if c.missing_imd && rule.imd_quintile {
             reasons.push("missing_imd");
         }
         if !reasons.is_empty() {

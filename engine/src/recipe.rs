@@ -30,7 +30,7 @@ struct RawRecipe {
     #[serde(default)]
     plugin_paths: Vec<Spanned<String>>,
     inputs: RawInputs,
-    stages: RawStages,
+    stages: Spanned<RawStages>,
     outputs: RawOutputs,
     #[serde(default)]
     published: Option<Spanned<String>>,
@@ -83,20 +83,9 @@ fn default_seed() -> u64 {
     1
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStages {
-    attribution: Option<Spanned<RawStage>>,
-    derivation: Spanned<RawStage>,
-    standardisation: Spanned<RawStage>,
-    confidence_interval: Spanned<RawStage>,
-    factors: Spanned<RawStage>,
-    ratio: Spanned<RawStage>,
-    significance: Spanned<RawStage>,
-    summary: Spanned<RawStage>,
-    data_quality: Option<Spanned<RawStage>>,
-    disclosure: Option<Spanned<RawStage>>,
-}
+/// The `[stages]` table: one entry per stage the recipe runs, keyed by its kind
+/// (`StageKind::key`); which kinds a run needs is the pipeline's to say.
+type RawStages = BTreeMap<Spanned<String>, Spanned<RawStage>>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,7 +194,10 @@ impl Inputs {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageChoice {
     pub stage: StageKind,
+    /// The plugin's id, without a version pin.
     pub plugin: String,
+    /// `id@major` in the recipe: the plugin's major version must be this.
+    pub pinned_major: Option<u64>,
     pub params: Params,
     pub fallback: BTreeMap<String, String>,
     pub plugin_span: Span,
@@ -225,6 +217,8 @@ pub struct Recipe {
     pub plugin_paths: Vec<PathBuf>,
     pub inputs: Inputs,
     pub stages: Vec<StageChoice>,
+    /// Where `[stages]` is, for problems with the stages as a whole (one missing).
+    pub stages_span: Span,
     pub output_dir: PathBuf,
     pub float_precision: usize,
     pub write_stratum_counts: bool,
@@ -245,7 +239,7 @@ struct CanonicalRecipe<'a> {
     /// Absent when empty, so recipes without a mapping keep their fingerprints.
     #[serde(skip_serializing_if = "crate::input::mapping::InputMapping::is_empty")]
     mapping: &'a crate::input::mapping::InputMapping,
-    stages: BTreeMap<&'a str, (&'a str, String, &'a BTreeMap<String, String>)>,
+    stages: BTreeMap<&'a str, (String, String, &'a BTreeMap<String, String>)>,
 }
 
 impl Recipe {
@@ -407,25 +401,43 @@ impl Recipe {
             ));
         }
 
-        let s = &raw.stages;
-        let chosen: Vec<(StageKind, Option<&Spanned<RawStage>>)> = vec![
-            (StageKind::Attribution, s.attribution.as_ref()),
-            (StageKind::Derivation, Some(&s.derivation)),
-            (StageKind::Standardisation, Some(&s.standardisation)),
-            (StageKind::ConfidenceInterval, Some(&s.confidence_interval)),
-            (StageKind::Factors, Some(&s.factors)),
-            (StageKind::Ratio, Some(&s.ratio)),
-            (StageKind::Significance, Some(&s.significance)),
-            (StageKind::Summary, Some(&s.summary)),
-            (StageKind::DataQuality, s.data_quality.as_ref()),
-            (StageKind::Disclosure, s.disclosure.as_ref()),
-        ];
-        let stages = chosen
-            .into_iter()
-            .filter_map(|(stage, raw)| raw.map(|r| (stage, r.get_ref())))
-            .map(|(stage, r)| StageChoice {
+        let mut chosen: Vec<(StageKind, &RawStage)> = Vec::new();
+        for (key, stage) in raw.stages.get_ref() {
+            match StageKind::from_key(key.get_ref()) {
+                Some(kind) => chosen.push((kind, stage.get_ref())),
+                None => problems.push(problem(
+                    Some(key.span()),
+                    format!(
+                        "unknown stage `{}` (stages: {})",
+                        key.get_ref(),
+                        StageKind::ALL.map(StageKind::key).join(", ")
+                    ),
+                )),
+            }
+        }
+        chosen.sort_by_key(|(kind, _)| *kind);
+        let mut stages: Vec<StageChoice> = Vec::new();
+        for (stage, r) in chosen {
+            let (plugin, pinned_major) = match r.plugin.get_ref().split_once('@') {
+                None => (r.plugin.get_ref().clone(), None),
+                Some((id, major)) => match major.parse::<u64>() {
+                    Ok(major) => (id.to_string(), Some(major)),
+                    Err(_) => {
+                        problems.push(problem(
+                            Some(r.plugin.span()),
+                            format!(
+                                "`{}`: a plugin is pinned as `id@major`, e.g. `{id}@1`",
+                                r.plugin.get_ref()
+                            ),
+                        ));
+                        continue;
+                    }
+                },
+            };
+            stages.push(StageChoice {
                 stage,
-                plugin: r.plugin.get_ref().clone(),
+                plugin,
+                pinned_major,
                 params: Params::new(
                     r.params
                         .as_ref()
@@ -439,8 +451,8 @@ impl Recipe {
                     .unwrap_or_default(),
                 plugin_span: Span::from(&r.plugin),
                 params_span: r.params.as_ref().map(Span::from),
-            })
-            .collect();
+            });
+        }
 
         if let Some(v) = &raw.verify {
             for g in &v.get_ref().gate {
@@ -469,6 +481,7 @@ impl Recipe {
                 .collect(),
             inputs,
             stages,
+            stages_span: Span::from(&raw.stages),
             output_dir: dir.join(raw.outputs.dir.get_ref()),
             float_precision,
             write_stratum_counts: raw.outputs.stratum_counts,
@@ -571,7 +584,14 @@ impl Recipe {
                 .map(|s| {
                     (
                         s.stage.key(),
-                        (s.plugin.as_str(), s.params.to_toml_string(), &s.fallback),
+                        (
+                            match s.pinned_major {
+                                Some(major) => format!("{}@{major}", s.plugin),
+                                None => s.plugin.clone(),
+                            },
+                            s.params.to_toml_string(),
+                            &s.fallback,
+                        ),
                     )
                 })
                 .collect(),

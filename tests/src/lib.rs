@@ -50,6 +50,9 @@ plugin = "attribution.gp-practice-then-lsoa"
 [stages.derivation]
 plugin = "rules.did"
 
+[stages.exclusions]
+plugin = "exclusions.complete-case"
+
 [stages.standardisation]
 plugin = "standardise.indirect"
 

@@ -109,7 +109,7 @@ fn run_writes_every_table_and_a_manifest() {
         manifest["recipe_fingerprint"].as_str().map(str::len),
         Some(64)
     );
-    assert_eq!(manifest["plugins"].as_array().map(Vec::len), Some(9));
+    assert_eq!(manifest["plugins"].as_array().map(Vec::len), Some(10));
     assert_eq!(
         manifest["inputs"]["activity"]["sha256"]
             .as_str()

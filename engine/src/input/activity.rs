@@ -1015,8 +1015,14 @@ impl Tally {
         let quintile = lsoa & 0xFF;
         let area = self.attr_area[candidate];
         let info = &self.pair_info[pair as usize];
-        if area != NONE && sex != NONE && age != NONE && quintile != NO_QUINTILE {
-            let cell = ((quintile * self.dims[1] + sex) * self.dims[2] + age) as usize;
+        if area != NONE {
+            // An unknown value counts in its dimension's last category (`unknown`), which the
+            // exclusions stage resolves.
+            let known = |v: u32, unknown: u32, dim: u32| if v == unknown { dim - 1 } else { v };
+            let q = known(quintile, NO_QUINTILE, self.dims[0]);
+            let s = known(sex, NONE, self.dims[1]);
+            let g = known(age, NONE, self.dims[2]);
+            let cell = ((q * self.dims[1] + s) * self.dims[2] + g) as usize;
             for &m in &info.measures {
                 let at = (m as usize * self.areas + area as usize) * self.cells + cell;
                 self.tests[at] += 1;

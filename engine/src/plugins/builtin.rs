@@ -16,6 +16,8 @@ pub fn builtin() -> Vec<PluginDescriptor> {
         strata_ci_lognormal::DESCRIPTOR,
         strata_disclosure_nhs::DESCRIPTOR,
         strata_dq_annex_a::DESCRIPTOR,
+        strata_exclusions_complete_case::DESCRIPTOR,
+        strata_exclusions_impute_unknown::DESCRIPTOR,
         strata_factors_by_others::DESCRIPTOR,
         strata_ratio_odds::DESCRIPTOR,
         strata_ratio_rate::DESCRIPTOR,

@@ -30,6 +30,7 @@ pub const RUSTC_VERSION: &str = env!("STRATA_RUSTC_VERSION");
 pub enum StageKind {
     Attribution,
     Derivation,
+    Exclusions,
     Standardisation,
     ConfidenceInterval,
     Factors,
@@ -41,9 +42,10 @@ pub enum StageKind {
 }
 
 impl StageKind {
-    pub const ALL: [StageKind; 10] = [
+    pub const ALL: [StageKind; 11] = [
         StageKind::Attribution,
         StageKind::Derivation,
+        StageKind::Exclusions,
         StageKind::Standardisation,
         StageKind::ConfidenceInterval,
         StageKind::Factors,
@@ -59,6 +61,7 @@ impl StageKind {
         match self {
             StageKind::Attribution => "attribution",
             StageKind::Derivation => "derivation",
+            StageKind::Exclusions => "exclusions",
             StageKind::Standardisation => "standardisation",
             StageKind::ConfidenceInterval => "confidence_interval",
             StageKind::Factors => "factors",
@@ -85,6 +88,7 @@ impl std::fmt::Display for StageKind {
 pub enum Configured {
     Attribution(Box<dyn AttributionMethod>),
     Derivation(Box<dyn DerivationRules>),
+    Exclusions(Box<dyn ExclusionRule>),
     Standardisation(Box<dyn StandardisationMethod>),
     ConfidenceInterval(Box<dyn ConfidenceIntervalMethod>),
     Factors(Box<dyn FactorMethod>),
@@ -100,6 +104,7 @@ impl Configured {
         match self {
             Configured::Attribution(_) => StageKind::Attribution,
             Configured::Derivation(_) => StageKind::Derivation,
+            Configured::Exclusions(_) => StageKind::Exclusions,
             Configured::Standardisation(_) => StageKind::Standardisation,
             Configured::ConfidenceInterval(_) => StageKind::ConfidenceInterval,
             Configured::Factors(_) => StageKind::Factors,

@@ -20,6 +20,21 @@ pub trait DerivationRules: Send + Sync {
     fn derive(&self, input: &DerivationInput) -> Result<Derived, MethodError>;
 }
 
+/// Exclusions (SPEC §2 step 3): which records with an unknown sex, age band or IMD quintile the
+/// rates count, and how.
+///
+/// The stage receives counts whose every dimension ends in the category [`UNKNOWN_CATEGORY`]
+/// (tests of records attributed to an area whose value on that dimension is not known; no
+/// population is ever there), and returns counts over the known categories only, which every
+/// later stage takes. Records without an area never reach it: no area rate can hold them.
+pub trait ExclusionRule: Send + Sync {
+    fn method_name(&self) -> String;
+    /// Which unknown values still leave a record out of the rates; the engine counts those
+    /// records by provider, area and reason (the `exclusions` table).
+    fn excluded(&self) -> ExcludedUnknowns;
+    fn apply(&self, counts: &StratifiedCounts) -> Result<StratifiedCounts, MethodError>;
+}
+
 /// 4. Indirect (or other) standardisation of area rates.
 pub trait StandardisationMethod: Send + Sync {
     fn method_name(&self) -> String;

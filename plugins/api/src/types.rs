@@ -107,6 +107,87 @@ impl StratifiedCounts {
     }
 }
 
+/// The last category of every dimension in the counts the exclusions stage receives: records
+/// whose value on that dimension is not known.
+pub const UNKNOWN_CATEGORY: &str = "unknown";
+
+/// Unknown values that leave a record out of the rates under an exclusion rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExcludedUnknowns {
+    pub sex: bool,
+    pub age_band: bool,
+    pub imd_quintile: bool,
+}
+
+impl StratifiedCounts {
+    /// These counts with every dimension's [`UNKNOWN_CATEGORY`] appended (all zero there).
+    pub fn with_unknown_categories(&self) -> StratifiedCounts {
+        let dimensions: Vec<Dimension> = self
+            .dimensions
+            .iter()
+            .map(|d| {
+                let mut d = d.clone();
+                d.categories.push(UNKNOWN_CATEGORY.to_string());
+                d
+            })
+            .collect();
+        let mut out =
+            StratifiedCounts::zeroed(self.areas.clone(), self.measures.clone(), dimensions);
+        out.copy_known_cells_from(self);
+        out
+    }
+
+    /// These counts without the last category of each dimension (the [`UNKNOWN_CATEGORY`] of
+    /// counts made by [`Self::with_unknown_categories`]); what falls there is dropped.
+    pub fn without_unknown_categories(&self) -> StratifiedCounts {
+        let dimensions: Vec<Dimension> = self
+            .dimensions
+            .iter()
+            .map(|d| {
+                let mut d = d.clone();
+                d.categories.pop();
+                d
+            })
+            .collect();
+        let mut out =
+            StratifiedCounts::zeroed(self.areas.clone(), self.measures.clone(), dimensions);
+        out.copy_known_cells_from(self);
+        out
+    }
+
+    /// Copies every cell both shapes have (the same categories by position, up to the shorter
+    /// dimension) from `other`, which has the same areas and measures.
+    fn copy_known_cells_from(&mut self, other: &StratifiedCounts) {
+        let (cells, other_cells) = (self.cells(), other.cells());
+        let shared: Vec<usize> = self
+            .dimensions
+            .iter()
+            .zip(&other.dimensions)
+            .map(|(a, b)| a.categories.len().min(b.categories.len()))
+            .collect();
+        let map: Vec<(usize, usize)> = (0..cells)
+            .filter_map(|cell| {
+                let coords = self.cell_coords(cell);
+                coords
+                    .iter()
+                    .zip(&shared)
+                    .all(|(c, n)| c < n)
+                    .then(|| (cell, other.cell_index(&coords)))
+            })
+            .collect();
+        for block in 0..self.measures.len() * self.areas.len() {
+            for &(to, from) in &map {
+                self.tests[block * cells + to] = other.tests[block * other_cells + from];
+            }
+        }
+        for area in 0..self.areas.len() {
+            for &(to, from) in &map {
+                self.population[area * cells + to] = other.population[area * other_cells + from];
+            }
+        }
+    }
+}
+
 /// National rate of one measure over the complete cases.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NationalRate {
