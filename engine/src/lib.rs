@@ -22,7 +22,7 @@ pub mod verify;
 use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
-use output::{InputRecord, Manifest, RunFiles};
+use output::{InputRecord, Manifest, RunFiles, SyntheticRecord};
 use pipeline::{InputOverrides, Prepared, RunResults};
 use recipe::Recipe;
 
@@ -86,13 +86,41 @@ pub fn run_in_memory(recipe_path: &Path, overrides: &InputOverrides) -> Result<R
             },
         );
     }
+    let synthetic = match &recipe.inputs.synthetic {
+        Some(spec) if results.input_rows.contains_key("synthetic") => Some(SyntheticRecord {
+            config: output::relative(&spec.config).display().to_string(),
+            sha256: input::checksum(&spec.config)?,
+            scale: overrides.scale.unwrap_or(spec.scale),
+            seed: overrides.seed.unwrap_or(spec.seed),
+        }),
+        _ => None,
+    };
+    let published = match &recipe.published {
+        Some(p) => Some(InputRecord {
+            path: output::relative(&p.path).display().to_string(),
+            sha256: input::checksum(&p.path)?,
+            rows: None,
+        }),
+        None => None,
+    };
+    let recipe_fingerprint = recipe.fingerprint();
+    let run_fingerprint = run_fingerprint(
+        &recipe_fingerprint,
+        &prepared.plugins,
+        &inputs,
+        synthetic.as_ref(),
+        published.as_ref(),
+    )?;
     let manifest = Manifest {
         strata_version: env!("CARGO_PKG_VERSION").to_string(),
         recipe: output::relative(&recipe.file).display().to_string(),
         recipe_name: recipe.name.clone(),
         year: recipe.year.clone(),
-        recipe_fingerprint: recipe.fingerprint(),
+        recipe_fingerprint,
+        run_fingerprint,
         plugins: prepared.plugins.clone(),
+        synthetic,
+        published,
         inputs,
         input_mapping: (results.input_rows.contains_key("activity")
             && !recipe.inputs.mapping.is_empty())
@@ -118,6 +146,34 @@ pub fn run_in_memory(recipe_path: &Path, overrides: &InputOverrides) -> Result<R
         manifest,
         files,
     })
+}
+
+/// SHA-256 of the canonical JSON of everything that decides a run's outputs (see
+/// [`Manifest::run_fingerprint`]); input paths are left out, so a moved file keeps it.
+fn run_fingerprint(
+    recipe_fingerprint: &str,
+    plugins: &[pipeline::PluginUse],
+    inputs: &std::collections::BTreeMap<String, InputRecord>,
+    synthetic: Option<&SyntheticRecord>,
+    published: Option<&InputRecord>,
+) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let canonical = serde_json::json!({
+        "recipe": recipe_fingerprint,
+        "plugins": plugins
+            .iter()
+            .map(|p| [&p.stage, &p.id, &p.version, &p.origin])
+            .collect::<Vec<_>>(),
+        "inputs": inputs
+            .iter()
+            .map(|(k, r)| (k.clone(), r.sha256.clone()))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+        "synthetic": synthetic.map(|s| (&s.sha256, s.scale, s.seed)),
+        "published": published.map(|p| &p.sha256),
+    });
+    let text = serde_json::to_string(&canonical)
+        .map_err(|e| Error::Usage(format!("run fingerprint: {e}")))?;
+    Ok(recipe::hex(&Sha256::digest(text.as_bytes())))
 }
 
 /// The output folder of a run, checked before any data is read (see

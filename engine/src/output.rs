@@ -76,7 +76,17 @@ pub struct Manifest {
     pub recipe_name: String,
     pub year: String,
     pub recipe_fingerprint: String,
+    /// SHA-256 of everything that decides the outputs: the recipe fingerprint, each plugin's id,
+    /// version and origin, every input's checksum, the synthetic year's config checksum, scale
+    /// and seed, and the published figures' checksum. Same run fingerprint, same outputs.
+    pub run_fingerprint: String,
     pub plugins: Vec<PluginUse>,
+    /// The synthetic year the run counted, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<SyntheticRecord>,
+    /// The published figures the recipe names (what `strata verify` compares with).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<InputRecord>,
     /// SHA-256 of each input file, keyed by its recipe name.
     pub inputs: std::collections::BTreeMap<String, InputRecord>,
     /// The input mapping the extract was read through, when there was one.
@@ -85,6 +95,15 @@ pub struct Manifest {
     pub stages: Vec<StageRecord>,
     pub outputs: Vec<OutputRecord>,
     pub warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct SyntheticRecord {
+    /// The calibration config and its SHA-256.
+    pub config: String,
+    pub sha256: String,
+    pub scale: f64,
+    pub seed: u64,
 }
 
 #[derive(Serialize)]

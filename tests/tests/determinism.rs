@@ -174,3 +174,39 @@ fn the_fingerprint_covers_the_input_mapping_and_the_recipe_overrides_its_file() 
         "{refused:?}"
     );
 }
+
+/// The run fingerprint covers what the recipe fingerprint cannot: the synthetic year's scale and
+/// seed (and its config's checksum), the published figures' checksum, the plugins' versions. Two
+/// runs of one recipe and seed share it; another seed changes it and not the recipe's.
+#[test]
+fn the_run_fingerprint_covers_the_synthetic_seed_and_scale() {
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/did-2023-24-icb.toml");
+    let run = |scale: f64, seed: u64| {
+        let overrides = strata::pipeline::InputOverrides {
+            scale: Some(scale),
+            seed: Some(seed),
+            ..Default::default()
+        };
+        strata::run_in_memory(&recipe, &overrides)
+            .expect("runs")
+            .manifest
+    };
+    let (a, again, other_seed, other_scale) = (
+        run(0.0005, 7),
+        run(0.0005, 7),
+        run(0.0005, 8),
+        run(0.0006, 7),
+    );
+    assert_eq!(a.run_fingerprint, again.run_fingerprint);
+    assert_ne!(a.run_fingerprint, other_seed.run_fingerprint);
+    assert_ne!(a.run_fingerprint, other_scale.run_fingerprint);
+    assert_eq!(a.recipe_fingerprint, other_seed.recipe_fingerprint);
+    let synthetic = a.synthetic.as_ref().expect("a synthetic run says so");
+    assert_eq!((synthetic.scale, synthetic.seed), (0.0005, 7));
+    assert_eq!(synthetic.sha256.len(), 64);
+    assert_eq!(a.published.as_ref().map(|p| p.sha256.len()), Some(64));
+    assert!(
+        a.plugins.iter().all(|p| p.version.starts_with("1.")),
+        "pinned @1"
+    );
+}
