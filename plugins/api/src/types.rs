@@ -427,16 +427,67 @@ impl Table {
 
 /// Stars for a p-value at the published thresholds (0.05, 0.01, 0.001).
 pub fn stars_for(p_value: f64) -> &'static str {
-    if !p_value.is_finite() {
-        ""
-    } else if p_value < 0.001 {
-        "***"
-    } else if p_value < 0.01 {
-        "**"
-    } else if p_value < 0.05 {
-        "*"
-    } else {
-        ""
+    match StarThresholds::default().count(p_value) {
+        3 => "***",
+        2 => "**",
+        1 => "*",
+        _ => "",
+    }
+}
+
+/// Significance stars: one star for each threshold a p-value is below. The thresholds decrease
+/// strictly and lie in (0, 1); the publications use 0.05, 0.01 and 0.001 (`*`, `**`, `***`). A
+/// significance plugin takes them as its `star_thresholds` parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StarThresholds(Vec<f64>);
+
+impl StarThresholds {
+    /// The publications' thresholds.
+    pub const PUBLISHED: [f64; 3] = [0.05, 0.01, 0.001];
+
+    /// Checks the thresholds: each in (0, 1), strictly decreasing; none means no stars.
+    pub fn new(thresholds: Vec<f64>) -> Result<Self, String> {
+        if let Some(t) = thresholds.iter().find(|t| !(**t > 0.0 && **t < 1.0)) {
+            return Err(format!("threshold {t} is not strictly between 0 and 1"));
+        }
+        if let Some(w) = thresholds.windows(2).find(|w| w[1] >= w[0]) {
+            return Err(format!(
+                "thresholds must decrease (one star below the first, two below the second, …): \
+                 {} then {}",
+                w[0], w[1]
+            ));
+        }
+        Ok(StarThresholds(thresholds))
+    }
+
+    /// How many thresholds `p_value` is below (0 for NaN).
+    pub fn count(&self, p_value: f64) -> usize {
+        if p_value.is_finite() {
+            self.0.iter().filter(|t| p_value < **t).count()
+        } else {
+            0
+        }
+    }
+
+    /// The stars of a p-value: `*` repeated [`Self::count`] times.
+    pub fn stars(&self, p_value: f64) -> String {
+        "*".repeat(self.count(p_value))
+    }
+
+    pub fn is_published(&self) -> bool {
+        self.0 == Self::PUBLISHED
+    }
+
+    /// For a method name: `stars at p < 0.1, 0.05`.
+    pub fn describe(&self) -> String {
+        let list: Vec<String> = self.0.iter().map(|t| t.to_string()).collect();
+        format!("stars at p < {}", list.join(", "))
+    }
+}
+
+impl Default for StarThresholds {
+    fn default() -> Self {
+        StarThresholds(Self::PUBLISHED.to_vec())
     }
 }
 
@@ -468,5 +519,24 @@ mod tests {
         assert_eq!(stars_for(0.049), "*");
         assert_eq!(stars_for(0.05), "");
         assert_eq!(stars_for(f64::NAN), "");
+    }
+
+    #[test]
+    fn star_thresholds_are_checked_and_counted() {
+        let t = StarThresholds::new(vec![0.1, 0.05]).expect("valid");
+        assert_eq!(t.stars(0.07), "*");
+        assert_eq!(t.stars(0.05), "*");
+        assert_eq!(t.stars(0.049), "**");
+        assert_eq!(t.stars(0.2), "");
+        assert_eq!(t.describe(), "stars at p < 0.1, 0.05");
+        assert!(!t.is_published() && StarThresholds::default().is_published());
+        assert!(StarThresholds::new(vec![0.01, 0.05]).is_err());
+        assert!(StarThresholds::new(vec![0.05, 0.05]).is_err());
+        assert!(StarThresholds::new(vec![1.0]).is_err());
+        assert!(StarThresholds::new(vec![f64::NAN]).is_err());
+        assert_eq!(
+            StarThresholds::new(Vec::new()).expect("none").stars(0.0),
+            ""
+        );
     }
 }

@@ -7,7 +7,8 @@
 //! ```text
 //! χ² = (r2 − r1)² / (r1 + r2)        r1 base rate, r2 comparison rate, both per 10,000
 //! p  = P(χ²₁ > χ²)                   chi-square survival function, never 1 − cdf
-//! stars: *** p < 0.001, ** p < 0.01, * p < 0.05 (strata_api::stars_for)
+//! stars: *** p < 0.001, ** p < 0.01, * p < 0.05 by default; parameter `star_thresholds`
+//! (decreasing, in (0, 1); default `[0.05, 0.01, 0.001]`) sets others, named in the method name.
 //! ```
 //!
 //! What it is and is not: the statistic depends only on the two rates and on the arbitrary unit
@@ -31,7 +32,7 @@ use serde::Deserialize;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 use strata_api::{
     Comparison, Configured, ParamError, Params, PluginDescriptor, SignificanceMethod,
-    SignificanceResult, StageKind, stars_for,
+    SignificanceResult, StageKind, StarThresholds, stars_for,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -42,13 +43,29 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     configure,
 };
 
+fn published_stars() -> Vec<f64> {
+    StarThresholds::PUBLISHED.to_vec()
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PearsonParams {}
+struct PearsonParams {
+    #[serde(default = "published_stars")]
+    star_thresholds: Vec<f64>,
+}
 
 fn configure(params: &Params) -> Result<Configured, ParamError> {
-    let _: PearsonParams = params.parse()?;
-    Ok(Configured::Significance(Box::new(PearsonRatesPer10k)))
+    let p: PearsonParams = params.parse()?;
+    let stars = StarThresholds::new(p.star_thresholds)
+        .map_err(|e| ParamError::new("star_thresholds", e))?;
+    Ok(Configured::Significance(Box::new(
+        ConfiguredPearsonRatesPer10k { stars },
+    )))
+}
+
+/// The method with the recipe's star thresholds.
+struct ConfiguredPearsonRatesPer10k {
+    stars: StarThresholds,
 }
 
 /// The published Pearson chi-square on two rates per 10,000.
@@ -90,15 +107,24 @@ fn chi_square_1df_sf(statistic: f64) -> f64 {
     }
 }
 
-impl SignificanceMethod for PearsonRatesPer10k {
+impl SignificanceMethod for ConfiguredPearsonRatesPer10k {
     fn method_name(&self) -> String {
-        "Pearson chi-square on rates per 10,000 (1 df)".into()
+        let name: String = "Pearson chi-square on rates per 10,000 (1 df)".into();
+        if self.stars.is_published() {
+            name
+        } else {
+            format!("{name}; {}", self.stars.describe())
+        }
     }
 
     fn test(&self, comparisons: &[Comparison]) -> Vec<SignificanceResult> {
         comparisons
             .iter()
-            .map(|c| Self::test_rates(c.base_rate, c.comparison_rate))
+            .map(|c| {
+                let mut r = PearsonRatesPer10k::test_rates(c.base_rate, c.comparison_rate);
+                r.stars = self.stars.stars(r.p_value);
+                r
+            })
             .collect()
     }
 }
@@ -106,6 +132,39 @@ impl SignificanceMethod for PearsonRatesPer10k {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn star_thresholds_are_a_parameter() {
+        let configure =
+            |text: &str| (DESCRIPTOR.configure)(&Params::from_toml_str(text).expect("toml"));
+        let Ok(Configured::Significance(m)) = configure("star_thresholds = [0.1]") else {
+            panic!("configures");
+        };
+        // 2973 vs 2465 per 10,000: chi-square 47.5, p about 6e-12: one star at the one threshold.
+        let c = Comparison {
+            base_rate: 2973.0,
+            comparison_rate: 2465.0,
+            base_observed: 0.0,
+            comparison_observed: 0.0,
+            base_expected: 0.0,
+            comparison_expected: 0.0,
+        };
+        assert_eq!(m.test(&[c])[0].stars, "*");
+        assert!(
+            m.method_name().ends_with("; stars at p < 0.1"),
+            "{}",
+            m.method_name()
+        );
+        let Ok(Configured::Significance(published)) = configure("") else {
+            panic!("configures");
+        };
+        assert_eq!(published.test(&[c])[0].stars, "***");
+        assert_eq!(
+            published.method_name(),
+            "Pearson chi-square on rates per 10,000 (1 df)"
+        );
+        assert!(configure("star_thresholds = [0.01, 0.05]").is_err());
+    }
 
     fn assert_close(actual: f64, expected: f64, rel: f64) {
         assert!(

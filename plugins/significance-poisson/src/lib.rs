@@ -8,7 +8,8 @@
 //! ```text
 //! z = ln((O2/E2) / (O1/E1)) / √(1/O1 + 1/O2)     1 = base, 2 = comparison
 //! p = 2 · P(Z > |z|)                             two-sided, normal survival function
-//! stars: *** p < 0.001, ** p < 0.01, * p < 0.05 (strata_api::stars_for)
+//! stars: *** p < 0.001, ** p < 0.01, * p < 0.05 by default; parameter `star_thresholds`
+//! (decreasing, in (0, 1); default `[0.05, 0.01, 0.001]`) sets others, named in the method name.
 //! ```
 //!
 //! The statistic reported is z (signed: positive when the comparison category's rate is higher).
@@ -34,7 +35,7 @@ use serde::Deserialize;
 use statrs::distribution::{ContinuousCDF, Normal};
 use strata_api::{
     Comparison, Configured, ParamError, Params, PluginDescriptor, SignificanceMethod,
-    SignificanceResult, StageKind, stars_for,
+    SignificanceResult, StageKind, StarThresholds, stars_for,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -45,13 +46,29 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     configure,
 };
 
+fn published_stars() -> Vec<f64> {
+    StarThresholds::PUBLISHED.to_vec()
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PoissonParams {}
+struct PoissonParams {
+    #[serde(default = "published_stars")]
+    star_thresholds: Vec<f64>,
+}
 
 fn configure(params: &Params) -> Result<Configured, ParamError> {
-    let _: PoissonParams = params.parse()?;
-    Ok(Configured::Significance(Box::new(PoissonRateRatio)))
+    let p: PoissonParams = params.parse()?;
+    let stars = StarThresholds::new(p.star_thresholds)
+        .map_err(|e| ParamError::new("star_thresholds", e))?;
+    Ok(Configured::Significance(Box::new(
+        ConfiguredPoissonRateRatio { stars },
+    )))
+}
+
+/// The method with the recipe's star thresholds.
+struct ConfiguredPoissonRateRatio {
+    stars: StarThresholds,
 }
 
 /// The log rate-ratio Wald test on observed and expected counts.
@@ -104,21 +121,28 @@ impl PoissonRateRatio {
     }
 }
 
-impl SignificanceMethod for PoissonRateRatio {
+impl SignificanceMethod for ConfiguredPoissonRateRatio {
     fn method_name(&self) -> String {
-        "Poisson log rate-ratio Wald test on counts (two-sided)".into()
+        let name: String = "Poisson log rate-ratio Wald test on counts (two-sided)".into();
+        if self.stars.is_published() {
+            name
+        } else {
+            format!("{name}; {}", self.stars.describe())
+        }
     }
 
     fn test(&self, comparisons: &[Comparison]) -> Vec<SignificanceResult> {
         comparisons
             .iter()
             .map(|c| {
-                Self::test_counts(
+                let mut r = PoissonRateRatio::test_counts(
                     c.base_observed,
                     c.base_expected,
                     c.comparison_observed,
                     c.comparison_expected,
-                )
+                );
+                r.stars = self.stars.stars(r.p_value);
+                r
             })
             .collect()
     }
