@@ -297,7 +297,7 @@ fn method_error(stage: StageKind, prepared: &Prepared, e: strata_api::MethodErro
     Error::Method {
         stage: stage.key().into(),
         plugin,
-        message: e.0,
+        message: e.message,
     }
 }
 
@@ -463,7 +463,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             let tables = timer.time("data_quality", quality.cells.len() as u64, || {
                 let t = dq.tables(&quality).map_err(|mut e| {
                     // Its checks are of the activity extract: name the file for it.
-                    e.0 = format!("{}: {}", source_label.display(), e.0);
+                    e.message = format!("{}: {}", source_label.display(), e.message);
                     method_error(StageKind::DataQuality, prepared, e)
                 })?;
                 let n = t.iter().map(|t| t.rows.len() as u64).sum();
@@ -756,12 +756,12 @@ fn derive_checked(prepared: &Prepared, input: &DerivationInput) -> Result<strata
     let d = prepared.methods.derivation.derive(input).map_err(|mut e| {
         // The rules see the exam-code list's rows, not its file: name the file for them.
         if let Some(list) = &recipe.inputs.exam_codes
-            && e.0.contains("exam-code list")
+            && e.kind == strata_api::MethodErrorKind::ExamCodeList
         {
-            e.0 = format!(
+            e.message = format!(
                 "{}: {} (hint: fix the list, or the recipe's measure keys if the list is right)",
                 list.path.display(),
-                e.0
+                e.message
             );
         }
         method_error(StageKind::Derivation, prepared, e)
@@ -823,7 +823,9 @@ fn record_level_stream(
     }
     let candidates = AttributionTable::candidates(areas.len());
     let table = timer.time("attribution", candidates.len() as u64, || {
-        let a = attribution.attribute(&candidates);
+        let a = attribution
+            .attribute(&candidates)
+            .map_err(|e| method_error(StageKind::Attribution, prepared, e))?;
         if a.len() != candidates.len() {
             return Err(method_error(
                 StageKind::Attribution,
@@ -1088,7 +1090,7 @@ fn area_rates_table(
     let observed: Vec<f64> = rates.areas.iter().map(|r| r.observed).collect();
     let expected: Vec<f64> = rates.areas.iter().map(|r| r.expected).collect();
     let scale: Vec<f64> = rates.areas.iter().map(|r| r.national_rate).collect();
-    let limits = ci.limits(&observed, &expected, &scale);
+    let limits = ci.limits(&observed, &expected, &scale)?;
     // A method that gives no limits, or limits for other rows, is broken (e.g. a shared-library
     // method whose call failed): fail rather than publish rates without their intervals.
     if !observed.is_empty() && limits.is_empty() {
@@ -1229,25 +1231,18 @@ fn factor_ratios_table(
         .iter()
         .filter_map(|r| base.get(&(r.factor.as_str(), r.measure)).map(|b| (*b, r)))
         .collect();
-    let ratios = ratio.ratios(
-        &compared
-            .iter()
-            .map(|(b, _)| b.standardised_rate)
-            .collect::<Vec<_>>(),
-        &compared
-            .iter()
-            .map(|(_, r)| r.standardised_rate)
-            .collect::<Vec<_>>(),
-    );
-    // A shared-library method that panicked comes back as a note on every row (the C ABI catches
-    // the panic); publishing a table of such notes would hide a broken method, so the run fails.
-    if let Some(note) = ratios
-        .iter()
-        .filter_map(|r| r.note.as_deref())
-        .find(|n| n.contains("plugin panicked"))
-    {
-        return Err((StageKind::Ratio, strata_api::MethodError::new(note)));
-    }
+    let ratios = ratio
+        .ratios(
+            &compared
+                .iter()
+                .map(|(b, _)| b.standardised_rate)
+                .collect::<Vec<_>>(),
+            &compared
+                .iter()
+                .map(|(_, r)| r.standardised_rate)
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| (StageKind::Ratio, e))?;
     let wrong_length = |stage: StageKind, got: usize| {
         (
             stage,
@@ -1260,19 +1255,21 @@ fn factor_ratios_table(
     if ratios.len() != compared.len() {
         return Err(wrong_length(StageKind::Ratio, ratios.len()));
     }
-    let tests = significance.test(
-        &compared
-            .iter()
-            .map(|(b, r)| Comparison {
-                base_rate: b.standardised_rate,
-                comparison_rate: r.standardised_rate,
-                base_observed: b.observed,
-                comparison_observed: r.observed,
-                base_expected: b.expected,
-                comparison_expected: r.expected,
-            })
-            .collect::<Vec<_>>(),
-    );
+    let tests = significance
+        .test(
+            &compared
+                .iter()
+                .map(|(b, r)| Comparison {
+                    base_rate: b.standardised_rate,
+                    comparison_rate: r.standardised_rate,
+                    base_observed: b.observed,
+                    comparison_observed: r.observed,
+                    base_expected: b.expected,
+                    comparison_expected: r.expected,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| (StageKind::Significance, e))?;
     if tests.len() != compared.len() {
         return Err(wrong_length(StageKind::Significance, tests.len()));
     }

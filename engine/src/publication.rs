@@ -213,7 +213,18 @@ pub fn files(
             join_property: "area_code",
         }),
     };
-    let report_error = |e: strata_report::ReportError| Error::Usage(format!("report: {e}"));
+    // The confidence-interval method draws the funnels: its failure is the method's, named.
+    let report_error = |e: strata_report::ReportError| match e {
+        strata_report::ReportError::Method(e) => Error::Method {
+            stage: strata_api::StageKind::ConfidenceInterval.key().into(),
+            plugin: recipe
+                .stage(strata_api::StageKind::ConfidenceInterval)
+                .map(|s| s.plugin.clone())
+                .unwrap_or_default(),
+            message: format!("funnel plot limits: {}", e.message),
+        },
+        other => Error::Usage(format!("report: {other}")),
+    };
     let mut files = vec![
         (
             "annex_b.xlsx".to_string(),
@@ -231,7 +242,7 @@ pub fn files(
         ));
         files.push((
             format!("charts/{}_funnel.svg", label.key),
-            funnel_svg(&input, m).into_bytes(),
+            funnel_svg(&input, m).map_err(report_error)?.into_bytes(),
         ));
         if input.boundaries.is_some() {
             files.push((

@@ -251,7 +251,7 @@ struct Point {
 /// Funnel plot of one measure: each area's standardised ratio (observed / expected) against its
 /// expected tests, with the control limits of the run's confidence-interval method at each of its
 /// levels. `measure` indexes `input.measures`.
-pub fn funnel_svg(input: &ReportInput, measure: usize) -> String {
+pub fn funnel_svg(input: &ReportInput, measure: usize) -> Result<String, crate::ReportError> {
     let caption = plain(&format!(
         "{}: standardised ratio by expected tests, {}s, {}",
         input.measure_label(measure),
@@ -282,20 +282,53 @@ pub fn funnel_svg(input: &ReportInput, measure: usize) -> String {
         })
         .collect();
     if points.is_empty() {
-        return empty_svg(&caption);
+        return Ok(empty_svg(&caption));
     }
     points.sort_by(|a, b| {
         a.expected
             .total_cmp(&b.expected)
             .then_with(|| a.code.cmp(&b.code))
     });
+    // The method's limits first: a failing method fails the report, never a chart without them.
+    let (e_min, e_max) = expected_range(&points);
+    let mouth = input.funnel.at(&[e_min])?;
+    let grid = funnel_grid(e_max);
+    let curves = input.funnel.at(&grid)?;
     let mut svg = String::new();
     let mut hotspots = Vec::with_capacity(points.len());
-    if draw_funnel(&mut svg, &caption, input, &points, &mut hotspots).is_err() {
-        return empty_svg(&caption);
+    let funnel = Funnel {
+        mouth: &mouth,
+        grid: &grid,
+        curves: &curves,
+    };
+    if draw_funnel(&mut svg, &caption, &funnel, &points, &mut hotspots).is_err() {
+        return Ok(empty_svg(&caption));
     }
     add_hotspots(&mut svg, &hotspots);
-    svg
+    Ok(svg)
+}
+
+/// The x range of a funnel plot: the smallest expected count, and the largest with 5% room.
+fn expected_range(points: &[Point]) -> (f64, f64) {
+    let e_max = points.iter().map(|p| p.expected).fold(0.0, f64::max) * 1.05;
+    let e_min = points.iter().map(|p| p.expected).fold(f64::MAX, f64::min);
+    (e_min, e_max)
+}
+
+/// Expected counts the control limits are drawn at: a fixed grid across the x range.
+fn funnel_grid(e_max: f64) -> Vec<f64> {
+    const STEPS: usize = 200;
+    let start = e_max / STEPS as f64;
+    (0..=STEPS)
+        .map(|i| start + (e_max - start) * i as f64 / STEPS as f64)
+        .collect()
+}
+
+/// A funnel's control limits: at the smallest expected count, and along the grid.
+struct Funnel<'a> {
+    mouth: &'a [strata_api::Limits],
+    grid: &'a [f64],
+    curves: &'a [strata_api::Limits],
 }
 
 /// Where an area's own confidence limits put it against the national rate (the same test that
@@ -325,19 +358,18 @@ fn level_label(level: f64) -> String {
 fn draw_funnel(
     svg: &mut String,
     caption: &str,
-    input: &ReportInput,
+    funnel: &Funnel,
     points: &[Point],
     hotspots: &mut Vec<Hotspot>,
 ) -> DrawResult {
-    let e_max = points.iter().map(|p| p.expected).fold(0.0, f64::max) * 1.05;
-    let e_min = points.iter().map(|p| p.expected).fold(f64::MAX, f64::min);
+    let (_, e_max) = expected_range(points);
     let ratio_max = points.iter().map(|p| p.ratio).fold(1.0, f64::max);
     let ratio_min = points.iter().map(|p| p.ratio).fold(1.0, f64::min);
     // Show the funnel's mouth where the smallest area sits (its widest level), but never let it
     // swamp the points.
-    let mouth = input.funnel.at(&[e_min]);
     let widest = |pick: fn(&strata_api::Limits) -> f64, fold: fn(f64, f64) -> f64, init: f64| {
-        mouth
+        funnel
+            .mouth
             .iter()
             .map(pick)
             .filter(|v| v.is_finite())
@@ -375,18 +407,15 @@ fn draw_funnel(
         .bold_line_style(RGBColor(0xe8, 0xed, 0xee))
         .draw()?;
 
-    // Limits sampled on a fixed grid across the x range, kept inside the y range
-    // (plotters does not clip lines to the plotting area).
-    const STEPS: usize = 200;
-    let start = e_max / STEPS as f64;
-    let grid: Vec<f64> = (0..=STEPS)
-        .map(|i| start + (e_max - start) * i as f64 / STEPS as f64)
-        .collect();
+    // Limits sampled on the grid, kept inside the y range (plotters does not clip lines to the
+    // plotting area).
     let inside = |v: f64| v.is_finite() && v >= y_min && v <= y_max;
-    for (k, level) in input.funnel.at(&grid).into_iter().enumerate() {
+    for (k, level) in funnel.curves.iter().enumerate() {
         let colour = [LIMIT_95, LIMIT_998][k.min(1)];
         let curve = |values: &[f64]| -> Vec<(f64, f64)> {
-            grid.iter()
+            funnel
+                .grid
+                .iter()
                 .copied()
                 .zip(values.iter().copied())
                 .filter(|&(_, v)| inside(v))

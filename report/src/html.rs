@@ -268,9 +268,10 @@ pub fn report_html(input: &ReportInput) -> Result<String, ReportError> {
         );
         let _ = write!(
             h,
-            "<figure>\n<figcaption>Funnel plot {n}. {}: standardised ratio against expected tests, with 95% and 99.8% limits</figcaption>\n{}</figure>\n</section>\n",
+            "<figure>\n<figcaption>Funnel plot {n}. {}: standardised ratio against expected tests, with {} control limits</figcaption>\n{}</figure>\n</section>\n",
             escape(&m.label),
-            funnel_svg(input, measure)
+            input.funnel.levels_text()?,
+            funnel_svg(input, measure)?
         );
     }
 

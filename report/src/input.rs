@@ -107,8 +107,22 @@ pub struct FunnelLimits<'a> {
 
 impl FunnelLimits<'_> {
     /// Control limits of O/E at each expected count, one [`Limits`] per level of the method.
-    pub(crate) fn at(&self, expected: &[f64]) -> Vec<Limits> {
+    pub(crate) fn at(&self, expected: &[f64]) -> Result<Vec<Limits>, strata_api::MethodError> {
         self.method.funnel_limits(expected)
+    }
+
+    /// The levels the funnel draws, e.g. "95% and 99.8%".
+    pub(crate) fn levels_text(&self) -> Result<String, strata_api::MethodError> {
+        let levels: Vec<String> = self
+            .at(&[1.0])?
+            .iter()
+            .map(|l| format!("{}%", (l.level * 1000.0).round() / 10.0))
+            .collect();
+        Ok(match levels.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => "no".into(),
+        })
     }
 }
 

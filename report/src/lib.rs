@@ -53,4 +53,7 @@ pub enum ReportError {
     Boundaries(String),
     #[error("measure index {0} is not one of the report's measures")]
     UnknownMeasure(usize),
+    /// The confidence-interval method failed while drawing a funnel's control limits.
+    #[error("funnel limits: {0}")]
+    Method(#[from] strata_api::MethodError),
 }

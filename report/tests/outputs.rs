@@ -417,10 +417,10 @@ fn charts_and_maps_are_deterministic_and_titled_by_area_code() {
     for measure in 0..2 {
         let ranked = ranked_chart_svg(&input, measure);
         let map = map_svg(&input, measure).expect("map");
-        let funnel = funnel_svg(&input, measure);
+        let funnel = funnel_svg(&input, measure).expect("funnel_svg");
         assert_eq!(ranked, ranked_chart_svg(&input, measure));
         assert_eq!(map, map_svg(&input, measure).expect("map"));
-        assert_eq!(funnel, funnel_svg(&input, measure));
+        assert_eq!(funnel, funnel_svg(&input, measure).expect("funnel_svg"));
         for svg in [&ranked, &map, &funnel] {
             assert!(svg.starts_with("<svg"), "{}", &svg[..40.min(svg.len())]);
             assert!(svg.trim_end().ends_with("</svg>"));
@@ -437,7 +437,7 @@ fn charts_and_maps_are_deterministic_and_titled_by_area_code() {
     // Every X-ray area has a bar and a funnel point; A04 has no Chest CT rate, so no bar there.
     let ranked_xray = ranked_chart_svg(&input, 0);
     let ranked_ct = ranked_chart_svg(&input, 1);
-    let funnel_xray = funnel_svg(&input, 0);
+    let funnel_xray = funnel_svg(&input, 0).expect("funnel_svg");
     for code in AREA_CODES {
         assert!(ranked_xray.contains(&format!("<title>{code} ")));
         assert!(funnel_xray.contains(&format!("<title>{code} ")));
@@ -624,7 +624,7 @@ fn real_icb_boundaries_render_all_42_areas() {
     }
     assert!(!map.contains("no data"));
     let ranked = ranked_chart_svg(&input, 0);
-    let funnel = funnel_svg(&input, 0);
+    let funnel = funnel_svg(&input, 0).expect("funnel_svg");
     println!(
         "map {} bytes sha256 {}; ranked {} bytes; funnel {} bytes",
         map.len(),

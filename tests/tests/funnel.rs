@@ -58,7 +58,7 @@ fn check_recipe(recipe: &str) -> usize {
         .iter()
         .map(|&j| results.rates.areas[j].expected)
         .collect();
-    let funnel = method.funnel_limits(&expected);
+    let funnel = method.funnel_limits(&expected).expect("funnel_limits");
     assert_eq!(
         funnel.len(),
         level_columns.len(),
@@ -130,16 +130,18 @@ fn every_built_in_method_s_funnel_agrees_with_its_limits() {
     let expected: Vec<f64> = (0..400).map(|i| 0.25 * 1.02f64.powi(i)).collect();
     let counts: Vec<f64> = (0..=300).map(f64::from).collect();
     for (id, method) in &methods {
-        let funnel = method.funnel_limits(&expected);
+        let funnel = method.funnel_limits(&expected).expect("funnel_limits");
         // own[o][level]: limits of every expected count at count o.
         let own: Vec<_> = counts
             .iter()
             .map(|&o| {
-                method.limits(
-                    &vec![o; expected.len()],
-                    &expected,
-                    &vec![1.0; expected.len()],
-                )
+                method
+                    .limits(
+                        &vec![o; expected.len()],
+                        &expected,
+                        &vec![1.0; expected.len()],
+                    )
+                    .expect("limits")
             })
             .collect();
         let mut checked = 0;

@@ -318,7 +318,7 @@ fn compute_configured(
             let out = m.ratios(
                 column(inputs, RATIO_INPUTS[0])?,
                 column(inputs, RATIO_INPUTS[1])?,
-            );
+            )?;
             let values = out.iter().map(|r| r.value.unwrap_or(f64::NAN)).collect();
             let notes = out
                 .into_iter()
@@ -331,7 +331,7 @@ fn compute_configured(
                 column(inputs, CI_INPUTS[0])?,
                 column(inputs, CI_INPUTS[1])?,
                 column(inputs, CI_INPUTS[2])?,
-            );
+            )?;
             let mut cols = Vec::new();
             for l in limits {
                 cols.push((format!("lower@{}", l.level), l.lower));
@@ -354,7 +354,7 @@ fn compute_configured(
                     comparison_expected: c[5][i],
                 })
                 .collect();
-            let out = m.test(&comparisons);
+            let out = m.test(&comparisons)?;
             let statistic = out.iter().map(|r| r.statistic).collect();
             let p = out.iter().map(|r| r.p_value).collect();
             let stars = out.into_iter().map(|r| r.stars).collect();
@@ -425,7 +425,7 @@ pub extern "C" fn plugin_compute(
             STATUS_OK
         }
         Ok(Err(e)) => {
-            write_error(error, e.0, None);
+            write_error(error, e.message, None);
             STATUS_ERROR
         }
         Err(payload) => {
@@ -558,7 +558,10 @@ impl ForeignMethod {
         };
         if status != STATUS_OK {
             let (message, _) = take_error(self.vtable, &mut error);
-            return Err(MethodError::new(format!("plugin `{}`: {message}", self.id)));
+            return Err(MethodError::foreign(format!(
+                "plugin `{}`: {message}",
+                self.id
+            )));
         }
         // Copy out, then let the plugin free its buffers.
         let mut cols = Vec::with_capacity(output.n_columns);
@@ -594,40 +597,70 @@ impl ForeignMethod {
     }
 }
 
-fn find(cols: &[(String, Vec<f64>)], name: &str, rows: usize) -> Vec<f64> {
-    cols.iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, d)| d.clone())
-        .filter(|d| d.len() == rows)
-        .unwrap_or_else(|| vec![f64::NAN; rows])
+/// The output column `name`, which must hold one value per row.
+fn find(
+    plugin: &str,
+    cols: &[(String, Vec<f64>)],
+    name: &str,
+    rows: usize,
+) -> Result<Vec<f64>, MethodError> {
+    let (_, data) = cols.iter().find(|(n, _)| n == name).ok_or_else(|| {
+        MethodError::foreign(format!(
+            "plugin `{plugin}` returned no column `{name}` (it returned: {})",
+            cols.iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    if data.len() != rows {
+        return Err(MethodError::foreign(format!(
+            "plugin `{plugin}` returned {} values in column `{name}` for {rows} rows",
+            data.len()
+        )));
+    }
+    Ok(data.clone())
+}
+
+/// A NaN (or infinity) where the inputs of the row called for a number.
+fn not_a_number(plugin: &str, column: &str, row: usize, value: f64) -> MethodError {
+    MethodError::foreign(format!(
+        "plugin `{plugin}` returned {value} in column `{column}` at row {row}, whose inputs are \
+         valid numbers"
+    ))
 }
 
 impl crate::RatioMethod for ForeignMethod {
     fn method_name(&self) -> String {
         self.name()
     }
-    fn ratios(&self, base_rate: &[f64], comparison_rate: &[f64]) -> Vec<RatioValue> {
+    fn ratios(
+        &self,
+        base_rate: &[f64],
+        comparison_rate: &[f64],
+    ) -> Result<Vec<RatioValue>, MethodError> {
         let rows = base_rate.len();
-        match self.call(&[
+        let (cols, notes) = self.call(&[
             (RATIO_INPUTS[0], base_rate),
             (RATIO_INPUTS[1], comparison_rate),
-        ]) {
-            Ok((cols, notes)) => find(&cols, "ratio", rows)
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| RatioValue {
+        ])?;
+        let values = find(&self.id, &cols, "ratio", rows)?;
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let note = notes.get(i).filter(|n| !n.is_empty()).cloned();
+                // An undefined ratio of two rates is allowed, but it must say why.
+                let rates_valid = base_rate[i].is_finite() && comparison_rate[i].is_finite();
+                if rates_valid && !v.is_finite() && note.is_none() {
+                    return Err(not_a_number(&self.id, "ratio", i, v));
+                }
+                Ok(RatioValue {
                     value: v.is_finite().then_some(v),
-                    note: notes.get(i).filter(|n| !n.is_empty()).cloned(),
+                    note,
                 })
-                .collect(),
-            Err(e) => vec![
-                RatioValue {
-                    value: None,
-                    note: Some(e.0),
-                };
-                rows
-            ],
-        }
+            })
+            .collect()
     }
 }
 
@@ -635,24 +668,53 @@ impl crate::ConfidenceIntervalMethod for ForeignMethod {
     fn method_name(&self) -> String {
         self.name()
     }
-    fn limits(&self, observed: &[f64], expected: &[f64], scale: &[f64]) -> Vec<Limits> {
+    fn limits(
+        &self,
+        observed: &[f64],
+        expected: &[f64],
+        scale: &[f64],
+    ) -> Result<Vec<Limits>, MethodError> {
         let rows = observed.len();
-        let Ok((cols, _)) = self.call(&[
+        let (cols, _) = self.call(&[
             (CI_INPUTS[0], observed),
             (CI_INPUTS[1], expected),
             (CI_INPUTS[2], scale),
-        ]) else {
-            return Vec::new();
-        };
-        cols.iter()
+        ])?;
+        let mut limits = Vec::new();
+        for (text, level) in cols
+            .iter()
             .filter_map(|(n, _)| n.strip_prefix("lower@"))
             .filter_map(|level| level.parse::<f64>().ok().map(|l| (level.to_string(), l)))
-            .map(|(text, level)| Limits {
+        {
+            let (lower_name, upper_name) = (format!("lower@{text}"), format!("upper@{text}"));
+            let lower = find(&self.id, &cols, &lower_name, rows)?;
+            let upper = find(&self.id, &cols, &upper_name, rows)?;
+            // A count and a positive expected count always have limits.
+            for i in 0..rows {
+                let valid = observed[i].is_finite()
+                    && observed[i] >= 0.0
+                    && expected[i].is_finite()
+                    && expected[i] > 0.0
+                    && scale[i].is_finite();
+                for (name, v) in [(&lower_name, lower[i]), (&upper_name, upper[i])] {
+                    if valid && !v.is_finite() {
+                        return Err(not_a_number(&self.id, name, i, v));
+                    }
+                }
+            }
+            limits.push(Limits {
                 level,
-                lower: find(&cols, &format!("lower@{text}"), rows),
-                upper: find(&cols, &format!("upper@{text}"), rows),
-            })
-            .collect()
+                lower,
+                upper,
+            });
+        }
+        if rows > 0 && limits.is_empty() {
+            return Err(MethodError::foreign(format!(
+                "plugin `{}` returned no `lower@<level>` column",
+                self.id
+            )));
+        }
+        Ok(limits)
     }
 }
 
@@ -660,7 +722,7 @@ impl crate::SignificanceMethod for ForeignMethod {
     fn method_name(&self) -> String {
         self.name()
     }
-    fn test(&self, comparisons: &[Comparison]) -> Vec<SignificanceResult> {
+    fn test(&self, comparisons: &[Comparison]) -> Result<Vec<SignificanceResult>, MethodError> {
         let rows = comparisons.len();
         let cols: [Vec<f64>; 6] = [
             comparisons.iter().map(|c| c.base_rate).collect(),
@@ -675,27 +737,22 @@ impl crate::SignificanceMethod for ForeignMethod {
             .zip(&cols)
             .map(|(n, d)| (*n, d.as_slice()))
             .collect();
-        match self.call(&inputs) {
-            Ok((out, stars)) => {
-                let statistic = find(&out, "statistic", rows);
-                let p = find(&out, "p_value", rows);
-                (0..rows)
-                    .map(|i| SignificanceResult {
-                        statistic: statistic[i],
-                        p_value: p[i],
-                        stars: stars.get(i).cloned().unwrap_or_default(),
-                    })
-                    .collect()
-            }
-            Err(_) => vec![
-                SignificanceResult {
-                    statistic: f64::NAN,
-                    p_value: f64::NAN,
-                    stars: String::new(),
-                };
-                rows
-            ],
-        }
+        let (out, stars) = self.call(&inputs)?;
+        let statistic = find(&self.id, &out, "statistic", rows)?;
+        let p = find(&self.id, &out, "p_value", rows)?;
+        (0..rows)
+            .map(|i| {
+                // A statistic has a p-value, and a p-value is a probability.
+                if statistic[i].is_finite() && !(0.0..=1.0).contains(&p[i]) {
+                    return Err(not_a_number(&self.id, "p_value", i, p[i]));
+                }
+                Ok(SignificanceResult {
+                    statistic: statistic[i],
+                    p_value: p[i],
+                    stars: stars.get(i).cloned().unwrap_or_default(),
+                })
+            })
+            .collect()
     }
 }
 

@@ -16,20 +16,28 @@
 //! curves: an area whose own 99.8% lower limit is above the national rate could sit inside the
 //! 99.8% funnel.
 
-use crate::{ConfidenceIntervalMethod, Limits};
+use crate::{ConfidenceIntervalMethod, Limits, MethodError};
 
 /// Control limits of the ratio O/E at each `expected` count, one [`Limits`] per level the method
 /// gives. A non-positive or non-finite E gives NaN.
 pub fn funnel_limits<M: ConfidenceIntervalMethod + ?Sized>(
     method: &M,
     expected: &[f64],
-) -> Vec<Limits> {
+) -> Result<Vec<Limits>, MethodError> {
     let ones = vec![1.0; expected.len()];
-    // Limits of O/E (scale 1) at each expected count, for counts `observed`.
-    let at = |observed: &[f64]| method.limits(observed, expected, &ones);
+    // Limits of O/E (scale 1) at each expected count, for counts `observed`. A failing call
+    // stops the search; its error is returned.
+    let failure = std::cell::RefCell::new(None);
+    let at = |observed: &[f64]| match method.limits(observed, expected, &ones) {
+        Ok(limits) => limits,
+        Err(e) => {
+            failure.borrow_mut().get_or_insert(e);
+            Vec::new()
+        }
+    };
     let levels: Vec<f64> = at(expected).iter().map(|l| l.level).collect();
     let valid: Vec<bool> = expected.iter().map(|e| e.is_finite() && *e > 0.0).collect();
-    levels
+    let funnel: Vec<Limits> = levels
         .iter()
         .enumerate()
         .map(|(k, &level)| {
@@ -76,7 +84,11 @@ pub fn funnel_limits<M: ConfidenceIntervalMethod + ?Sized>(
                 upper: ratio(&high, -0.5),
             }
         })
-        .collect()
+        .collect();
+    match failure.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(funnel),
+    }
 }
 
 /// For each expected count E, the smallest whole count O for which `holds(O)` is true, where
@@ -161,7 +173,12 @@ mod tests {
         fn method_name(&self) -> String {
             "normal".into()
         }
-        fn limits(&self, observed: &[f64], expected: &[f64], scale: &[f64]) -> Vec<Limits> {
+        fn limits(
+            &self,
+            observed: &[f64],
+            expected: &[f64],
+            scale: &[f64],
+        ) -> Result<Vec<Limits>, MethodError> {
             let z = 1.959_963_984_540_054;
             let f = |sign: f64| -> Vec<f64> {
                 observed
@@ -171,11 +188,11 @@ mod tests {
                     .map(|((o, e), s)| ((o + sign * z * o.sqrt()) / e * s).max(0.0))
                     .collect()
             };
-            vec![Limits {
+            Ok(vec![Limits {
                 level: 0.95,
                 lower: f(-1.0),
                 upper: f(1.0),
-            }]
+            }])
         }
     }
 
@@ -184,7 +201,7 @@ mod tests {
         // At E = 100 with O ± z√O: 122 − z√122 = 100.35 > 100 is the first high count
         // (121 − z√121 = 99.44), and 82 + z√82 = 99.75 < 100 the last low one (83 + z√83 =
         // 100.86).
-        let f = funnel_limits(&Normal, &[100.0, 0.0, -1.0, f64::NAN]);
+        let f = funnel_limits(&Normal, &[100.0, 0.0, -1.0, f64::NAN]).expect("limits");
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].level, 0.95);
         assert_eq!(f[0].upper[0], 1.215);
@@ -197,11 +214,11 @@ mod tests {
     #[test]
     fn a_point_is_outside_the_funnel_exactly_when_its_own_limits_exclude_one() {
         let expected: Vec<f64> = (1..400).map(|i| i as f64 * 0.37).collect();
-        let f = funnel_limits(&Normal, &expected);
+        let f = funnel_limits(&Normal, &expected).expect("limits");
         for (i, e) in expected.iter().enumerate() {
             for o in 0..200 {
                 let o = o as f64;
-                let own = Normal.limits(&[o], &[*e], &[1.0]);
+                let own = Normal.limits(&[o], &[*e], &[1.0]).expect("limits");
                 let ratio = o / e;
                 assert_eq!(ratio > f[0].upper[i], own[0].lower[0] > 1.0, "O {o}, E {e}");
                 assert_eq!(ratio < f[0].lower[i], own[0].upper[0] < 1.0, "O {o}, E {e}");

@@ -130,13 +130,49 @@ pub struct PluginDescriptor {
     pub configure: fn(&Params) -> Result<Configured, ParamError>,
 }
 
-/// Error a method returns at run time (not a parameter error).
+/// Error a method returns at run time (not a parameter error). Its kind tells the engine what to
+/// name beside the message; the engine never reads the message for meaning.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct MethodError(pub String);
+#[error("{message}")]
+pub struct MethodError {
+    pub kind: MethodErrorKind,
+    pub message: String,
+}
+
+/// What a [`MethodError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodErrorKind {
+    /// The numbers or values the stage was given cannot be used by this method.
+    Data,
+    /// A row of the exam-code list the engine read from the recipe's `exam_codes` file (the
+    /// engine names the file).
+    ExamCodeList,
+    /// A shared-library plugin's call failed (an error, a panic caught at the ABI) or it
+    /// answered what the stage cannot use (a missing or short column, NaN where a number is
+    /// required).
+    Foreign,
+}
 
 impl MethodError {
+    /// A [`MethodErrorKind::Data`] error.
     pub fn new(msg: impl Into<String>) -> Self {
-        MethodError(msg.into())
+        MethodError {
+            kind: MethodErrorKind::Data,
+            message: msg.into(),
+        }
+    }
+
+    pub fn exam_code_list(msg: impl Into<String>) -> Self {
+        MethodError {
+            kind: MethodErrorKind::ExamCodeList,
+            message: msg.into(),
+        }
+    }
+
+    pub fn foreign(msg: impl Into<String>) -> Self {
+        MethodError {
+            kind: MethodErrorKind::Foreign,
+            message: msg.into(),
+        }
     }
 }

@@ -9,7 +9,10 @@ use crate::types::*;
 /// 1. Geography attribution: which area each distinct practice × LSOA combination belongs to.
 pub trait AttributionMethod: Send + Sync {
     fn method_name(&self) -> String;
-    fn attribute(&self, candidates: &[AttributionCandidate]) -> Vec<Attribution>;
+    fn attribute(
+        &self,
+        candidates: &[AttributionCandidate],
+    ) -> Result<Vec<Attribution>, MethodError>;
 }
 
 /// 2. Derivations: sex, age band, IMD quintile and measures from raw values.
@@ -46,12 +49,17 @@ pub trait ConfidenceIntervalMethod: Send + Sync {
     fn method_name(&self) -> String;
     /// One [`Limits`] per configured level. `scale[i]` turns row i's O/E into a standardised rate
     /// (national rate per 10,000), so limits come back on the rate scale.
-    fn limits(&self, observed: &[f64], expected: &[f64], scale: &[f64]) -> Vec<Limits>;
+    fn limits(
+        &self,
+        observed: &[f64],
+        expected: &[f64],
+        scale: &[f64],
+    ) -> Result<Vec<Limits>, MethodError>;
     /// Funnel-plot control limits of O/E at each expected count, one [`Limits`] per level. The
     /// default inverts [`Self::limits`] ([`crate::funnel`]), so a point lies outside the funnel
     /// exactly when its own limits exclude the national rate; override only with the same
     /// property.
-    fn funnel_limits(&self, expected: &[f64]) -> Vec<Limits> {
+    fn funnel_limits(&self, expected: &[f64]) -> Result<Vec<Limits>, MethodError> {
         crate::funnel::funnel_limits(self, expected)
     }
 }
@@ -66,13 +74,17 @@ pub trait FactorMethod: Send + Sync {
 pub trait RatioMethod: Send + Sync {
     fn method_name(&self) -> String;
     /// Rates per 10,000; one result per pair.
-    fn ratios(&self, base_rate: &[f64], comparison_rate: &[f64]) -> Vec<RatioValue>;
+    fn ratios(
+        &self,
+        base_rate: &[f64],
+        comparison_rate: &[f64],
+    ) -> Result<Vec<RatioValue>, MethodError>;
 }
 
 /// 6. Significance of a category's difference from the base category.
 pub trait SignificanceMethod: Send + Sync {
     fn method_name(&self) -> String;
-    fn test(&self, comparisons: &[Comparison]) -> Vec<SignificanceResult>;
+    fn test(&self, comparisons: &[Comparison]) -> Result<Vec<SignificanceResult>, MethodError>;
 }
 
 /// 7. Per-measure summaries of the spread of area rates.

@@ -20,8 +20,8 @@
 
 use serde::Deserialize;
 use strata_api::{
-    Attribution, AttributionCandidate, AttributionMethod, Configured, ParamError, Params,
-    PluginDescriptor, PracticeLookup, Route, StageKind,
+    Attribution, AttributionCandidate, AttributionMethod, Configured, MethodError, ParamError,
+    Params, PluginDescriptor, PracticeLookup, Route, StageKind,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -74,8 +74,11 @@ impl AttributionMethod for LsoaThenPractice {
         "lsoa, then gp practice".into()
     }
 
-    fn attribute(&self, candidates: &[AttributionCandidate]) -> Vec<Attribution> {
-        candidates.iter().map(Self::attribute_one).collect()
+    fn attribute(
+        &self,
+        candidates: &[AttributionCandidate],
+    ) -> Result<Vec<Attribution>, MethodError> {
+        Ok(candidates.iter().map(Self::attribute_one).collect())
     }
 }
 
@@ -129,16 +132,18 @@ mod tests {
 
     #[test]
     fn one_output_per_candidate_in_order() {
-        let out = LsoaThenPractice.attribute(&[
-            AttributionCandidate {
-                practice: PracticeLookup::English(1),
-                lsoa_area: None,
-            },
-            AttributionCandidate {
-                practice: PracticeLookup::English(1),
-                lsoa_area: Some(2),
-            },
-        ]);
+        let out = LsoaThenPractice
+            .attribute(&[
+                AttributionCandidate {
+                    practice: PracticeLookup::English(1),
+                    lsoa_area: None,
+                },
+                AttributionCandidate {
+                    practice: PracticeLookup::English(1),
+                    lsoa_area: Some(2),
+                },
+            ])
+            .expect("attribute");
         assert_eq!(
             out.iter().map(|a| a.area).collect::<Vec<_>>(),
             [Some(1), Some(2)]

@@ -23,8 +23,8 @@
 
 use serde::Deserialize;
 use strata_api::{
-    Attribution, AttributionCandidate, AttributionMethod, Configured, ParamError, Params,
-    PluginDescriptor, PracticeLookup, Route, StageKind,
+    Attribution, AttributionCandidate, AttributionMethod, Configured, MethodError, ParamError,
+    Params, PluginDescriptor, PracticeLookup, Route, StageKind,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -77,8 +77,11 @@ impl AttributionMethod for PracticeThenLsoa {
         "gp practice, then lsoa".into()
     }
 
-    fn attribute(&self, candidates: &[AttributionCandidate]) -> Vec<Attribution> {
-        candidates.iter().map(Self::attribute_one).collect()
+    fn attribute(
+        &self,
+        candidates: &[AttributionCandidate],
+    ) -> Result<Vec<Attribution>, MethodError> {
+        Ok(candidates.iter().map(Self::attribute_one).collect())
     }
 }
 
@@ -147,7 +150,7 @@ mod tests {
                 lsoa_area: None,
             },
         ];
-        let out = method.attribute(&candidates);
+        let out = method.attribute(&candidates).expect("attribute");
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].route, Route::Lsoa);
         assert_eq!(out[1].route, Route::GpPractice);

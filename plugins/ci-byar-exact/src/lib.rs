@@ -30,7 +30,8 @@
 
 use serde::Deserialize;
 use strata_api::{
-    ConfidenceIntervalMethod, Configured, Limits, ParamError, Params, PluginDescriptor, StageKind,
+    ConfidenceIntervalMethod, Configured, Limits, MethodError, ParamError, Params,
+    PluginDescriptor, StageKind,
 };
 use strata_ci_exact::{
     check_levels, default_levels, exact_lower, exact_upper, levels_label, limits_on_rate_scale,
@@ -127,9 +128,16 @@ impl ConfidenceIntervalMethod for ByarExact {
         }
     }
 
-    fn limits(&self, observed: &[f64], expected: &[f64], scale: &[f64]) -> Vec<Limits> {
-        limits_on_rate_scale(observed, expected, scale, &self.levels, |o, level| {
-            self.count_limits(o, level)
+    fn limits(
+        &self,
+        observed: &[f64],
+        expected: &[f64],
+        scale: &[f64],
+    ) -> Result<Vec<Limits>, MethodError> {
+        Ok({
+            limits_on_rate_scale(observed, expected, scale, &self.levels, |o, level| {
+                self.count_limits(o, level)
+            })
         })
     }
 }
@@ -200,7 +208,9 @@ mod tests {
 
     #[test]
     fn zero_observed_has_zero_lower_limit() {
-        let limits = default_method().limits(&[0.0], &[3.2], &[122.0]);
+        let limits = default_method()
+            .limits(&[0.0], &[3.2], &[122.0])
+            .expect("limits");
         assert_eq!(limits.len(), 2);
         assert_eq!(limits[0].lower[0], 0.0);
         assert_eq!(limits[1].lower[0], 0.0);
@@ -211,7 +221,9 @@ mod tests {
     #[test]
     fn limits_are_on_the_rate_scale() {
         // 100 observed against 80 expected, national rate 917 per 10,000.
-        let limits = default_method().limits(&[100.0], &[80.0], &[917.0]);
+        let limits = default_method()
+            .limits(&[100.0], &[80.0], &[917.0])
+            .expect("limits");
         assert_close(limits[0].lower[0], 81.3621054905279 / 80.0 * 917.0, 1e-12);
         assert_close(limits[0].upper[0], 121.627937579206 / 80.0 * 917.0, 1e-12);
         assert_close(limits[1].lower[0], 71.9036918725984 / 80.0 * 917.0, 1e-12);
@@ -224,7 +236,7 @@ mod tests {
         let observed = [0.0, 1.0, 2.0, 9.0, 10.0, 11.0, 99.0, 4321.0, 2_000_000.0];
         let expected = [1.5, 0.4, 6.0, 9.5, 9.0, 30.0, 80.0, 4000.0, 2_100_000.0];
         let scale = [5.0, 33.0, 122.0, 44.0, 917.0, 2764.0, 1347.0, 93.0, 3551.0];
-        let limits = method.limits(&observed, &expected, &scale);
+        let limits = method.limits(&observed, &expected, &scale).expect("limits");
         for l in &limits {
             for i in 0..observed.len() {
                 let rate = observed[i] / expected[i] * scale[i];
@@ -240,7 +252,9 @@ mod tests {
 
     #[test]
     fn zero_expected_gives_nan() {
-        let limits = default_method().limits(&[12.0, 3.0], &[0.0, 0.0], &[100.0, 100.0]);
+        let limits = default_method()
+            .limits(&[12.0, 3.0], &[0.0, 0.0], &[100.0, 100.0])
+            .expect("limits");
         for l in &limits {
             assert!(l.lower.iter().chain(&l.upper).all(|v| v.is_nan()));
         }
@@ -252,7 +266,10 @@ mod tests {
         // is clamped at 0. Reachable only when byar_from is lowered to 1.
         assert_eq!(byar_lower(1.0, 0.998), 0.0);
         let method = ByarExact::new(vec![0.998], 1).unwrap();
-        assert_eq!(method.limits(&[1.0], &[1.0], &[1.0])[0].lower[0], 0.0);
+        assert_eq!(
+            method.limits(&[1.0], &[1.0], &[1.0]).expect("limits")[0].lower[0],
+            0.0
+        );
     }
 
     #[test]
@@ -263,7 +280,7 @@ mod tests {
             panic!("wrong stage");
         };
         assert_eq!(method.method_name(), "byar-exact 95%/99.8%");
-        let limits = method.limits(&[20.0], &[20.0], &[1.0]);
+        let limits = method.limits(&[20.0], &[20.0], &[1.0]).expect("limits");
         assert_eq!(limits.len(), 2);
         assert_eq!(limits[0].level, 0.95);
         assert_eq!(limits[1].level, 0.998);

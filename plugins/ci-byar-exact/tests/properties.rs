@@ -19,7 +19,7 @@ proptest! {
         let observed: Vec<f64> = rows.iter().map(|r| f64::from(r.0)).collect();
         let expected: Vec<f64> = rows.iter().map(|r| r.1).collect();
         let scale: Vec<f64> = rows.iter().map(|r| r.2).collect();
-        let limits = method("[0.95, 0.998]").limits(&observed, &expected, &scale);
+        let limits = method("[0.95, 0.998]").limits(&observed, &expected, &scale).expect("limits");
         prop_assert_eq!(limits.len(), 2);
         let (narrow, wide) = (&limits[0], &limits[1]);
         for i in 0..rows.len() {

@@ -28,7 +28,8 @@
 use serde::Deserialize;
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 use strata_api::{
-    ConfidenceIntervalMethod, Configured, Limits, ParamError, Params, PluginDescriptor, StageKind,
+    ConfidenceIntervalMethod, Configured, Limits, MethodError, ParamError, Params,
+    PluginDescriptor, StageKind,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -197,9 +198,16 @@ impl ConfidenceIntervalMethod for ExactPoisson {
         format!("exact Poisson {}", levels_label(&self.levels))
     }
 
-    fn limits(&self, observed: &[f64], expected: &[f64], scale: &[f64]) -> Vec<Limits> {
-        limits_on_rate_scale(observed, expected, scale, &self.levels, |o, level| {
-            (exact_lower(o, level), exact_upper(o, level))
+    fn limits(
+        &self,
+        observed: &[f64],
+        expected: &[f64],
+        scale: &[f64],
+    ) -> Result<Vec<Limits>, MethodError> {
+        Ok({
+            limits_on_rate_scale(observed, expected, scale, &self.levels, |o, level| {
+                (exact_lower(o, level), exact_upper(o, level))
+            })
         })
     }
 }
@@ -269,7 +277,7 @@ mod tests {
     #[test]
     fn limits_are_divided_by_expected_and_scaled() {
         let method = ExactPoisson::new(vec![0.95]).unwrap();
-        let limits = method.limits(&[9.0], &[4.5], &[122.0]);
+        let limits = method.limits(&[9.0], &[4.5], &[122.0]).expect("limits");
         assert_eq!(limits.len(), 1);
         assert_close(limits[0].lower[0], 4.11537309737833 / 4.5 * 122.0, 1e-9);
         assert_close(limits[0].upper[0], 17.0848034514192 / 4.5 * 122.0, 1e-9);
@@ -281,7 +289,7 @@ mod tests {
         let observed = [0.0, 1.0, 3.0, 9.0, 10.0, 57.0, 1234.0, 250_000.0];
         let expected = [2.0, 0.7, 5.5, 8.1, 12.0, 40.0, 1300.0, 245_000.0];
         let scale = [122.0, 2764.0, 5.0, 917.0, 33.0, 1347.0, 44.0, 3551.0];
-        let limits = method.limits(&observed, &expected, &scale);
+        let limits = method.limits(&observed, &expected, &scale).expect("limits");
         assert_eq!(limits.len(), 2);
         for l in &limits {
             for i in 0..observed.len() {
@@ -310,11 +318,13 @@ mod tests {
     #[test]
     fn zero_expected_gives_nan() {
         let method = ExactPoisson::new(vec![0.95]).unwrap();
-        let limits = method.limits(
-            &[5.0, 5.0, f64::NAN],
-            &[0.0, -1.0, 3.0],
-            &[10.0, 10.0, 10.0],
-        );
+        let limits = method
+            .limits(
+                &[5.0, 5.0, f64::NAN],
+                &[0.0, -1.0, 3.0],
+                &[10.0, 10.0, 10.0],
+            )
+            .expect("limits");
         assert!(limits[0].lower.iter().all(|v| v.is_nan()));
         assert!(limits[0].upper.iter().all(|v| v.is_nan()));
     }
@@ -322,7 +332,7 @@ mod tests {
     #[test]
     fn zero_observed_has_zero_lower_limit() {
         let method = ExactPoisson::new(default_levels()).unwrap();
-        let limits = method.limits(&[0.0], &[2.0], &[100.0]);
+        let limits = method.limits(&[0.0], &[2.0], &[100.0]).expect("limits");
         for l in &limits {
             assert_eq!(l.lower[0], 0.0);
             assert!(l.upper[0] > 0.0);
@@ -332,7 +342,7 @@ mod tests {
     #[test]
     fn short_inputs_give_nan_not_panic() {
         let method = ExactPoisson::new(vec![0.95]).unwrap();
-        let limits = method.limits(&[5.0, 6.0], &[5.0], &[]);
+        let limits = method.limits(&[5.0, 6.0], &[5.0], &[]).expect("limits");
         assert_eq!(limits[0].lower.len(), 2);
         assert!(limits[0].lower[1].is_nan());
     }
@@ -344,7 +354,10 @@ mod tests {
             panic!("wrong stage");
         };
         assert_eq!(method.method_name(), "exact Poisson 95%/99.8%");
-        assert_eq!(method.limits(&[3.0], &[3.0], &[1.0]).len(), 2);
+        assert_eq!(
+            method.limits(&[3.0], &[3.0], &[1.0]).expect("limits").len(),
+            2
+        );
     }
 
     #[test]

@@ -24,7 +24,8 @@
 
 use serde::Deserialize;
 use strata_api::{
-    ConfidenceIntervalMethod, Configured, Limits, ParamError, Params, PluginDescriptor, StageKind,
+    ConfidenceIntervalMethod, Configured, Limits, MethodError, ParamError, Params,
+    PluginDescriptor, StageKind,
 };
 use strata_ci_exact::{
     check_levels, default_levels, exact_upper, levels_label, limits_on_rate_scale, two_sided_z,
@@ -81,14 +82,21 @@ impl ConfidenceIntervalMethod for LogNormal {
         format!("log-normal {}", levels_label(&self.levels))
     }
 
-    fn limits(&self, observed: &[f64], expected: &[f64], scale: &[f64]) -> Vec<Limits> {
-        limits_on_rate_scale(
-            observed,
-            expected,
-            scale,
-            &self.levels,
-            lognormal_count_limits,
-        )
+    fn limits(
+        &self,
+        observed: &[f64],
+        expected: &[f64],
+        scale: &[f64],
+    ) -> Result<Vec<Limits>, MethodError> {
+        Ok({
+            limits_on_rate_scale(
+                observed,
+                expected,
+                scale,
+                &self.levels,
+                lognormal_count_limits,
+            )
+        })
     }
 }
 
@@ -113,7 +121,7 @@ mod tests {
         // exp(∓0.195996398454005) = 0.822015195198389 / 1.21652252396460 (mpmath)
         // → 942.234917496153 / 1394.43894309443.
         let method = LogNormal::new(vec![0.95]).unwrap();
-        let limits = method.limits(&[100.0], &[80.0], &[917.0]);
+        let limits = method.limits(&[100.0], &[80.0], &[917.0]).expect("limits");
         assert_close(limits[0].lower[0], 942.234917496153, 1e-12);
         assert_close(limits[0].upper[0], 1394.43894309443, 1e-12);
     }
@@ -130,7 +138,7 @@ mod tests {
     #[test]
     fn zero_observed_uses_exact_upper() {
         let method = LogNormal::new(vec![0.95, 0.998]).unwrap();
-        let limits = method.limits(&[0.0], &[2.0], &[50.0]);
+        let limits = method.limits(&[0.0], &[2.0], &[50.0]).expect("limits");
         assert_eq!(limits[0].lower[0], 0.0);
         assert_eq!(limits[1].lower[0], 0.0);
         // −ln(0.025) = 3.68887945411394 and −ln(0.001) = 6.90775527898214 (mpmath).
@@ -144,7 +152,7 @@ mod tests {
         let observed = [0.0, 1.0, 9.0, 10.0, 500.0, 3_000_000.0];
         let expected = [0.5, 3.0, 11.0, 7.0, 480.0, 2_900_000.0];
         let scale = [5.0, 33.0, 122.0, 917.0, 2764.0, 3551.0];
-        let limits = method.limits(&observed, &expected, &scale);
+        let limits = method.limits(&observed, &expected, &scale).expect("limits");
         for l in &limits {
             for i in 0..observed.len() {
                 let rate = observed[i] / expected[i] * scale[i];
@@ -156,7 +164,9 @@ mod tests {
     #[test]
     fn zero_expected_gives_nan() {
         let method = LogNormal::new(vec![0.95]).unwrap();
-        let limits = method.limits(&[4.0, -1.0], &[0.0, 2.0], &[1.0, 1.0]);
+        let limits = method
+            .limits(&[4.0, -1.0], &[0.0, 2.0], &[1.0, 1.0])
+            .expect("limits");
         assert!(
             limits[0]
                 .lower

@@ -587,11 +587,14 @@ mod tests {
         let m = NhsSubNational::default();
         let mut t = counts("t", &[-1.0]);
         let err = m.protect(&mut t, &["tests".into()]).unwrap_err();
-        assert!(err.0.contains("row 1") && err.0.contains("tests"), "{err}");
+        assert!(
+            err.message.contains("row 1") && err.message.contains("tests"),
+            "{err}"
+        );
         let err = m
             .protect(&mut counts("t", &[1.0]), &["n".into()])
             .unwrap_err();
-        assert!(err.0.contains("`n`"), "{err}");
+        assert!(err.message.contains("`n`"), "{err}");
         // A table without the grouping column gets the primary rule only.
         let m = method("group_by = \"measure\"\ntotal_published_elsewhere = true");
         let mut t = counts("t", &[1.0, 20.0]);

@@ -1228,7 +1228,7 @@ mod tests {
         };
         assert!(defaults().tables(&input).is_ok(), "off by default");
         assert!(with(0.03).tables(&input).is_ok(), "3% is not more than 3%");
-        let err = with(0.02).tables(&input).expect_err("3% > 2%").0;
+        let err = with(0.02).tables(&input).expect_err("3% > 2%").message;
         assert!(err.contains("3 of 100 tests (3.0%)"), "{err}");
         assert!(err.contains("max_unknown_sex_share = 0.02"), "{err}");
         assert!(
@@ -1255,7 +1255,7 @@ mod tests {
         let err = defaults()
             .tables(&with_no_sex(50.0))
             .expect_err("50% is at the default")
-            .0;
+            .message;
         assert!(err.contains("column `sex`"), "{err}");
         assert!(err.contains("50 of 100 tests (50.0%)"), "{err}");
         assert!(err.contains("refuse_excluded_share = 0.5"), "{err}");
@@ -1267,7 +1267,7 @@ mod tests {
             areas: entities("A", 1),
             cells: vec![cell(0, Some(0), 40.0), nowhere],
         };
-        let err = defaults().tables(&input).expect_err("60% no area").0;
+        let err = defaults().tables(&input).expect_err("60% no area").message;
         assert!(err.contains("`no_area`"), "{err}");
         let allowed = AnnexA::new(AnnexAParams {
             refuse_excluded_share: 0.7,
@@ -1301,7 +1301,7 @@ mod tests {
         let err = defaults()
             .tables(&with_outside(11.0))
             .expect_err("1.1% > 1%")
-            .0;
+            .message;
         assert!(err.contains("column `test_date`"), "{err}");
         assert!(err.contains("11 of 1,000 tests (1.1%)"), "{err}");
         assert!(err.contains("max_outside_year_share = 0.01"), "{err}");
@@ -1502,18 +1502,18 @@ mod tests {
         };
         let method = defaults();
         let err = method.tables(&input(cell(3, Some(0), 1.0))).unwrap_err();
-        assert!(err.0.contains("provider index 3"), "{err}");
+        assert!(err.message.contains("provider index 3"), "{err}");
         let err = method.tables(&input(cell(0, Some(9), 1.0))).unwrap_err();
-        assert!(err.0.contains("area index 9"), "{err}");
+        assert!(err.message.contains("area index 9"), "{err}");
         let err = method
             .tables(&input(QualityCell {
                 month: 12,
                 ..cell(0, Some(0), 1.0)
             }))
             .unwrap_err();
-        assert!(err.0.contains("month 12"), "{err}");
+        assert!(err.message.contains("month 12"), "{err}");
         let err = method.tables(&input(cell(0, Some(0), -1.0))).unwrap_err();
-        assert!(err.0.contains("not a count"), "{err}");
+        assert!(err.message.contains("not a count"), "{err}");
     }
 
     #[test]

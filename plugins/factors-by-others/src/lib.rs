@@ -895,18 +895,18 @@ mod tests {
             .unwrap()
             .factor_rates(&counts)
             .unwrap_err();
-        assert!(err.0.contains("`45-54`"), "{}", err.0);
+        assert!(err.message.contains("`45-54`"), "{}", err.message);
         // A base category the counts lack.
         let err = method("base = { imd_quintile = \"5\" }")
             .unwrap()
             .factor_rates(&counts)
             .unwrap_err();
-        assert!(err.0.contains("`5`"), "{}", err.0);
+        assert!(err.message.contains("`5`"), "{}", err.message);
         // A missing dimension.
         let mut no_sex = counts.clone();
         no_sex.dimensions[0].name = "gender".into();
         let err = method("").unwrap().factor_rates(&no_sex).unwrap_err();
-        assert!(err.0.contains("`sex`"), "{}", err.0);
+        assert!(err.message.contains("`sex`"), "{}", err.message);
     }
 
     #[test]

@@ -12,8 +12,8 @@
 
 use serde::Deserialize;
 use strata_api::{
-    Configured, PER_POPULATION, ParamError, Params, PluginDescriptor, RatioMethod, RatioValue,
-    StageKind,
+    Configured, MethodError, PER_POPULATION, ParamError, Params, PluginDescriptor, RatioMethod,
+    RatioValue, StageKind,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -69,12 +69,18 @@ impl RatioMethod for OddsRatio {
         "odds ratio".into()
     }
 
-    fn ratios(&self, base_rate: &[f64], comparison_rate: &[f64]) -> Vec<RatioValue> {
-        base_rate
-            .iter()
-            .zip(comparison_rate)
-            .map(|(&b, &c)| Self::odds_ratio(b, c))
-            .collect()
+    fn ratios(
+        &self,
+        base_rate: &[f64],
+        comparison_rate: &[f64],
+    ) -> Result<Vec<RatioValue>, MethodError> {
+        Ok({
+            base_rate
+                .iter()
+                .zip(comparison_rate)
+                .map(|(&b, &c)| Self::odds_ratio(b, c))
+                .collect()
+        })
     }
 }
 

@@ -10,7 +10,8 @@
 
 use serde::Deserialize;
 use strata_api::{
-    Configured, ParamError, Params, PluginDescriptor, RatioMethod, RatioValue, StageKind,
+    Configured, MethodError, ParamError, Params, PluginDescriptor, RatioMethod, RatioValue,
+    StageKind,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -59,12 +60,18 @@ impl RatioMethod for RateRatio {
         "rate ratio".into()
     }
 
-    fn ratios(&self, base_rate: &[f64], comparison_rate: &[f64]) -> Vec<RatioValue> {
-        base_rate
-            .iter()
-            .zip(comparison_rate)
-            .map(|(&b, &c)| Self::rate_ratio(b, c))
-            .collect()
+    fn ratios(
+        &self,
+        base_rate: &[f64],
+        comparison_rate: &[f64],
+    ) -> Result<Vec<RatioValue>, MethodError> {
+        Ok({
+            base_rate
+                .iter()
+                .zip(comparison_rate)
+                .map(|(&b, &c)| Self::rate_ratio(b, c))
+                .collect()
+        })
     }
 }
 

@@ -338,7 +338,7 @@ impl DidRules {
         let mut map: HashMap<String, Vec<(u16, u16)>> = HashMap::new();
         for (row, (code, measure)) in list.iter().enumerate() {
             let Some(&target) = self.edoc.get(measure.trim()) else {
-                return Err(MethodError::new(format!(
+                return Err(MethodError::exam_code_list(format!(
                     "exam-code list row {}: code `{code}` names measure `{measure}`, which is not \
                      one of the recipe's edoc_measures ({})",
                     row + 1,
@@ -347,7 +347,7 @@ impl DidRules {
             };
             let code = normalise_exam_code(code);
             if code.is_empty() {
-                return Err(MethodError::new(format!(
+                return Err(MethodError::exam_code_list(format!(
                     "exam-code list row {}: empty exam code for measure `{measure}`",
                     row + 1
                 )));
@@ -639,8 +639,8 @@ US = "ultrasound""#,
             ..Default::default()
         };
         let err = r.derive(&input).unwrap_err();
-        assert!(err.0.contains("CHEAD"), "{err}");
-        assert!(err.0.contains("head_ct"), "{err}");
+        assert!(err.message.contains("CHEAD"), "{err}");
+        assert!(err.message.contains("head_ct"), "{err}");
     }
 
     #[test]
@@ -650,7 +650,7 @@ US = "ultrasound""#,
             ..Default::default()
         };
         let err = defaults().derive(&input).unwrap_err();
-        assert!(err.0.contains("empty exam code"), "{err}");
+        assert!(err.message.contains("empty exam code"), "{err}");
     }
 
     #[test]

@@ -31,7 +31,7 @@
 use serde::Deserialize;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 use strata_api::{
-    Comparison, Configured, ParamError, Params, PluginDescriptor, SignificanceMethod,
+    Comparison, Configured, MethodError, ParamError, Params, PluginDescriptor, SignificanceMethod,
     SignificanceResult, StageKind, StarThresholds, stars_for,
 };
 
@@ -117,15 +117,17 @@ impl SignificanceMethod for ConfiguredPearsonRatesPer10k {
         }
     }
 
-    fn test(&self, comparisons: &[Comparison]) -> Vec<SignificanceResult> {
-        comparisons
-            .iter()
-            .map(|c| {
-                let mut r = PearsonRatesPer10k::test_rates(c.base_rate, c.comparison_rate);
-                r.stars = self.stars.stars(r.p_value);
-                r
-            })
-            .collect()
+    fn test(&self, comparisons: &[Comparison]) -> Result<Vec<SignificanceResult>, MethodError> {
+        Ok({
+            comparisons
+                .iter()
+                .map(|c| {
+                    let mut r = PearsonRatesPer10k::test_rates(c.base_rate, c.comparison_rate);
+                    r.stars = self.stars.stars(r.p_value);
+                    r
+                })
+                .collect()
+        })
     }
 }
 
@@ -149,7 +151,7 @@ mod tests {
             base_expected: 0.0,
             comparison_expected: 0.0,
         };
-        assert_eq!(m.test(&[c])[0].stars, "*");
+        assert_eq!(m.test(&[c]).expect("test")[0].stars, "*");
         assert!(
             m.method_name().ends_with("; stars at p < 0.1"),
             "{}",
@@ -158,7 +160,7 @@ mod tests {
         let Ok(Configured::Significance(published)) = configure("") else {
             panic!("configures");
         };
-        assert_eq!(published.test(&[c])[0].stars, "***");
+        assert_eq!(published.test(&[c]).expect("test")[0].stars, "***");
         assert_eq!(
             published.method_name(),
             "Pearson chi-square on rates per 10,000 (1 df)"
@@ -249,7 +251,9 @@ mod tests {
         else {
             panic!("wrong stage");
         };
-        let results = method.test(&[comparison(2973.0, 2465.0), comparison(113.0, 130.0)]);
+        let results = method
+            .test(&[comparison(2973.0, 2465.0), comparison(113.0, 130.0)])
+            .expect("test");
         assert_eq!(results.len(), 2);
         assert_eq!(results[0].stars, "***");
         assert_eq!(results[1].stars, "");

@@ -34,7 +34,7 @@
 use serde::Deserialize;
 use statrs::distribution::{ContinuousCDF, Normal};
 use strata_api::{
-    Comparison, Configured, ParamError, Params, PluginDescriptor, SignificanceMethod,
+    Comparison, Configured, MethodError, ParamError, Params, PluginDescriptor, SignificanceMethod,
     SignificanceResult, StageKind, StarThresholds, stars_for,
 };
 
@@ -131,20 +131,22 @@ impl SignificanceMethod for ConfiguredPoissonRateRatio {
         }
     }
 
-    fn test(&self, comparisons: &[Comparison]) -> Vec<SignificanceResult> {
-        comparisons
-            .iter()
-            .map(|c| {
-                let mut r = PoissonRateRatio::test_counts(
-                    c.base_observed,
-                    c.base_expected,
-                    c.comparison_observed,
-                    c.comparison_expected,
-                );
-                r.stars = self.stars.stars(r.p_value);
-                r
-            })
-            .collect()
+    fn test(&self, comparisons: &[Comparison]) -> Result<Vec<SignificanceResult>, MethodError> {
+        Ok({
+            comparisons
+                .iter()
+                .map(|c| {
+                    let mut r = PoissonRateRatio::test_counts(
+                        c.base_observed,
+                        c.base_expected,
+                        c.comparison_observed,
+                        c.comparison_expected,
+                    );
+                    r.stars = self.stars.stars(r.p_value);
+                    r
+                })
+                .collect()
+        })
     }
 }
 
@@ -229,11 +231,13 @@ mod tests {
         else {
             panic!("wrong stage");
         };
-        let results = method.test(&[
-            comparison(20.0, 25.0, 30.0, 24.0),
-            comparison(0.0, 1.0, 3.0, 1.0),
-            comparison(1e6, 1e6, 1.01e6, 1e6),
-        ]);
+        let results = method
+            .test(&[
+                comparison(20.0, 25.0, 30.0, 24.0),
+                comparison(0.0, 1.0, 3.0, 1.0),
+                comparison(1e6, 1e6, 1.01e6, 1e6),
+            ])
+            .expect("test");
         assert_eq!(results.len(), 3);
         assert_eq!(results[0].stars, "");
         assert!(results[1].p_value.is_nan());

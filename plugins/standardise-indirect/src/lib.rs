@@ -524,7 +524,7 @@ mod tests {
             .unwrap()
             .standardise(&sex_by_age())
             .unwrap_err();
-        assert!(err.0.contains("`imd_quintile`"), "{}", err.0);
+        assert!(err.message.contains("`imd_quintile`"), "{}", err.message);
     }
 
     #[test]
