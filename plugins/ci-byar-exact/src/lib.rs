@@ -33,7 +33,7 @@ use strata_api::{
     ConfidenceIntervalMethod, Configured, Limits, MethodError, ParamError, Params,
     PluginDescriptor, StageKind,
 };
-use strata_ci_exact::{
+use strata_stats::{
     check_levels, default_levels, exact_lower, exact_upper, levels_label, limits_on_rate_scale,
     two_sided_z,
 };

@@ -19,17 +19,20 @@
 //!
 //! Parameters: `levels` (default `[0.95, 0.998]`), each strictly between 0 and 1.
 //!
-//! This crate also holds the count-scale limit functions and the level checks that `ci.byar-exact`
-//! and `ci.lognormal` reuse, so the three methods share one implementation of the exact limits.
+//! The count-scale limit functions and the level checks are `strata-stats`', which `ci.byar-exact`
+//! and `ci.lognormal` use too, so the three methods share one implementation of the exact limits.
 //!
 //! References: Garwood F. (1936), *Fiducial limits for the Poisson distribution*, Biometrika 28;
 //! UKHSA PHEindicatormethods (R), `R/ISRatio.R` (the same qchisq formulae for O < 10).
 
 use serde::Deserialize;
-use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 use strata_api::{
     ConfidenceIntervalMethod, Configured, Limits, MethodError, ParamError, Params,
     PluginDescriptor, StageKind,
+};
+pub use strata_stats::{
+    DEFAULT_LEVELS, check_levels, default_levels, exact_lower, exact_upper, level_label,
+    levels_label, limits_on_rate_scale, two_sided_z,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -39,13 +42,6 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     description: "Exact Poisson (chi-square) limits on the observed count, divided by expected",
     configure,
 };
-
-/// The confidence levels every CI plugin reports unless the recipe says otherwise.
-pub const DEFAULT_LEVELS: [f64; 2] = [0.95, 0.998];
-
-pub fn default_levels() -> Vec<f64> {
-    DEFAULT_LEVELS.to_vec()
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,124 +56,6 @@ fn configure(params: &Params) -> Result<Configured, ParamError> {
     Ok(Configured::ConfidenceInterval(Box::new(ExactPoisson {
         levels: parsed.levels,
     })))
-}
-
-/// Refuses an empty list, a level outside (0, 1) and a repeated level, naming the `levels` key.
-pub fn check_levels(levels: &[f64]) -> Result<(), ParamError> {
-    if levels.is_empty() {
-        return Err(ParamError::new(
-            "levels",
-            "levels must list at least one level",
-        ));
-    }
-    for (i, &level) in levels.iter().enumerate() {
-        if !(level > 0.0 && level < 1.0) {
-            return Err(ParamError::new(
-                "levels",
-                format!(
-                    "levels[{i}] = {level}: a confidence level must lie strictly between 0 and 1 (e.g. 0.95)"
-                ),
-            ));
-        }
-        if levels[..i].contains(&level) {
-            return Err(ParamError::new(
-                "levels",
-                format!("levels[{i}] = {level} is listed twice"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// A level as a percentage for method names: 0.95 → `95%`, 0.998 → `99.8%`.
-pub fn level_label(level: f64) -> String {
-    // Rounded so that 0.998 × 100 = 99.80000000000001 prints as 99.8.
-    let text = format!("{:.6}", level * 100.0);
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text}%")
-}
-
-/// `95%/99.8%` for a list of levels.
-pub fn levels_label(levels: &[f64]) -> String {
-    levels
-        .iter()
-        .map(|&l| level_label(l))
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// The standard normal quantile z with P(|Z| ≤ z) = level, e.g. 1.959964 for 0.95.
-pub fn two_sided_z(level: f64) -> f64 {
-    let standard = Normal::standard();
-    standard.inverse_cdf(0.5 + level / 2.0)
-}
-
-fn is_valid_count(observed: f64) -> bool {
-    observed.is_finite() && observed >= 0.0
-}
-
-/// Exact lower limit on the count scale: χ²(α/2; 2O) / 2, 0 when O = 0, NaN for an invalid O.
-pub fn exact_lower(observed: f64, level: f64) -> f64 {
-    if !is_valid_count(observed) {
-        return f64::NAN;
-    }
-    if observed == 0.0 {
-        return 0.0;
-    }
-    let alpha = 1.0 - level;
-    match ChiSquared::new(2.0 * observed) {
-        Ok(chi) => chi.inverse_cdf(alpha / 2.0) / 2.0,
-        Err(_) => f64::NAN,
-    }
-}
-
-/// Exact upper limit on the count scale: χ²(1 − α/2; 2O + 2) / 2, NaN for an invalid O.
-pub fn exact_upper(observed: f64, level: f64) -> f64 {
-    if !is_valid_count(observed) {
-        return f64::NAN;
-    }
-    let alpha = 1.0 - level;
-    match ChiSquared::new(2.0 * observed + 2.0) {
-        Ok(chi) => chi.inverse_cdf(1.0 - alpha / 2.0) / 2.0,
-        Err(_) => f64::NAN,
-    }
-}
-
-/// Applies count-scale limits row by row: `count_limits(O, level)` gives (lower, upper) counts,
-/// which are divided by E and multiplied by `scale`. E ≤ 0 or not finite gives NaN limits.
-///
-/// Rows are those of `observed`; a row missing from `expected` or `scale` (a caller error the
-/// trait cannot report) gets NaN limits rather than a panic.
-pub fn limits_on_rate_scale(
-    observed: &[f64],
-    expected: &[f64],
-    scale: &[f64],
-    levels: &[f64],
-    count_limits: impl Fn(f64, f64) -> (f64, f64),
-) -> Vec<Limits> {
-    levels
-        .iter()
-        .map(|&level| {
-            let (lower, upper) = observed
-                .iter()
-                .enumerate()
-                .map(|(i, &o)| {
-                    let e = expected.get(i).copied().unwrap_or(f64::NAN);
-                    let s = scale.get(i).copied().unwrap_or(f64::NAN);
-                    if !(e.is_finite() && e > 0.0) {
-                        return (f64::NAN, f64::NAN);
-                    }
-                    let (lower_count, upper_count) = count_limits(o, level);
-                    (lower_count / e * s, upper_count / e * s)
-                })
-                .unzip();
-            Limits {
-                level,
-                lower,
-                upper,
-            }
-        })
-        .collect()
 }
 
 /// The exact Poisson method.
