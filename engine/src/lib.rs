@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod dates;
 pub mod diff;
 pub mod error;
 pub mod input;

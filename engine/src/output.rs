@@ -10,8 +10,33 @@ use strata_api::{Table, Value};
 use crate::error::{Error, Result};
 use crate::pipeline::{PluginUse, RunResults, StageRecord};
 
-/// A table as a polars frame: all-whole-number columns as integers, other numbers as floats,
-/// anything with text as text.
+/// Whether a column holds p-values (`p_value`, or a name ending in `_p_value`).
+pub fn is_p_value_column(name: &str) -> bool {
+    name == "p_value" || name.ends_with("_p_value")
+}
+
+/// A p-value as written to CSV: scientific notation with 6 significant digits and a signed
+/// exponent of at least two digits (`1.23456e-12`, `5.00000e-01`, `0.00000e+00`), so a p-value
+/// far below the fixed float precision keeps its digits. Rust's float formatting rounds exactly,
+/// so the bytes are the same on every platform.
+pub fn p_value_text(p: f64) -> String {
+    let text = format!("{p:.5e}");
+    match text.split_once('e') {
+        Some((mantissa, exponent)) => {
+            let (sign, digits) = match exponent.strip_prefix('-') {
+                Some(digits) => ('-', digits),
+                None => ('+', exponent),
+            };
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        // `{:e}` always writes an exponent; kept as it is were it not to.
+        None => text,
+    }
+}
+
+/// A table as a polars frame, as written to CSV: all-whole-number columns as integers, other
+/// numbers as floats, p-value columns as [`p_value_text`], anything with text as text. Missing and
+/// non-finite numbers are missing cells.
 pub fn to_frame(table: &Table) -> Result<DataFrame> {
     let mut columns = Vec::with_capacity(table.columns.len());
     for (j, name) in table.columns.iter().enumerate() {
@@ -28,6 +53,16 @@ pub fn to_frame(table: &Table) -> Result<DataFrame> {
                     Value::Text(s) => Some(s.clone()),
                     Value::Number(n) => Some(n.to_string()),
                     Value::Missing => None,
+                })
+                .collect();
+            Column::new(name.as_str().into(), values)
+        } else if is_p_value_column(name) {
+            // Text, so the writer's fixed precision does not print a small p-value as 0.000000.
+            let values: Vec<Option<String>> = cells
+                .iter()
+                .map(|v| match v {
+                    Value::Number(n) if n.is_finite() => Some(p_value_text(*n)),
+                    _ => None,
                 })
                 .collect();
             Column::new(name.as_str().into(), values)
@@ -352,4 +387,59 @@ pub fn relative(path: &Path) -> PathBuf {
         .ok()
         .and_then(|cwd| path.strip_prefix(&cwd).ok().map(Path::to_path_buf))
         .unwrap_or_else(|| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p_values_in_scientific_notation() {
+        for (p, want) in [
+            (1.234_56e-12, "1.23456e-12"),
+            (1.234_565_1e-12, "1.23457e-12"),
+            (5.626_162_325_361_21e-12, "5.62616e-12"),
+            (1.523_970_604_832_11e-23, "1.52397e-23"),
+            (0.5, "5.00000e-01"),
+            (0.012_3, "1.23000e-02"),
+            (1.0, "1.00000e+00"),
+            (0.0, "0.00000e+00"),
+            (5e-324, "4.94066e-324"),
+        ] {
+            assert_eq!(p_value_text(p), want, "{p:e}");
+            // Read back, it is the same number to 6 significant digits.
+            let back: f64 = want.parse().expect("a number");
+            assert!((back - p).abs() <= 5e-6 * p.abs(), "{p:e} {want}");
+        }
+        assert!(is_p_value_column("p_value"));
+        assert!(is_p_value_column("adjusted_p_value"));
+        assert!(!is_p_value_column("top_value"));
+        assert!(!is_p_value_column("p_values"));
+    }
+
+    #[test]
+    fn only_p_value_columns_change_notation() {
+        let mut table = Table::new("t", "", &["ratio", "p_value", "whole_p_value"]);
+        for (ratio, p, whole) in [
+            (
+                Value::Number(0.79),
+                Value::Number(2.5e-22),
+                Value::Number(1.0),
+            ),
+            (Value::Number(1.0), Value::Missing, Value::Number(0.0)),
+            (Value::Number(1.25), Value::Number(f64::NAN), Value::Missing),
+            (Value::Missing, Value::Number(0.049), Value::Number(1.0)),
+        ] {
+            table.rows.push(vec![ratio, p, whole]);
+        }
+        let csv = String::from_utf8(csv_bytes(&table, 6).expect("csv")).expect("utf-8");
+        assert_eq!(
+            csv,
+            "ratio,p_value,whole_p_value\n\
+             0.790000,2.50000e-22,1.00000e+00\n\
+             1.000000,,0.00000e+00\n\
+             1.250000,,\n\
+             ,4.90000e-02,1.00000e+00\n"
+        );
+    }
 }

@@ -275,7 +275,10 @@ impl Recipe {
                 ),
             ));
         }
-        let year_start = match parse_date(raw.year_start.get_ref()) {
+        // A year_start whose twelve months are not all dates (beyond year 262,142) is refused too.
+        let year_start = match crate::dates::parse_recipe_date(raw.year_start.get_ref())
+            .filter(|&(y, m, _)| crate::dates::month_starts(y, m).is_some())
+        {
             Some(d) => d,
             None => {
                 problems.push(problem(
@@ -603,19 +606,4 @@ impl Recipe {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_date(s: &str) -> Option<(i32, u32, u32)> {
-    let mut parts = s.split('-');
-    let y: i32 = parts.next()?.parse().ok()?;
-    let m: u32 = parts.next()?.parse().ok()?;
-    let d: u32 = parts.next()?.parse().ok()?;
-    // A calendar date: 2023-02-30 is none.
-    if parts.next().is_some()
-        || !(1..=12).contains(&m)
-        || !(1..=crate::input::activity::days_in_month(i64::from(y), m)).contains(&d)
-    {
-        return None;
-    }
-    Some((y, m, d))
 }

@@ -30,7 +30,9 @@ enum Cell {
 const WHOLE: &str = "#,##0";
 const ONE_DP: &str = "#,##0.0";
 const TWO_DP: &str = "0.00";
-const P_VALUE: &str = "0.0000";
+/// Four decimals, and below 0.001 scientific notation (`8.81E-05`), so a small p-value does not
+/// show as 0.0000; the cell holds the full number either way.
+const P_VALUE: &str = "[<0.001]0.00E+00;0.0000";
 
 fn number(x: f64, fmt: &'static str) -> Cell {
     if x.is_finite() {

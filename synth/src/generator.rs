@@ -4,6 +4,7 @@ use crate::calibrate::{FittedMeasure, MeasureTargets, area_targets, fit_stratum_
 use crate::config::{CountSampling, EDOC_PARENT, MEASURES, MODALITIES, Published, YearConfig};
 use crate::error::SynthError;
 use crate::reference::{AGE_BANDS, Cumulative, Reference, STRATA, stratum_parts};
+use chrono::Datelike;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Poisson};
@@ -923,33 +924,35 @@ type YearDays = (Vec<(String, usize)>, Vec<Vec<usize>>);
 fn financial_year_days(start: &str) -> Result<YearDays, String> {
     let parts: Vec<&str> = start.split('-').collect();
     let parse = |i: usize| parts.get(i).and_then(|p| p.parse::<u32>().ok());
-    let (Some(mut year), Some(mut month), Some(1)) = (parse(0), parse(1), parse(2)) else {
+    let (Some(year), Some(month), Some(1)) = (parse(0), parse(1), parse(2)) else {
         return Err(format!("start_date `{start}` must be YYYY-MM-01"));
     };
     if !(1..=12).contains(&month) {
         return Err(format!("start_date `{start}`: bad month"));
     }
+    // Calendar arithmetic through chrono, as the engine's `dates` module does (this crate cannot
+    // depend on the engine, which depends on it).
+    let first = i32::try_from(year)
+        .ok()
+        .and_then(|year| chrono::NaiveDate::from_ymd_opt(year, month, 1));
+    let month_start = |m: u32| first.and_then(|f| f.checked_add_months(chrono::Months::new(m)));
     let mut days = Vec::with_capacity(366);
     let mut month_days = Vec::with_capacity(12);
     for m in 0..12 {
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-        let length = match month {
-            2 if leap => 29,
-            2 => 28,
-            4 | 6 | 9 | 11 => 30,
-            _ => 31,
+        let (Some(from), Some(to)) = (month_start(m as u32), month_start(m as u32 + 1)) else {
+            return Err(format!(
+                "start_date `{start}`: the year is beyond the calendar"
+            ));
         };
         let mut indices = Vec::with_capacity(31);
-        for day in 1..=length {
+        for day in from.iter_days().take_while(|&day| day < to) {
             indices.push(days.len());
-            days.push((format!("{year:04}-{month:02}-{day:02}"), m));
+            days.push((
+                format!("{:04}-{:02}-{:02}", day.year(), day.month(), day.day()),
+                m,
+            ));
         }
         month_days.push(indices);
-        month += 1;
-        if month > 12 {
-            month = 1;
-            year += 1;
-        }
     }
     Ok((days, month_days))
 }

@@ -34,6 +34,7 @@ use strata_api::{
 };
 
 use super::{Dictionary, LsoaInfo};
+use crate::dates;
 use crate::error::{Error, Result};
 
 /// Not (yet) in a worker's table.
@@ -247,7 +248,8 @@ struct Shared<'a> {
     derive_cpu_seconds: f64,
     unknown_lsoas: BTreeSet<String>,
     unknown_practices: BTreeSet<String>,
-    year_start: (i32, u32),
+    /// The first day of each month of the reporting year, and of the month after it.
+    month_starts: [i64; 13],
 }
 
 fn trimmed(raw: Option<&str>) -> Option<&str> {
@@ -380,17 +382,11 @@ impl Shared<'_> {
     }
 
     fn month_of_days(&self, days: i64) -> u32 {
-        // Beyond ±270,000 years a day count is no date (and would overflow the calendar sums).
+        // Beyond ±270,000 years a day count is no date.
         if !(-100_000_000..100_000_000).contains(&days) {
             return INVALID;
         }
-        let (y, m, _) = civil_from_days(days);
-        let months = (y - self.year_start.0 as i64) * 12 + (m as i64 - self.year_start.1 as i64);
-        if (0..12).contains(&months) {
-            months as u32
-        } else {
-            OUTSIDE_YEAR
-        }
+        dates::month_index(&self.month_starts, days).unwrap_or(OUTSIDE_YEAR)
     }
 
     /// One text value of `column`, up to its derivation.
@@ -423,7 +419,7 @@ impl Shared<'_> {
             EXAM => Pending::Done(self.exams.intern(&trimmed(text).map(str::to_string)) as u32),
             _ => Pending::Done(
                 trimmed(text)
-                    .and_then(parse_date)
+                    .and_then(dates::parse_extract_date)
                     .map_or(INVALID, |days| self.month_of_days(days)),
             ),
         }
@@ -863,11 +859,11 @@ impl Tally {
         attribution: &AttributionTable,
         measures: usize,
         dims: [usize; 3],
-        year_start: (i32, u32, u32),
+        month_starts: &[i64; 13],
     ) -> Tally {
         let areas = attribution.classes - FIRST_AREA_CLASS as usize;
         let cells = dims.iter().product::<usize>();
-        let year_days = days_from_civil(year_start.0 as i64, year_start.1, 1);
+        let year_days = month_starts[0];
         Tally {
             caches: std::array::from_fn(|c| {
                 ColumnCache::new(if c == DATE {
@@ -1080,7 +1076,7 @@ pub struct Pass<'a> {
     attribution: &'a AttributionTable,
     measures: usize,
     dims: [usize; 3],
-    year_start: (i32, u32, u32),
+    month_starts: [i64; 13],
 }
 
 impl<'a> Pass<'a> {
@@ -1093,6 +1089,10 @@ impl<'a> Pass<'a> {
         dims: [usize; 3],
         year_start: (i32, u32, u32),
     ) -> Pass<'a> {
+        // The recipe refuses a year_start whose twelve months are not all dates; were one let
+        // through, every record would be dated outside the year rather than the pass panic.
+        let month_starts =
+            dates::month_starts(year_start.0, year_start.1).unwrap_or([i64::MAX; 13]);
         Pass {
             shared: Mutex::new(Shared {
                 lookups,
@@ -1111,17 +1111,22 @@ impl<'a> Pass<'a> {
                 derive_cpu_seconds: 0.0,
                 unknown_lsoas: BTreeSet::new(),
                 unknown_practices: BTreeSet::new(),
-                year_start: (year_start.0, year_start.1),
+                month_starts,
             }),
             attribution,
             measures,
             dims,
-            year_start,
+            month_starts,
         }
     }
 
     pub fn tally(&self) -> Tally {
-        Tally::new(self.attribution, self.measures, self.dims, self.year_start)
+        Tally::new(
+            self.attribution,
+            self.measures,
+            self.dims,
+            &self.month_starts,
+        )
     }
 
     /// Resolves and counts one batch into a worker's tally.
@@ -1410,68 +1415,6 @@ fn parse_whole_number(text: &str) -> Option<i64> {
     Some(if negative { -n } else { n })
 }
 
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date (month and day may have one digit), optionally
-/// followed by a time as in timestamps exported from SQL (`2023-04-01 00:00:00`,
-/// `2023-04-01T09:30:00.000Z`): the time is ignored.
-fn parse_date(text: &str) -> Option<i64> {
-    let (date, time) = match text.find([' ', 'T']) {
-        Some(at) => (&text[..at], &text[at + 1..]),
-        None => (text, ""),
-    };
-    if !time
-        .bytes()
-        .all(|b| b.is_ascii_digit() || b":.+-Z ".contains(&b))
-    {
-        return None;
-    }
-    let mut parts = date.split('-');
-    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
-    let number = |s: &str, width: std::ops::RangeInclusive<usize>| {
-        (width.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse::<u32>().ok())
-            .flatten()
-    };
-    let (y, m, d) = (number(y, 4..=4)?, number(m, 1..=2)?, number(d, 1..=2)?);
-    if parts.next().is_some() || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y as i64, m) {
-        return None;
-    }
-    Some(days_from_civil(y as i64, m, d))
-}
-
-pub(crate) fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 (H. Hinnant's `days_from_civil`).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// (year, month, day) of days since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1531,7 +1474,7 @@ mod tests {
 
     #[test]
     fn dates_with_and_without_times() {
-        let april = days_from_civil(2023, 4, 1);
+        let april = dates::days_from_civil(2023, 4, 1).expect("a date");
         for (text, want) in [
             ("2023-04-01", Some(april)),
             ("2023-4-1", Some(april)),
@@ -1539,16 +1482,16 @@ mod tests {
             ("2023-04-01T09:30:00.000Z", Some(april)),
             ("2023-04-01 09:30:00+01:00", Some(april)),
             ("2023-02-29", None),
-            ("2024-02-29", Some(days_from_civil(2024, 2, 29))),
+            ("2024-02-29", dates::days_from_civil(2024, 2, 29)),
             ("2023-13-01", None),
             ("01/04/2023", None),
             ("2023-04-01 noon", None),
             ("2023-04", None),
             ("2023-04-01-02", None),
         ] {
-            assert_eq!(parse_date(text), want, "{text:?}");
+            assert_eq!(dates::parse_extract_date(text), want, "{text:?}");
         }
-        assert_eq!(civil_from_days(april), (2023, 4, 1));
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(dates::civil_from_days(april), Some((2023, 4, 1)));
+        assert_eq!(dates::days_from_civil(1970, 1, 1), Some(0));
     }
 }

@@ -64,32 +64,14 @@ const YEAR_START: i32 = 19_448;
 /// Days in the year 2023-04-01 .. 2024-03-31 (2024 is a leap year).
 const YEAR_DAYS: i32 = 366;
 
-// Days to and from civil dates (Howard Hinnant's algorithms, proleptic Gregorian).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i32 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe - 719_468) as i32
-}
-
-fn civil_from_days(days: i32) -> (i64, u32, u32) {
-    let z = i64::from(days) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+// Days to and from civil dates, through the engine's calendar (chrono).
+fn days_from_civil(y: i32, m: u32, d: u32) -> i32 {
+    let days = strata::dates::days_from_civil(y, m, d).expect("a date");
+    i32::try_from(days).expect("a Date32")
 }
 
 fn date_text(days: i32) -> String {
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}")
+    strata::dates::date_text(i64::from(days)).expect("a date")
 }
 
 /// The example recipe's extract, read once.
@@ -132,7 +114,7 @@ fn base_records() -> &'static [Record] {
                 Record {
                     provider: row[columns[0]].to_string(),
                     site: field(1),
-                    date: days_from_civil(i64::from(date[0]), date[1], date[2]),
+                    date: days_from_civil(date[0] as i32, date[1], date[2]),
                     practice: field(3),
                     lsoa: field(4),
                     sex: field(5),

@@ -1,8 +1,9 @@
 //! Every output table of both published-year recipes, at a small synthetic scale, as reviewed
 //! snapshots in `snapshots/`: any change to any number is a diff someone reads.
 //!
-//! Accept a reviewed change with `INSTA_UPDATE=always cargo test -p strata-tests --test snapshots`
-//! (or `cargo insta review`). CI runs with `CI=true`, where a changed or missing snapshot fails.
+//! Accept a reviewed change with
+//! `INSTA_UPDATE=always cargo test -p strata-tests --test it snapshots::` (or `cargo insta review`).
+//! CI runs with `CI=true`, where a changed or missing snapshot fails.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
