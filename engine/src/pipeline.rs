@@ -305,11 +305,14 @@ enum Source {
     Synthetic(crate::synthetic::SyntheticSpec),
 }
 
+/// The stage records of a run, in the order the stages ran.
 struct Timer {
     stages: Vec<StageRecord>,
 }
 
 impl Timer {
+    /// Runs one stage under a spinner and records its rows, wall and CPU time and peak memory;
+    /// `f` answers the stage's value and its rows out.
     fn time<T>(
         &mut self,
         stage: &str,
@@ -335,6 +338,7 @@ impl Timer {
     }
 }
 
+/// A method's error as the run's, naming the stage and the recipe's plugin for it.
 fn method_error(stage: StageKind, prepared: &Prepared, e: strata_api::MethodError) -> Error {
     let plugin = prepared
         .recipe
@@ -1290,6 +1294,7 @@ fn stratum_labels(counts: &StratifiedCounts, cell: usize) -> [Value; 3] {
     [label(1), label(2), label(0)]
 }
 
+/// National rates by measure, with the standardisation method's name.
 fn national_rates_table(counts: &StratifiedCounts, rates: &strata_api::StandardisedRates) -> Table {
     let mut t = Table::new(
         "national_rates",
@@ -1623,6 +1628,7 @@ fn shown_comparison(
     }
 }
 
+/// A finite number, or missing (an undefined statistic or p-value).
 fn num(v: f64) -> Value {
     if v.is_finite() {
         Value::Number(v)
