@@ -154,6 +154,19 @@ struct SyntheticArgs {
     seed: Option<u64>,
 }
 
+impl SyntheticArgs {
+    /// Input overrides carrying only the synthetic year's scale and seed and the reader's threads.
+    fn overrides(self) -> InputOverrides {
+        InputOverrides {
+            scale: self.scale,
+            seed: self.seed,
+            threads: self.threads.map(usize::from),
+            ..Default::default()
+        }
+    }
+}
+
+/// Runs one subcommand; each has its own function below.
 fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     match command {
         Command::Run {
@@ -170,23 +183,9 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                 counts,
                 population,
                 mapping,
-                scale: synthetic.scale,
-                seed: synthetic.seed,
-                threads: synthetic.threads.map(usize::from),
+                ..synthetic.overrides()
             };
-            let (dir, run) = crate::run(&recipe, out_dir.as_deref(), &overrides)?;
-            for w in &run.results.warnings {
-                writeln!(err, "warning: {w}").ok();
-            }
-            writeln!(
-                out,
-                "{}: {} files written to {}",
-                run.prepared.recipe.name,
-                run.files.len(),
-                dir.display()
-            )
-            .ok();
-            Ok(())
+            run_command(&recipe, out_dir.as_deref(), &overrides, out, err)
         }
         Command::Verify {
             recipe,
@@ -199,57 +198,9 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             let overrides = InputOverrides {
                 activity,
                 mapping,
-                scale: synthetic.scale,
-                seed: synthetic.seed,
-                threads: synthetic.threads.map(usize::from),
-                ..Default::default()
+                ..synthetic.overrides()
             };
-            let (dir, table, ok) = crate::verify_run(&recipe, out_dir.as_deref(), &overrides)?;
-            let within = table
-                .rows
-                .iter()
-                .filter(|r| r.get(5) == Some(&strata_api::Value::Text("yes".into())))
-                .count();
-            for row in &table.rows {
-                let cells: Vec<String> = row
-                    .iter()
-                    .map(|v| match v {
-                        strata_api::Value::Text(s) => s.clone(),
-                        strata_api::Value::Number(n) => n.to_string(),
-                        strata_api::Value::Missing => String::new(),
-                    })
-                    .collect();
-                if failures_only && cells[5] == "yes" {
-                    continue;
-                }
-                let gates = if cells[6] == "yes" {
-                    ""
-                } else {
-                    " (reported only)"
-                };
-                writeln!(
-                    out,
-                    "{:<15} {:<48} {:>12} {:>14} {:>18}  {}{gates}",
-                    cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
-                )
-                .ok();
-            }
-            writeln!(
-                out,
-                "{within} of {} figures within tolerance; outputs and verify.csv in {}",
-                table.rows.len(),
-                dir.display()
-            )
-            .ok();
-            if ok {
-                Ok(())
-            } else {
-                Err(Error::Verify(format!(
-                    "published figures in gated sections are outside tolerance ({} of {} outside in all)",
-                    table.rows.len() - within,
-                    table.rows.len()
-                )))
-            }
+            verify_command(&recipe, out_dir.as_deref(), &overrides, failures_only, out)
         }
         Command::Bench {
             recipe,
@@ -263,10 +214,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                 activity,
                 counts,
                 population,
-                scale: synthetic.scale,
-                seed: synthetic.seed,
-                threads: synthetic.threads.map(usize::from),
-                ..Default::default()
+                ..synthetic.overrides()
             };
             let report = crate::bench::bench(&recipe, &overrides, runs.max(1))?;
             write!(out, "{report}").ok();
@@ -276,94 +224,202 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             recipe,
             out: dir,
             synthetic,
-        } => {
-            let recipe = crate::recipe::Recipe::load(&recipe)?;
-            let Some(mut spec) = recipe.inputs.synthetic.clone() else {
-                return Err(Error::Usage(format!(
-                    "{}: the recipe has no `[inputs.synthetic]`",
-                    recipe.file.display()
-                )));
-            };
-            spec.scale = synthetic.scale.unwrap_or(spec.scale);
-            spec.seed = synthetic.seed.unwrap_or(spec.seed);
-            let start = std::time::Instant::now();
-            let generator = crate::synthetic::generator(&spec)?;
-            let records = crate::synthetic::write_files(&generator, &spec, &dir)?;
-            let size = std::fs::metadata(dir.join("activity.parquet"))
-                .map(|m| m.len())
-                .unwrap_or(0);
-            writeln!(
-                out,
-                "{records} records (scale {}, seed {}) in {:.1} s: {} ({:.1} MB) and {}",
-                spec.scale,
-                spec.seed,
-                start.elapsed().as_secs_f64(),
-                dir.join("activity.parquet").display(),
-                size as f64 / 1e6,
-                dir.join("population.csv").display()
-            )
-            .ok();
-            Ok(())
-        }
-        Command::Check { recipe } => {
-            let prepared = crate::check(&recipe)?;
-            writeln!(out, "{}: ok ({})", recipe.display(), prepared.recipe.name).ok();
-            for p in &prepared.plugins {
-                writeln!(out, "  {:<20} {} {}", p.stage, p.id, p.version).ok();
-            }
-            Ok(())
-        }
-        Command::Plugins { plugin_paths } => {
-            let mut dirs = plugin_paths;
-            dirs.extend(crate::plugins::env_plugin_dirs()?);
-            let registry = crate::plugins::Registry::load(&dirs)?;
-            let rows = registry.listing();
-            let w_id = rows.iter().map(|r| r.id.len()).max().unwrap_or(2);
-            let w_stage = rows.iter().map(|r| r.stage.len()).max().unwrap_or(5);
-            writeln!(
-                out,
-                "{:<w_stage$}  {:<w_id$}  {:<8}  description",
-                "stage", "id", "version"
-            )
-            .ok();
-            for r in rows {
-                let origin = if r.origin == "built-in" {
-                    String::new()
-                } else {
-                    format!(" [{}]", r.origin)
-                };
-                writeln!(
-                    out,
-                    "{:<w_stage$}  {:<w_id$}  {:<8}  {}{origin}",
-                    r.stage, r.id, r.version, r.description
-                )
-                .ok();
-            }
-            Ok(())
-        }
+        } => synth_command(&recipe, &dir, synthetic, out),
+        Command::Check { recipe } => check_command(&recipe, out),
+        Command::Plugins { plugin_paths } => plugins_command(plugin_paths, out),
         Command::Diff {
             recipe_a,
             recipe_b,
             out: diff_file,
-        } => {
-            let a = crate::run_in_memory(&recipe_a, &InputOverrides::default())?;
-            let b = crate::run_in_memory(&recipe_b, &InputOverrides::default())?;
-            let (table, methods) = crate::diff::diff_tables(&a.results.tables, &b.results.tables);
-            for m in &methods {
-                writeln!(out, "method: {m}").ok();
-            }
-            writeln!(out, "{} cells differ", table.rows.len()).ok();
-            let bytes = crate::output::csv_bytes(&table, 6)?;
-            match diff_file {
-                Some(path) => {
-                    std::fs::write(&path, &bytes).map_err(|e| Error::io(&path, e))?;
-                    writeln!(out, "written to {}", path.display()).ok();
-                }
-                None => out
-                    .write_all(&bytes)
-                    .map_err(|e| Error::io(Path::new("<stdout>"), e))?,
-            }
-            Ok(())
-        }
+        } => diff_command(&recipe_a, &recipe_b, diff_file.as_deref(), out),
     }
+}
+
+/// `strata run`: runs and writes, then prints the warnings and where the files went.
+fn run_command(
+    recipe: &Path,
+    out_dir: Option<&Path>,
+    overrides: &InputOverrides,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
+    let (dir, run) = crate::run(recipe, out_dir, overrides)?;
+    for w in &run.results.warnings {
+        writeln!(err, "warning: {w}").ok();
+    }
+    writeln!(
+        out,
+        "{}: {} files written to {}",
+        run.prepared.recipe.name,
+        run.files.len(),
+        dir.display()
+    )
+    .ok();
+    Ok(())
+}
+
+/// `strata verify`: prints one line per figure (or per failure) and fails when a gated figure is
+/// outside tolerance (exit code 1, after the outputs are written).
+fn verify_command(
+    recipe: &Path,
+    out_dir: Option<&Path>,
+    overrides: &InputOverrides,
+    failures_only: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let (dir, table, ok) = crate::verify_run(recipe, out_dir, overrides)?;
+    let within = table
+        .rows
+        .iter()
+        .filter(|r| r.get(5) == Some(&strata_api::Value::Text("yes".into())))
+        .count();
+    for row in &table.rows {
+        print_verify_row(row, failures_only, out);
+    }
+    writeln!(
+        out,
+        "{within} of {} figures within tolerance; outputs and verify.csv in {}",
+        table.rows.len(),
+        dir.display()
+    )
+    .ok();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Verify(format!(
+            "published figures in gated sections are outside tolerance ({} of {} outside in all)",
+            table.rows.len() - within,
+            table.rows.len()
+        )))
+    }
+}
+
+/// One row of `verify.csv` as a fixed-width line; column 5 is "within tolerance", 6 "gates".
+fn print_verify_row(row: &[strata_api::Value], failures_only: bool, out: &mut dyn Write) {
+    let cells: Vec<String> = row
+        .iter()
+        .map(|v| match v {
+            strata_api::Value::Text(s) => s.clone(),
+            strata_api::Value::Number(n) => n.to_string(),
+            strata_api::Value::Missing => String::new(),
+        })
+        .collect();
+    if failures_only && cells[5] == "yes" {
+        return;
+    }
+    let gates = if cells[6] == "yes" {
+        ""
+    } else {
+        " (reported only)"
+    };
+    writeln!(
+        out,
+        "{:<15} {:<48} {:>12} {:>14} {:>18}  {}{gates}",
+        cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+    )
+    .ok();
+}
+
+/// `strata synth`: writes the recipe's synthetic year as files and prints what was written.
+fn synth_command(
+    recipe: &Path,
+    dir: &Path,
+    synthetic: SyntheticArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let recipe = crate::recipe::Recipe::load(recipe)?;
+    let Some(mut spec) = recipe.inputs.synthetic.clone() else {
+        return Err(Error::Usage(format!(
+            "{}: the recipe has no `[inputs.synthetic]`",
+            recipe.file.display()
+        )));
+    };
+    spec.scale = synthetic.scale.unwrap_or(spec.scale);
+    spec.seed = synthetic.seed.unwrap_or(spec.seed);
+    let start = std::time::Instant::now();
+    let generator = crate::synthetic::generator(&spec)?;
+    let records = crate::synthetic::write_files(&generator, &spec, dir)?;
+    let size = std::fs::metadata(dir.join("activity.parquet"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    writeln!(
+        out,
+        "{records} records (scale {}, seed {}) in {:.1} s: {} ({:.1} MB) and {}",
+        spec.scale,
+        spec.seed,
+        start.elapsed().as_secs_f64(),
+        dir.join("activity.parquet").display(),
+        size as f64 / 1e6,
+        dir.join("population.csv").display()
+    )
+    .ok();
+    Ok(())
+}
+
+/// `strata check`: configures the recipe's plugins and lists them.
+fn check_command(recipe: &Path, out: &mut dyn Write) -> Result<()> {
+    let prepared = crate::check(recipe)?;
+    writeln!(out, "{}: ok ({})", recipe.display(), prepared.recipe.name).ok();
+    for p in &prepared.plugins {
+        writeln!(out, "  {:<20} {} {}", p.stage, p.id, p.version).ok();
+    }
+    Ok(())
+}
+
+/// `strata plugins`: the registry's listing in aligned columns, the origin of loaded libraries
+/// after the description.
+fn plugins_command(plugin_paths: Vec<PathBuf>, out: &mut dyn Write) -> Result<()> {
+    let mut dirs = plugin_paths;
+    dirs.extend(crate::plugins::env_plugin_dirs()?);
+    let registry = crate::plugins::Registry::load(&dirs)?;
+    let rows = registry.listing();
+    let w_id = rows.iter().map(|r| r.id.len()).max().unwrap_or(2);
+    let w_stage = rows.iter().map(|r| r.stage.len()).max().unwrap_or(5);
+    writeln!(
+        out,
+        "{:<w_stage$}  {:<w_id$}  {:<8}  description",
+        "stage", "id", "version"
+    )
+    .ok();
+    for r in rows {
+        let origin = if r.origin == "built-in" {
+            String::new()
+        } else {
+            format!(" [{}]", r.origin)
+        };
+        writeln!(
+            out,
+            "{:<w_stage$}  {:<w_id$}  {:<8}  {}{origin}",
+            r.stage, r.id, r.version, r.description
+        )
+        .ok();
+    }
+    Ok(())
+}
+
+/// `strata diff`: runs both recipes in memory and prints (or writes) the cells that differ.
+fn diff_command(
+    recipe_a: &Path,
+    recipe_b: &Path,
+    diff_file: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let a = crate::run_in_memory(recipe_a, &InputOverrides::default())?;
+    let b = crate::run_in_memory(recipe_b, &InputOverrides::default())?;
+    let (table, methods) = crate::diff::diff_tables(&a.results.tables, &b.results.tables);
+    for m in &methods {
+        writeln!(out, "method: {m}").ok();
+    }
+    writeln!(out, "{} cells differ", table.rows.len()).ok();
+    let bytes = crate::output::csv_bytes(&table, 6)?;
+    match diff_file {
+        Some(path) => {
+            std::fs::write(path, &bytes).map_err(|e| Error::io(path, e))?;
+            writeln!(out, "written to {}", path.display()).ok();
+        }
+        None => out
+            .write_all(&bytes)
+            .map_err(|e| Error::io(Path::new("<stdout>"), e))?,
+    }
+    Ok(())
 }

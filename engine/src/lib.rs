@@ -45,19 +45,106 @@ pub struct Run {
 pub fn run_in_memory(recipe_path: &Path, overrides: &InputOverrides) -> Result<Run> {
     let mut prepared = check(recipe_path)?;
     if let Some(path) = &overrides.mapping {
-        // The run's mapping, in the fingerprint and the manifest as a recipe's own would be.
-        let inputs = &mut prepared.recipe.inputs;
-        inputs.mapping = input::mapping::load_checked(path)?;
-        inputs.mapping_file = Some(recipe::InputPath {
-            written: path.display().to_string(),
-            path: path.clone(),
-            span: recipe::Span { start: 0, end: 0 },
-        });
+        use_mapping_file(&mut prepared.recipe, path)?;
     }
     let results = pipeline::run(&prepared, overrides)?;
     let (RunFiles { mut files }, outputs) =
         RunFiles::from_results(&results, prepared.recipe.float_precision)?;
+    let manifest = manifest(&prepared, overrides, &results, outputs)?;
+    let manifest_bytes = output::manifest_bytes(&manifest)?;
+    if prepared.recipe.write_publication {
+        files.extend(publication::files(
+            &prepared.recipe,
+            prepared.methods.confidence_interval.as_ref(),
+            &results,
+            &manifest.recipe_fingerprint,
+            &String::from_utf8_lossy(&manifest_bytes),
+        )?);
+    }
+    files.push(("manifest.json".into(), manifest_bytes));
+    Ok(Run {
+        prepared,
+        results,
+        manifest,
+        files,
+    })
+}
+
+/// Puts `--mapping`'s file in the recipe's place, so the fingerprint and the manifest carry the
+/// run's mapping as they would a recipe's own.
+fn use_mapping_file(recipe: &mut Recipe, path: &Path) -> Result<()> {
+    let inputs = &mut recipe.inputs;
+    inputs.mapping = input::mapping::load_checked(path)?;
+    inputs.mapping_file = Some(recipe::InputPath {
+        written: path.display().to_string(),
+        path: path.to_path_buf(),
+        span: recipe::Span { start: 0, end: 0 },
+    });
+    Ok(())
+}
+
+/// The manifest of a finished run: recipe, plugins, checksummed inputs, stages, outputs.
+fn manifest(
+    prepared: &Prepared,
+    overrides: &InputOverrides,
+    results: &RunResults,
+    outputs: Vec<output::OutputRecord>,
+) -> Result<Manifest> {
     let recipe = &prepared.recipe;
+    let inputs = input_records(recipe, overrides, results)?;
+    let synthetic = match &recipe.inputs.synthetic {
+        Some(spec) if results.input_rows.contains_key("synthetic") => Some(SyntheticRecord {
+            config: output::relative(&spec.config).display().to_string(),
+            sha256: input::checksum(&spec.config)?,
+            scale: overrides.scale.unwrap_or(spec.scale),
+            seed: overrides.seed.unwrap_or(spec.seed),
+        }),
+        _ => None,
+    };
+    let published = match &recipe.published {
+        Some(p) => Some(InputRecord {
+            path: output::relative(&p.path).display().to_string(),
+            sha256: input::checksum(&p.path)?,
+            rows: None,
+        }),
+        None => None,
+    };
+    let recipe_fingerprint = recipe.fingerprint();
+    let run_fingerprint = run_fingerprint(
+        &recipe_fingerprint,
+        &prepared.plugins,
+        &inputs,
+        synthetic.as_ref(),
+        published.as_ref(),
+    )?;
+    Ok(Manifest {
+        strata_version: env!("CARGO_PKG_VERSION").to_string(),
+        recipe: output::relative(&recipe.file).display().to_string(),
+        recipe_name: recipe.name.clone(),
+        year: recipe.year.clone(),
+        recipe_fingerprint,
+        run_fingerprint,
+        plugins: prepared.plugins.clone(),
+        synthetic,
+        published,
+        inputs,
+        input_mapping: (results.input_rows.contains_key("activity")
+            && !recipe.inputs.mapping.is_empty())
+        .then(|| recipe.inputs.mapping.clone()),
+        stages: results.stages.clone(),
+        outputs,
+        warnings: results.warnings.clone(),
+    })
+}
+
+/// Every input the run read, by key, with its checksum and rows read. A command-line activity or
+/// counts file replaces the recipe's activity and counts both (one source per run); a population
+/// file replaces only the population.
+fn input_records(
+    recipe: &Recipe,
+    overrides: &InputOverrides,
+    results: &RunResults,
+) -> Result<std::collections::BTreeMap<String, InputRecord>> {
     let mut inputs = std::collections::BTreeMap::new();
     let mut named: Vec<(String, PathBuf)> = recipe
         .inputs
@@ -87,66 +174,7 @@ pub fn run_in_memory(recipe_path: &Path, overrides: &InputOverrides) -> Result<R
             },
         );
     }
-    let synthetic = match &recipe.inputs.synthetic {
-        Some(spec) if results.input_rows.contains_key("synthetic") => Some(SyntheticRecord {
-            config: output::relative(&spec.config).display().to_string(),
-            sha256: input::checksum(&spec.config)?,
-            scale: overrides.scale.unwrap_or(spec.scale),
-            seed: overrides.seed.unwrap_or(spec.seed),
-        }),
-        _ => None,
-    };
-    let published = match &recipe.published {
-        Some(p) => Some(InputRecord {
-            path: output::relative(&p.path).display().to_string(),
-            sha256: input::checksum(&p.path)?,
-            rows: None,
-        }),
-        None => None,
-    };
-    let recipe_fingerprint = recipe.fingerprint();
-    let run_fingerprint = run_fingerprint(
-        &recipe_fingerprint,
-        &prepared.plugins,
-        &inputs,
-        synthetic.as_ref(),
-        published.as_ref(),
-    )?;
-    let manifest = Manifest {
-        strata_version: env!("CARGO_PKG_VERSION").to_string(),
-        recipe: output::relative(&recipe.file).display().to_string(),
-        recipe_name: recipe.name.clone(),
-        year: recipe.year.clone(),
-        recipe_fingerprint,
-        run_fingerprint,
-        plugins: prepared.plugins.clone(),
-        synthetic,
-        published,
-        inputs,
-        input_mapping: (results.input_rows.contains_key("activity")
-            && !recipe.inputs.mapping.is_empty())
-        .then(|| recipe.inputs.mapping.clone()),
-        stages: results.stages.clone(),
-        outputs,
-        warnings: results.warnings.clone(),
-    };
-    let manifest_bytes = output::manifest_bytes(&manifest)?;
-    if prepared.recipe.write_publication {
-        files.extend(publication::files(
-            &prepared.recipe,
-            prepared.methods.confidence_interval.as_ref(),
-            &results,
-            &manifest.recipe_fingerprint,
-            &String::from_utf8_lossy(&manifest_bytes),
-        )?);
-    }
-    files.push(("manifest.json".into(), manifest_bytes));
-    Ok(Run {
-        prepared,
-        results,
-        manifest,
-        files,
-    })
+    Ok(inputs)
 }
 
 /// SHA-256 of the canonical JSON of everything that decides a run's outputs (see

@@ -17,7 +17,7 @@ use strata_api::{
 use crate::error::{Error, RecipeProblem, Result};
 use crate::input;
 use crate::plugins::{self, Registry};
-use crate::recipe::Recipe;
+use crate::recipe::{Recipe, StageChoice};
 
 /// Every stage's configured method.
 pub struct Methods {
@@ -70,116 +70,169 @@ pub fn prepare(recipe: Recipe) -> Result<Prepared> {
     dirs.extend(plugins::env_plugin_dirs()?);
     let registry = Registry::load(&dirs)?;
 
+    // Every problem is collected before any is reported, in recipe order: each stage choice's,
+    // then the record-level inputs', then the missing stages'.
     let mut problems: Vec<RecipeProblem> = Vec::new();
     let mut configured: BTreeMap<StageKind, Configured> = BTreeMap::new();
     let mut uses = Vec::new();
     for choice in &recipe.stages {
-        let Some(source) = registry.find(&choice.plugin) else {
-            problems.push(recipe.problem_at(
-                choice.plugin_span,
-                format!(
-                    "unknown plugin `{}` for stage `{}` (available: {})",
-                    choice.plugin,
-                    choice.stage,
-                    registry.ids_for(choice.stage).join(", ")
-                ),
-            ));
-            continue;
-        };
-        if source.stage_key() != choice.stage.key() {
-            problems.push(recipe.problem_at(
-                choice.plugin_span,
-                format!(
-                    "plugin `{}` serves stage `{}`, not `{}`",
-                    choice.plugin,
-                    source.stage_key(),
-                    choice.stage
-                ),
-            ));
-            continue;
-        }
-        if let Some(major) = choice.pinned_major {
-            let version = source.version();
-            let found = version
-                .split('.')
-                .next()
-                .and_then(|m| m.parse::<u64>().ok());
-            if found != Some(major) {
-                problems.push(recipe.problem_at(
-                    choice.plugin_span,
-                    format!(
-                        "plugin `{}` is version {version}; the recipe pins major version {major} \
-                         (a released year's rules never change: pin the version its figures came \
-                         from, or copy the recipe for a new year)",
-                        choice.plugin
-                    ),
-                ));
-                continue;
+        match configure_choice(&recipe, &registry, choice) {
+            Ok((method, plugin_use)) => {
+                uses.push(plugin_use);
+                configured.insert(choice.stage, method);
             }
-        }
-        match source.configure(&choice.params) {
-            Ok(c) => {
-                uses.push(PluginUse {
-                    stage: choice.stage.key().into(),
-                    id: choice.plugin.clone(),
-                    version: source.version(),
-                    origin: match source {
-                        plugins::Source::Builtin(_) => "built-in".into(),
-                        plugins::Source::Library(p) => p.path.display().to_string(),
-                    },
-                });
-                configured.insert(choice.stage, c);
-            }
-            Err(e) => {
-                let span = choice
-                    .params_span
-                    .map(|s| recipe.param_key_span(s, e.key.as_deref()))
-                    .unwrap_or(choice.plugin_span);
-                let key = e.key.map(|k| format!(" `{k}`")).unwrap_or_default();
-                problems.push(recipe.problem_at(
-                    span,
-                    format!(
-                        "plugin `{}` refused parameter{key}: {}",
-                        choice.plugin, e.message
-                    ),
-                ));
-            }
+            Err(problem) => problems.push(problem),
         }
     }
-    if recipe.inputs.activity.is_some() || recipe.inputs.synthetic.is_some() {
-        for (needed, present) in [
-            ("practices", recipe.inputs.practices.is_some()),
-            ("lsoa", recipe.inputs.lsoa.is_some()),
-            ("imd", recipe.inputs.imd.is_some()),
-            (
-                "stages.attribution",
-                recipe.stage(StageKind::Attribution).is_some(),
+    problems.extend(missing_record_level_inputs(&recipe));
+    problems.extend(missing_stages(&recipe, &registry));
+    if !problems.is_empty() {
+        return Err(Error::Recipe(problems));
+    }
+    Ok(Prepared {
+        methods: take_methods(configured)?,
+        recipe,
+        plugins: uses,
+        _registry: registry,
+    })
+}
+
+/// Configures one `[stages.<kind>]` choice: its plugin found, of that stage and of the pinned
+/// major version, and its parameters accepted.
+fn configure_choice(
+    recipe: &Recipe,
+    registry: &Registry,
+    choice: &StageChoice,
+) -> std::result::Result<(Configured, PluginUse), RecipeProblem> {
+    let source = find_plugin(recipe, registry, choice)?;
+    match source.configure(&choice.params) {
+        Ok(method) => Ok((
+            method,
+            PluginUse {
+                stage: choice.stage.key().into(),
+                id: choice.plugin.clone(),
+                version: source.version(),
+                origin: match source {
+                    plugins::Source::Builtin(_) => "built-in".into(),
+                    plugins::Source::Library(p) => p.path.display().to_string(),
+                },
+            },
+        )),
+        Err(e) => {
+            // Point at the refused key when the plugin names one.
+            let span = choice
+                .params_span
+                .map(|s| recipe.param_key_span(s, e.key.as_deref()))
+                .unwrap_or(choice.plugin_span);
+            let key = e.key.map(|k| format!(" `{k}`")).unwrap_or_default();
+            Err(recipe.problem_at(
+                span,
+                format!(
+                    "plugin `{}` refused parameter{key}: {}",
+                    choice.plugin, e.message
+                ),
+            ))
+        }
+    }
+}
+
+/// The plugin a stage choice names, if it exists, serves that stage and has the pinned major
+/// version.
+fn find_plugin<'r>(
+    recipe: &Recipe,
+    registry: &'r Registry,
+    choice: &StageChoice,
+) -> std::result::Result<plugins::Source<'r>, RecipeProblem> {
+    let Some(source) = registry.find(&choice.plugin) else {
+        return Err(recipe.problem_at(
+            choice.plugin_span,
+            format!(
+                "unknown plugin `{}` for stage `{}` (available: {})",
+                choice.plugin,
+                choice.stage,
+                registry.ids_for(choice.stage).join(", ")
             ),
-        ] {
-            if !present {
-                problems.push(recipe.problem_at(
-                    crate::recipe::Span { start: 0, end: 0 },
-                    format!("record-level activity needs `{needed}` in the recipe"),
-                ));
-            }
+        ));
+    };
+    if source.stage_key() != choice.stage.key() {
+        return Err(recipe.problem_at(
+            choice.plugin_span,
+            format!(
+                "plugin `{}` serves stage `{}`, not `{}`",
+                choice.plugin,
+                source.stage_key(),
+                choice.stage
+            ),
+        ));
+    }
+    if let Some(major) = choice.pinned_major {
+        let version = source.version();
+        let found = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse::<u64>().ok());
+        if found != Some(major) {
+            return Err(recipe.problem_at(
+                choice.plugin_span,
+                format!(
+                    "plugin `{}` is version {version}; the recipe pins major version {major} \
+                     (a released year's rules never change: pin the version its figures came \
+                     from, or copy the recipe for a new year)",
+                    choice.plugin
+                ),
+            ));
         }
     }
-    for stage in REQUIRED_STAGES {
-        if recipe.stage(stage).is_none() {
-            problems.push(recipe.problem_at(
+    Ok(source)
+}
+
+/// The reference inputs and the attribution stage record-level activity (an extract or the
+/// synthetic year) needs; aggregated counts need none of them.
+fn missing_record_level_inputs(recipe: &Recipe) -> Vec<RecipeProblem> {
+    if recipe.inputs.activity.is_none() && recipe.inputs.synthetic.is_none() {
+        return Vec::new();
+    }
+    [
+        ("practices", recipe.inputs.practices.is_some()),
+        ("lsoa", recipe.inputs.lsoa.is_some()),
+        ("imd", recipe.inputs.imd.is_some()),
+        (
+            "stages.attribution",
+            recipe.stage(StageKind::Attribution).is_some(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, present)| !present)
+    .map(|(needed, _)| {
+        recipe.problem_at(
+            crate::recipe::Span { start: 0, end: 0 },
+            format!("record-level activity needs `{needed}` in the recipe"),
+        )
+    })
+    .collect()
+}
+
+/// One problem per kind of [`REQUIRED_STAGES`] the recipe does not name, at its `[stages]` table.
+fn missing_stages(recipe: &Recipe, registry: &Registry) -> Vec<RecipeProblem> {
+    REQUIRED_STAGES
+        .into_iter()
+        .filter(|stage| recipe.stage(*stage).is_none())
+        .map(|stage| {
+            recipe.problem_at(
                 recipe.stages_span,
                 format!(
                     "stage `{stage}` is missing: name its method as `[stages.{stage}] plugin = \
                      \"…\"` (available: {})",
                     registry.ids_for(stage).join(", ")
                 ),
-            ));
-        }
-    }
-    if !problems.is_empty() {
-        return Err(Error::Recipe(problems));
-    }
+            )
+        })
+        .collect()
+}
 
+/// Takes each stage's configured method. A required stage is always configured once
+/// [`missing_stages`] found none missing; the error is a guard, not a message users see.
+fn take_methods(mut configured: BTreeMap<StageKind, Configured>) -> Result<Methods> {
     macro_rules! take {
         ($kind:ident) => {
             match configured.remove(&StageKind::$kind) {
@@ -189,7 +242,7 @@ pub fn prepare(recipe: Recipe) -> Result<Prepared> {
         };
     }
     let missing = |stage: &str| Error::Usage(format!("stage `{stage}` is not configured"));
-    let methods = Methods {
+    Ok(Methods {
         attribution: take!(Attribution),
         derivation: take!(Derivation).ok_or_else(|| missing("derivation"))?,
         exclusions: take!(Exclusions).ok_or_else(|| missing("exclusions"))?,
@@ -202,12 +255,6 @@ pub fn prepare(recipe: Recipe) -> Result<Prepared> {
         summary: take!(Summary).ok_or_else(|| missing("summary"))?,
         data_quality: take!(DataQuality),
         disclosure: take!(Disclosure),
-    };
-    Ok(Prepared {
-        recipe,
-        methods,
-        plugins: uses,
-        _registry: registry,
     })
 }
 
@@ -258,11 +305,14 @@ enum Source {
     Synthetic(crate::synthetic::SyntheticSpec),
 }
 
+/// The stage records of a run, in the order the stages ran.
 struct Timer {
     stages: Vec<StageRecord>,
 }
 
 impl Timer {
+    /// Runs one stage under a spinner and records its rows, wall and CPU time and peak memory;
+    /// `f` answers the stage's value and its rows out.
     fn time<T>(
         &mut self,
         stage: &str,
@@ -288,6 +338,7 @@ impl Timer {
     }
 }
 
+/// A method's error as the run's, naming the stage and the recipe's plugin for it.
 fn method_error(stage: StageKind, prepared: &Prepared, e: strata_api::MethodError) -> Error {
     let plugin = prepared
         .recipe
@@ -304,20 +355,80 @@ fn method_error(stage: StageKind, prepared: &Prepared, e: strata_api::MethodErro
 /// Runs every stage on the recipe's inputs (or the overrides).
 pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults> {
     let recipe = &prepared.recipe;
-    let m = &prepared.methods;
-    let mut timer = Timer { stages: Vec::new() };
-    let mut warnings = Vec::new();
-    let mut input_rows = BTreeMap::new();
     let override_mapping = match &overrides.mapping {
         Some(path) => Some(input::mapping::load_checked(path)?),
         None => None,
     };
     let mapping = override_mapping.as_ref().unwrap_or(&recipe.inputs.mapping);
+    let source = choose_source(recipe, overrides)?;
+    let population_path = overrides
+        .population
+        .clone()
+        .or_else(|| recipe.inputs.population.as_ref().map(|p| p.path.clone()));
+    let areas_path = recipe
+        .inputs
+        .areas
+        .as_ref()
+        .map(|p| p.path.clone())
+        .ok_or_else(|| Error::Usage("no areas input".into()))?;
 
-    let path_of = |o: &Option<std::path::PathBuf>, r: &Option<crate::recipe::InputPath>| {
-        o.clone().or_else(|| r.as_ref().map(|p| p.path.clone()))
+    let mut phases = Phases {
+        prepared,
+        timer: Timer { stages: Vec::new() },
+        warnings: Vec::new(),
+        input_rows: BTreeMap::new(),
     };
-    // The command line's inputs replace the recipe's source (extract, counts or synthetic year).
+    let shape = prepared.methods.derivation.shape();
+    let areas = input::read_areas(&areas_path)?;
+    phases.input_rows.insert("areas".into(), areas.len() as u64);
+    // Read with an `unknown` category on every dimension: the exclusions stage decides what
+    // records with an unknown sex, age band or IMD quintile become.
+    let mut counts = StratifiedCounts::zeroed(
+        areas.clone(),
+        shape.measures.clone(),
+        input::dimensions(&shape),
+    )
+    .with_unknown_categories();
+
+    let generator = phases.synthetic_generator(&source)?;
+    let population_path = phases.read_population(
+        &source,
+        population_path,
+        generator.as_ref(),
+        &mut counts,
+        &shape,
+    )?;
+    let quality_tables = match phases.activity_input(
+        &source,
+        overrides.threads,
+        mapping,
+        generator.as_ref(),
+        &mut counts,
+        &shape,
+    )? {
+        Some(activity) => phases.record_level(&source, &activity, &areas, &shape, &mut counts)?,
+        None => Vec::new(),
+    };
+    let counts = phases.exclusions(&counts, &shape)?;
+    check_population_covers_tests(&counts, &population_path, &areas_path, &mut phases.warnings)?;
+
+    let statistics = phases.statistics(&counts)?;
+    let (rates, mut tables) = assemble_tables(recipe, &counts, statistics, quality_tables);
+    phases.disclosure(&mut tables)?;
+
+    Ok(RunResults {
+        tables,
+        counts,
+        rates,
+        stages: phases.timer.stages,
+        warnings: phases.warnings,
+        input_rows: phases.input_rows,
+    })
+}
+
+/// Where the activity comes from: the command line's extract or counts replace the recipe's
+/// source (extract, counts or synthetic year), tried in that order.
+fn choose_source(recipe: &Recipe, overrides: &InputOverrides) -> Result<Source> {
     let source = match (&overrides.activity, &overrides.counts) {
         (Some(a), _) => Source::Activity(a.clone()),
         (None, Some(c)) => Source::Counts(c.clone()),
@@ -328,20 +439,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         ) {
             (Some(a), _, _) => Source::Activity(a.path.clone()),
             (None, Some(c), _) => Source::Counts(c.path.clone()),
-            (None, None, Some(spec)) => {
-                let mut spec = spec.clone();
-                if let Some(scale) = overrides.scale
-                    && !(scale.is_finite() && scale > 0.0 && scale <= 1.0)
-                {
-                    return Err(Error::Usage(format!(
-                        "--scale {scale}: the synthetic year's scale is in (0, 1] (1 is a full \
-                         year of records)"
-                    )));
-                }
-                spec.scale = overrides.scale.unwrap_or(spec.scale);
-                spec.seed = overrides.seed.unwrap_or(spec.seed);
-                Source::Synthetic(spec)
-            }
+            (None, None, Some(spec)) => Source::Synthetic(synthetic_spec(spec, overrides)?),
             _ => {
                 return Err(Error::Usage(
                     "no activity, counts or synthetic input".into(),
@@ -356,197 +454,276 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
                 .into(),
         ));
     }
-    let population_path = path_of(&overrides.population, &recipe.inputs.population);
-    let areas_path = path_of(&None, &recipe.inputs.areas)
-        .ok_or_else(|| Error::Usage("no areas input".into()))?;
+    Ok(source)
+}
 
-    let shape = m.derivation.shape();
-    let areas = input::read_areas(&areas_path)?;
-    input_rows.insert("areas".into(), areas.len() as u64);
-    // Read with an `unknown` category on every dimension: the exclusions stage decides what
-    // records with an unknown sex, age band or IMD quintile become.
-    let mut counts = StratifiedCounts::zeroed(
-        areas.clone(),
-        shape.measures.clone(),
-        input::dimensions(&shape),
-    )
-    .with_unknown_categories();
+/// The recipe's synthetic year with the command line's scale (checked) and seed.
+fn synthetic_spec(
+    spec: &crate::synthetic::SyntheticSpec,
+    overrides: &InputOverrides,
+) -> Result<crate::synthetic::SyntheticSpec> {
+    let mut spec = spec.clone();
+    if let Some(scale) = overrides.scale
+        && !(scale.is_finite() && scale > 0.0 && scale <= 1.0)
+    {
+        return Err(Error::Usage(format!(
+            "--scale {scale}: the synthetic year's scale is in (0, 1] (1 is a full \
+             year of records)"
+        )));
+    }
+    spec.scale = overrides.scale.unwrap_or(spec.scale);
+    spec.seed = overrides.seed.unwrap_or(spec.seed);
+    Ok(spec)
+}
 
-    let generator = match &source {
-        Source::Synthetic(spec) => Some(timer.time("synthetic_calibration", 0, || {
-            Ok((crate::synthetic::generator(spec)?, 0))
-        })?),
-        _ => None,
-    };
-    let population_label = match (&population_path, &source) {
-        (Some(path), _) => {
-            let n = timer.time("population", 0, || {
-                let n = input::read_population(path, &mut counts, &shape)?;
-                Ok((n, n as u64))
-            })?;
-            input_rows.insert("population".into(), n as u64);
-            path.clone()
-        }
-        (None, Source::Synthetic(spec)) => {
-            let generator = generator
-                .as_ref()
-                .ok_or_else(|| Error::Usage("no generator".into()))?;
-            let n = timer.time("population", 0, || {
-                let n = crate::synthetic::population_into(generator, spec, &mut counts, &shape)?;
-                Ok((n, n as u64))
-            })?;
-            input_rows.insert("population".into(), n as u64);
-            spec.config.clone()
-        }
-        (None, _) => return Err(Error::Usage("no population input".into())),
-    };
+/// The statistics stages' results, before the tables are assembled.
+struct Statistics {
+    rates: strata_api::StandardisedRates,
+    area_rates: Table,
+    factor_ratios: Table,
+    summary: Table,
+}
 
-    let mut quality_tables = Vec::new();
-    let activity = match &source {
-        Source::Activity(path) => Some(ActivityInput::File(path, overrides.threads, mapping)),
-        Source::Synthetic(spec) => Some(ActivityInput::Synthetic(
-            generator
-                .as_ref()
-                .ok_or_else(|| Error::Usage("no generator".into()))?,
-            spec,
-        )),
-        Source::Counts(path) => {
-            let n = timer.time("read_counts", 0, || {
-                let n = input::read_counts(path, &mut counts, &shape)?;
-                Ok((n, n as u64))
-            })?;
-            input_rows.insert("counts".into(), n as u64);
-            None
-        }
-    };
-    if let Some(activity) = activity {
-        let (mut quality, records) = record_level_stream(
-            prepared,
-            &activity,
-            &areas,
-            &shape,
-            &mut counts,
-            &mut timer,
-            &mut warnings,
-        )?;
-        input_rows.insert(
-            if matches!(source, Source::Synthetic(_)) {
-                "synthetic"
-            } else {
-                "activity"
+/// What a run's phases share as they go: the methods, the stage timings for the manifest, the
+/// warnings and the rows read from each input.
+struct Phases<'a> {
+    prepared: &'a Prepared,
+    timer: Timer,
+    warnings: Vec<String>,
+    input_rows: BTreeMap<String, u64>,
+}
+
+impl Phases<'_> {
+    /// The synthetic year's generator, calibrated once for both its population and its records.
+    fn synthetic_generator(&mut self, source: &Source) -> Result<Option<strata_synth::Generator>> {
+        match source {
+            Source::Synthetic(spec) => {
+                Ok(Some(self.timer.time("synthetic_calibration", 0, || {
+                    Ok((crate::synthetic::generator(spec)?, 0))
+                })?))
             }
-            .into(),
-            records,
-        );
-        if let Source::Synthetic(spec) = &source {
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads the population into `counts`, from its file or else the synthetic year; returns the
+    /// path its errors and warnings name.
+    fn read_population(
+        &mut self,
+        source: &Source,
+        path: Option<std::path::PathBuf>,
+        generator: Option<&strata_synth::Generator>,
+        counts: &mut StratifiedCounts,
+        shape: &DerivationShape,
+    ) -> Result<std::path::PathBuf> {
+        let (n, label) = match (path, source) {
+            (Some(path), _) => {
+                let n = self.timer.time("population", 0, || {
+                    let n = input::read_population(&path, counts, shape)?;
+                    Ok((n, n as u64))
+                })?;
+                (n, path)
+            }
+            (None, Source::Synthetic(spec)) => {
+                let generator = generator.ok_or_else(|| Error::Usage("no generator".into()))?;
+                let n = self.timer.time("population", 0, || {
+                    let n = crate::synthetic::population_into(generator, spec, counts, shape)?;
+                    Ok((n, n as u64))
+                })?;
+                (n, spec.config.clone())
+            }
+            (None, _) => return Err(Error::Usage("no population input".into())),
+        };
+        self.input_rows.insert("population".into(), n as u64);
+        Ok(label)
+    }
+
+    /// Reads aggregated counts into `counts` and answers `None`, or answers the record-level
+    /// activity (an extract or the synthetic year) for [`Phases::record_level`].
+    fn activity_input<'s>(
+        &mut self,
+        source: &'s Source,
+        threads: Option<usize>,
+        mapping: &'s input::mapping::InputMapping,
+        generator: Option<&'s strata_synth::Generator>,
+        counts: &mut StratifiedCounts,
+        shape: &DerivationShape,
+    ) -> Result<Option<ActivityInput<'s>>> {
+        match source {
+            Source::Activity(path) => Ok(Some(ActivityInput::File(path, threads, mapping))),
+            Source::Synthetic(spec) => Ok(Some(ActivityInput::Synthetic(
+                generator.ok_or_else(|| Error::Usage("no generator".into()))?,
+                spec,
+            ))),
+            Source::Counts(path) => {
+                let n = self.timer.time("read_counts", 0, || {
+                    let n = input::read_counts(path, counts, shape)?;
+                    Ok((n, n as u64))
+                })?;
+                self.input_rows.insert("counts".into(), n as u64);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Counts record-level activity into `counts`; answers the data-quality tables and the
+    /// `exclusions` table, which only record-level input has.
+    fn record_level(
+        &mut self,
+        source: &Source,
+        activity: &ActivityInput,
+        areas: &[Area],
+        shape: &DerivationShape,
+        counts: &mut StratifiedCounts,
+    ) -> Result<Vec<Table>> {
+        let (mut quality, records) = record_level_stream(
+            self.prepared,
+            activity,
+            areas,
+            shape,
+            counts,
+            &mut self.timer,
+            &mut self.warnings,
+        )?;
+        let key = if matches!(source, Source::Synthetic(_)) {
+            "synthetic"
+        } else {
+            "activity"
+        };
+        self.input_rows.insert(key.into(), records);
+        if let Source::Synthetic(spec) = source {
             // A synthetic year at scale s stands for a full year: data-quality counts are grossed up
             // by 1/s so the recipe's count thresholds (e.g. 10,000 tests) mean what they say.
             for cell in &mut quality.cells {
                 cell.tests /= spec.scale;
             }
             if spec.scale < 1.0 {
-                warnings.push(format!(
+                self.warnings.push(format!(
                     "synthetic year at scale {}: data-quality counts are grossed up to a full year",
                     spec.scale
                 ));
             }
         }
-        let source_label = match &source {
+        let mut tables = self.data_quality(source, &quality)?;
+        tables.push(exclusions_table(
+            &quality,
+            self.prepared.methods.exclusions.excluded(),
+        ));
+        Ok(tables)
+    }
+
+    /// The data-quality stage's tables, if the recipe has the stage.
+    fn data_quality(&mut self, source: &Source, quality: &QualityInput) -> Result<Vec<Table>> {
+        let prepared = self.prepared;
+        let Some(dq) = &prepared.methods.data_quality else {
+            return Ok(Vec::new());
+        };
+        let source_label = match source {
             Source::Activity(path) => path.clone(),
             Source::Synthetic(spec) => spec.config.clone(),
             Source::Counts(path) => path.clone(),
         };
-        if let Some(dq) = &m.data_quality {
-            // Cells dated outside the year carry month `strata_api::OUTSIDE_YEAR`: the stage
-            // decides what they mean (Annex A leaves them out of its monthly tables and refuses a
-            // year with too many).
-            let tables = timer.time("data_quality", quality.cells.len() as u64, || {
-                let t = dq.tables(&quality).map_err(|mut e| {
+        // Cells dated outside the year carry month `strata_api::OUTSIDE_YEAR`: the stage
+        // decides what they mean (Annex A leaves them out of its monthly tables and refuses a
+        // year with too many).
+        self.timer
+            .time("data_quality", quality.cells.len() as u64, || {
+                let t = dq.tables(quality).map_err(|mut e| {
                     // Its checks are of the activity extract: name the file for it.
                     e.message = format!("{}: {}", source_label.display(), e.message);
                     method_error(StageKind::DataQuality, prepared, e)
                 })?;
                 let n = t.iter().map(|t| t.rows.len() as u64).sum();
                 Ok((t, n))
-            })?;
-            quality_tables.extend(tables);
-        }
-        quality_tables.push(exclusions_table(&quality, m.exclusions.excluded()));
-    }
-    let counts = timer.time("exclusions", counts.tests.len() as u64, || {
-        let kept = apply_exclusions(m.exclusions.as_ref(), &counts, &shape)
-            .map_err(|e| method_error(StageKind::Exclusions, prepared, e))?;
-        let n = kept.tests.len() as u64;
-        Ok((kept, n))
-    })?;
-    let population_path = population_label;
-    check_population_covers_tests(&counts, &population_path, &areas_path, &mut warnings)?;
-
-    let cells = (counts.tests.len()) as u64;
-    let rates = timer.time("standardisation", cells, || {
-        let r = m
-            .standardisation
-            .standardise(&counts)
-            .map_err(|e| method_error(StageKind::Standardisation, prepared, e))?;
-        let n = r.areas.len() as u64;
-        Ok((r, n))
-    })?;
-
-    let area_rates = timer.time("confidence_interval", rates.areas.len() as u64, || {
-        let t = area_rates_table(
-            m.confidence_interval.as_ref(),
-            &counts,
-            &rates,
-            m.standardisation.method_name(),
-        )
-        .map_err(|e| method_error(StageKind::ConfidenceInterval, prepared, e))?;
-        let n = t.rows.len() as u64;
-        Ok((t, n))
-    })?;
-
-    let factor_rates = timer.time("factors", cells, || {
-        let f = m
-            .factors
-            .factor_rates(&counts)
-            .map_err(|e| method_error(StageKind::Factors, prepared, e))?;
-        let n = f.rows.len() as u64;
-        Ok((f, n))
-    })?;
-    let factor_table = timer.time("ratio_significance", factor_rates.rows.len() as u64, || {
-        let t = factor_ratios_table(
-            m.ratio.as_ref(),
-            m.significance.as_ref(),
-            &counts,
-            &factor_rates,
-        )
-        .map_err(|(stage, e)| method_error(stage, prepared, e))?;
-        let n = t.rows.len() as u64;
-        Ok((t, n))
-    })?;
-
-    let summary = timer.time("summary", rates.areas.len() as u64, || {
-        let s = m
-            .summary
-            .summarise(&counts, &rates)
-            .map_err(|e| method_error(StageKind::Summary, prepared, e))?;
-        let n = s.rows.len() as u64;
-        Ok((s, n))
-    })?;
-
-    let mut tables = vec![
-        national_rates_table(&counts, &rates),
-        area_rates,
-        factor_table,
-        summary,
-    ];
-    tables.extend(quality_tables);
-    if recipe.write_stratum_counts {
-        tables.push(stratum_counts_table(&counts));
-        tables.push(population_table(&counts));
+            })
     }
 
-    if let Some(disclosure) = &m.disclosure {
-        let changed = timer.time("disclosure", tables.len() as u64, || {
+    /// The exclusions stage: the counts every later stage uses, over the known categories.
+    fn exclusions(
+        &mut self,
+        counts: &StratifiedCounts,
+        shape: &DerivationShape,
+    ) -> Result<StratifiedCounts> {
+        let prepared = self.prepared;
+        self.timer
+            .time("exclusions", counts.tests.len() as u64, || {
+                let kept = apply_exclusions(prepared.methods.exclusions.as_ref(), counts, shape)
+                    .map_err(|e| method_error(StageKind::Exclusions, prepared, e))?;
+                let n = kept.tests.len() as u64;
+                Ok((kept, n))
+            })
+    }
+
+    /// The statistics stages in SPEC §2 order: standardisation, confidence intervals, factors,
+    /// ratio and significance, summary.
+    fn statistics(&mut self, counts: &StratifiedCounts) -> Result<Statistics> {
+        let prepared = self.prepared;
+        let m = &prepared.methods;
+        let cells = (counts.tests.len()) as u64;
+        let rates = self.timer.time("standardisation", cells, || {
+            let r = m
+                .standardisation
+                .standardise(counts)
+                .map_err(|e| method_error(StageKind::Standardisation, prepared, e))?;
+            let n = r.areas.len() as u64;
+            Ok((r, n))
+        })?;
+        let area_rates =
+            self.timer
+                .time("confidence_interval", rates.areas.len() as u64, || {
+                    let t = area_rates_table(
+                        m.confidence_interval.as_ref(),
+                        counts,
+                        &rates,
+                        m.standardisation.method_name(),
+                    )
+                    .map_err(|e| method_error(StageKind::ConfidenceInterval, prepared, e))?;
+                    let n = t.rows.len() as u64;
+                    Ok((t, n))
+                })?;
+        let factor_rates = self.timer.time("factors", cells, || {
+            let f = m
+                .factors
+                .factor_rates(counts)
+                .map_err(|e| method_error(StageKind::Factors, prepared, e))?;
+            let n = f.rows.len() as u64;
+            Ok((f, n))
+        })?;
+        let rows_in = factor_rates.rows.len() as u64;
+        let factor_ratios = self.timer.time("ratio_significance", rows_in, || {
+            let t = factor_ratios_table(
+                m.ratio.as_ref(),
+                m.significance.as_ref(),
+                counts,
+                &factor_rates,
+            )
+            .map_err(|(stage, e)| method_error(stage, prepared, e))?;
+            let n = t.rows.len() as u64;
+            Ok((t, n))
+        })?;
+        let summary = self.timer.time("summary", rates.areas.len() as u64, || {
+            let s = m
+                .summary
+                .summarise(counts, &rates)
+                .map_err(|e| method_error(StageKind::Summary, prepared, e))?;
+            let n = s.rows.len() as u64;
+            Ok((s, n))
+        })?;
+        Ok(Statistics {
+            rates,
+            area_rates,
+            factor_ratios,
+            summary,
+        })
+    }
+
+    /// Disclosure control over every table, if the recipe has the stage.
+    fn disclosure(&mut self, tables: &mut [Table]) -> Result<()> {
+        let prepared = self.prepared;
+        let Some(disclosure) = &prepared.methods.disclosure else {
+            return Ok(());
+        };
+        self.timer.time("disclosure", tables.len() as u64, || {
             let mut changed = 0;
             for t in tables.iter_mut() {
                 let count_columns = count_columns(t);
@@ -556,17 +733,30 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
             }
             Ok((changed, changed as u64))
         })?;
-        let _ = changed;
+        Ok(())
     }
+}
 
-    Ok(RunResults {
-        tables,
-        counts,
-        rates,
-        stages: timer.stages,
-        warnings,
-        input_rows,
-    })
+/// The output tables in write order: national rates, area rates, factor ratios, summary, the
+/// record-level tables (data quality, exclusions), then the stratum counts if the recipe asks.
+fn assemble_tables(
+    recipe: &Recipe,
+    counts: &StratifiedCounts,
+    statistics: Statistics,
+    quality_tables: Vec<Table>,
+) -> (strata_api::StandardisedRates, Vec<Table>) {
+    let mut tables = vec![
+        national_rates_table(counts, &statistics.rates),
+        statistics.area_rates,
+        statistics.factor_ratios,
+        statistics.summary,
+    ];
+    tables.extend(quality_tables);
+    if recipe.write_stratum_counts {
+        tables.push(stratum_counts_table(counts));
+        tables.push(population_table(counts));
+    }
+    (statistics.rates, tables)
 }
 
 /// Runs the exclusions stage, checking it returns counts over the derivation's known categories
@@ -791,7 +981,7 @@ fn record_level_stream(
     timer: &mut Timer,
     warnings: &mut Vec<String>,
 ) -> Result<(QualityInput, u64)> {
-    use input::activity::{AttributionTable, Lookups, Pass};
+    use input::activity::Pass;
     let recipe = &prepared.recipe;
     // The extract's own problems (columns, header, types) come before those of the lookups.
     let extract = match activity {
@@ -801,55 +991,10 @@ fn record_level_stream(
         ActivityInput::Synthetic(..) => None,
     };
     let references = References::read(recipe, areas)?;
-    let attribution =
-        prepared.methods.attribution.as_ref().ok_or_else(|| {
-            Error::Usage("record-level activity needs stage `attribution`".into())
-        })?;
-    // Attribution is tabled for every practice class × LSOA class: quadratic in the areas.
-    const MAX_AREAS: usize = 8_000;
-    if areas.len() > MAX_AREAS {
-        let path = recipe.inputs.areas.as_ref().map(|p| p.path.clone());
-        return Err(Error::data_hint(
-            path.as_deref().unwrap_or(std::path::Path::new("areas")),
-            None,
-            None,
-            format!(
-                "{} areas: record-level input is counted for at most {MAX_AREAS} areas (its \
-                 attribution table grows with the square of the areas)",
-                areas.len()
-            ),
-            "count at a coarser level, or aggregate the records first and pass --counts",
-        ));
-    }
-    let candidates = AttributionTable::candidates(areas.len());
-    let table = timer.time("attribution", candidates.len() as u64, || {
-        let a = attribution
-            .attribute(&candidates)
-            .map_err(|e| method_error(StageKind::Attribution, prepared, e))?;
-        if a.len() != candidates.len() {
-            return Err(method_error(
-                StageKind::Attribution,
-                prepared,
-                strata_api::MethodError::new(
-                    "returned a different number of rows than it was given",
-                ),
-            ));
-        }
-        Ok((AttributionTable::new(areas.len(), &a), a.len() as u64))
-    })?;
+    let table = attribution_table(prepared, areas, timer)?;
     // The pass hands the derivation each new value once, with the exam-code list.
     let derive = |input: &DerivationInput| derive_checked(prepared, input);
-    let lookups = Lookups {
-        practices: &references.practices,
-        non_english: &references.non_english,
-        lsoas: &references.lsoas,
-        areas: areas.len(),
-        // The mapping is the extract's: the synthetic year is written in SPEC §3's own codes.
-        value_maps: std::array::from_fn(|c| match activity {
-            ActivityInput::File(_, _, mapping) => mapping.value_map(input::activity::COLUMNS[c]),
-            ActivityInput::Synthetic(..) => None,
-        }),
-    };
+    let lookups = lookups(&references, areas.len(), activity);
     // Each dimension's last category holds records whose value is not known (the counts'
     // `unknown` category, which the exclusions stage resolves).
     let dims = [
@@ -866,7 +1011,112 @@ fn record_level_stream(
         dims,
         recipe.year_start,
     );
-    let rows_in = extract.as_ref().and_then(|e| e.rows()).unwrap_or(0);
+    let result = read_and_count(pass, extract.as_ref(), activity, timer)?;
+    timer.stages.push(derivation_record(&result));
+    for (total, tests) in counts.tests.iter_mut().zip(&result.tests) {
+        *total += *tests as f64;
+    }
+    warnings.extend(result.warnings);
+    let providers = result
+        .providers
+        .iter()
+        .map(|code| Area {
+            code: code.clone(),
+            name: references
+                .provider_names
+                .get(code)
+                .cloned()
+                .unwrap_or_else(|| code.clone()),
+        })
+        .collect();
+    Ok((
+        QualityInput {
+            providers,
+            areas: areas.to_vec(),
+            cells: result.cells,
+        },
+        result.records,
+    ))
+}
+
+/// Runs the attribution stage once over every practice class × LSOA class candidate.
+fn attribution_table(
+    prepared: &Prepared,
+    areas: &[Area],
+    timer: &mut Timer,
+) -> Result<input::activity::AttributionTable> {
+    use input::activity::AttributionTable;
+    let attribution =
+        prepared.methods.attribution.as_ref().ok_or_else(|| {
+            Error::Usage("record-level activity needs stage `attribution`".into())
+        })?;
+    // Attribution is tabled for every practice class × LSOA class: quadratic in the areas.
+    const MAX_AREAS: usize = 8_000;
+    if areas.len() > MAX_AREAS {
+        let path = prepared
+            .recipe
+            .inputs
+            .areas
+            .as_ref()
+            .map(|p| p.path.clone());
+        return Err(Error::data_hint(
+            path.as_deref().unwrap_or(std::path::Path::new("areas")),
+            None,
+            None,
+            format!(
+                "{} areas: record-level input is counted for at most {MAX_AREAS} areas (its \
+                 attribution table grows with the square of the areas)",
+                areas.len()
+            ),
+            "count at a coarser level, or aggregate the records first and pass --counts",
+        ));
+    }
+    let candidates = AttributionTable::candidates(areas.len());
+    timer.time("attribution", candidates.len() as u64, || {
+        let a = attribution
+            .attribute(&candidates)
+            .map_err(|e| method_error(StageKind::Attribution, prepared, e))?;
+        if a.len() != candidates.len() {
+            return Err(method_error(
+                StageKind::Attribution,
+                prepared,
+                strata_api::MethodError::new(
+                    "returned a different number of rows than it was given",
+                ),
+            ));
+        }
+        Ok((AttributionTable::new(areas.len(), &a), a.len() as u64))
+    })
+}
+
+/// The lookups the pass resolves codes against, with the extract's value maps.
+fn lookups<'a>(
+    references: &'a References,
+    areas: usize,
+    activity: &ActivityInput<'a>,
+) -> input::activity::Lookups<'a> {
+    input::activity::Lookups {
+        practices: &references.practices,
+        non_english: &references.non_english,
+        lsoas: &references.lsoas,
+        areas,
+        // The mapping is the extract's: the synthetic year is written in SPEC §3's own codes.
+        value_maps: std::array::from_fn(|c| match *activity {
+            ActivityInput::File(_, _, mapping) => mapping.value_map(input::activity::COLUMNS[c]),
+            ActivityInput::Synthetic(..) => None,
+        }),
+    }
+}
+
+/// Reads every record (the extract's on its threads, or the synthetic year's) through the pass
+/// and sums the workers' tallies; refuses input with no records.
+fn read_and_count(
+    pass: input::activity::Pass,
+    extract: Option<&input::extract::Extract>,
+    activity: &ActivityInput,
+    timer: &mut Timer,
+) -> Result<input::activity::PassResult> {
+    let rows_in = extract.and_then(|e| e.rows()).unwrap_or(0);
     let threads = match activity {
         ActivityInput::File(_, threads, _) => *threads,
         ActivityInput::Synthetic(..) => None,
@@ -875,7 +1125,7 @@ fn record_level_stream(
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     let result = timer.time("read_and_count", rows_in, || {
-        let tallies = match (&extract, activity) {
+        let tallies = match (extract, activity) {
             (Some(extract), _) => extract.count(&pass, threads)?,
             (None, ActivityInput::Synthetic(generator, spec)) => {
                 crate::synthetic::count_records(generator, spec, &pass)?
@@ -901,42 +1151,24 @@ fn record_level_stream(
             "the extract is empty or was cut short; rates from no records would all be zero",
         ));
     }
+    Ok(result)
+}
+
+/// The derivation's stage record: it ran inside the pass, once per distinct value, so its rows
+/// are the distinct values and its time the pass's measure of it.
+fn derivation_record(result: &input::activity::PassResult) -> StageRecord {
     let distinct = (result.derivation_input.sex_values.len()
         + result.derivation_input.ages.len()
         + result.derivation_input.imd_deciles.len()
         + result.derivation_input.modality_exams.len()) as u64;
-    timer.stages.push(StageRecord {
+    StageRecord {
         stage: "derivation".into(),
         rows_in: distinct,
         rows_out: distinct,
         seconds: result.derive_seconds,
         cpu_seconds: result.derive_cpu_seconds,
         peak_rss_mib: None,
-    });
-    for (total, tests) in counts.tests.iter_mut().zip(&result.tests) {
-        *total += *tests as f64;
     }
-    warnings.extend(result.warnings);
-    let providers = result
-        .providers
-        .iter()
-        .map(|code| Area {
-            code: code.clone(),
-            name: references
-                .provider_names
-                .get(code)
-                .cloned()
-                .unwrap_or_else(|| code.clone()),
-        })
-        .collect();
-    Ok((
-        QualityInput {
-            providers,
-            areas: areas.to_vec(),
-            cells: result.cells,
-        },
-        result.records,
-    ))
 }
 
 /// Exclusions from rates by reason × provider × area (Annex A's raw material), under the
@@ -1062,6 +1294,7 @@ fn stratum_labels(counts: &StratifiedCounts, cell: usize) -> [Value; 3] {
     [label(1), label(2), label(0)]
 }
 
+/// National rates by measure, with the standardisation method's name.
 fn national_rates_table(counts: &StratifiedCounts, rates: &strata_api::StandardisedRates) -> Table {
     let mut t = Table::new(
         "national_rates",
@@ -1087,60 +1320,8 @@ fn area_rates_table(
     rates: &strata_api::StandardisedRates,
     standardisation_method: String,
 ) -> Result<Table, strata_api::MethodError> {
-    let observed: Vec<f64> = rates.areas.iter().map(|r| r.observed).collect();
-    let expected: Vec<f64> = rates.areas.iter().map(|r| r.expected).collect();
-    let scale: Vec<f64> = rates.areas.iter().map(|r| r.national_rate).collect();
-    let limits = ci.limits(&observed, &expected, &scale)?;
-    // A method that gives no limits, or limits for other rows, is broken (e.g. a shared-library
-    // method whose call failed): fail rather than publish rates without their intervals.
-    if !observed.is_empty() && limits.is_empty() {
-        return Err(strata_api::MethodError::new(
-            "returned no confidence limits",
-        ));
-    }
-    if let Some(l) = limits
-        .iter()
-        .find(|l| l.lower.len() != observed.len() || l.upper.len() != observed.len())
-    {
-        return Err(strata_api::MethodError::new(format!(
-            "returned {} lower and {} upper limits at level {} for {} rows",
-            l.lower.len(),
-            l.upper.len(),
-            l.level,
-            observed.len()
-        )));
-    }
-    let mut columns: Vec<String> = [
-        "area_code",
-        "area_name",
-        "measure",
-        "observed",
-        "expected",
-        "population",
-        "crude_rate",
-        "standardised_rate",
-        "ci_lower",
-        "ci_upper",
-        "ci_level",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for (i, l) in limits.iter().enumerate().skip(1) {
-        let tag = level_tag(l.level);
-        // Levels that print alike (0.95 and 0.9501) would give two columns of one name.
-        if let Some(other) = limits[..i].iter().find(|o| level_tag(o.level) == tag) {
-            return Err(strata_api::MethodError::new(format!(
-                "levels {} and {} both print as {tag}%: give levels that differ in the first \
-                 decimal of a percent",
-                other.level, l.level
-            )));
-        }
-        columns.push(format!("ci_lower_{tag}"));
-        columns.push(format!("ci_upper_{tag}"));
-    }
-    columns.push("ci_method".into());
-    columns.push("standardisation_method".into());
+    let limits = checked_limits(ci, rates)?;
+    let columns = area_rates_columns(&limits)?;
     let ci_method = ci.method_name();
     let mut t = Table {
         name: "area_rates".into(),
@@ -1185,11 +1366,85 @@ fn area_rates_table(
     Ok(t)
 }
 
+/// The method's limits of every area rate, checked to be there and one pair per rate at each
+/// level.
+fn checked_limits(
+    ci: &dyn ConfidenceIntervalMethod,
+    rates: &strata_api::StandardisedRates,
+) -> Result<Vec<strata_api::Limits>, strata_api::MethodError> {
+    let observed: Vec<f64> = rates.areas.iter().map(|r| r.observed).collect();
+    let expected: Vec<f64> = rates.areas.iter().map(|r| r.expected).collect();
+    let scale: Vec<f64> = rates.areas.iter().map(|r| r.national_rate).collect();
+    let limits = ci.limits(&observed, &expected, &scale)?;
+    // A method that gives no limits, or limits for other rows, is broken (e.g. a shared-library
+    // method whose call failed): fail rather than publish rates without their intervals.
+    if !observed.is_empty() && limits.is_empty() {
+        return Err(strata_api::MethodError::new(
+            "returned no confidence limits",
+        ));
+    }
+    if let Some(l) = limits
+        .iter()
+        .find(|l| l.lower.len() != observed.len() || l.upper.len() != observed.len())
+    {
+        return Err(strata_api::MethodError::new(format!(
+            "returned {} lower and {} upper limits at level {} for {} rows",
+            l.lower.len(),
+            l.upper.len(),
+            l.level,
+            observed.len()
+        )));
+    }
+    Ok(limits)
+}
+
+/// `area_rates`' columns: the first level's limits unsuffixed, each further level's suffixed by
+/// its percent (`ci_lower_99_8`), refusing two levels that print alike.
+fn area_rates_columns(
+    limits: &[strata_api::Limits],
+) -> Result<Vec<String>, strata_api::MethodError> {
+    let mut columns: Vec<String> = [
+        "area_code",
+        "area_name",
+        "measure",
+        "observed",
+        "expected",
+        "population",
+        "crude_rate",
+        "standardised_rate",
+        "ci_lower",
+        "ci_upper",
+        "ci_level",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (i, l) in limits.iter().enumerate().skip(1) {
+        let tag = level_tag(l.level);
+        // Levels that print alike (0.95 and 0.9501) would give two columns of one name.
+        if let Some(other) = limits[..i].iter().find(|o| level_tag(o.level) == tag) {
+            return Err(strata_api::MethodError::new(format!(
+                "levels {} and {} both print as {tag}%: give levels that differ in the first \
+                 decimal of a percent",
+                other.level, l.level
+            )));
+        }
+        columns.push(format!("ci_lower_{tag}"));
+        columns.push(format!("ci_upper_{tag}"));
+    }
+    columns.push("ci_method".into());
+    columns.push("standardisation_method".into());
+    Ok(columns)
+}
+
 /// `0.998` → `99_8`, `0.95` → `95`.
 fn level_tag(level: f64) -> String {
     let pct = format!("{}", (level * 1000.0).round() / 10.0);
     pct.replace('.', "_")
 }
+
+/// A failed ratio or significance method, and which of the two it was.
+type StageError = (StageKind, strata_api::MethodError);
 
 /// Ratios against each factor's base category, significance, and the recipe's fallbacks.
 fn factor_ratios_table(
@@ -1197,7 +1452,7 @@ fn factor_ratios_table(
     significance: &dyn SignificanceMethod,
     counts: &StratifiedCounts,
     factors: &strata_api::FactorRates,
-) -> Result<Table, (StageKind, strata_api::MethodError)> {
+) -> Result<Table, StageError> {
     let mut t = Table::new(
         "factor_ratios",
         "Factor ratios: each category against the base, standardised for the other factors",
@@ -1219,18 +1474,84 @@ fn factor_ratios_table(
             "factor_method",
         ],
     );
-    // Base row per factor × measure.
+    let compared = compared_with_base(factors);
+    let (ratios, tests) = ratios_and_tests(ratio, significance, &compared)?;
+    let ratio_method = ratio.method_name();
+    let significance_method = significance.method_name();
+    for (i, (_, r)) in compared.iter().enumerate() {
+        // A stand-in is reported in the row of the category it replaces, never on its own.
+        if r.fallback_for.is_some() {
+            continue;
+        }
+        let (shown, note) = shown_comparison(&compared, &ratios, i);
+        let (_, row) = compared[shown];
+        let is_base = r.is_base;
+        t.rows.push(vec![
+            Value::Text(r.factor.clone()),
+            // A stand-in fills the row of the category it replaces, as the publication prints it.
+            Value::Text(row.category.clone()),
+            Value::Text(r.code.clone()),
+            Value::Text(counts.measures[r.measure].clone()),
+            Value::Number(row.observed),
+            Value::Number(row.expected),
+            Value::Number(row.standardised_rate),
+            ratios[shown]
+                .value
+                .map(Value::Number)
+                .unwrap_or(Value::Missing),
+            Value::Text(ratio_method.clone()),
+            if is_base {
+                Value::Missing
+            } else {
+                num(tests[shown].statistic)
+            },
+            if is_base {
+                Value::Missing
+            } else {
+                num(tests[shown].p_value)
+            },
+            Value::Text(if is_base {
+                String::new()
+            } else {
+                tests[shown].stars.clone()
+            }),
+            Value::Text(significance_method.clone()),
+            Value::Text(note.unwrap_or_default()),
+            Value::Text(factors.method.clone()),
+        ]);
+    }
+    Ok(t)
+}
+
+/// Every factor rate paired with its factor × measure's base row (base first); a rate whose
+/// factor × measure has no base row is left out.
+fn compared_with_base(factors: &strata_api::FactorRates) -> Vec<(&FactorRate, &FactorRate)> {
     let base: HashMap<(&str, usize), &FactorRate> = factors
         .rows
         .iter()
         .filter(|r| r.is_base)
         .map(|r| ((r.factor.as_str(), r.measure), r))
         .collect();
-    let compared: Vec<(&FactorRate, &FactorRate)> = factors
+    factors
         .rows
         .iter()
         .filter_map(|r| base.get(&(r.factor.as_str(), r.measure)).map(|b| (*b, r)))
-        .collect();
+        .collect()
+}
+
+/// The ratio and significance methods over every comparison, each checked to answer one row per
+/// comparison.
+fn ratios_and_tests(
+    ratio: &dyn RatioMethod,
+    significance: &dyn SignificanceMethod,
+    compared: &[(&FactorRate, &FactorRate)],
+) -> Result<
+    (
+        Vec<strata_api::RatioValue>,
+        Vec<strata_api::SignificanceResult>,
+    ),
+    StageError,
+> {
     let ratios = ratio
         .ratios(
             &compared
@@ -1273,71 +1594,41 @@ fn factor_ratios_table(
     if tests.len() != compared.len() {
         return Err(wrong_length(StageKind::Significance, tests.len()));
     }
-    let ratio_method = ratio.method_name();
-    let significance_method = significance.method_name();
-    for (i, (_, r)) in compared.iter().enumerate() {
-        if r.fallback_for.is_some() {
-            continue;
-        }
-        let mut shown = i;
-        let mut note = ratios[i].note.clone();
-        if ratios[i].value.is_none() {
-            // A category standing in for this one (e.g. 65+ for 75+), if the factor method made one.
-            let stand_in = compared.iter().position(|(_, f)| {
-                f.factor == r.factor
-                    && f.measure == r.measure
-                    && f.fallback_for.as_deref() == Some(r.category.as_str())
-            });
-            if let Some(j) = stand_in
-                && ratios[j].value.is_some()
-            {
-                note = Some(format!(
-                    "{}; {} reported instead",
-                    note.unwrap_or_else(|| "ratio undefined".into()),
-                    compared[j].1.category
-                ));
-                shown = j;
-            }
-        }
-        let (_, row) = compared[shown];
-        let is_base = r.is_base;
-        t.rows.push(vec![
-            Value::Text(r.factor.clone()),
-            // A stand-in fills the row of the category it replaces, as the publication prints it.
-            Value::Text(row.category.clone()),
-            Value::Text(r.code.clone()),
-            Value::Text(counts.measures[r.measure].clone()),
-            Value::Number(row.observed),
-            Value::Number(row.expected),
-            Value::Number(row.standardised_rate),
-            ratios[shown]
-                .value
-                .map(Value::Number)
-                .unwrap_or(Value::Missing),
-            Value::Text(ratio_method.clone()),
-            if is_base {
-                Value::Missing
-            } else {
-                num(tests[shown].statistic)
-            },
-            if is_base {
-                Value::Missing
-            } else {
-                num(tests[shown].p_value)
-            },
-            Value::Text(if is_base {
-                String::new()
-            } else {
-                tests[shown].stars.clone()
-            }),
-            Value::Text(significance_method.clone()),
-            Value::Text(note.unwrap_or_default()),
-            Value::Text(factors.method.clone()),
-        ]);
-    }
-    Ok(t)
+    Ok((ratios, tests))
 }
 
+/// Which comparison row `i`'s figures come from, and its note: itself, or, when its ratio is
+/// undefined, the category the factor method made to stand in for it (e.g. 65+ for 75+) if that
+/// one's ratio is defined.
+fn shown_comparison(
+    compared: &[(&FactorRate, &FactorRate)],
+    ratios: &[strata_api::RatioValue],
+    i: usize,
+) -> (usize, Option<String>) {
+    let (_, r) = compared[i];
+    let note = ratios[i].note.clone();
+    if ratios[i].value.is_some() {
+        return (i, note);
+    }
+    let stand_in = compared.iter().position(|(_, f)| {
+        f.factor == r.factor
+            && f.measure == r.measure
+            && f.fallback_for.as_deref() == Some(r.category.as_str())
+    });
+    match stand_in {
+        Some(j) if ratios[j].value.is_some() => (
+            j,
+            Some(format!(
+                "{}; {} reported instead",
+                note.unwrap_or_else(|| "ratio undefined".into()),
+                compared[j].1.category
+            )),
+        ),
+        _ => (i, note),
+    }
+}
+
+/// A finite number, or missing (an undefined statistic or p-value).
 fn num(v: f64) -> Value {
     if v.is_finite() {
         Value::Number(v)

@@ -132,21 +132,7 @@ pub fn files(
     fingerprint: &str,
     manifest_json: &str,
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    // The report shows the manifest without its time and memory measurements, so the same
-    // inputs give the same report bytes.
-    let manifest_json = {
-        let mut manifest: serde_json::Value =
-            serde_json::from_str(manifest_json).unwrap_or(serde_json::Value::Null);
-        if let Some(stages) = manifest.get_mut("stages").and_then(|s| s.as_array_mut()) {
-            for stage in stages.iter_mut().filter_map(|s| s.as_object_mut()) {
-                for measurement in ["seconds", "cpu_seconds", "peak_rss_mib"] {
-                    stage.remove(measurement);
-                }
-            }
-        }
-        serde_json::to_string_pretty(&manifest).unwrap_or_default()
-    };
-    let manifest_json = manifest_json.as_str();
+    let manifest_json = without_measurements(manifest_json);
     let rates = protected_rates(results);
     let (limits, ci_method) = limits(results);
     let factor_ratios = factor_rows(results);
@@ -161,31 +147,8 @@ pub fn files(
         None => None,
     };
     let sources: Vec<String> = SOURCES.iter().map(|s| s.to_string()).collect();
-    let mut notes = vec![format!(
-        "Produced by strata {} from recipe `{}` ({}).",
-        env!("CARGO_PKG_VERSION"),
-        recipe.name,
-        recipe.file.display()
-    )];
-    notes.extend(results.warnings.iter().cloned());
-    notes.push(
-        "Counts follow the NHS rule for published sub-national counts where the recipe applies it: \
-         1 to 7 are suppressed (shown as [x]) and others rounded to the nearest 5; rates, ratios and \
-         confidence limits are computed from unrounded counts."
-            .into(),
-    );
-    // The report shows every table but the three it draws itself.
-    let extra: Vec<Table> = results
-        .tables
-        .iter()
-        .filter(|t| {
-            !matches!(
-                t.name.as_str(),
-                "national_rates" | "area_rates" | "factor_ratios"
-            )
-        })
-        .cloned()
-        .collect();
+    let notes = notes(recipe, results);
+    let extra = extra_tables(results);
     let title = format!(
         "Diagnostic Imaging Dataset: Standardised {} rates",
         recipe.area_kind
@@ -205,7 +168,7 @@ pub fn files(
         },
         factor_ratios: &factor_ratios,
         tables: &extra,
-        manifest_json,
+        manifest_json: &manifest_json,
         sources: &sources,
         notes: &notes,
         boundaries: boundaries_text.as_deref().map(|geojson| Boundaries {
@@ -213,8 +176,94 @@ pub fn files(
             join_property: "area_code",
         }),
     };
-    // The confidence-interval method draws the funnels: its failure is the method's, named.
-    let report_error = |e: strata_report::ReportError| match e {
+    render(recipe, &input)
+}
+
+/// The manifest without its time and memory measurements, so the same inputs give the same
+/// report bytes.
+fn without_measurements(manifest_json: &str) -> String {
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(manifest_json).unwrap_or(serde_json::Value::Null);
+    if let Some(stages) = manifest.get_mut("stages").and_then(|s| s.as_array_mut()) {
+        for stage in stages.iter_mut().filter_map(|s| s.as_object_mut()) {
+            for measurement in ["seconds", "cpu_seconds", "peak_rss_mib"] {
+                stage.remove(measurement);
+            }
+        }
+    }
+    serde_json::to_string_pretty(&manifest).unwrap_or_default()
+}
+
+/// The report's notes: what produced it, the run's warnings, and the disclosure rule.
+fn notes(recipe: &Recipe, results: &RunResults) -> Vec<String> {
+    let mut notes = vec![format!(
+        "Produced by strata {} from recipe `{}` ({}).",
+        env!("CARGO_PKG_VERSION"),
+        recipe.name,
+        recipe.file.display()
+    )];
+    notes.extend(results.warnings.iter().cloned());
+    notes.push(
+        "Counts follow the NHS rule for published sub-national counts where the recipe applies it: \
+         1 to 7 are suppressed (shown as [x]) and others rounded to the nearest 5; rates, ratios and \
+         confidence limits are computed from unrounded counts."
+            .into(),
+    );
+    notes
+}
+
+/// Every table but the three the report draws itself, which it shows as they are.
+fn extra_tables(results: &RunResults) -> Vec<Table> {
+    results
+        .tables
+        .iter()
+        .filter(|t| {
+            !matches!(
+                t.name.as_str(),
+                "national_rates" | "area_rates" | "factor_ratios"
+            )
+        })
+        .cloned()
+        .collect()
+}
+
+/// The workbook, the report and each measure's ranked chart, funnel plot and (with boundaries)
+/// map, in that order.
+fn render(recipe: &Recipe, input: &ReportInput) -> Result<Vec<(String, Vec<u8>)>> {
+    let report_error = |e| report_error(recipe, e);
+    let mut files = vec![
+        (
+            "annex_b.xlsx".to_string(),
+            workbook_xlsx(input).map_err(report_error)?,
+        ),
+        (
+            "report.html".to_string(),
+            report_html(input).map_err(report_error)?.into_bytes(),
+        ),
+    ];
+    for (m, label) in input.measures.iter().enumerate() {
+        files.push((
+            format!("charts/{}_ranked.svg", label.key),
+            ranked_chart_svg(input, m).into_bytes(),
+        ));
+        files.push((
+            format!("charts/{}_funnel.svg", label.key),
+            funnel_svg(input, m).map_err(report_error)?.into_bytes(),
+        ));
+        if input.boundaries.is_some() {
+            files.push((
+                format!("charts/{}_map.svg", label.key),
+                map_svg(input, m).map_err(report_error)?.into_bytes(),
+            ));
+        }
+    }
+    Ok(files)
+}
+
+/// A report error as the run's: the confidence-interval method draws the funnels, so its failure
+/// is the method's, named.
+fn report_error(recipe: &Recipe, e: strata_report::ReportError) -> Error {
+    match e {
         strata_report::ReportError::Method(e) => Error::Method {
             stage: strata_api::StageKind::ConfidenceInterval.key().into(),
             plugin: recipe
@@ -224,32 +273,5 @@ pub fn files(
             message: format!("funnel plot limits: {}", e.message),
         },
         other => Error::Usage(format!("report: {other}")),
-    };
-    let mut files = vec![
-        (
-            "annex_b.xlsx".to_string(),
-            workbook_xlsx(&input).map_err(report_error)?,
-        ),
-        (
-            "report.html".to_string(),
-            report_html(&input).map_err(report_error)?.into_bytes(),
-        ),
-    ];
-    for (m, label) in measures.iter().enumerate() {
-        files.push((
-            format!("charts/{}_ranked.svg", label.key),
-            ranked_chart_svg(&input, m).into_bytes(),
-        ));
-        files.push((
-            format!("charts/{}_funnel.svg", label.key),
-            funnel_svg(&input, m).map_err(report_error)?.into_bytes(),
-        ));
-        if input.boundaries.is_some() {
-            files.push((
-                format!("charts/{}_map.svg", label.key),
-                map_svg(&input, m).map_err(report_error)?.into_bytes(),
-            ));
-        }
     }
-    Ok(files)
 }
