@@ -152,6 +152,9 @@ pub struct InputRecord {
 pub struct OutputRecord {
     pub file: String,
     pub rows: usize,
+    /// The columns the table's stage declared as published counts (what disclosure protects).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub counts: Vec<String>,
 }
 
 /// Files of a finished run, ready to write.
@@ -172,6 +175,7 @@ impl RunFiles {
             records.push(OutputRecord {
                 file: name.clone(),
                 rows: t.rows.len(),
+                counts: t.counts.clone(),
             });
             files.push((name, csv_bytes(t, float_precision)?));
         }

@@ -726,7 +726,8 @@ impl Phases<'_> {
         self.timer.time("disclosure", tables.len() as u64, || {
             let mut changed = 0;
             for t in tables.iter_mut() {
-                let count_columns = count_columns(t);
+                // The stage that made the table declared its counts.
+                let count_columns = t.counts.clone();
                 changed += disclosure
                     .protect(t, &count_columns)
                     .map_err(|e| method_error(StageKind::Disclosure, prepared, e))?;
@@ -784,22 +785,6 @@ fn apply_exclusions(
         )));
     }
     Ok(kept)
-}
-
-/// Columns of published counts (of tests or people) that disclosure control protects. Rates,
-/// ratios, shares and confidence limits are not counts and stay unrounded.
-pub fn count_columns(t: &Table) -> Vec<String> {
-    t.columns
-        .iter()
-        .filter(|c| is_count_column(c))
-        .cloned()
-        .collect()
-}
-
-/// Whether a column name is that of a published count.
-pub fn is_count_column(name: &str) -> bool {
-    const COUNTS: [&str; 4] = ["observed", "population", "tests", "estimated_missing"];
-    COUNTS.contains(&name) || name.ends_with("_tests") || name.ends_with("_count")
 }
 
 /// A stratum with tests but no population adds to observed and nothing to expected; too many
@@ -1209,7 +1194,8 @@ fn exclusions_table(quality: &QualityInput, rule: ExcludedUnknowns) -> Table {
         "exclusions",
         "Records excluded from rates, by provider, area and reason",
         &["provider_code", "area_code", "reason", "tests"],
-    );
+    )
+    .with_counts(&["tests"]);
     for ((p, a, r), n) in totals {
         t.rows.push(vec![
             Value::Text(p),
@@ -1238,7 +1224,8 @@ fn stratum_counts_table(counts: &StratifiedCounts) -> Table {
             "measure",
             "tests",
         ],
-    );
+    )
+    .with_counts(&["tests"]);
     let row = |a: usize, cell: usize, m: usize, tests: f64| {
         let mut row = vec![Value::Text(counts.areas[a].code.clone())];
         row.extend(stratum_labels(counts, cell));
@@ -1273,7 +1260,8 @@ fn population_table(counts: &StratifiedCounts) -> Table {
         "stratum_population",
         "Population by area, sex, age band and IMD quintile",
         &["area_code", "sex", "age_band", "imd_quintile", "population"],
-    );
+    )
+    .with_counts(&["population"]);
     for (a, area) in counts.areas.iter().enumerate() {
         for (cell, &population) in counts.population_of(a).iter().enumerate() {
             if population != 0.0 {
@@ -1300,7 +1288,8 @@ fn national_rates_table(counts: &StratifiedCounts, rates: &strata_api::Standardi
         "national_rates",
         "National rates per 10,000 by measure",
         &["measure", "observed", "population", "rate", "method"],
-    );
+    )
+    .with_counts(&["observed", "population"]);
     for n in &rates.national {
         t.rows.push(vec![
             Value::Text(counts.measures[n.measure].clone()),
@@ -1328,6 +1317,7 @@ fn area_rates_table(
         title: "Standardised rates per 10,000 by area and measure".into(),
         columns,
         rows: Vec::with_capacity(rates.areas.len()),
+        counts: vec!["observed".into(), "population".into()],
     };
     let at = |v: &Vec<f64>, i: usize| {
         v.get(i)
@@ -1473,7 +1463,8 @@ fn factor_ratios_table(
             "note",
             "factor_method",
         ],
-    );
+    )
+    .with_counts(&["observed"]);
     let compared = compared_with_base(factors);
     let (ratios, tests) = ratios_and_tests(ratio, significance, &compared)?;
     let ratio_method = ratio.method_name();

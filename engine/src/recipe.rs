@@ -93,9 +93,6 @@ struct RawStage {
     plugin: Spanned<String>,
     #[serde(default)]
     params: Option<Spanned<toml::Table>>,
-    /// Ratio stage only: categories reported in place of one whose ratio is undefined.
-    #[serde(default)]
-    fallback: Option<Spanned<BTreeMap<String, String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,7 +196,6 @@ pub struct StageChoice {
     /// `id@major` in the recipe: the plugin's major version must be this.
     pub pinned_major: Option<u64>,
     pub params: Params,
-    pub fallback: BTreeMap<String, String>,
     pub plugin_span: Span,
     pub params_span: Option<Span>,
 }
@@ -239,7 +235,7 @@ struct CanonicalRecipe<'a> {
     /// Absent when empty, so recipes without a mapping keep their fingerprints.
     #[serde(skip_serializing_if = "crate::input::mapping::InputMapping::is_empty")]
     mapping: &'a crate::input::mapping::InputMapping,
-    stages: BTreeMap<&'a str, (String, String, &'a BTreeMap<String, String>)>,
+    stages: BTreeMap<&'a str, (String, String)>,
 }
 
 impl Recipe {
@@ -447,11 +443,6 @@ impl Recipe {
                         .map(|p| p.get_ref().clone())
                         .unwrap_or_default(),
                 ),
-                fallback: r
-                    .fallback
-                    .as_ref()
-                    .map(|f| f.get_ref().clone())
-                    .unwrap_or_default(),
                 plugin_span: Span::from(&r.plugin),
                 params_span: r.params.as_ref().map(Span::from),
             });
@@ -593,7 +584,6 @@ impl Recipe {
                                 None => s.plugin.clone(),
                             },
                             s.params.to_toml_string(),
-                            &s.fallback,
                         ),
                     )
                 })

@@ -412,6 +412,10 @@ pub struct Table {
     pub title: String,
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Value>>,
+    /// The columns that are published counts of tests or people, declared by the stage that
+    /// makes the table: disclosure control protects these and only these (rates, ratios, shares
+    /// and limits are not counts).
+    pub counts: Vec<String>,
 }
 
 impl Table {
@@ -421,7 +425,19 @@ impl Table {
             title: title.to_string(),
             columns: columns.iter().map(|c| c.to_string()).collect(),
             rows: Vec::new(),
+            counts: Vec::new(),
         }
+    }
+
+    /// Declares which of the table's columns are published counts (names not among its columns
+    /// are ignored).
+    pub fn with_counts(mut self, counts: &[&str]) -> Self {
+        self.counts = counts
+            .iter()
+            .filter(|c| self.columns.iter().any(|column| column == *c))
+            .map(|c| c.to_string())
+            .collect();
+        self
     }
 }
 

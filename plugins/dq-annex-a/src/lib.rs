@@ -567,7 +567,8 @@ impl AnnexA {
             "dq_routes",
             "Routes of attribution, imaging tests (standard modalities)",
             &["route", "tests", "pct"],
-        );
+        )
+        .with_counts(&["tests"]);
         for route in Route::ALL {
             let tests = cube.by_route.get(&route).copied().unwrap_or(0.0);
             table.rows.push(vec![
@@ -584,7 +585,8 @@ impl AnnexA {
             "dq_exclusions",
             "Imaging tests (standard modalities) omitted from standardised rates, by first reason",
             &["reason", "tests", "pct"],
-        );
+        )
+        .with_counts(&["tests"]);
         for (reason, tests) in [
             ("no_area", cube.no_area),
             ("no_imd", cube.no_imd),
@@ -617,7 +619,8 @@ impl AnnexA {
                 "no_practice_no_lsoa_tests",
                 "no_practice_no_lsoa_pct",
             ],
-        );
+        )
+        .with_counts(&["no_practice_tests", "no_practice_no_lsoa_tests"]);
         let rows = providers
             .iter()
             .zip(&cube.providers)
@@ -665,7 +668,8 @@ impl AnnexA {
                 "incomplete_pct",
                 "most_common_missing",
             ],
-        );
+        )
+        .with_counts(&["total_tests", "incomplete_tests"]);
         let rows = entities
             .filter(|(_, t)| exceeds(t.incomplete, t.total, share, min_tests))
             .map(|(entity, t)| {
@@ -726,7 +730,8 @@ impl AnnexA {
                 "main_provider",
                 "main_provider_name",
             ],
-        );
+        )
+        .with_counts(&["total_tests", "estimated_missing"]);
         let rows = input
             .areas
             .iter()
