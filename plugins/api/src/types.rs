@@ -494,6 +494,25 @@ impl StarThresholds {
         self.0 == Self::PUBLISHED
     }
 
+    /// The publications' thresholds as a parameter's default (`#[serde(default = ...)]`).
+    pub fn published_parameter() -> Vec<f64> {
+        Self::PUBLISHED.to_vec()
+    }
+
+    /// Checks a plugin's `star_thresholds` parameter, naming the key in its error.
+    pub fn from_parameter(thresholds: Vec<f64>) -> Result<Self, crate::ParamError> {
+        Self::new(thresholds).map_err(|e| crate::ParamError::new("star_thresholds", e))
+    }
+
+    /// A method name with these thresholds named when they are not the publications'.
+    pub fn method_name(&self, name: &str) -> String {
+        if self.is_published() {
+            name.to_string()
+        } else {
+            format!("{name}; {}", self.describe())
+        }
+    }
+
     /// For a method name: `stars at p < 0.1, 0.05`.
     pub fn describe(&self) -> String {
         let list: Vec<String> = self.0.iter().map(|t| t.to_string()).collect();

@@ -134,11 +134,13 @@ impl ConfidenceIntervalMethod for ByarExact {
         expected: &[f64],
         scale: &[f64],
     ) -> Result<Vec<Limits>, MethodError> {
-        Ok({
-            limits_on_rate_scale(observed, expected, scale, &self.levels, |o, level| {
-                self.count_limits(o, level)
-            })
-        })
+        Ok(limits_on_rate_scale(
+            observed,
+            expected,
+            scale,
+            &self.levels,
+            |o, level| self.count_limits(o, level),
+        ))
     }
 }
 

@@ -82,11 +82,13 @@ impl ConfidenceIntervalMethod for ExactPoisson {
         expected: &[f64],
         scale: &[f64],
     ) -> Result<Vec<Limits>, MethodError> {
-        Ok({
-            limits_on_rate_scale(observed, expected, scale, &self.levels, |o, level| {
-                (exact_lower(o, level), exact_upper(o, level))
-            })
-        })
+        Ok(limits_on_rate_scale(
+            observed,
+            expected,
+            scale,
+            &self.levels,
+            |o, level| (exact_lower(o, level), exact_upper(o, level)),
+        ))
     }
 }
 

@@ -88,15 +88,13 @@ impl ConfidenceIntervalMethod for LogNormal {
         expected: &[f64],
         scale: &[f64],
     ) -> Result<Vec<Limits>, MethodError> {
-        Ok({
-            limits_on_rate_scale(
-                observed,
-                expected,
-                scale,
-                &self.levels,
-                lognormal_count_limits,
-            )
-        })
+        Ok(limits_on_rate_scale(
+            observed,
+            expected,
+            scale,
+            &self.levels,
+            lognormal_count_limits,
+        ))
     }
 }
 

@@ -74,13 +74,11 @@ impl RatioMethod for OddsRatio {
         base_rate: &[f64],
         comparison_rate: &[f64],
     ) -> Result<Vec<RatioValue>, MethodError> {
-        Ok({
-            base_rate
-                .iter()
-                .zip(comparison_rate)
-                .map(|(&b, &c)| Self::odds_ratio(b, c))
-                .collect()
-        })
+        Ok(base_rate
+            .iter()
+            .zip(comparison_rate)
+            .map(|(&b, &c)| Self::odds_ratio(b, c))
+            .collect())
     }
 }
 

@@ -43,21 +43,16 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     configure,
 };
 
-fn published_stars() -> Vec<f64> {
-    StarThresholds::PUBLISHED.to_vec()
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PearsonParams {
-    #[serde(default = "published_stars")]
+    #[serde(default = "StarThresholds::published_parameter")]
     star_thresholds: Vec<f64>,
 }
 
 fn configure(params: &Params) -> Result<Configured, ParamError> {
     let p: PearsonParams = params.parse()?;
-    let stars = StarThresholds::new(p.star_thresholds)
-        .map_err(|e| ParamError::new("star_thresholds", e))?;
+    let stars = StarThresholds::from_parameter(p.star_thresholds)?;
     Ok(Configured::Significance(Box::new(
         ConfiguredPearsonRatesPer10k { stars },
     )))
@@ -109,25 +104,19 @@ fn chi_square_1df_sf(statistic: f64) -> f64 {
 
 impl SignificanceMethod for ConfiguredPearsonRatesPer10k {
     fn method_name(&self) -> String {
-        let name: String = "Pearson chi-square on rates per 10,000 (1 df)".into();
-        if self.stars.is_published() {
-            name
-        } else {
-            format!("{name}; {}", self.stars.describe())
-        }
+        self.stars
+            .method_name("Pearson chi-square on rates per 10,000 (1 df)")
     }
 
     fn test(&self, comparisons: &[Comparison]) -> Result<Vec<SignificanceResult>, MethodError> {
-        Ok({
-            comparisons
-                .iter()
-                .map(|c| {
-                    let mut r = PearsonRatesPer10k::test_rates(c.base_rate, c.comparison_rate);
-                    r.stars = self.stars.stars(r.p_value);
-                    r
-                })
-                .collect()
-        })
+        Ok(comparisons
+            .iter()
+            .map(|c| {
+                let mut r = PearsonRatesPer10k::test_rates(c.base_rate, c.comparison_rate);
+                r.stars = self.stars.stars(r.p_value);
+                r
+            })
+            .collect())
     }
 }
 

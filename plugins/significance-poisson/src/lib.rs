@@ -46,21 +46,16 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     configure,
 };
 
-fn published_stars() -> Vec<f64> {
-    StarThresholds::PUBLISHED.to_vec()
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PoissonParams {
-    #[serde(default = "published_stars")]
+    #[serde(default = "StarThresholds::published_parameter")]
     star_thresholds: Vec<f64>,
 }
 
 fn configure(params: &Params) -> Result<Configured, ParamError> {
     let p: PoissonParams = params.parse()?;
-    let stars = StarThresholds::new(p.star_thresholds)
-        .map_err(|e| ParamError::new("star_thresholds", e))?;
+    let stars = StarThresholds::from_parameter(p.star_thresholds)?;
     Ok(Configured::Significance(Box::new(
         ConfiguredPoissonRateRatio { stars },
     )))
@@ -123,30 +118,24 @@ impl PoissonRateRatio {
 
 impl SignificanceMethod for ConfiguredPoissonRateRatio {
     fn method_name(&self) -> String {
-        let name: String = "Poisson log rate-ratio Wald test on counts (two-sided)".into();
-        if self.stars.is_published() {
-            name
-        } else {
-            format!("{name}; {}", self.stars.describe())
-        }
+        self.stars
+            .method_name("Poisson log rate-ratio Wald test on counts (two-sided)")
     }
 
     fn test(&self, comparisons: &[Comparison]) -> Result<Vec<SignificanceResult>, MethodError> {
-        Ok({
-            comparisons
-                .iter()
-                .map(|c| {
-                    let mut r = PoissonRateRatio::test_counts(
-                        c.base_observed,
-                        c.base_expected,
-                        c.comparison_observed,
-                        c.comparison_expected,
-                    );
-                    r.stars = self.stars.stars(r.p_value);
-                    r
-                })
-                .collect()
-        })
+        Ok(comparisons
+            .iter()
+            .map(|c| {
+                let mut r = PoissonRateRatio::test_counts(
+                    c.base_observed,
+                    c.base_expected,
+                    c.comparison_observed,
+                    c.comparison_expected,
+                );
+                r.stars = self.stars.stars(r.p_value);
+                r
+            })
+            .collect())
     }
 }
 
