@@ -247,220 +247,23 @@ impl Recipe {
     }
 
     pub fn parse(file: &Path, source: String) -> Result<Recipe> {
-        let problem = |span: Option<std::ops::Range<usize>>, message: String| {
-            let (line, col) = line_col(&source, span.map(|s| s.start).unwrap_or(0));
-            RecipeProblem {
-                file: file.to_path_buf(),
-                line,
-                col,
-                message,
-            }
+        let mut problems = Problems {
+            file,
+            source: &source,
+            found: Vec::new(),
         };
         let raw: RawRecipe = toml::from_str(&source).map_err(|e| {
             let message = e.message().trim().to_string();
-            Error::Recipe(vec![problem(e.span(), message)])
+            Error::Recipe(vec![problems.at(e.span(), message)])
         })?;
-
-        let mut problems = Vec::new();
-        if *raw.schema.get_ref() != SCHEMA_VERSION {
-            problems.push(problem(
-                Some(raw.schema.span()),
-                format!(
-                    "schema version {} is not supported: this strata reads schema {SCHEMA_VERSION}",
-                    raw.schema.get_ref()
-                ),
-            ));
-        }
-        // A year_start whose twelve months are not all dates (beyond year 262,142) is refused too.
-        let year_start = match crate::dates::parse_recipe_date(raw.year_start.get_ref())
-            .filter(|&(y, m, _)| crate::dates::month_starts(y, m).is_some())
-        {
-            Some(d) => d,
-            None => {
-                problems.push(problem(
-                    Some(raw.year_start.span()),
-                    format!(
-                        "year_start `{}` is not a date (YYYY-MM-DD)",
-                        raw.year_start.get_ref()
-                    ),
-                ));
-                (1970, 1, 1)
-            }
-        };
-
-        // An f64 holds 15-17 significant digits: more decimals print noise, and differ by machine.
-        let float_precision = match &raw.outputs.float_precision {
-            None => default_precision(),
-            Some(p) if *p.get_ref() <= 12 => *p.get_ref(),
-            Some(p) => {
-                problems.push(problem(
-                    Some(p.span()),
-                    format!(
-                        "outputs.float_precision {} is more decimals than a float holds: use 0 to 12",
-                        p.get_ref()
-                    ),
-                ));
-                default_precision()
-            }
-        };
-
         let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let resolve = |s: &Spanned<String>| InputPath {
-            written: s.get_ref().clone(),
-            path: dir.join(s.get_ref()),
-            span: Span::from(s),
-        };
-        let opt = |s: &Option<Spanned<String>>| s.as_ref().map(resolve);
-        let inputs = Inputs {
-            activity: opt(&raw.inputs.activity),
-            counts: opt(&raw.inputs.counts),
-            synthetic: raw.inputs.synthetic.as_ref().map(|s| {
-                let s = s.get_ref();
-                crate::synthetic::SyntheticSpec {
-                    config: dir.join(&s.config),
-                    root: dir.join(&s.root),
-                    scale: s.scale,
-                    seed: s.seed,
-                }
-            }),
-            population: opt(&raw.inputs.population),
-            areas: Some(resolve(&raw.inputs.areas)),
-            practices: opt(&raw.inputs.practices),
-            non_english_practices: opt(&raw.inputs.non_english_practices),
-            lsoa: opt(&raw.inputs.lsoa),
-            imd: opt(&raw.inputs.imd),
-            exam_codes: opt(&raw.inputs.exam_codes),
-            providers: opt(&raw.inputs.providers),
-            boundaries: opt(&raw.inputs.boundaries),
-            mapping: Default::default(),
-            mapping_file: None,
-        };
-        let mut inputs = inputs;
-        if let Some(m) = &raw.inputs.mapping {
-            if inputs.counts.is_some() {
-                problems.push(problem(
-                    Some(m.span()),
-                    "inputs.mapping: maps a record-level extract's columns; aggregated counts \
-                     follow their own contract (SPEC §3)"
-                        .into(),
-                ));
-            }
-            match crate::input::mapping::resolve(m, file, &source, &dir) {
-                Ok(mapping) => {
-                    inputs.mapping_file = mapping.file.as_ref().map(|f| InputPath {
-                        written: f
-                            .path
-                            .strip_prefix(&dir)
-                            .unwrap_or(&f.path)
-                            .display()
-                            .to_string(),
-                        path: f.path.clone(),
-                        span: Span::from(m),
-                    });
-                    inputs.mapping = mapping;
-                }
-                Err(mut p) => problems.append(&mut p),
-            }
-        }
-        let sources = [
-            inputs.activity.is_some(),
-            inputs.counts.is_some(),
-            inputs.synthetic.is_some(),
-        ]
-        .iter()
-        .filter(|s| **s)
-        .count();
-        if sources != 1 {
-            problems.push(problem(
-                None,
-                "inputs: name exactly one of `activity` (record-level extract), `counts` \
-                 (aggregated) or `synthetic` (the embedded synthetic year)"
-                    .into(),
-            ));
-        }
-        if let Some(s) = &raw.inputs.synthetic {
-            let spec = s.get_ref();
-            if !(spec.scale.is_finite() && spec.scale > 0.0 && spec.scale <= 1.0) {
-                problems.push(problem(
-                    Some(s.span()),
-                    format!("inputs.synthetic: scale {} must be in (0, 1]", spec.scale),
-                ));
-            }
-            if !dir.join(&spec.config).is_file() {
-                problems.push(problem(
-                    Some(s.span()),
-                    format!("inputs.synthetic: config `{}` not found", spec.config),
-                ));
-            }
-        }
-        if inputs.population.is_none() && inputs.synthetic.is_none() {
-            problems.push(problem(
-                None,
-                "inputs: `population` is required (only the synthetic year brings its own)".into(),
-            ));
-        }
-
-        let mut chosen: Vec<(StageKind, &RawStage)> = Vec::new();
-        for (key, stage) in raw.stages.get_ref() {
-            match StageKind::from_key(key.get_ref()) {
-                Some(kind) => chosen.push((kind, stage.get_ref())),
-                None => problems.push(problem(
-                    Some(key.span()),
-                    format!(
-                        "unknown stage `{}` (stages: {})",
-                        key.get_ref(),
-                        StageKind::ALL.map(StageKind::key).join(", ")
-                    ),
-                )),
-            }
-        }
-        chosen.sort_by_key(|(kind, _)| *kind);
-        let mut stages: Vec<StageChoice> = Vec::new();
-        for (stage, r) in chosen {
-            let (plugin, pinned_major) = match r.plugin.get_ref().split_once('@') {
-                None => (r.plugin.get_ref().clone(), None),
-                Some((id, major)) => match major.parse::<u64>() {
-                    Ok(major) => (id.to_string(), Some(major)),
-                    Err(_) => {
-                        problems.push(problem(
-                            Some(r.plugin.span()),
-                            format!(
-                                "`{}`: a plugin is pinned as `id@major`, e.g. `{id}@1`",
-                                r.plugin.get_ref()
-                            ),
-                        ));
-                        continue;
-                    }
-                },
-            };
-            stages.push(StageChoice {
-                stage,
-                plugin,
-                pinned_major,
-                params: Params::new(
-                    r.params
-                        .as_ref()
-                        .map(|p| p.get_ref().clone())
-                        .unwrap_or_default(),
-                ),
-                plugin_span: Span::from(&r.plugin),
-                params_span: r.params.as_ref().map(Span::from),
-            });
-        }
-
-        if let Some(v) = &raw.verify {
-            for g in &v.get_ref().gate {
-                if !crate::verify::SECTIONS.contains(&g.as_str()) {
-                    problems.push(problem(
-                        Some(v.span()),
-                        format!(
-                            "verify.gate: unknown section `{g}` (sections: {})",
-                            crate::verify::SECTIONS.join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
+        problems.check_schema(&raw.schema);
+        let year_start = problems.year_start(&raw.year_start);
+        let float_precision = problems.float_precision(&raw.outputs.float_precision);
+        let inputs = problems.inputs(&raw.inputs, &dir);
+        let stages = problems.stages(raw.stages.get_ref());
+        problems.check_verify_gate(raw.verify.as_ref());
+        let resolve = |s: &Spanned<String>| resolve_path(&dir, s);
         let recipe = Recipe {
             file: file.to_path_buf(),
             name: raw.name,
@@ -484,11 +287,12 @@ impl Recipe {
             tolerances: raw.verify.map(|v| v.into_inner()).unwrap_or_default(),
             source: source.clone(),
         };
-        problems.extend(recipe.missing_files());
-        if problems.is_empty() {
+        let mut found = problems.found;
+        found.extend(recipe.missing_files());
+        if found.is_empty() {
             Ok(recipe)
         } else {
-            Err(Error::Recipe(problems))
+            Err(Error::Recipe(found))
         }
     }
 
@@ -591,6 +395,276 @@ impl Recipe {
         };
         let json = serde_json::to_string(&canonical).unwrap_or_default();
         hex(&Sha256::digest(json.as_bytes()))
+    }
+}
+
+/// A recipe path as written and as resolved against the recipe's folder.
+fn resolve_path(dir: &Path, s: &Spanned<String>) -> InputPath {
+    InputPath {
+        written: s.get_ref().clone(),
+        path: dir.join(s.get_ref()),
+        span: Span::from(s),
+    }
+}
+
+/// The problems found while reading one recipe, each at its position in the file; every check
+/// reports into it, so one read lists them all.
+struct Problems<'a> {
+    file: &'a Path,
+    source: &'a str,
+    found: Vec<RecipeProblem>,
+}
+
+impl Problems<'_> {
+    /// A problem at a byte span of the recipe (its start; the file's start without one).
+    fn at(&self, span: Option<std::ops::Range<usize>>, message: String) -> RecipeProblem {
+        let (line, col) = line_col(self.source, span.map(|s| s.start).unwrap_or(0));
+        RecipeProblem {
+            file: self.file.to_path_buf(),
+            line,
+            col,
+            message,
+        }
+    }
+
+    fn push(&mut self, span: Option<std::ops::Range<usize>>, message: String) {
+        let problem = self.at(span, message);
+        self.found.push(problem);
+    }
+
+    fn check_schema(&mut self, schema: &Spanned<u32>) {
+        if *schema.get_ref() != SCHEMA_VERSION {
+            self.push(
+                Some(schema.span()),
+                format!(
+                    "schema version {} is not supported: this strata reads schema {SCHEMA_VERSION}",
+                    schema.get_ref()
+                ),
+            );
+        }
+    }
+
+    /// The first day of the reporting year; a year_start whose twelve months are not all dates
+    /// (beyond year 262,142) is refused too.
+    fn year_start(&mut self, year_start: &Spanned<String>) -> (i32, u32, u32) {
+        match crate::dates::parse_recipe_date(year_start.get_ref())
+            .filter(|&(y, m, _)| crate::dates::month_starts(y, m).is_some())
+        {
+            Some(d) => d,
+            None => {
+                self.push(
+                    Some(year_start.span()),
+                    format!(
+                        "year_start `{}` is not a date (YYYY-MM-DD)",
+                        year_start.get_ref()
+                    ),
+                );
+                (1970, 1, 1)
+            }
+        }
+    }
+
+    /// Decimals of the output CSVs. An f64 holds 15-17 significant digits: more decimals print
+    /// noise, and differ by machine.
+    fn float_precision(&mut self, precision: &Option<Spanned<usize>>) -> usize {
+        match precision {
+            None => default_precision(),
+            Some(p) if *p.get_ref() <= 12 => *p.get_ref(),
+            Some(p) => {
+                self.push(
+                    Some(p.span()),
+                    format!(
+                        "outputs.float_precision {} is more decimals than a float holds: use 0 to 12",
+                        p.get_ref()
+                    ),
+                );
+                default_precision()
+            }
+        }
+    }
+
+    /// The inputs, resolved against the recipe's folder, with the input mapping and the checks
+    /// that the recipe names one source and a population.
+    fn inputs(&mut self, raw: &RawInputs, dir: &Path) -> Inputs {
+        let resolve = |s: &Spanned<String>| resolve_path(dir, s);
+        let opt = |s: &Option<Spanned<String>>| s.as_ref().map(resolve);
+        let mut inputs = Inputs {
+            activity: opt(&raw.activity),
+            counts: opt(&raw.counts),
+            synthetic: raw.synthetic.as_ref().map(|s| {
+                let s = s.get_ref();
+                crate::synthetic::SyntheticSpec {
+                    config: dir.join(&s.config),
+                    root: dir.join(&s.root),
+                    scale: s.scale,
+                    seed: s.seed,
+                }
+            }),
+            population: opt(&raw.population),
+            areas: Some(resolve(&raw.areas)),
+            practices: opt(&raw.practices),
+            non_english_practices: opt(&raw.non_english_practices),
+            lsoa: opt(&raw.lsoa),
+            imd: opt(&raw.imd),
+            exam_codes: opt(&raw.exam_codes),
+            providers: opt(&raw.providers),
+            boundaries: opt(&raw.boundaries),
+            mapping: Default::default(),
+            mapping_file: None,
+        };
+        if let Some(m) = &raw.mapping {
+            self.input_mapping(m, dir, &mut inputs);
+        }
+        self.check_sources(raw, dir, &inputs);
+        inputs
+    }
+
+    /// Reads the recipe's `[inputs.mapping]` (and the files it extends) into `inputs`.
+    fn input_mapping(
+        &mut self,
+        m: &Spanned<crate::input::mapping::RawRecipeMapping>,
+        dir: &Path,
+        inputs: &mut Inputs,
+    ) {
+        if inputs.counts.is_some() {
+            self.push(
+                Some(m.span()),
+                "inputs.mapping: maps a record-level extract's columns; aggregated counts \
+                 follow their own contract (SPEC §3)"
+                    .into(),
+            );
+        }
+        match crate::input::mapping::resolve(m, self.file, self.source, dir) {
+            Ok(mapping) => {
+                inputs.mapping_file = mapping.file.as_ref().map(|f| InputPath {
+                    written: f
+                        .path
+                        .strip_prefix(dir)
+                        .unwrap_or(&f.path)
+                        .display()
+                        .to_string(),
+                    path: f.path.clone(),
+                    span: Span::from(m),
+                });
+                inputs.mapping = mapping;
+            }
+            Err(mut p) => self.found.append(&mut p),
+        }
+    }
+
+    /// Exactly one source of activity, a synthetic year that can be made, and a population.
+    fn check_sources(&mut self, raw: &RawInputs, dir: &Path, inputs: &Inputs) {
+        let sources = [
+            inputs.activity.is_some(),
+            inputs.counts.is_some(),
+            inputs.synthetic.is_some(),
+        ]
+        .iter()
+        .filter(|s| **s)
+        .count();
+        if sources != 1 {
+            self.push(
+                None,
+                "inputs: name exactly one of `activity` (record-level extract), `counts` \
+                 (aggregated) or `synthetic` (the embedded synthetic year)"
+                    .into(),
+            );
+        }
+        if let Some(s) = &raw.synthetic {
+            let spec = s.get_ref();
+            if !(spec.scale.is_finite() && spec.scale > 0.0 && spec.scale <= 1.0) {
+                self.push(
+                    Some(s.span()),
+                    format!("inputs.synthetic: scale {} must be in (0, 1]", spec.scale),
+                );
+            }
+            if !dir.join(&spec.config).is_file() {
+                self.push(
+                    Some(s.span()),
+                    format!("inputs.synthetic: config `{}` not found", spec.config),
+                );
+            }
+        }
+        if inputs.population.is_none() && inputs.synthetic.is_none() {
+            self.push(
+                None,
+                "inputs: `population` is required (only the synthetic year brings its own)".into(),
+            );
+        }
+    }
+
+    /// The `[stages]` table in stage order: each key a stage kind, each plugin `id` or
+    /// `id@major`.
+    fn stages(&mut self, raw: &RawStages) -> Vec<StageChoice> {
+        let mut chosen: Vec<(StageKind, &RawStage)> = Vec::new();
+        for (key, stage) in raw {
+            match StageKind::from_key(key.get_ref()) {
+                Some(kind) => chosen.push((kind, stage.get_ref())),
+                None => self.push(
+                    Some(key.span()),
+                    format!(
+                        "unknown stage `{}` (stages: {})",
+                        key.get_ref(),
+                        StageKind::ALL.map(StageKind::key).join(", ")
+                    ),
+                ),
+            }
+        }
+        chosen.sort_by_key(|(kind, _)| *kind);
+        chosen
+            .into_iter()
+            .filter_map(|(stage, r)| {
+                let (plugin, pinned_major) = self.plugin_pin(&r.plugin)?;
+                Some(StageChoice {
+                    stage,
+                    plugin,
+                    pinned_major,
+                    params: Params::new(
+                        r.params
+                            .as_ref()
+                            .map(|p| p.get_ref().clone())
+                            .unwrap_or_default(),
+                    ),
+                    plugin_span: Span::from(&r.plugin),
+                    params_span: r.params.as_ref().map(Span::from),
+                })
+            })
+            .collect()
+    }
+
+    /// `id` or `id@major` as (id, pinned major); `None`, with a problem, for a malformed pin.
+    fn plugin_pin(&mut self, plugin: &Spanned<String>) -> Option<(String, Option<u64>)> {
+        let Some((id, major)) = plugin.get_ref().split_once('@') else {
+            return Some((plugin.get_ref().clone(), None));
+        };
+        match major.parse::<u64>() {
+            Ok(major) => Some((id.to_string(), Some(major))),
+            Err(_) => {
+                self.push(
+                    Some(plugin.span()),
+                    format!(
+                        "`{}`: a plugin is pinned as `id@major`, e.g. `{id}@1`",
+                        plugin.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn check_verify_gate(&mut self, verify: Option<&Spanned<crate::verify::Tolerances>>) {
+        let Some(v) = verify else { return };
+        for g in &v.get_ref().gate {
+            if !crate::verify::SECTIONS.contains(&g.as_str()) {
+                self.push(
+                    Some(v.span()),
+                    format!(
+                        "verify.gate: unknown section `{g}` (sections: {})",
+                        crate::verify::SECTIONS.join(", ")
+                    ),
+                );
+            }
+        }
     }
 }
 
