@@ -1229,163 +1229,22 @@ impl<'a> Pass<'a> {
 
     /// Sums the workers' counters and builds the quality cells and warnings.
     pub fn finish(self, mut tallies: Vec<Tally>) -> Result<PassResult> {
+        let attribution = self.attribution;
         let shared = self
             .shared
             .into_inner()
             .map_err(|_| Error::Usage("a reader thread failed".into()))?;
-        let mut tests = vec![0u64; tallies.first().map_or(0, |t| t.tests.len())];
-        // Provider order: by smallest raw code, as sorting the grouped records gave it.
-        let mut order: Vec<usize> = (0..shared.providers.values.len()).collect();
-        order.sort_by(|&a, &b| shared.provider_first_raw[a].cmp(&shared.provider_first_raw[b]));
-        let mut rank = vec![0u32; order.len()];
-        for (r, &p) in order.iter().enumerate() {
-            rank[p] = r as u32;
-        }
-        type Key = (
-            u32,
-            Option<u32>,
-            Route,
-            bool,
-            bool,
-            bool,
-            bool,
-            bool,
-            u8,
-            bool,
-        );
-        let mut cube: BTreeMap<Key, u64> = BTreeMap::new();
-        let (mut records, mut unknown_sex, mut unknown_age, mut unknown_lsoa, mut unknown_practice) =
-            (0u64, 0u64, 0u64, 0u64, 0u64);
-        let (mut unknown_modality, mut outside_year) = (0u64, 0u64);
-        for tally in tallies.iter_mut() {
-            tally.flush();
-            for (t, v) in tests.iter_mut().zip(&tally.tests_total) {
-                *t += v;
-            }
-            unknown_lsoa += tally.unknown_lsoa;
-            unknown_practice += tally.unknown_practice;
-            for (slot, &(provider, outcome)) in tally.slot_keys.iter().enumerate() {
-                let block = &tally.cube_total[slot * BLOCK..(slot + 1) * BLOCK];
-                let (area, route, has_practice, has_lsoa) =
-                    self.attribution.outcomes[outcome as usize];
-                for (i, &n) in block.iter().enumerate().filter(|(_, n)| **n > 0) {
-                    let month = i % MONTH_SLOTS;
-                    let bits = (i / MONTH_SLOTS) & 7;
-                    let pair_class = i / MONTH_SLOTS / 8;
-                    let (missing_sex, missing_age, missing_imd) =
-                        (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0);
-                    records += n;
-                    unknown_sex += n * missing_sex as u64;
-                    unknown_age += n * missing_age as u64;
-                    unknown_modality += n * (pair_class == 2) as u64;
-                    outside_year += n * (month == OUTSIDE_YEAR as usize) as u64;
-                    let key: Key = (
-                        rank[provider as usize],
-                        area,
-                        route,
-                        has_practice,
-                        has_lsoa,
-                        missing_age,
-                        missing_sex,
-                        missing_imd,
-                        if month == OUTSIDE_YEAR as usize {
-                            u8::MAX
-                        } else {
-                            month as u8
-                        },
-                        pair_class == 0,
-                    );
-                    *cube.entry(key).or_insert(0) += n;
-                }
-            }
-        }
-        let cells = cube
-            .into_iter()
-            .map(|(k, n)| QualityCell {
-                provider: k.0,
-                area: k.1,
-                route: k.2,
-                has_practice: k.3,
-                has_lsoa: k.4,
-                missing_age: k.5,
-                missing_sex: k.6,
-                missing_imd: k.7,
-                month: k.8,
-                standard_modality: k.9,
-                tests: n as f64,
-            })
-            .collect();
+        let (order, rank) = provider_ranks(&shared);
+        let (tests, cube, seen) = sum_tallies(attribution, &mut tallies, &rank);
         let providers = order
             .iter()
             .map(|&p| shared.providers.values[p].clone())
             .collect();
-
-        let total = records as f64;
-        let mut warnings = Vec::new();
-        let unknown_sex_values: BTreeSet<String> = shared
-            .sexes
-            .values
-            .iter()
-            .zip(&shared.derived.sex)
-            .filter(|(_, d)| d.is_none())
-            .map(|(v, _)| v.clone().unwrap_or_else(|| "(empty)".into()))
-            .collect();
-        let unknown_age_values: BTreeSet<String> = shared
-            .ages
-            .values
-            .iter()
-            .zip(&shared.derived.age_band)
-            .filter(|(_, d)| d.is_none())
-            .map(|(v, _)| v.map(|a| a.to_string()).unwrap_or_else(|| "(empty)".into()))
-            .collect();
-        for (records, values, what, consequence) in [
-            (
-                unknown_sex,
-                &unknown_sex_values,
-                "a sex code the derivation does not recognise",
-                "excluded from rates",
-            ),
-            (
-                unknown_age,
-                &unknown_age_values,
-                "an age the derivation puts in no age band",
-                "excluded from rates",
-            ),
-            (
-                unknown_lsoa,
-                &shared.unknown_lsoas,
-                "an LSOA code not in the LSOA lookup",
-                "no area or IMD quintile from their LSOA",
-            ),
-            (
-                unknown_practice,
-                &shared.unknown_practices,
-                "a practice code in neither the practice lookup nor the non-English list",
-                "attributed as the attribution method treats unknown practices",
-            ),
-        ] {
-            if let Some(w) =
-                super::unknown_values_warning(records as f64, values, total, what, consequence)
-            {
-                warnings.push(w);
-            }
-        }
-        if unknown_modality > 0 {
-            warnings.push(format!(
-                "{} records have a modality outside the recipe's keys; counted in no measure",
-                unknown_modality as f64
-            ));
-        }
-        if outside_year > 0 {
-            warnings.push(format!(
-                "{} records are dated outside the reporting year; counted in rates, and left out of the data-quality tables by month",
-                outside_year as f64
-            ));
-        }
+        let warnings = reader_warnings(&shared, &seen);
         Ok(PassResult {
-            records,
+            records: seen.records,
             tests,
-            cells,
+            cells: quality_cells(cube),
             providers,
             derivation_input: shared.derivation_input(),
             derive_seconds: shared.derive_seconds,
@@ -1393,6 +1252,185 @@ impl<'a> Pass<'a> {
             warnings,
         })
     }
+}
+
+/// The workers' counters summed: tests per measure × area × cell, the data-quality cube by
+/// provider rank, and how many records had each unrecognised value.
+fn sum_tallies(
+    attribution: &AttributionTable,
+    tallies: &mut [Tally],
+    rank: &[u32],
+) -> (Vec<u64>, BTreeMap<CubeKey, u64>, Unrecognised) {
+    let mut tests = vec![0u64; tallies.first().map_or(0, |t| t.tests.len())];
+    let mut cube: BTreeMap<CubeKey, u64> = BTreeMap::new();
+    let mut seen = Unrecognised::default();
+    for tally in tallies.iter_mut() {
+        tally.flush();
+        for (t, v) in tests.iter_mut().zip(&tally.tests_total) {
+            *t += v;
+        }
+        seen.unknown_lsoa += tally.unknown_lsoa;
+        seen.unknown_practice += tally.unknown_practice;
+        for (slot, &(provider, outcome)) in tally.slot_keys.iter().enumerate() {
+            let block = &tally.cube_total[slot * BLOCK..(slot + 1) * BLOCK];
+            let (area, route, has_practice, has_lsoa) = attribution.outcomes[outcome as usize];
+            for (i, &n) in block.iter().enumerate().filter(|(_, n)| **n > 0) {
+                let month = i % MONTH_SLOTS;
+                let bits = (i / MONTH_SLOTS) & 7;
+                let pair_class = i / MONTH_SLOTS / 8;
+                let (missing_sex, missing_age, missing_imd) =
+                    (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0);
+                seen.records += n;
+                seen.unknown_sex += n * missing_sex as u64;
+                seen.unknown_age += n * missing_age as u64;
+                seen.unknown_modality += n * (pair_class == 2) as u64;
+                seen.outside_year += n * (month == OUTSIDE_YEAR as usize) as u64;
+                let key: CubeKey = (
+                    rank[provider as usize],
+                    area,
+                    route,
+                    has_practice,
+                    has_lsoa,
+                    missing_age,
+                    missing_sex,
+                    missing_imd,
+                    if month == OUTSIDE_YEAR as usize {
+                        u8::MAX
+                    } else {
+                        month as u8
+                    },
+                    pair_class == 0,
+                );
+                *cube.entry(key).or_insert(0) += n;
+            }
+        }
+    }
+    (tests, cube, seen)
+}
+
+/// A data-quality cube cell's key: provider rank, area, route, has practice, has LSOA, missing
+/// age, sex and IMD, month (`u8::MAX` outside the year), standard modality.
+type CubeKey = (
+    u32,
+    Option<u32>,
+    Route,
+    bool,
+    bool,
+    bool,
+    bool,
+    bool,
+    u8,
+    bool,
+);
+
+/// How many records the pass read, and how many had each unrecognised or out-of-year value.
+#[derive(Default)]
+struct Unrecognised {
+    records: u64,
+    unknown_sex: u64,
+    unknown_age: u64,
+    unknown_lsoa: u64,
+    unknown_practice: u64,
+    unknown_modality: u64,
+    outside_year: u64,
+}
+
+/// Providers in order of their smallest raw code (as sorting the grouped records gave it), and
+/// each provider's rank in that order.
+fn provider_ranks(shared: &Shared) -> (Vec<usize>, Vec<u32>) {
+    let mut order: Vec<usize> = (0..shared.providers.values.len()).collect();
+    order.sort_by(|&a, &b| shared.provider_first_raw[a].cmp(&shared.provider_first_raw[b]));
+    let mut rank = vec![0u32; order.len()];
+    for (r, &p) in order.iter().enumerate() {
+        rank[p] = r as u32;
+    }
+    (order, rank)
+}
+
+/// The cube as the data-quality stage's cells, in key order.
+fn quality_cells(cube: BTreeMap<CubeKey, u64>) -> Vec<QualityCell> {
+    cube.into_iter()
+        .map(|(k, n)| QualityCell {
+            provider: k.0,
+            area: k.1,
+            route: k.2,
+            has_practice: k.3,
+            has_lsoa: k.4,
+            missing_age: k.5,
+            missing_sex: k.6,
+            missing_imd: k.7,
+            month: k.8,
+            standard_modality: k.9,
+            tests: n as f64,
+        })
+        .collect()
+}
+
+/// Warnings about values the rules did not recognise, naming them, and out-of-year records.
+fn reader_warnings(shared: &Shared, seen: &Unrecognised) -> Vec<String> {
+    let total = seen.records as f64;
+    let mut warnings = Vec::new();
+    let unknown_sex_values: BTreeSet<String> = shared
+        .sexes
+        .values
+        .iter()
+        .zip(&shared.derived.sex)
+        .filter(|(_, d)| d.is_none())
+        .map(|(v, _)| v.clone().unwrap_or_else(|| "(empty)".into()))
+        .collect();
+    let unknown_age_values: BTreeSet<String> = shared
+        .ages
+        .values
+        .iter()
+        .zip(&shared.derived.age_band)
+        .filter(|(_, d)| d.is_none())
+        .map(|(v, _)| v.map(|a| a.to_string()).unwrap_or_else(|| "(empty)".into()))
+        .collect();
+    for (records, values, what, consequence) in [
+        (
+            seen.unknown_sex,
+            &unknown_sex_values,
+            "a sex code the derivation does not recognise",
+            "counted as unknown sex (the recipe's exclusions stage decides whether rates keep them)",
+        ),
+        (
+            seen.unknown_age,
+            &unknown_age_values,
+            "an age the derivation puts in no age band",
+            "counted as unknown age (the recipe's exclusions stage decides whether rates keep them)",
+        ),
+        (
+            seen.unknown_lsoa,
+            &shared.unknown_lsoas,
+            "an LSOA code not in the LSOA lookup",
+            "no area or IMD quintile from their LSOA",
+        ),
+        (
+            seen.unknown_practice,
+            &shared.unknown_practices,
+            "a practice code in neither the practice lookup nor the non-English list",
+            "attributed as the attribution method treats unknown practices",
+        ),
+    ] {
+        if let Some(w) =
+            super::unknown_values_warning(records as f64, values, total, what, consequence)
+        {
+            warnings.push(w);
+        }
+    }
+    if seen.unknown_modality > 0 {
+        warnings.push(format!(
+            "{} records have a modality outside the recipe's keys; counted in no measure",
+            seen.unknown_modality as f64
+        ));
+    }
+    if seen.outside_year > 0 {
+        warnings.push(format!(
+                "{} records are dated outside the reporting year; counted in rates, and left out of the data-quality tables by month",
+                seen.outside_year as f64
+            ));
+    }
+    warnings
 }
 
 /// `"47"`, `" 47 "`, `"+47"` or `"47.0"` → 47; `None` when the text is not a whole number.
