@@ -938,6 +938,67 @@ struct CsvBatch {
     spans: [Option<Vec<(u32, u32)>>; 8],
 }
 
+/// Refusals of a block that hold before its first record: a run of blank lines filling a block
+/// is no trailing line end (and reading a gigabyte of them would take seconds to say nothing),
+/// and a blank line first is refused like any other.
+fn check_block_start(block: &[u8]) -> std::result::Result<(), (usize, String, &'static str)> {
+    if block.len() >= 64 << 10 && block.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+        return Err((
+            0,
+            format!("blank lines only: {} bytes of line ends", block.len()),
+            BLANK_HINT,
+        ));
+    }
+    if blank_line(block, 0) {
+        return Err((0, "blank line (a line with no fields)".into(), BLANK_HINT));
+    }
+    Ok(())
+}
+
+/// Whether a blank line starts at `at` with records after it. The CSV reader skips blank lines;
+/// one with records after it is refused (a record cut out, or a second table pasted below),
+/// while line ends that only close the file are not.
+#[inline]
+fn blank_line(block: &[u8], at: usize) -> bool {
+    let mut rest = &block[at..];
+    // A `\n` right after the `\r` the reader stopped at is the rest of a CRLF.
+    if at > 0 && block[at - 1] == b'\r' && rest.first() == Some(&b'\n') {
+        rest = &rest[1..];
+    }
+    let gap = rest
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
+    gap > 0 && gap < rest.len()
+}
+
+/// What the hint says of blank lines and rows of empty fields.
+const BLANK_HINT: &str = "remove blank lines and rows of empty fields: they hold no record, and \
+                          may be where part of the extract was lost";
+
+/// The rule and hint for a record with `found` fields where the header has `fields`; `cut` when
+/// it is the file's last line with no line end.
+fn wrong_field_count(found: usize, fields: usize, cut: bool) -> (String, &'static str) {
+    let rule = format!(
+        "record has {found} fields; the header has {fields}{}",
+        if cut && found < fields {
+            " (the last line has no line end: the file looks cut short)"
+        } else {
+            ""
+        }
+    );
+    let hint = if cut {
+        "copy or export the file again, whole"
+    } else {
+        CSV_FIELDS_HINT
+    };
+    (rule, hint)
+}
+
+/// What the hint says of a record with the wrong number of fields.
+const CSV_FIELDS_HINT: &str =
+    "every record has one field per header column; quote fields that hold commas";
+
 impl CsvBatch {
     /// Parses a block of whole records; a record with the wrong number of fields, a blank line
     /// or a row of commas gives its row in the block, the rule and a hint.
@@ -946,10 +1007,8 @@ impl CsvBatch {
         positions: &[Option<usize>; 8],
         fields: usize,
     ) -> std::result::Result<CsvBatch, (usize, String, &'static str)> {
-        const FIELDS: &str =
-            "every record has one field per header column; quote fields that hold commas";
-        const BLANK: &str = "remove blank lines and rows of empty fields: they hold no record, \
-                             and may be where part of the extract was lost";
+        const FIELDS: &str = CSV_FIELDS_HINT;
+        const BLANK: &str = BLANK_HINT;
         use csv_core::ReadRecordResult as Read;
         let mut reader = csv_core::Reader::new();
         // Unquoted fields are never longer than the text they came from.
@@ -959,32 +1018,7 @@ impl CsvBatch {
         let mut spans: [Option<Vec<(u32, u32)>>; 8] =
             std::array::from_fn(|c| positions[c].map(|_| Vec::with_capacity(block.len() / 64)));
         let (mut read, mut written, mut start, mut rows) = (0, 0, 0, 0);
-        // The reader skips blank lines; one with records after it is refused (a record cut out,
-        // or a second table pasted below), while line ends that only close the file are not.
-        let blank_line = |at: usize| {
-            let mut rest = &block[at..];
-            // A `\n` right after the `\r` the reader stopped at is the rest of a CRLF.
-            if at > 0 && block[at - 1] == b'\r' && rest.first() == Some(&b'\n') {
-                rest = &rest[1..];
-            }
-            let gap = rest
-                .iter()
-                .take_while(|b| matches!(b, b'\r' | b'\n'))
-                .count();
-            gap > 0 && gap < rest.len()
-        };
-        // A run of blank lines filling a block is no trailing line end (and reading a gigabyte of
-        // them would take seconds to say nothing).
-        if block.len() >= 64 << 10 && block.iter().all(|b| matches!(b, b'\r' | b'\n')) {
-            return Err((
-                0,
-                format!("blank lines only: {} bytes of line ends", block.len()),
-                BLANK,
-            ));
-        }
-        if blank_line(0) {
-            return Err((0, "blank line (a line with no fields)".into(), BLANK));
-        }
+        check_block_start(block)?;
         loop {
             let (result, n_in, n_out, n_ends) =
                 reader.read_record(&block[read..], &mut bytes[written..], &mut ends);
@@ -1005,20 +1039,7 @@ impl CsvBatch {
                     if record.len() != fields {
                         // The file's last line, with no line end: the file was cut short.
                         let cut = read == block.len() && !block.ends_with(b"\n");
-                        let rule = format!(
-                            "record has {} fields; the header has {fields}{}",
-                            record.len(),
-                            if cut && record.len() < fields {
-                                " (the last line has no line end: the file looks cut short)"
-                            } else {
-                                ""
-                            }
-                        );
-                        let hint = if cut {
-                            "copy or export the file again, whole"
-                        } else {
-                            FIELDS
-                        };
+                        let (rule, hint) = wrong_field_count(record.len(), fields, cut);
                         return Err((rows, rule, hint));
                     }
                     if fields > 1 && record[fields - 1] == 0 {
@@ -1037,7 +1058,7 @@ impl CsvBatch {
                     record.clear();
                     start = written;
                     rows += 1;
-                    if blank_line(read) {
+                    if blank_line(block, read) {
                         return Err((rows, "blank line (a line with no fields)".into(), BLANK));
                     }
                 }
