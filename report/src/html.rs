@@ -236,6 +236,8 @@ pub fn report_html(input: &ReportInput) -> Result<String, ReportError> {
 
     // One section per measure.
     let maps = input.boundaries.is_some();
+    // The funnels' levels are the method's, the same for every measure.
+    let funnel_levels = input.funnel.levels_text()?;
     for (measure, m) in input.measures.iter().enumerate() {
         let n = measure + 1;
         let _ = writeln!(
@@ -270,7 +272,7 @@ pub fn report_html(input: &ReportInput) -> Result<String, ReportError> {
             h,
             "<figure>\n<figcaption>Funnel plot {n}. {}: standardised ratio against expected tests, with {} control limits</figcaption>\n{}</figure>\n</section>\n",
             escape(&m.label),
-            input.funnel.levels_text()?,
+            funnel_levels,
             funnel_svg(input, measure)?
         );
     }
