@@ -178,7 +178,8 @@ fn input_records(
 }
 
 /// SHA-256 of the canonical JSON of everything that decides a run's outputs (see
-/// [`Manifest::run_fingerprint`]); input paths are left out, so a moved file keeps it.
+/// [`Manifest::run_fingerprint`]); input paths are left out, so a moved input keeps it (a
+/// shared-library plugin is named by its path, as its origin).
 fn run_fingerprint(
     recipe_fingerprint: &str,
     plugins: &[pipeline::PluginUse],
