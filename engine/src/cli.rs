@@ -283,6 +283,7 @@ fn verify_command(
         dir.display()
     )
     .ok();
+    writeln!(out, "{}", kind_counts(&table)).ok();
     if ok {
         Ok(())
     } else {
@@ -294,7 +295,32 @@ fn verify_command(
     }
 }
 
-/// One row of `verify.csv` as a fixed-width line; column 5 is "within tolerance", 6 "gates".
+/// Within-tolerance counts by kind of check (column 7), so a reader sees how much of a pass is
+/// the synthetic generator's round trip and how much is evidence.
+fn kind_counts(table: &strata_api::Table) -> String {
+    fn text(v: Option<&strata_api::Value>) -> &str {
+        match v {
+            Some(strata_api::Value::Text(s)) => s.as_str(),
+            _ => "",
+        }
+    }
+    let parts: Vec<String> = crate::verify::KINDS
+        .iter()
+        .map(|kind| {
+            let rows: Vec<&Vec<strata_api::Value>> = table
+                .rows
+                .iter()
+                .filter(|r| text(r.get(7)) == *kind)
+                .collect();
+            let within = rows.iter().filter(|r| text(r.get(5)) == "yes").count();
+            format!("{kind} {within} / {}", rows.len())
+        })
+        .collect();
+    format!("by kind: {}", parts.join(", "))
+}
+
+/// One row of `verify.csv` as a fixed-width line; column 5 is "within tolerance", 6 "gates", 7
+/// "kind".
 fn print_verify_row(row: &[strata_api::Value], failures_only: bool, out: &mut dyn Write) {
     let cells: Vec<String> = row
         .iter()
@@ -314,8 +340,8 @@ fn print_verify_row(row: &[strata_api::Value], failures_only: bool, out: &mut dy
     };
     writeln!(
         out,
-        "{:<15} {:<48} {:>12} {:>14} {:>18}  {}{gates}",
-        cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+        "{:<15} {:<11} {:<48} {:>12} {:>14} {:>18}  {}{gates}",
+        cells[0], cells[7], cells[1], cells[2], cells[3], cells[4], cells[5]
     )
     .ok();
 }

@@ -270,7 +270,8 @@ pub fn verify_run(
         ))
     })?;
     let published = verify::read_published(&published_path.path)?;
-    let (table, ok) = verify::verify(&published, &run.results.tables, &recipe.tolerances);
+    let ratio = Some(run.prepared.methods.ratio.as_ref());
+    let (table, ok) = verify::verify(&published, &run.results.tables, &recipe.tolerances, ratio);
     run.files.push((
         "verify.csv".into(),
         output::csv_bytes(&table, recipe.float_precision)?,

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
-use strata_api::{Table, Value};
+use strata_api::{RatioMethod, Table, Value};
 
 use crate::error::{Error, Result};
 
@@ -40,19 +40,43 @@ pub struct Tolerances {
     /// Attribution route shares (Annex A): absolute difference.
     #[serde(default = "default_route")]
     pub route_share_absolute: f64,
+    /// Records excluded from rates (section 2.1): relative difference of the count.
+    #[serde(default = "default_exclusions")]
+    pub exclusions_relative: f64,
+    /// …and absolute difference of their share of all tests.
+    #[serde(default = "default_exclusions_share")]
+    pub exclusions_share_absolute: f64,
+    /// The worked example's ratio (section 3.1), recomputed by the recipe's ratio method from the
+    /// publication's own rates: absolute difference (printed to 2 dp, so ±0.005 is "the same").
+    #[serde(default = "default_worked")]
+    pub worked_example_absolute: f64,
     /// Sections whose figures decide the exit code; the others are reported only.
     #[serde(default = "default_gate")]
     pub gate: Vec<String>,
+    /// Figures of gated sections reported only, by their exact `figure` text (the recipe says
+    /// why beside each). One that names no figure is a failing row, so the list cannot go stale.
+    #[serde(default)]
+    pub reported_only: Vec<String>,
 }
 
 /// Every section verify checks.
-pub const SECTIONS: [&str; 5] = [
+pub const SECTIONS: [&str; 7] = [
     "national_rates",
     "factor_ratios",
     "stars",
     "summary",
     "annex_a",
+    "exclusions",
+    "worked_example",
 ];
+
+/// What a check is evidence of, the `kind` column of `verify.csv`.
+///
+/// On the synthetic year a `round_trip` pass shows only that the engine and the generator agree
+/// on a figure the generator was told (`configs/published/*.toml` via `synth/`); `derived` is a
+/// figure the generator was not told but the engine computes from what it was; `independent`
+/// compares with a source or arithmetic the generator never saw.
+pub const KINDS: [&str; 3] = ["round_trip", "derived", "independent"];
 
 fn default_gate() -> Vec<String> {
     SECTIONS.iter().map(|s| s.to_string()).collect()
@@ -76,6 +100,15 @@ fn default_range() -> f64 {
 fn default_route() -> f64 {
     0.01
 }
+fn default_exclusions() -> f64 {
+    0.05
+}
+fn default_exclusions_share() -> f64 {
+    0.002
+}
+fn default_worked() -> f64 {
+    0.005
+}
 
 impl Default for Tolerances {
     fn default() -> Self {
@@ -87,7 +120,11 @@ impl Default for Tolerances {
             share_absolute: default_share(),
             range_relative: default_range(),
             route_share_absolute: default_route(),
+            exclusions_relative: default_exclusions(),
+            exclusions_share_absolute: default_exclusions_share(),
+            worked_example_absolute: default_worked(),
             gate: default_gate(),
+            reported_only: Vec::new(),
         }
     }
 }
@@ -95,6 +132,8 @@ impl Default for Tolerances {
 /// One checked figure.
 struct Check {
     section: &'static str,
+    /// One of [`KINDS`].
+    kind: &'static str,
     figure: String,
     published: String,
     reproduced: String,
@@ -150,12 +189,23 @@ fn fmt(v: Option<f64>, decimals: usize) -> String {
 
 /// Compares a run's tables with the published figures; returns the `verify` table and whether
 /// every figure is within tolerance.
-pub fn verify(published: &toml::Table, tables: &[Table], tol: &Tolerances) -> (Table, bool) {
+///
+/// `ratio` is the recipe's ratio method, run on the publication's worked example.
+pub fn verify(
+    published: &toml::Table,
+    tables: &[Table],
+    tol: &Tolerances,
+    ratio: Option<&dyn RatioMethod>,
+) -> (Table, bool) {
     let mut checks = Vec::new();
     national_rates(published, tables, tol, &mut checks);
     let stars = factor_ratios(published, tables, tol, &mut checks);
     summaries(published, tables, tol, &mut checks);
     annex_a(published, tables, tol, &mut checks);
+    exclusions(published, tables, tol, &mut checks);
+    if let Some(ratio) = ratio {
+        worked_example(published, ratio, tol, &mut checks);
+    }
     // A gated section with nothing compared (missing from the published file or from the run, an
     // empty or unrelated file) is a failure, never a silent pass.
     for section in SECTIONS {
@@ -168,6 +218,7 @@ pub fn verify(published: &toml::Table, tables: &[Table], tol: &Tolerances) -> (T
         if !compared && tol.gate.iter().any(|g| g == section) {
             checks.push(Check {
                 section,
+                kind: section_kind(section),
                 figure: "no figure compared: the section is missing from the published file or \
                          its table from the run"
                     .into(),
@@ -190,13 +241,32 @@ pub fn verify(published: &toml::Table, tables: &[Table], tol: &Tolerances) -> (T
             "tolerance",
             "within_tolerance",
             "gates",
+            "kind",
         ],
     );
-    let gated = |section: &str| tol.gate.iter().any(|g| g == section);
+    for name in &tol.reported_only {
+        if !checks.iter().any(|c| &c.figure == name) {
+            checks.push(Check {
+                section: "summary",
+                kind: "derived",
+                figure: format!("reported_only names no figure: {name}"),
+                published: "—".into(),
+                reproduced: "—".into(),
+                tolerance: "a figure of this run".into(),
+                ok: false,
+            });
+        }
+    }
+    let section_gated = |section: &str| tol.gate.iter().any(|g| g == section);
+    let gates = |c: &Check| {
+        c.figure.starts_with("reported_only names no figure")
+            || (section_gated(c.section) && !tol.reported_only.contains(&c.figure))
+    };
+    let gated = section_gated;
     let mut all_ok = true;
     for c in &checks {
         // (Stars are judged together, by their share of agreement, below.)
-        if gated(c.section) {
+        if gates(c) {
             all_ok &= c.ok;
         }
         t.rows.push(vec![
@@ -206,7 +276,8 @@ pub fn verify(published: &toml::Table, tables: &[Table], tol: &Tolerances) -> (T
             Value::Text(c.reproduced.clone()),
             Value::Text(c.tolerance.clone()),
             Value::Text(if c.ok { "yes" } else { "NO" }.into()),
-            Value::Text(if gated(c.section) { "yes" } else { "no" }.into()),
+            Value::Text(if gates(c) { "yes" } else { "no" }.into()),
+            Value::Text(c.kind.into()),
         ]);
     }
     if let Some((agree, total)) = stars {
@@ -227,15 +298,27 @@ pub fn verify(published: &toml::Table, tables: &[Table], tol: &Tolerances) -> (T
             Value::Text(format!("≥ {:.0}%", tol.stars_agreement * 100.0)),
             Value::Text(if ok { "yes" } else { "NO" }.into()),
             Value::Text(if gated("stars") { "yes" } else { "no" }.into()),
+            // The generator is given the ratios, never their p-values.
+            Value::Text("derived".into()),
         ]);
     }
     (t, all_ok)
+}
+
+/// The kind of every check in a section, where the section has one kind.
+fn section_kind(section: &str) -> &'static str {
+    match section {
+        "stars" | "summary" => "derived",
+        "worked_example" => "independent",
+        _ => "round_trip",
+    }
 }
 
 /// A printed figure that cannot be read as one: a failing row naming it.
 fn unparsable(section: &'static str, figure: &str, printed: &toml::Value) -> Check {
     Check {
         section,
+        kind: section_kind(section),
         figure: figure.to_string(),
         published: printed.to_string(),
         reproduced: "—".into(),
@@ -272,6 +355,7 @@ fn national_rates(
         let allowed = (tol.national_rate_relative * p).max(0.5);
         checks.push(Check {
             section: "national_rates",
+            kind: "round_trip",
             figure: format!("{measure} rate per 10,000"),
             published: fmt(Some(p), 0),
             reproduced: fmt(r, 1),
@@ -327,6 +411,7 @@ fn factor_ratios(
                     .unwrap_or((None, String::new()));
                 checks.push(Check {
                     section: "factor_ratios",
+                    kind: "round_trip",
                     figure: format!("{factor} {category} {measure}"),
                     published: printed.as_str().unwrap_or_default().to_string(),
                     reproduced: format!("{}{r_stars}", fmt(r, 2)),
@@ -396,6 +481,13 @@ fn summaries(published: &toml::Table, tables: &[Table], tol: &Tolerances, checks
             };
             checks.push(Check {
                 section: "summary",
+                // The generator fits each printed one-SD share and range (`synth/src/calibrate.rs`)
+                // but is never told the share within 10% of crude.
+                kind: if key == "share_within_10pct_of_crude" {
+                    "derived"
+                } else {
+                    "round_trip"
+                },
                 figure: format!("{measure} {key}"),
                 published: fmt(Some(p), if relative { 0 } else { 2 }),
                 reproduced: fmt(r, if relative { 0 } else { 2 }),
@@ -414,6 +506,8 @@ fn summaries(published: &toml::Table, tables: &[Table], tol: &Tolerances, checks
             for code in codes.iter().filter_map(|c| c.as_str()) {
                 checks.push(Check {
                     section: "summary",
+                    // The named areas are outliers the synthetic config places (`[[outliers]]`).
+                    kind: "round_trip",
                     figure: format!("{measure} {key} lists {code}"),
                     published: "listed".into(),
                     reproduced: if listed.contains(&code) {
@@ -451,6 +545,7 @@ fn annex_a(published: &toml::Table, tables: &[Table], tol: &Tolerances, checks: 
                 .map(|pct| pct / 100.0);
             checks.push(Check {
                 section: "annex_a",
+                kind: "round_trip",
                 figure: format!("share of tests attributed by {route}"),
                 published: format!("{:.1}%", p * 100.0),
                 reproduced: r
@@ -500,6 +595,7 @@ fn annex_a(published: &toml::Table, tables: &[Table], tol: &Tolerances, checks: 
             let ok = listed.iter().any(|l| l == code);
             checks.push(Check {
                 section: "annex_a",
+                kind: "round_trip",
                 figure: format!("{what} lists {code}"),
                 published: "listed".into(),
                 reproduced: if ok { "listed" } else { "not listed" }.into(),
@@ -508,6 +604,106 @@ fn annex_a(published: &toml::Table, tables: &[Table], tol: &Tolerances, checks: 
             });
         }
     }
+}
+
+fn number_of(v: Option<&toml::Value>) -> Option<f64> {
+    v.and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+}
+
+/// Section 2.1's records left out of rates, against the run's `dq_exclusions` (standard
+/// modalities, the scope of the printed total).
+fn exclusions(
+    published: &toml::Table,
+    tables: &[Table],
+    tol: &Tolerances,
+    checks: &mut Vec<Check>,
+) {
+    let Some(printed) = published.get("exclusions").and_then(|v| v.as_table()) else {
+        return;
+    };
+    let Some(out) = find(tables, "dq_exclusions") else {
+        return;
+    };
+    let sum = |column: &str| {
+        out.rows()
+            .filter_map(|r| out.number(r, column))
+            .sum::<f64>()
+    };
+    let (tests, share) = (sum("tests"), sum("pct") / 100.0);
+    if let Some(p) = number_of(printed.get("incomplete_cases")) {
+        checks.push(Check {
+            section: "exclusions",
+            // The generator is given Annex A's counts by reason, whose sum this is.
+            kind: "round_trip",
+            figure: "tests left out of rates (incomplete cases)".into(),
+            published: fmt(Some(p), 0),
+            reproduced: fmt(Some(tests), 0),
+            tolerance: format!("±{:.0}%", tol.exclusions_relative * 100.0),
+            ok: (tests - p).abs() <= tol.exclusions_relative * p,
+        });
+    }
+    if let Some(p) = number_of(printed.get("incomplete_cases_share")) {
+        checks.push(Check {
+            section: "exclusions",
+            kind: "round_trip",
+            figure: "share of tests left out of rates".into(),
+            published: format!("{:.1}%", p * 100.0),
+            reproduced: format!("{:.2}%", share * 100.0),
+            tolerance: format!("±{:.1} points", tol.exclusions_share_absolute * 100.0),
+            ok: (share - p).abs() <= tol.exclusions_share_absolute + 1e-9,
+        });
+    }
+}
+
+/// Section 3.1's worked example: the recipe's ratio method on the publication's own two rates
+/// must give the printed ratio. Independent of the synthetic year: no run figure enters.
+fn worked_example(
+    published: &toml::Table,
+    ratio: &dyn RatioMethod,
+    tol: &Tolerances,
+    checks: &mut Vec<Check>,
+) {
+    let Some(example) = published.get("worked_example").and_then(|v| v.as_table()) else {
+        return;
+    };
+    let field = |who: &str, key: &str| {
+        number_of(
+            example
+                .get(who)
+                .and_then(|v| v.as_table())
+                .and_then(|t| t.get(key)),
+        )
+    };
+    let measure = example
+        .get("measure")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    let figure = format!(
+        "{measure} male/female ratio from the printed rates ({})",
+        ratio.method_name()
+    );
+    let (Some(base), Some(other), Some(p)) = (
+        field("female", "standardised_rate"),
+        field("male", "standardised_rate"),
+        field("male", "ratio"),
+    ) else {
+        let printed = toml::Value::Table(example.clone());
+        checks.push(unparsable("worked_example", &figure, &printed));
+        return;
+    };
+    let r = ratio
+        .ratios(&[base], &[other])
+        .ok()
+        .and_then(|v| v.first().and_then(|v| v.value));
+    checks.push(Check {
+        section: "worked_example",
+        kind: "independent",
+        figure,
+        published: fmt(Some(p), 2),
+        reproduced: fmt(r, 4),
+        tolerance: format!("±{}", tol.worked_example_absolute),
+        ok: r.is_some_and(|r| (r - p).abs() <= tol.worked_example_absolute + 1e-9),
+    });
 }
 
 /// Reads the published-figures file.
@@ -592,7 +788,7 @@ mod tests {
                 ],
             ]),
         ];
-        let (t, ok) = verify(&published, &tables, &Tolerances::default());
+        let (t, ok) = verify(&published, &tables, &Tolerances::default(), None);
         let verdict = |figure: &str| {
             t.rows
                 .iter()
@@ -631,7 +827,7 @@ mod tests {
         );
         for published in ["", "[unrelated]\nanswer = 42"] {
             let published: toml::Table = toml::from_str(published).unwrap();
-            let (t, ok) = verify(&published, std::slice::from_ref(&rates), &tol);
+            let (t, ok) = verify(&published, std::slice::from_ref(&rates), &tol, None);
             assert!(!ok, "{published:?} passed");
             for section in ["national_rates", "factor_ratios", "stars"] {
                 assert!(
@@ -644,7 +840,7 @@ mod tests {
         }
         // The published section is there, the run's table is not.
         let published: toml::Table = toml::from_str("[national_rates]\nxray = 2764").unwrap();
-        let (_, ok) = verify(&published, &[], &tol);
+        let (_, ok) = verify(&published, &[], &tol, None);
         assert!(!ok);
         // A printed figure that is no number.
         let published: toml::Table = toml::from_str(
@@ -652,7 +848,7 @@ mod tests {
         )
         .unwrap();
         let ratios = factor_ratios_table(vec![]);
-        let (t, ok) = verify(&published, &[rates, ratios], &tol);
+        let (t, ok) = verify(&published, &[rates, ratios], &tol, None);
         assert!(!ok);
         let unreadable: Vec<&Vec<Value>> = t
             .rows
@@ -660,6 +856,118 @@ mod tests {
             .filter(|r| r[4] == text("not a printed figure strata can read"))
             .collect();
         assert_eq!(unreadable.len(), 2, "{:?}", t.rows);
+    }
+
+    /// The worked examples of both publications, through the two ratio plugins; a wrong printed
+    /// ratio fails. Every row names its kind.
+    #[test]
+    fn worked_examples_are_independent_checks_of_the_ratio_method() {
+        let example = |male: &str| {
+            toml::from_str::<toml::Table>(&format!("[worked_example]\nmeasure = \"xray\"\n{male}"))
+                .unwrap()
+        };
+        let tol = Tolerances {
+            gate: vec!["worked_example".into()],
+            ..Tolerances::default()
+        };
+        let rate = strata_ratio_rate::RateRatio;
+        let odds = strata_ratio_odds::OddsRatio;
+        for (rates, method, ok) in [
+            (
+                "female = { standardised_rate = 3894 }\nmale = { standardised_rate = 3087, ratio = 0.79 }",
+                &rate as &dyn RatioMethod,
+                true,
+            ),
+            (
+                "female = { standardised_rate = 2973 }\nmale = { standardised_rate = 2465, ratio = 0.77 }",
+                &odds,
+                true,
+            ),
+            // The rate ratio of the 2020/21 rates is 0.83, not the printed odds ratio.
+            (
+                "female = { standardised_rate = 2973 }\nmale = { standardised_rate = 2465, ratio = 0.77 }",
+                &rate,
+                false,
+            ),
+        ] {
+            let (t, passed) = verify(&example(rates), &[], &tol, Some(method));
+            assert_eq!(passed, ok, "{rates}: {:?}", t.rows);
+            let row = t
+                .rows
+                .iter()
+                .find(|r| r[0] == text("worked_example"))
+                .unwrap();
+            assert_eq!(row[7], text("independent"));
+        }
+    }
+
+    #[test]
+    fn exclusions_are_compared_by_count_and_share() {
+        let published: toml::Table = toml::from_str(
+            "[exclusions]\nincomplete_cases = 643000\nincomplete_cases_share = 0.013",
+        )
+        .unwrap();
+        let run = |tests: [f64; 2], pct: [f64; 2]| {
+            table(
+                "dq_exclusions",
+                &["reason", "tests", "pct"],
+                vec![
+                    vec![
+                        text("no_area"),
+                        Value::Number(tests[0]),
+                        Value::Number(pct[0]),
+                    ],
+                    vec![
+                        text("no_sex"),
+                        Value::Number(tests[1]),
+                        Value::Number(pct[1]),
+                    ],
+                ],
+            )
+        };
+        let tol = Tolerances {
+            gate: vec!["exclusions".into()],
+            ..Tolerances::default()
+        };
+        // 630,000 is 2% under 643,000; 1.35% is 0.05 points over 1.3%.
+        let (_, ok) = verify(&published, &[run([400e3, 230e3], [0.85, 0.5])], &tol, None);
+        assert!(ok);
+        // 580,000 is 9.8% under.
+        let (_, ok) = verify(&published, &[run([350e3, 230e3], [0.85, 0.5])], &tol, None);
+        assert!(!ok);
+        // 1.6% is 0.3 points over.
+        let (t, ok) = verify(&published, &[run([400e3, 230e3], [1.1, 0.5])], &tol, None);
+        assert!(!ok);
+        assert!(t.rows.iter().all(|r| r[7] == text("round_trip")));
+    }
+
+    /// A figure listed as reported only does not decide the verdict; a listed name that matches
+    /// no figure does, as a failure.
+    #[test]
+    fn reported_only_figures_leave_the_gate_and_stale_names_fail() {
+        let published: toml::Table = toml::from_str("[national_rates]\nxray = 2764").unwrap();
+        let rates = table(
+            "national_rates",
+            &["measure", "rate"],
+            vec![vec![text("xray"), Value::Number(3000.0)]],
+        );
+        let tol = |names: &[&str]| Tolerances {
+            gate: vec!["national_rates".into()],
+            reported_only: names.iter().map(|n| n.to_string()).collect(),
+            ..Tolerances::default()
+        };
+        let tables = std::slice::from_ref(&rates);
+        assert!(!verify(&published, tables, &tol(&[]), None).1);
+        let (t, ok) = verify(&published, tables, &tol(&["xray rate per 10,000"]), None);
+        assert!(ok, "{:?}", t.rows);
+        assert_eq!(t.rows[0][6], text("no"));
+        let (t, ok) = verify(
+            &published,
+            tables,
+            &tol(&["xray rate per 10,000", "spect"]),
+            None,
+        );
+        assert!(!ok, "{:?}", t.rows);
     }
 
     #[test]
