@@ -3,7 +3,7 @@
 //! nothing of strata but `strata-api` (for the types it returns and the parameter errors it
 //! raises). It is not a plugin: it has no descriptor and is not in the registry.
 //!
-//! Today: exact (Garwood) Poisson limits on a count, Normal quantiles, confidence-level checks and
+//! Today: exact (Garwood) and mid-p exact Poisson limits on a count, Normal quantiles, confidence-level checks and
 //! labels, and the loop that puts count limits on the standardised-rate scale (used by
 //! `ci.exact`, `ci.byar-exact` and `ci.lognormal`).
 //!
@@ -11,6 +11,7 @@
 //! UKHSA PHEindicatormethods (R), `R/ISRatio.R`.
 
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
+use statrs::function::gamma::{checked_gamma_lr, ln_gamma};
 use strata_api::{Limits, ParamError};
 
 /// The confidence levels every CI plugin reports unless the recipe says otherwise.
@@ -99,6 +100,62 @@ pub fn exact_upper(observed: f64, level: f64) -> f64 {
         Ok(chi) => chi.inverse_cdf(1.0 - alpha / 2.0) / 2.0,
         Err(_) => f64::NAN,
     }
+}
+
+/// P(X ≥ O) − ½·P(X = O) for X ~ Poisson(μ), continuous in O through the regularized incomplete
+/// gamma function (P(X ≥ O) = P(O, μ), the lower regularized gamma, for O > 0).
+fn midp_upper_tail(observed: f64, mean: f64) -> f64 {
+    let pmf = (observed * mean.ln() - mean - ln_gamma(observed + 1.0)).exp();
+    checked_gamma_lr(observed, mean).unwrap_or(f64::NAN) - 0.5 * pmf
+}
+
+/// Root of an increasing function on [lo, hi] by bisection to the last bit: the tails are smooth
+/// and monotone in μ, so bisection cannot miss, and 200 halvings exhaust f64.
+fn bisect(mut lo: f64, mut hi: f64, f: impl Fn(f64) -> f64) -> f64 {
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if f(mid) < 0.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// Mid-p exact lower limit on the count scale: the μ at which P(X > O) + ½·P(X = O) = α/2;
+/// 0 when O = 0, NaN for an invalid O. It lies between the Garwood lower limit and O.
+pub fn midp_lower(observed: f64, level: f64) -> f64 {
+    if !is_valid_count(observed) {
+        return f64::NAN;
+    }
+    if observed == 0.0 {
+        return 0.0;
+    }
+    let alpha = 1.0 - level;
+    bisect(exact_lower(observed, level), observed, |mean| {
+        midp_upper_tail(observed, mean) - alpha / 2.0
+    })
+}
+
+/// Mid-p exact upper limit on the count scale: the μ at which P(X < O) + ½·P(X = O) = α/2,
+/// i.e. 1 − [P(X ≥ O) − ½·P(X = O)] = α/2; −ln α at O = 0; NaN for an invalid O. It lies between
+/// O and the Garwood upper limit.
+pub fn midp_upper(observed: f64, level: f64) -> f64 {
+    if !is_valid_count(observed) {
+        return f64::NAN;
+    }
+    let alpha = 1.0 - level;
+    if observed == 0.0 {
+        // ½·e^(−μ) = α/2.
+        return -alpha.ln();
+    }
+    bisect(observed, exact_upper(observed, level), |mean| {
+        midp_upper_tail(observed, mean) - (1.0 - alpha / 2.0)
+    })
 }
 
 /// Applies count-scale limits row by row: `count_limits(O, level)` gives (lower, upper) counts,
