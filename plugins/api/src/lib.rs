@@ -12,10 +12,12 @@
 pub mod ffi;
 pub mod funnel;
 pub mod params;
+pub mod slots;
 pub mod stages;
 pub mod types;
 
 pub use params::{ParamError, Params};
+pub use slots::Slot;
 pub use stages::*;
 pub use types::*;
 
