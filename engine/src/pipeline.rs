@@ -750,21 +750,34 @@ impl Phases<'_> {
         Ok(())
     }
 
+    /// Runs one stage's method under the timer (the stage's key names its record), its error
+    /// named by the stage and plugin; `rows_out` counts what it answered.
+    fn stage<T>(
+        &mut self,
+        kind: StageKind,
+        rows_in: usize,
+        method: impl FnOnce() -> std::result::Result<T, strata_api::MethodError>,
+        rows_out: impl FnOnce(&T) -> usize,
+    ) -> Result<T> {
+        let prepared = self.prepared;
+        self.timer.time(kind.key(), rows_in as u64, || {
+            let value = method().map_err(|e| method_error(kind, prepared, e))?;
+            let n = rows_out(&value) as u64;
+            Ok((value, n))
+        })
+    }
+
     /// Area and national standardised rates, and the `national_rates` table.
     fn standardisation(&mut self, board: &mut Board) -> Result<()> {
-        let prepared = self.prepared;
         let kind = StageKind::Standardisation;
-        let method = configured(prepared.methods.standardisation(), kind)?;
+        let method = configured(self.prepared.methods.standardisation(), kind)?;
         let counts = given(&board.counts, kind, Slot::Counts)?;
-        let rates = self
-            .timer
-            .time("standardisation", counts.tests.len() as u64, || {
-                let r = method
-                    .standardise(counts)
-                    .map_err(|e| method_error(kind, prepared, e))?;
-                let n = r.areas.len() as u64;
-                Ok((r, n))
-            })?;
+        let rates = self.stage(
+            kind,
+            counts.tests.len(),
+            || method.standardise(counts),
+            |r| r.areas.len(),
+        )?;
         let table = national_rates_table(counts, &rates);
         board.give_tables(Slot::NationalRatesTable, vec![table]);
         board.rates = Some(rates);
@@ -773,94 +786,84 @@ impl Phases<'_> {
 
     /// The `area_rates` table, with the method's confidence limits.
     fn confidence_interval(&mut self, board: &mut Board) -> Result<()> {
-        let prepared = self.prepared;
         let kind = StageKind::ConfidenceInterval;
-        let method = configured(prepared.methods.confidence_interval(), kind)?;
-        let standardisation = configured(
-            prepared.methods.standardisation(),
-            StageKind::Standardisation,
-        )?;
+        let methods = &self.prepared.methods;
+        let method = configured(methods.confidence_interval(), kind)?;
+        let standardisation = configured(methods.standardisation(), StageKind::Standardisation)?;
         let counts = given(&board.counts, kind, Slot::Counts)?;
         let rates = given(&board.rates, kind, Slot::Rates)?;
-        let table = self
-            .timer
-            .time("confidence_interval", rates.areas.len() as u64, || {
-                let t = area_rates_table(method, counts, rates, standardisation.method_name())
-                    .map_err(|e| method_error(kind, prepared, e))?;
-                let n = t.rows.len() as u64;
-                Ok((t, n))
-            })?;
+        let table = self.stage(
+            kind,
+            rates.areas.len(),
+            || area_rates_table(method, counts, rates, standardisation.method_name()),
+            |t| t.rows.len(),
+        )?;
         board.give_tables(Slot::AreaRatesTable, vec![table]);
         Ok(())
     }
 
     /// Each factor category's rate, standardised for the other factors.
     fn factors(&mut self, board: &mut Board) -> Result<()> {
-        let prepared = self.prepared;
         let kind = StageKind::Factors;
-        let method = configured(prepared.methods.factors(), kind)?;
+        let method = configured(self.prepared.methods.factors(), kind)?;
         let counts = given(&board.counts, kind, Slot::Counts)?;
-        let factor_rates = self.timer.time("factors", counts.tests.len() as u64, || {
-            let f = method
-                .factor_rates(counts)
-                .map_err(|e| method_error(kind, prepared, e))?;
-            let n = f.rows.len() as u64;
-            Ok((f, n))
-        })?;
+        let factor_rates = self.stage(
+            kind,
+            counts.tests.len(),
+            || method.factor_rates(counts),
+            |f| f.rows.len(),
+        )?;
         board.factor_rates = Some(factor_rates);
         Ok(())
     }
 
     /// Each category's ratio against its factor × measure's base category.
     fn ratio(&mut self, board: &mut Board) -> Result<()> {
-        let prepared = self.prepared;
         let kind = StageKind::Ratio;
-        let method = configured(prepared.methods.ratio(), kind)?;
+        let method = configured(self.prepared.methods.ratio(), kind)?;
         let factor_rates = given(&board.factor_rates, kind, Slot::FactorRates)?;
         let compared = compared_with_base(factor_rates);
-        let ratios = self.timer.time("ratio", compared.len() as u64, || {
-            let r = ratios_of(method, &compared).map_err(|e| method_error(kind, prepared, e))?;
-            let n = r.len() as u64;
-            Ok((r, n))
-        })?;
+        let ratios = self.stage(
+            kind,
+            compared.len(),
+            || ratios_of(method, &compared),
+            Vec::len,
+        )?;
         board.ratios = Some(ratios);
         Ok(())
     }
 
     /// Significance of each category against its base, and the `factor_ratios` table.
     fn significance(&mut self, board: &mut Board) -> Result<()> {
-        let prepared = self.prepared;
         let kind = StageKind::Significance;
-        let method = configured(prepared.methods.significance(), kind)?;
-        let ratio = configured(prepared.methods.ratio(), StageKind::Ratio)?;
+        let methods = &self.prepared.methods;
+        let method = configured(methods.significance(), kind)?;
+        let ratio = configured(methods.ratio(), StageKind::Ratio)?;
         let counts = given(&board.counts, kind, Slot::Counts)?;
         let factor_rates = given(&board.factor_rates, kind, Slot::FactorRates)?;
         let ratios = given(&board.ratios, kind, Slot::Ratios)?;
-        let rows_in = factor_rates.rows.len() as u64;
-        let table = self.timer.time("significance", rows_in, || {
-            let t = factor_ratios_table(ratio, ratios, method, counts, factor_rates)
-                .map_err(|e| method_error(kind, prepared, e))?;
-            let n = t.rows.len() as u64;
-            Ok((t, n))
-        })?;
+        let table = self.stage(
+            kind,
+            factor_rates.rows.len(),
+            || factor_ratios_table(ratio, ratios, method, counts, factor_rates),
+            |t| t.rows.len(),
+        )?;
         board.give_tables(Slot::FactorRatiosTable, vec![table]);
         Ok(())
     }
 
     /// The per-measure summary of the spread of area rates.
     fn summary(&mut self, board: &mut Board) -> Result<()> {
-        let prepared = self.prepared;
         let kind = StageKind::Summary;
-        let method = configured(prepared.methods.summary(), kind)?;
+        let method = configured(self.prepared.methods.summary(), kind)?;
         let counts = given(&board.counts, kind, Slot::Counts)?;
         let rates = given(&board.rates, kind, Slot::Rates)?;
-        let table = self.timer.time("summary", rates.areas.len() as u64, || {
-            let s = method
-                .summarise(counts, rates)
-                .map_err(|e| method_error(kind, prepared, e))?;
-            let n = s.rows.len() as u64;
-            Ok((s, n))
-        })?;
+        let table = self.stage(
+            kind,
+            rates.areas.len(),
+            || method.summarise(counts, rates),
+            |t| t.rows.len(),
+        )?;
         board.give_tables(Slot::SummaryTable, vec![table]);
         Ok(())
     }
