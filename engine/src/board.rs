@@ -142,6 +142,7 @@ mod tests {
                 Ratio,
                 Significance,
                 Summary,
+                Overdispersion,
                 DataQuality,
                 Disclosure
             ]

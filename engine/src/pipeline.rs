@@ -10,8 +10,9 @@ use std::time::Instant;
 use strata_api::{
     Area, AttributionMethod, Comparison, ConfidenceIntervalMethod, Configured, DataQualityMethod,
     DerivationInput, DerivationRules, DerivationShape, DisclosureMethod, ExcludedUnknowns,
-    ExclusionRule, FactorMethod, FactorRate, QualityInput, RatioMethod, SignificanceMethod, Slot,
-    StageKind, StandardisationMethod, StratifiedCounts, SummaryMethod, Table, Value,
+    ExclusionRule, FactorMethod, FactorRate, OverdispersionMethod, QualityInput, RatioMethod,
+    SignificanceMethod, Slot, StageKind, StandardisationMethod, StratifiedCounts, SummaryMethod,
+    Table, Value,
 };
 
 use crate::board::Board;
@@ -64,6 +65,7 @@ impl Methods {
     method_of!(ratio, Ratio, RatioMethod);
     method_of!(significance, Significance, SignificanceMethod);
     method_of!(summary, Summary, SummaryMethod);
+    method_of!(overdispersion, Overdispersion, OverdispersionMethod);
     method_of!(data_quality, DataQuality, DataQualityMethod);
     method_of!(disclosure, Disclosure, DisclosureMethod);
 }
@@ -682,6 +684,7 @@ impl Phases<'_> {
             StageKind::Ratio => self.ratio(board),
             StageKind::Significance => self.significance(board),
             StageKind::Summary => self.summary(board),
+            StageKind::Overdispersion => self.overdispersion(board),
             StageKind::DataQuality => self.data_quality(board, context.source),
             StageKind::Disclosure => self.disclosure(board),
             // The reading pass calls them.
@@ -865,6 +868,22 @@ impl Phases<'_> {
             |t| t.rows.len(),
         )?;
         board.give_tables(Slot::SummaryTable, vec![table]);
+        Ok(())
+    }
+
+    /// The overdispersion stage's tables from the area rates.
+    fn overdispersion(&mut self, board: &mut Board) -> Result<()> {
+        let kind = StageKind::Overdispersion;
+        let method = configured(self.prepared.methods.overdispersion(), kind)?;
+        let counts = given(&board.counts, kind, Slot::Counts)?;
+        let rates = given(&board.rates, kind, Slot::Rates)?;
+        let tables = self.stage(
+            kind,
+            rates.areas.len(),
+            || method.tables(counts, rates),
+            |t| t.iter().map(|t| t.rows.len()).sum(),
+        )?;
+        board.give_tables(Slot::OverdispersionTables, tables);
         Ok(())
     }
 

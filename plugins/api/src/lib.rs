@@ -39,12 +39,13 @@ pub enum StageKind {
     Ratio,
     Significance,
     Summary,
+    Overdispersion,
     DataQuality,
     Disclosure,
 }
 
 impl StageKind {
-    pub const ALL: [StageKind; 11] = [
+    pub const ALL: [StageKind; 12] = [
         StageKind::Attribution,
         StageKind::Derivation,
         StageKind::Exclusions,
@@ -54,6 +55,7 @@ impl StageKind {
         StageKind::Ratio,
         StageKind::Significance,
         StageKind::Summary,
+        StageKind::Overdispersion,
         StageKind::DataQuality,
         StageKind::Disclosure,
     ];
@@ -70,6 +72,7 @@ impl StageKind {
             StageKind::Ratio => "ratio",
             StageKind::Significance => "significance",
             StageKind::Summary => "summary",
+            StageKind::Overdispersion => "overdispersion",
             StageKind::DataQuality => "data_quality",
             StageKind::Disclosure => "disclosure",
         }
@@ -97,6 +100,7 @@ pub enum Configured {
     Ratio(Box<dyn RatioMethod>),
     Significance(Box<dyn SignificanceMethod>),
     Summary(Box<dyn SummaryMethod>),
+    Overdispersion(Box<dyn OverdispersionMethod>),
     DataQuality(Box<dyn DataQualityMethod>),
     Disclosure(Box<dyn DisclosureMethod>),
 }
@@ -113,6 +117,7 @@ impl Configured {
             Configured::Ratio(_) => StageKind::Ratio,
             Configured::Significance(_) => StageKind::Significance,
             Configured::Summary(_) => StageKind::Summary,
+            Configured::Overdispersion(_) => StageKind::Overdispersion,
             Configured::DataQuality(_) => StageKind::DataQuality,
             Configured::Disclosure(_) => StageKind::Disclosure,
         }

@@ -35,6 +35,8 @@ pub enum Slot {
     FactorRatiosTable,
     /// Table `summary`.
     SummaryTable,
+    /// The overdispersion stage's tables.
+    OverdispersionTables,
     /// The data-quality stage's tables (Annex A).
     DataQualityTables,
     /// Table `exclusions`: records left out of rates by provider, area and reason (record-level
@@ -61,6 +63,7 @@ impl Slot {
             Slot::AreaRatesTable => "table area_rates",
             Slot::FactorRatiosTable => "table factor_ratios",
             Slot::SummaryTable => "table summary",
+            Slot::OverdispersionTables => "overdispersion tables",
             Slot::DataQualityTables => "data-quality tables",
             Slot::ExclusionsTable => "table exclusions",
             Slot::StratumTables => "tables stratum_counts and stratum_population",
@@ -93,7 +96,9 @@ impl StageKind {
             StageKind::Attribution | StageKind::Derivation => &[],
             StageKind::Exclusions => &[Slot::ActivityCounts],
             StageKind::Standardisation | StageKind::Factors => &[Slot::Counts],
-            StageKind::ConfidenceInterval | StageKind::Summary => &[Slot::Counts, Slot::Rates],
+            StageKind::ConfidenceInterval | StageKind::Summary | StageKind::Overdispersion => {
+                &[Slot::Counts, Slot::Rates]
+            }
             StageKind::Ratio => &[Slot::FactorRates],
             StageKind::Significance => &[Slot::Counts, Slot::FactorRates, Slot::Ratios],
             StageKind::DataQuality => &[Slot::QualityCube],
@@ -113,6 +118,7 @@ impl StageKind {
             StageKind::Ratio => &[Slot::Ratios],
             StageKind::Significance => &[Slot::FactorRatiosTable],
             StageKind::Summary => &[Slot::SummaryTable],
+            StageKind::Overdispersion => &[Slot::OverdispersionTables],
             StageKind::DataQuality => &[Slot::DataQualityTables],
             // Protects the tables in place.
             StageKind::Disclosure => &[],

@@ -113,3 +113,71 @@ fn the_order_stages_are_written_in_changes_no_byte() {
         );
     }
 }
+
+/// A stage kind added after the publications (overdispersion) joins a recipe by its slots alone:
+/// its tables appear, each flag agrees with the row's own limits, and no other output changes.
+#[test]
+fn adding_the_overdispersion_stage_adds_its_tables_and_changes_no_other_byte() {
+    let tmp = temp_dir("graph-overdispersion");
+    let plain = write_world(&tmp.path().join("plain"), "ratio.rate");
+    let widened = write_world(&tmp.path().join("widened"), "ratio.rate");
+    let text = std::fs::read_to_string(&widened.recipe).unwrap();
+    let text = text.replacen(
+        "[stages.summary]",
+        "[stages.overdispersion]\nplugin = \"overdispersion.spiegelhalter\"\nparams = { levels = [0.95, 0.998] }\n\n[stages.summary]",
+        1,
+    );
+    std::fs::write(&widened.recipe, text).unwrap();
+    run(&plain.recipe);
+    run(&widened.recipe);
+    let names: Vec<String> = std::fs::read_dir(plain.dir.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".csv"))
+        .collect();
+    for name in &names {
+        assert_eq!(
+            output(&widened.dir, name),
+            output(&plain.dir, name),
+            "{name}"
+        );
+    }
+    let estimates = String::from_utf8(output(&widened.dir, "overdispersion.csv").unwrap()).unwrap();
+    let header: Vec<&str> = estimates.lines().next().unwrap().split(',').collect();
+    assert_eq!(
+        &header[..4],
+        ["measure", "areas", "phi", "tau2"],
+        "{estimates}"
+    );
+    assert!(estimates.lines().count() > 1, "{estimates}");
+    let limits =
+        String::from_utf8(output(&widened.dir, "overdispersed_limits.csv").unwrap()).unwrap();
+    let header: Vec<&str> = limits.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let (ratio, lower, upper, flag) = (
+        col("ratio"),
+        col("lower_95"),
+        col("upper_95"),
+        col("flag_95"),
+    );
+    let mut rows = 0;
+    for line in limits.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let Ok(r) = cells[ratio].parse::<f64>() else {
+            continue;
+        };
+        let (l, u): (f64, f64) = (cells[lower].parse().unwrap(), cells[upper].parse().unwrap());
+        let want = if r > u {
+            "high"
+        } else if r < l {
+            "low"
+        } else {
+            ""
+        };
+        // An empty flag is written as `""`.
+        assert_eq!(cells[flag].trim_matches('"'), want, "{line}");
+        assert!(l <= 1.0 && 1.0 <= u, "{line}");
+        rows += 1;
+    }
+    assert!(rows > 10, "{limits}");
+}
