@@ -1,13 +1,13 @@
 //! Reading inputs: reference lookups, population, aggregated counts and record-level activity.
 //!
-//! Everything is read through polars; the engine then works on small dictionaries and dense
-//! arrays. Record-level activity is aggregated to distinct value combinations *before* any lookup
-//! is joined (SPEC: aggregate before joining), so lookups run once per distinct value, not per record.
+//! Reference tables, population and counts are read with the `csv` crate, every column as text;
+//! the engine then works on small dictionaries and dense arrays. Record-level activity is
+//! aggregated to distinct value combinations *before* any lookup is joined (SPEC: aggregate before
+//! joining), so lookups run once per distinct value, not per record.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use polars::prelude::*;
 use strata_api::{Area, DerivationShape, StratifiedCounts};
 
 use crate::error::{Error, Result};
@@ -19,26 +19,40 @@ pub mod mapping;
 /// A CSV read with every column as text.
 pub struct TextTable {
     pub path: std::path::PathBuf,
-    pub frame: DataFrame,
+    /// The header's names, as written (a UTF-8 byte-order mark before the first is dropped).
+    names: Vec<String>,
+    /// The data rows; a row shorter than the header has its last fields missing.
+    rows: Vec<csv::StringRecord>,
 }
 
 impl TextTable {
-    /// Reads a CSV (optionally gzip-compressed) with all columns as strings, checking that the
-    /// required columns exist and are not duplicated.
+    /// Reads a CSV (optionally gzip-, zlib- or zstd-compressed, told by its first bytes) with all
+    /// columns as strings, checking that the required columns exist and are not duplicated.
     pub fn read(path: &Path, required: &[&str]) -> Result<TextTable> {
-        let frame = without_panic(path, || {
-            CsvReadOptions::default()
-                .with_has_header(true)
-                .with_infer_schema_length(Some(0))
-                .try_into_reader_with_file_path(Some(path.to_path_buf()))
-                .and_then(|r| r.finish())
-                .map_err(|e| read_error(path, e))
-        })?;
-        let names: Vec<String> = frame
-            .get_column_names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            return Err(Error::data_hint(
+                path,
+                None,
+                None,
+                "the file is empty (not even a header row)".into(),
+                "the export failed or was cut short; export the table again with its header row",
+            ));
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(open_text(path)?);
+        let mut records = reader.byte_records();
+        let header = match records.next() {
+            Some(record) => record.map_err(|e| csv_error(path, e))?,
+            None => csv::ByteRecord::new(),
+        };
+        let names = header_names(path, &header)?;
+        let mut rows = Vec::new();
+        for (i, record) in records.enumerate() {
+            let record = record.map_err(|e| csv_error(path, e))?;
+            rows.push(text_row(path, &names, i + 1, record)?);
+        }
         check_unique_header(path, &names)?;
         for c in required {
             if !names.iter().any(|n| n == c) {
@@ -53,24 +67,25 @@ impl TextTable {
         }
         Ok(TextTable {
             path: path.to_path_buf(),
-            frame,
+            names,
+            rows,
         })
     }
 
     pub fn height(&self) -> usize {
-        self.frame.height()
+        self.rows.len()
     }
 
-    /// A column's values, `None` for empty cells.
+    /// A column's values, trimmed, `None` for empty or missing cells.
     pub fn column(&self, name: &str) -> Result<Vec<Option<&str>>> {
-        let col = self
-            .frame
-            .column(name)
-            .and_then(|c| c.str())
-            .map_err(|e| Error::data(&self.path, None, Some(name), e.to_string()))?;
-        Ok(col
+        let j =
+            self.names.iter().position(|n| n == name).ok_or_else(|| {
+                Error::data(&self.path, None, Some(name), "no such column".into())
+            })?;
+        Ok(self
+            .rows
             .iter()
-            .map(|v| v.map(str::trim).filter(|v| !v.is_empty()))
+            .map(|r| r.get(j).map(str::trim).filter(|v| !v.is_empty()))
             .collect())
     }
 
@@ -108,112 +123,108 @@ impl TextTable {
     }
 }
 
-fn read_error(path: &Path, e: PolarsError) -> Error {
-    let message = e.to_string();
-    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
-        return Error::data_hint(
-            path,
-            None,
-            None,
-            "the file is empty (not even a header row)".into(),
-            "the export failed or was cut short; export the table again with its header row",
-        );
-    }
-    if message.contains("utf-8") || message.contains("utf8") {
-        let (row, column, detail) = locate_invalid_utf8(path);
-        return Error::data_hint(
-            path,
-            row,
-            column.as_deref(),
-            format!("not UTF-8 text{detail}"),
-            "re-export the file as UTF-8 (e.g. from Excel: CSV UTF-8)",
-        );
-    }
-    let hint = if message.contains("empty") {
-        "the file has no header row"
-    } else {
-        "check that the file is a comma-separated table with a header row"
-    };
-    Error::data_hint(
-        path,
-        None,
-        None,
-        format!("cannot read as CSV: {message}"),
-        hint,
-    )
-}
-
-/// Runs a polars read, turning a panic inside it into a data error: a malformed file must give an
-/// error naming it, never abort the run.
-fn without_panic<T>(path: &Path, read: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|payload| {
-        let what = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        Err(Error::data_hint(
-            path,
-            None,
-            None,
-            format!("cannot read as CSV: the reader failed ({what})"),
-            "check that the file is a comma-separated table with a header row",
-        ))
+/// The file's bytes, decompressed when its first bytes are a gzip, zlib or zstd header.
+fn open_text(path: &Path) -> Result<Box<dyn std::io::Read>> {
+    use std::io::{BufRead, BufReader};
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut input = BufReader::new(file);
+    let start = input.fill_buf().map_err(|e| Error::io(path, e))?;
+    let magic = [0, 1, 2, 3].map(|i| start.get(i).copied());
+    Ok(match magic {
+        [Some(0x1f), Some(0x8b), ..] => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        [Some(0x78), Some(0x01 | 0x5e | 0x9c | 0xda), ..] => {
+            Box::new(flate2::bufread::ZlibDecoder::new(input))
+        }
+        [Some(0x28), Some(0xb5), Some(0x2f), Some(0xfd)] => Box::new(
+            zstd::stream::read::Decoder::with_buffer(input).map_err(|e| Error::io(path, e))?,
+        ),
+        _ => Box::new(input),
     })
 }
 
-/// Where the first byte that is not UTF-8 is: (1-based data row, column, detail), read from the
-/// raw bytes because the CSV reader only says that there is one.
-fn locate_invalid_utf8(path: &Path) -> (Option<usize>, Option<String>, String) {
-    let Ok(bytes) = std::fs::read(path) else {
-        return (None, None, String::new());
-    };
-    // Compressed files: the raw bytes say nothing about rows.
-    if bytes.starts_with(&[0x1f, 0x8b]) || bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return (None, None, String::new());
-    }
-    let mut lines = bytes.split(|b| *b == b'\n');
-    let header = lines.next().unwrap_or_default();
-    let names: Vec<String> = String::from_utf8_lossy(header)
-        .trim_end_matches('\r')
-        .split(',')
-        .map(|n| n.trim().trim_matches('"').to_string())
-        .collect();
-    let describe = |line: &[u8]| -> Option<(usize, u8)> {
-        let err = std::str::from_utf8(line).err()?;
-        let at = err.valid_up_to();
-        let column = line[..at].iter().filter(|b| **b == b',').count();
-        Some((column, line[at]))
-    };
-    if let Some((_, byte)) = describe(header) {
-        return (
-            None,
-            None,
-            format!(" (byte 0x{byte:02X} in the header row)"),
-        );
-    }
-    for (i, line) in lines.enumerate() {
-        if let Some((column, byte)) = describe(line) {
-            return (
-                Some(i + 1),
-                names.get(column).cloned(),
-                format!(" (byte 0x{byte:02X})"),
-            );
-        }
-    }
-    (None, None, String::new())
+/// A read failure of the CSV parser (in practice the decompressor's, or the disk's).
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    Error::data_hint(
+        path,
+        e.position().map(|p| p.record() as usize),
+        None,
+        format!("cannot read as CSV: {e}"),
+        "check that the file is a comma-separated table with a header row",
+    )
 }
 
-/// The CSV reader renames a repeated header to `name_duplicated_0`; say so plainly instead.
+/// The header's names; a missing header or one that is not UTF-8 is refused.
+fn header_names(path: &Path, header: &csv::ByteRecord) -> Result<Vec<String>> {
+    if header.is_empty() || (header.len() == 1 && header[0].iter().all(u8::is_ascii_whitespace)) {
+        return Err(Error::data_hint(
+            path,
+            None,
+            None,
+            "cannot read as CSV: no header row (the file holds only blank lines)".into(),
+            "the file has no header row",
+        ));
+    }
+    header
+        .iter()
+        .map(|name| match std::str::from_utf8(name) {
+            Ok(name) => Ok(name.to_string()),
+            Err(e) => Err(Error::data_hint(
+                path,
+                None,
+                None,
+                format!(
+                    "not UTF-8 text (byte 0x{:02X} in the header row)",
+                    name[e.valid_up_to()]
+                ),
+                "re-export the file as UTF-8 (e.g. from Excel: CSV UTF-8)",
+            )),
+        })
+        .collect()
+}
+
+/// One data row (`row` counts from 1) as text: refused when it has more fields than the header,
+/// or a field that is not UTF-8 (named by its column and first bad byte).
+fn text_row(
+    path: &Path,
+    names: &[String],
+    row: usize,
+    record: csv::ByteRecord,
+) -> Result<csv::StringRecord> {
+    if record.len() > names.len() {
+        return Err(Error::data_hint(
+            path,
+            Some(row),
+            None,
+            format!(
+                "cannot read as CSV: the row has {} fields but the header has {}",
+                record.len(),
+                names.len()
+            ),
+            "a comma inside a value must be quoted (\"a,b\"); check that the file is a \
+             comma-separated table with a header row",
+        ));
+    }
+    csv::StringRecord::from_byte_record(record).map_err(|e| {
+        let (field, at) = (e.utf8_error().field(), e.utf8_error().valid_up_to());
+        let byte = e.into_byte_record()[field][at];
+        Error::data_hint(
+            path,
+            Some(row),
+            names.get(field).map(String::as_str),
+            format!("not UTF-8 text (byte 0x{byte:02X})"),
+            "re-export the file as UTF-8 (e.g. from Excel: CSV UTF-8)",
+        )
+    })
+}
+
+/// A header naming a column twice is refused (a lookup cannot say which one it means).
 fn check_unique_header(path: &Path, names: &[String]) -> Result<()> {
-    for name in names {
-        if let Some((original, _)) = name.rsplit_once("_duplicated_")
-            && names.iter().any(|n| n == original)
-        {
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
             return Err(Error::data_hint(
                 path,
                 None,
-                Some(original),
+                Some(name),
                 "column appears twice in the header row".into(),
                 "each column must be named once; remove or rename the repeated one",
             ));
@@ -762,3 +773,112 @@ impl<T: std::hash::Hash + Eq + Clone> Dictionary<T> {
 
 /// Sorted map helper for deterministic output.
 pub type Sorted<K, V> = BTreeMap<K, V>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Writes `bytes` to a file of its own under the system's temporary folder.
+    fn file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("strata-input-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temporary folder");
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).expect("write");
+        path
+    }
+
+    fn cells(t: &TextTable, column: &str) -> Vec<Option<String>> {
+        let values = t.column(column).expect("column");
+        values.into_iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    fn message(result: Result<TextTable>) -> String {
+        match result {
+            Ok(_) => panic!("the table was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn bom_crlf_quotes_blank_lines_and_short_rows() {
+        let path = file(
+            "forms.csv",
+            b"\xEF\xBB\xBFcode,name,extra\r\n\
+              A1,\"Name, with comma\",x\r\n\
+              \r\n\
+              A2,\"say \"\"hi\"\"\"\r\n\
+              \" A3 \",\"two\nlines\",\r\n\
+              A4,,\"\"\r\n",
+        );
+        let t = TextTable::read(&path, &["code", "name"]).expect("read");
+        assert_eq!(t.height(), 4, "the blank line is not a row");
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(cells(&t, "code"), [s("A1"), s("A2"), s("A3"), s("A4")]);
+        assert_eq!(
+            cells(&t, "name"),
+            [
+                s("Name, with comma"),
+                s("say \"hi\""),
+                s("two\nlines"),
+                None
+            ]
+        );
+        // A short row's missing fields, an empty field and `""` are all no value.
+        assert_eq!(cells(&t, "extra"), [s("x"), None, None, None]);
+    }
+
+    #[test]
+    fn compressed_tables_read_as_the_plain_one() {
+        let plain = b"code,name\nA1,First\nA2,Second\n";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(plain).expect("gzip");
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(plain).expect("zlib");
+        let zstd = zstd::encode_all(&plain[..], 3).expect("zstd");
+        for (name, bytes) in [
+            ("plain.csv", plain.to_vec()),
+            ("gz.csv.gz", gz.finish().expect("gzip")),
+            ("zlib.csv", zlib.finish().expect("zlib")),
+            ("zstd.csv.zst", zstd),
+        ] {
+            let t = TextTable::read(&file(name, &bytes), &["code", "name"]).expect(name);
+            let want = [Some("First".to_string()), Some("Second".to_string())];
+            assert_eq!(cells(&t, "name"), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_row_column_and_rule() {
+        let err = message(TextTable::read(&file("empty.csv", b""), &[]));
+        assert!(err.contains("the file is empty"), "{err}");
+        let err = message(TextTable::read(&file("blank.csv", b"\n\n"), &[]));
+        assert!(err.contains("no header row"), "{err}");
+        let err = message(TextTable::read(
+            &file("bad.csv", b"code,name\nA1,ok\nA2,\"Caf\xE9, bar\"\n"),
+            &[],
+        ));
+        assert!(
+            err.contains("row 2 (line 3), column `name`: not UTF-8 text (byte 0xE9)"),
+            "{err}"
+        );
+        let err = message(TextTable::read(&file("head.csv", b"co\xFFde\nA1\n"), &[]));
+        assert!(err.contains("byte 0xFF in the header row"), "{err}");
+        let err = message(TextTable::read(
+            &file("wide.csv", b"code,name\nA1,ok\nA2,b,c\n"),
+            &[],
+        ));
+        assert!(err.contains("row 2 (line 3)"), "{err}");
+        assert!(
+            err.contains("the row has 3 fields but the header has 2"),
+            "{err}"
+        );
+        let err = message(TextTable::read(&file("twice.csv", b"a,b,a\n1,2,3\n"), &[]));
+        assert!(err.contains("column `a`: column appears twice"), "{err}");
+        let err = message(TextTable::read(&file("miss.csv", b"a\n1\n"), &["b"]));
+        assert!(
+            err.contains("column `b`: required column missing (found: a)"),
+            "{err}"
+        );
+    }
+}
