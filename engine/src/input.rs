@@ -38,10 +38,14 @@ impl TextTable {
                 "the export failed or was cut short; export the table again with its header row",
             ));
         }
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut open_text(path)?, &mut text)
+            .map_err(|e| Error::io(path, e))?;
+        check_layout(path, &text)?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(open_text(path)?);
+            .from_reader(&text[..]);
         let mut records = reader.byte_records();
         let header = match records.next() {
             Some(record) => record.map_err(|e| csv_error(path, e))?,
@@ -140,6 +144,92 @@ fn open_text(path: &Path) -> Result<Box<dyn std::io::Read>> {
         ),
         _ => Box::new(input),
     })
+}
+
+/// Refuses what the csv crate would read silently but the file cannot mean (polars, which read
+/// these tables before, refused them too): a blank line after the header (a row cut out, or a
+/// second table pasted below), a quote inside an unquoted value, and a quote never closed (the
+/// rest of the file would be one value). Rows count data rows from 1, as everywhere else.
+fn check_layout(path: &Path, text: &[u8]) -> Result<()> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum At {
+        RecordStart,
+        FieldStart,
+        Unquoted,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let refuse = |row: usize, column: Option<usize>, rule: &str, hint: &str| {
+        let name = column.and_then(|c| header_field(text, c));
+        Err(Error::data_hint(
+            path,
+            Some(row),
+            name.as_deref(),
+            rule.into(),
+            hint,
+        ))
+    };
+    let (mut at, mut records, mut field) = (At::RecordStart, 0usize, 0usize);
+    let mut opened = (0, 0);
+    for (i, &byte) in text.iter().enumerate() {
+        let line_end = byte == b'\n' || byte == b'\r';
+        at = match (at, byte) {
+            (At::Quoted, b'"') => At::QuoteInQuoted,
+            (At::Quoted, _) => At::Quoted,
+            (At::QuoteInQuoted, b'"') => At::Quoted,
+            // The `\n` of a CRLF, or the header's line end.
+            (At::RecordStart, b'\n') if i > 0 && text[i - 1] == b'\r' => At::RecordStart,
+            (At::RecordStart, _) if line_end && records == 0 => At::RecordStart,
+            (At::RecordStart, _) if line_end => {
+                return refuse(
+                    records,
+                    None,
+                    "blank line (a line with no fields)",
+                    "remove blank lines: they hold no row, and may be where part of the file was lost",
+                );
+            }
+            (At::Unquoted, b'"') => {
+                return refuse(
+                    records,
+                    Some(field),
+                    "a quote inside an unquoted value",
+                    "quote the whole value and double the quote inside it, e.g. \"5'10\"\"\"",
+                );
+            }
+            (_, b'"') => {
+                opened = (records, field);
+                At::Quoted
+            }
+            (_, b',') => {
+                field += 1;
+                At::FieldStart
+            }
+            (_, _) if line_end => {
+                (records, field) = (records + 1, 0);
+                At::RecordStart
+            }
+            (_, _) => At::Unquoted,
+        };
+    }
+    if at == At::Quoted {
+        return refuse(
+            opened.0,
+            Some(opened.1),
+            "a quote opened here is never closed: the rest of the file would be one value",
+            "close the quote, or double a quote inside a quoted value (\"\")",
+        );
+    }
+    Ok(())
+}
+
+/// The header's name of column `c` (for a message), read from the header line.
+fn header_field(text: &[u8], c: usize) -> Option<String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text);
+    let header = reader.byte_records().next()?.ok()?;
+    Some(String::from_utf8_lossy(header.get(c)?).into_owned())
 }
 
 /// A read failure of the CSV parser (in practice the decompressor's, or the disk's).
@@ -801,18 +891,17 @@ mod tests {
     }
 
     #[test]
-    fn bom_crlf_quotes_blank_lines_and_short_rows() {
+    fn bom_crlf_quotes_and_short_rows() {
         let path = file(
             "forms.csv",
             b"\xEF\xBB\xBFcode,name,extra\r\n\
               A1,\"Name, with comma\",x\r\n\
-              \r\n\
               A2,\"say \"\"hi\"\"\"\r\n\
               \" A3 \",\"two\nlines\",\r\n\
               A4,,\"\"\r\n",
         );
         let t = TextTable::read(&path, &["code", "name"]).expect("read");
-        assert_eq!(t.height(), 4, "the blank line is not a row");
+        assert_eq!(t.height(), 4);
         let s = |v: &str| Some(v.to_string());
         assert_eq!(cells(&t, "code"), [s("A1"), s("A2"), s("A3"), s("A4")]);
         assert_eq!(
@@ -875,6 +964,41 @@ mod tests {
         );
         let err = message(TextTable::read(&file("twice.csv", b"a,b,a\n1,2,3\n"), &[]));
         assert!(err.contains("column `a`: column appears twice"), "{err}");
+        // What polars refused and the csv crate would read silently (same rows as polars named).
+        for (name, bytes, want) in [
+            (
+                "blank-mid.csv",
+                &b"code,name\nA1,x\n\nA2,y\n"[..],
+                "row 2 (line 3): blank line",
+            ),
+            (
+                "blank-end.csv",
+                b"code,name\r\nA1,x\r\n\r\n",
+                "row 2 (line 3): blank line",
+            ),
+            (
+                "blank-first.csv",
+                b"code,name\n\nA1,x\n",
+                "row 1 (line 2): blank line",
+            ),
+            (
+                "stray.csv",
+                b"code,name\nA1,x\nA2,Al\"pha\n",
+                "row 2 (line 3), column `name`: a quote inside an unquoted value",
+            ),
+            (
+                "unclosed.csv",
+                b"code,name\nA1,\"x\nA2,y\n",
+                "row 1 (line 2), column `name`: a quote opened here is never closed",
+            ),
+        ] {
+            let err = message(TextTable::read(&file(name, bytes), &[]));
+            assert!(err.contains(want), "{name}: {err}");
+        }
+        // Blank lines before the header, a quoted line end and a final line end are fine.
+        let t = TextTable::read(&file("fine.csv", b"\n\ncode,name\nA1,\"x\n\"\"y\"\n"), &[])
+            .expect("read");
+        assert_eq!(cells(&t, "name"), [Some("x\n\"y".to_string())]);
         let err = message(TextTable::read(&file("miss.csv", b"a\n1\n"), &["b"]));
         assert!(
             err.contains("column `b`: required column missing (found: a)"),
