@@ -468,6 +468,47 @@ mod tests {
         assert_eq!(back.areas, counts.areas);
     }
 
+    struct KeepAll;
+
+    impl crate::ExclusionRule for KeepAll {
+        fn method_name(&self) -> String {
+            "keep all".into()
+        }
+        fn excluded(&self) -> ExcludedUnknowns {
+            ExcludedUnknowns {
+                sex: false,
+                age_band: false,
+                imd_quintile: true,
+            }
+        }
+        fn apply(&self, counts: &StratifiedCounts) -> Result<StratifiedCounts, MethodError> {
+            Ok(counts.without_unknown_categories())
+        }
+    }
+
+    #[test]
+    fn a_stage_answers_its_own_requests_and_refuses_another_stages() {
+        let rule = Configured::Exclusions(Box::new(KeepAll));
+        let Response::Described {
+            method_name,
+            shape,
+            excluded,
+        } = answer(&rule, Request::Describe).unwrap()
+        else {
+            panic!("describe answers Described")
+        };
+        assert_eq!(method_name, "keep all");
+        assert!(shape.is_none() && excluded.is_some_and(|e| e.imd_quintile && !e.sex));
+        let counts = StratifiedCounts::zeroed(vec![], vec![], vec![Dimension::new("sex", &["1"])]);
+        let e = answer(&rule, Request::Standardise(Cow::Borrowed(&counts))).unwrap_err();
+        assert!(
+            e.message
+                .contains("`exclusions` plugin cannot answer standardise"),
+            "{e}"
+        );
+        assert_eq!(e.kind, crate::MethodErrorKind::Foreign);
+    }
+
     #[test]
     fn garbage_and_trailing_bytes_are_refused() {
         assert!(decode::<Response>(&[0xff, 0xff, 0xff]).is_err());
