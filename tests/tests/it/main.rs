@@ -20,6 +20,7 @@ mod determinism;
 mod dynamic_plugin;
 mod entry_points;
 mod extract_forms;
+mod foreign_stages;
 mod funnel;
 mod method_swap;
 mod parquet_structure;
