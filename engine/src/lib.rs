@@ -275,7 +275,7 @@ pub fn verify_run(
         ))
     })?;
     let published = verify::read_published(&published_path.path)?;
-    let ratio = Some(run.prepared.methods.ratio.as_ref());
+    let ratio = run.prepared.methods.ratio();
     let (table, ok) = verify::verify(&published, &run.results.tables, &recipe.tolerances, ratio);
     run.files.push((
         "verify.csv".into(),
