@@ -296,6 +296,9 @@ pub struct InputOverrides {
     pub threads: Option<usize>,
     /// A mapping file (`input::mapping`) in place of the recipe's input mapping.
     pub mapping: Option<std::path::PathBuf>,
+    /// The data-quality cube of counts made elsewhere (`strata sql`'s quality part), with
+    /// `counts`.
+    pub quality: Option<std::path::PathBuf>,
 }
 
 /// Where this run's activity comes from.
@@ -407,7 +410,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         &shape,
     )? {
         Some(activity) => phases.record_level(&source, &activity, &areas, &shape, &mut counts)?,
-        None => Vec::new(),
+        None => phases.pushed_down_quality(&source, overrides.quality.as_deref(), &areas)?,
     };
     let counts = phases.exclusions(&counts, &shape)?;
     check_population_covers_tests(&counts, &population_path, &areas_path, &mut phases.warnings)?;
@@ -447,6 +450,11 @@ fn choose_source(recipe: &Recipe, overrides: &InputOverrides) -> Result<Source> 
             }
         },
     };
+    if overrides.quality.is_some() && !matches!(source, Source::Counts(_)) {
+        return Err(Error::Usage(
+            "--quality is the data-quality cube of aggregated counts: give it with --counts".into(),
+        ));
+    }
     if overrides.mapping.is_some() && !matches!(source, Source::Activity(_)) {
         return Err(Error::Usage(
             "--mapping maps a record-level extract's columns: give it with --activity (aggregated \
@@ -604,6 +612,32 @@ impl Phases<'_> {
                 ));
             }
         }
+        let mut tables = self.data_quality(source, &quality)?;
+        tables.push(exclusions_table(
+            &quality,
+            self.prepared.methods.exclusions.excluded(),
+        ));
+        Ok(tables)
+    }
+
+    /// The tables a record-level run makes from its quality cube, from the cube counted
+    /// elsewhere (`--quality`, `strata sql`); none without it.
+    fn pushed_down_quality(
+        &mut self,
+        source: &Source,
+        path: Option<&std::path::Path>,
+        areas: &[Area],
+    ) -> Result<Vec<Table>> {
+        let Some(path) = path else {
+            return Ok(Vec::new());
+        };
+        let names = match &self.prepared.recipe.inputs.providers {
+            Some(p) => input::read_providers(&p.path)?,
+            None => HashMap::new(),
+        };
+        let quality = crate::sql::read_quality(path, &names, areas)?;
+        self.input_rows
+            .insert("quality".into(), quality.cells.len() as u64);
         let mut tables = self.data_quality(source, &quality)?;
         tables.push(exclusions_table(
             &quality,
@@ -856,16 +890,16 @@ enum ActivityInput<'a> {
 }
 
 /// The reference lookups record-level activity is resolved against.
-struct References {
-    practices: HashMap<String, u32>,
-    non_english: std::collections::HashSet<String>,
-    lsoas: HashMap<String, input::LsoaInfo>,
-    exam_codes: Vec<(String, String)>,
-    provider_names: HashMap<String, String>,
+pub(crate) struct References {
+    pub(crate) practices: HashMap<String, u32>,
+    pub(crate) non_english: std::collections::HashSet<String>,
+    pub(crate) lsoas: HashMap<String, input::LsoaInfo>,
+    pub(crate) exam_codes: Vec<(String, String)>,
+    pub(crate) provider_names: HashMap<String, String>,
 }
 
 impl References {
-    fn read(recipe: &Recipe, areas: &[Area]) -> Result<References> {
+    pub(crate) fn read(recipe: &Recipe, areas: &[Area]) -> Result<References> {
         let required = |p: &Option<crate::recipe::InputPath>, what: &str| {
             p.as_ref()
                 .map(|p| p.path.clone())

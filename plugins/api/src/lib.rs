@@ -12,6 +12,7 @@
 pub mod ffi;
 pub mod funnel;
 pub mod params;
+pub mod sql;
 pub mod stages;
 pub mod types;
 
