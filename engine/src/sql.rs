@@ -111,11 +111,11 @@ impl Dialect {
             Dialect::Tsql => format!("CAST({e} AS DATE)"),
         }
     }
-    /// `COUNT(*)` is an INT in T-SQL, which overflows at 2^31 records.
-    fn count(self) -> &'static str {
+    /// `COUNT` is an INT in T-SQL, which overflows at 2^31 records.
+    fn count(self, e: &str) -> String {
         match self {
-            Dialect::Tsql => "COUNT_BIG(*)",
-            _ => "COUNT(*)",
+            Dialect::Tsql => format!("COUNT_BIG({e})"),
+            _ => format!("COUNT({e})"),
         }
     }
     fn lookup(self, name: &str) -> String {
@@ -169,7 +169,12 @@ pub fn generate(
     );
     let script = Script {
         setup,
-        counts: counts_query(dialect, &chain),
+        counts: counts_query(
+            dialect,
+            &chain,
+            &areas,
+            &prepared.methods.derivation.shape().measures,
+        ),
         quality: quality_query(dialect, &chain),
     };
     for (name, text) in [
@@ -474,9 +479,23 @@ d AS (
 
 /// The aggregated entry: a record counts in its modality's measure and in every exam-code
 /// measure of its exam code and modality; records without an area count only in the cube.
-fn counts_query(dialect: Dialect, chain: &str) -> String {
+///
+/// Every measure has a row: `strata run --counts` refuses a measure without any (a query that
+/// left it out), so a measure no record counts in gets a zero in the first area's unknown stratum
+/// (`one` is NULL there, and `COUNT(one)` counts records only), which changes no figure.
+fn counts_query(dialect: Dialect, chain: &str, areas: &[Area], measures: &[String]) -> String {
     let exam = dialect.lookup("exam");
-    let count = dialect.count();
+    let count = dialect.count("one");
+    let first_area = literal(areas.first().map_or("", |a| a.code.as_str()));
+    let zeros: String = measures
+        .iter()
+        .map(|m| {
+            format!(
+                "\n  UNION ALL\n  SELECT {first_area}, 'unknown', 'unknown', 'unknown', {}, NULL",
+                literal(m)
+            )
+        })
+        .collect();
     format!(
         "{chain},
 k AS (
@@ -485,10 +504,10 @@ k AS (
   FROM d WHERE area_code IS NOT NULL AND modality_measure IS NOT NULL
 ),
 m AS (
-  SELECT area_code, sex, age_band, imd_quintile, modality_measure AS measure FROM k
+  SELECT area_code, sex, age_band, imd_quintile, modality_measure AS measure, 1 AS one FROM k
   UNION ALL
-  SELECT k.area_code, k.sex, k.age_band, k.imd_quintile, e.measure
-  FROM k INNER JOIN {exam} e ON e.exam_code = k.exam_value AND e.modality = k.modality_measure
+  SELECT k.area_code, k.sex, k.age_band, k.imd_quintile, e.measure, 1
+  FROM k INNER JOIN {exam} e ON e.exam_code = k.exam_value AND e.modality = k.modality_measure{zeros}
 )
 SELECT area_code, sex, age_band, imd_quintile, measure, {count} AS tests
 FROM m
@@ -506,7 +525,7 @@ const CUBE_COLUMNS: &str = "provider_code, provider_raw, area_code, route, has_p
 /// The raw provider code travels between `|` so the trimming CSV reader keeps its spaces (the
 /// published provider order sorts raw codes).
 fn quality_query(dialect: Dialect, chain: &str) -> String {
-    let count = dialect.count();
+    let count = dialect.count("*");
     let flag = |cond: &str| format!("CASE WHEN {cond} THEN 1 ELSE 0 END");
     format!(
         "{chain},

@@ -38,7 +38,6 @@ def main():
     for name, path in [("counts", counts), ("quality", quality)]:
         query = Path(path).read_text().strip().rstrip(";")
         con.sql(query).write_csv(str(out / f"{name}.csv"))
-    print(con.sql("SELECT types FROM (DESCRIBE activity)").fetchall() if False else "ok")
 
 
 if __name__ == "__main__":

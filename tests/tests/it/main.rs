@@ -26,3 +26,4 @@ mod parquet_structure;
 mod reader_fuzz;
 mod report_browser;
 mod snapshots;
+mod sql_pushdown;
