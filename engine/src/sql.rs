@@ -709,3 +709,64 @@ fn rank_cells(
         cells: input::activity::quality_cells(cube),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_api::{Attribution, AttributionCandidate, AttributionMethod, MethodError};
+
+    /// An attribution rule with no SQL (the trait's default).
+    struct NoSql;
+    impl AttributionMethod for NoSql {
+        fn method_name(&self) -> String {
+            "no sql".into()
+        }
+        fn attribute(
+            &self,
+            c: &[AttributionCandidate],
+        ) -> std::result::Result<Vec<Attribution>, MethodError> {
+            Ok(c.iter()
+                .map(|_| Attribution {
+                    area: None,
+                    route: Route::Unattributed,
+                })
+                .collect())
+        }
+    }
+
+    fn example() -> Prepared {
+        let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/example.toml");
+        crate::check(&recipe).expect("the example recipe")
+    }
+
+    #[test]
+    fn a_plugin_without_sql_is_refused_by_name() {
+        let mut prepared = example();
+        prepared.methods.attribution = Some(Box::new(NoSql));
+        let mapping = prepared.recipe.inputs.mapping.clone();
+        let Err(Error::Plugin { plugin, message }) =
+            generate(&prepared, &mapping, Dialect::Duckdb, "activity")
+        else {
+            panic!("a rule without SQL must be refused");
+        };
+        assert_eq!(plugin, "attribution.gp-practice-then-lsoa");
+        assert!(
+            message.contains("has no SQL for its attribution rule"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn every_dialect_parses_and_counts_with_its_own_count() {
+        let prepared = example();
+        let mapping = prepared.recipe.inputs.mapping.clone();
+        for (dialect, count) in [
+            (Dialect::Duckdb, "COUNT(one)"),
+            (Dialect::Spark, "COUNT(one)"),
+            (Dialect::Tsql, "COUNT_BIG(one)"),
+        ] {
+            let script = generate(&prepared, &mapping, dialect, "t").expect("a script");
+            assert!(script.counts.contains(count), "{dialect:?}");
+        }
+    }
+}

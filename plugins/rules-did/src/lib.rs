@@ -535,6 +535,48 @@ mod tests {
     }
 
     #[test]
+    fn sql_names_every_band_and_exam_measure_of_the_rule() {
+        let r = defaults();
+        let list = vec![
+            (" xches ".to_string(), "chest_xray".to_string()),
+            ("XCHES".to_string(), "chest_ct".to_string()),
+        ];
+        let sql = r.sql(&list).expect("sql").expect("rules.did has SQL");
+        // Band k ends at 5k + 4: the same edges as `age_band`.
+        assert!(sql.age_band.contains("WHEN age_years <= 4 THEN '0-4'"));
+        assert!(sql.age_band.contains("WHEN age_years <= 89 THEN '85-89'"));
+        assert!(
+            sql.age_band
+                .contains("age_years > 130 THEN NULL WHEN age_years >= 90 THEN '90+'")
+        );
+        assert_eq!(r.age_band(Some(89)), Some(17));
+        assert_eq!(r.age_band(Some(90)), Some(18));
+        assert!(
+            sql.imd_quintile
+                .contains("WHEN imd_decile IN (9, 10) THEN '5'")
+        );
+        // Codes normalised as the record-level rule does; one code in two measures, each with the
+        // modality it requires.
+        assert_eq!(
+            sql.exam_measures,
+            vec![
+                SqlExamMeasure {
+                    exam_code: "XCHES".into(),
+                    measure: "chest_ct".into(),
+                    modality: "ct".into()
+                },
+                SqlExamMeasure {
+                    exam_code: "XCHES".into(),
+                    measure: "chest_xray".into(),
+                    modality: "xray".into()
+                },
+            ]
+        );
+        let bad = vec![("X".to_string(), "no_such".to_string())];
+        assert!(r.sql(&bad).is_err());
+    }
+
+    #[test]
     fn shape_matches_the_house_dimensions() {
         let shape = defaults().shape();
         assert_eq!(shape.sex, Dimension::new("sex", &["1", "2"]));
