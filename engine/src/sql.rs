@@ -567,17 +567,10 @@ pub fn read_quality(
         col("area_code")?,
         t.required_column("route")?,
     );
-    let flags: Vec<Vec<&str>> = [
-        "has_practice",
-        "has_lsoa",
-        "missing_age",
-        "missing_sex",
-        "missing_imd",
-        "standard_modality",
-    ]
-    .iter()
-    .map(|c| t.required_column(c))
-    .collect::<Result<_>>()?;
+    let flags: Vec<Vec<&str>> = FLAGS
+        .iter()
+        .map(|c| t.required_column(c))
+        .collect::<Result<_>>()?;
     let (months, tests) = (col("month")?, t.required_column("tests")?);
     let area_index: HashMap<&str, u32> = areas
         .iter()
@@ -587,7 +580,7 @@ pub fn read_quality(
     let bad = |row: usize, column: &str, rule: String, hint: &str| {
         Error::data_hint(path, Some(row + 1), Some(column), rule, hint)
     };
-    let hint = "export the `quality` part of `strata sql` as it is (CSV with a header)";
+    let hint = QUALITY_HINT;
     let mut first_raw: BTreeMap<&str, String> = BTreeMap::new();
     let mut cells = Vec::with_capacity(t.height());
     for row in 0..t.height() {
@@ -608,61 +601,87 @@ pub fn read_quality(
         if raw < entry.as_str() {
             *entry = raw.to_string();
         }
-        let area = match area_codes[row] {
-            None => None,
-            Some(code) => Some(*area_index.get(code).ok_or_else(|| {
-                bad(
-                    row,
-                    "area_code",
-                    format!("area `{code}` is not in the recipe's areas file"),
-                    hint,
-                )
-            })?),
-        };
-        let route = Route::ALL
-            .into_iter()
-            .find(|r| r.key() == routes[row])
-            .ok_or_else(|| {
-                bad(
-                    row,
-                    "route",
-                    format!("unknown route `{}`", routes[row]),
-                    hint,
-                )
-            })?;
-        let mut f = [false; 6];
-        for (i, values) in flags.iter().enumerate() {
-            f[i] = match values[row] {
-                "1" | "true" => true,
-                "0" | "false" => false,
-                v => return Err(bad(row, "flag", format!("`{v}` is not 0 or 1"), hint)),
-            };
-        }
-        let month = match months[row] {
-            None => strata_api::OUTSIDE_YEAR,
-            Some(m) => m.parse::<u8>().ok().filter(|m| *m < 12).ok_or_else(|| {
-                bad(
-                    row,
-                    "month",
-                    format!("`{m}` is not a month 0 to 11 of the year"),
-                    hint,
-                )
-            })?,
-        };
-        let n: u64 = tests[row].parse().map_err(|_| {
-            bad(
-                row,
-                "tests",
-                format!("`{}` is not a whole count", tests[row]),
-                hint,
-            )
-        })?;
-        cells.push((providers[row], (area, route, f, month), n));
+        let row_flags: [&str; 6] = std::array::from_fn(|i| flags[i][row]);
+        let fields = (
+            area_codes[row],
+            routes[row],
+            row_flags,
+            months[row],
+            tests[row],
+        );
+        let (key, n) = cube_cell(&bad, row, &area_index, fields)?;
+        cells.push((providers[row], key, n));
     }
     Ok(rank_cells(cells, first_raw, references_providers, areas))
 }
 
+/// The cube's flag columns, in [`CellKey`]'s order.
+const FLAGS: [&str; 6] = [
+    "has_practice",
+    "has_lsoa",
+    "missing_age",
+    "missing_sex",
+    "missing_imd",
+    "standard_modality",
+];
+
 type CellKey = (Option<u32>, Route, [bool; 6], u8);
+
+const QUALITY_HINT: &str = "export the `quality` part of `strata sql` as it is (CSV with a header)";
+
+/// One cube row's key and count, or an error naming its row and column.
+fn cube_cell(
+    bad: &dyn Fn(usize, &str, String, &str) -> Error,
+    row: usize,
+    area_index: &HashMap<&str, u32>,
+    fields: (Option<&str>, &str, [&str; 6], Option<&str>, &str),
+) -> Result<(CellKey, u64)> {
+    let (area_code, route_key, flags, month_text, tests) = fields;
+    let hint = QUALITY_HINT;
+    let area = match area_code {
+        None => None,
+        Some(code) => Some(*area_index.get(code).ok_or_else(|| {
+            bad(
+                row,
+                "area_code",
+                format!("area `{code}` is not in the recipe's areas file"),
+                hint,
+            )
+        })?),
+    };
+    let route = Route::ALL
+        .into_iter()
+        .find(|r| r.key() == route_key)
+        .ok_or_else(|| bad(row, "route", format!("unknown route `{}`", route_key), hint))?;
+    let mut f = [false; 6];
+    for (i, values) in flags.into_iter().enumerate() {
+        f[i] = match values {
+            "1" | "true" => true,
+            "0" | "false" => false,
+            v => return Err(bad(row, FLAGS[i], format!("`{v}` is not 0 or 1"), hint)),
+        };
+    }
+    let month = match month_text {
+        None => strata_api::OUTSIDE_YEAR,
+        Some(m) => m.parse::<u8>().ok().filter(|m| *m < 12).ok_or_else(|| {
+            bad(
+                row,
+                "month",
+                format!("`{m}` is not a month 0 to 11 of the year"),
+                hint,
+            )
+        })?,
+    };
+    let n: u64 = tests.parse().map_err(|_| {
+        bad(
+            row,
+            "tests",
+            format!("`{}` is not a whole count", tests),
+            hint,
+        )
+    })?;
+    Ok(((area, route, f, month), n))
+}
 
 /// Providers in order of their smallest raw code, and the cells summed by key.
 fn rank_cells(
@@ -753,6 +772,28 @@ mod tests {
         assert!(
             message.contains("has no SQL for its attribution rule"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn a_bad_cube_row_is_named_by_file_row_and_column() {
+        let path = std::env::temp_dir().join(format!("strata-quality-{}.csv", std::process::id()));
+        let header = format!("{CUBE_COLUMNS}, tests").replace(", ", ",");
+        std::fs::write(
+            &path,
+            format!("{header}\nR01,|R01|,A01,gp_practice,1,1,0,0,0,3,1,5\nR01,|R01|,A01,gp_practice,1,yes,0,0,0,3,1,5\n"),
+        )
+        .unwrap();
+        let areas = [Area {
+            code: "A01".into(),
+            name: "A".into(),
+        }];
+        let e = read_quality(&path, &HashMap::new(), &areas).expect_err("refused");
+        std::fs::remove_file(&path).ok();
+        let text = e.to_string();
+        assert!(
+            text.contains("row 2") && text.contains("`has_lsoa`") && text.contains("`yes`"),
+            "{text}"
         );
     }
 
