@@ -15,7 +15,7 @@ import duckdb
 
 def reader(path):
     quoted = "'" + str(path).replace("'", "''") + "'"
-    if str(path).endswith(".parquet"):
+    if str(path).endswith(".parquet"):  # else CSV, gzip-compressed or not (by its name)
         return f"read_parquet({quoted})"
     return f"read_csv({quoted})"
 

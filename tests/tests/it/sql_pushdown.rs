@@ -3,8 +3,9 @@
 //! `strata run --counts --quality` on its result writes every table file byte for byte as the
 //! record-level run on the same records does. Inputs: the synthetic year as `strata synth` writes
 //! it (Parquet), the same records rewritten by DuckDB as CSV in a hashed order, and the example
-//! recipe's hand-made CSV (neither written by strata). The T-SQL and Spark texts are golden
-//! (`snapshots/sql__*.snap`), parse-checked by `strata sql` itself; they have not been executed
+//! recipe's hand-made CSV and the UDAL-shaped export through its mapping (none written by
+//! strata). The T-SQL and Spark texts are golden
+//! (`snapshots/sql/`), parse-checked by `strata sql` itself; they have not been executed
 //! against SQL Server or Spark here.
 //!
 //! Without DuckDB (no venv and no network to make one) the execution test fails when `CI=true`
@@ -60,17 +61,19 @@ fn ok(args: &[&str]) -> String {
     out
 }
 
-/// Writes the three DuckDB parts of `recipe` into `dir`.
-fn sql_parts(recipe: &Path, dir: &Path) -> [PathBuf; 3] {
+/// Writes the three DuckDB parts of `recipe` into `dir` (`extra`: more `strata sql` options).
+fn sql_parts(recipe: &Path, dir: &Path, extra: &[&str]) -> [PathBuf; 3] {
     ["setup", "counts", "quality"].map(|part| {
-        let text = ok(&[
+        let mut args = vec![
             "sql",
             recipe.to_str().unwrap(),
             "--dialect",
             "duckdb",
             "--part",
             part,
-        ]);
+        ];
+        args.extend(extra);
+        let text = ok(&args);
         let path = dir.join(format!("{part}.sql"));
         std::fs::write(&path, text).unwrap();
         path
@@ -169,7 +172,7 @@ fn duckdb_counts_give_the_record_level_outputs() {
         "--out",
         record_level.to_str().unwrap(),
     ]);
-    let parts = sql_parts(&recipe, dir);
+    let parts = sql_parts(&recipe, dir, &[]);
 
     run_duckdb(&python, &parts, &activity, &dir.join("parquet"), &[]);
     pushed_run(
@@ -210,7 +213,7 @@ fn duckdb_counts_of_the_hand_made_example() {
         "--out",
         record_level.to_str().unwrap(),
     ]);
-    let parts = sql_parts(&recipe, dir);
+    let parts = sql_parts(&recipe, dir, &[]);
     run_duckdb(
         &python,
         &parts,
@@ -227,6 +230,48 @@ fn duckdb_counts_of_the_hand_made_example() {
     assert_same_tables(&record_level, &dir.join("out"));
 }
 
+/// A UDAL-shaped export (its column names, SNOMED CT modality descriptions, `M`/`F`/`1.0` sex
+/// codes, float ages, timestamps; `tests/fixtures/extracts/udal/`) through its input mapping: the
+/// SQL applies the mapping's names and value maps as the record-level reader does, on the
+/// Parquet and on the gzip CSV as DuckDB reads them.
+#[test]
+fn duckdb_counts_of_a_udal_shaped_export_through_its_mapping() {
+    let Some(python) = duckdb_python() else {
+        return;
+    };
+    let tmp = temp_dir("sql-udal");
+    let dir = tmp.path();
+    let recipe = workspace().join("configs/did-2023-24-icb.toml");
+    let udal = workspace().join("tests/fixtures/extracts/udal");
+    let mapping = udal.join("mapping.toml");
+    let population = workspace().join("tests/fixtures/extracts/forms/population.csv");
+    let record_level = dir.join("record-level");
+    let parquet = udal.join("udal-dids.parquet");
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    ok(&[
+        "run",
+        &p(&recipe),
+        "--activity",
+        &p(&parquet),
+        "--mapping",
+        &p(&mapping),
+        "--population",
+        &p(&population),
+        "--out",
+        &p(&record_level),
+    ]);
+    let parts = sql_parts(&recipe, dir, &["--mapping", &p(&mapping)]);
+    for (form, name) in [
+        (parquet.clone(), "parquet"),
+        (udal.join("udal-dids.csv.gz"), "csv"),
+    ] {
+        run_duckdb(&python, &parts, &form, &dir.join(name), &[]);
+        let out = dir.join(format!("out-{name}"));
+        pushed_run(&recipe, &dir.join(name), &population, &out);
+        assert_same_tables(&record_level, &out);
+    }
+}
+
 /// The whole T-SQL and Spark scripts of the example recipe, golden.
 #[test]
 fn tsql_and_spark_text() {
@@ -234,7 +279,7 @@ fn tsql_and_spark_text() {
     for dialect in ["tsql", "spark", "duckdb"] {
         let text = ok(&["sql", recipe.to_str().unwrap(), "--dialect", dialect]);
         insta::with_settings!({
-            snapshot_path => workspace().join("snapshots"),
+            snapshot_path => workspace().join("snapshots").join("sql"),
             prepend_module_to_snapshot => false,
             omit_expression => true,
             description => format!("strata sql configs/example.toml --dialect {dialect}"),
