@@ -5,6 +5,7 @@
 //! `strata-api`. See `ARCHITECTURE.md`.
 
 pub mod bench;
+pub mod board;
 pub mod cli;
 pub mod dates;
 pub mod diff;
@@ -53,10 +54,14 @@ pub fn run_in_memory(recipe_path: &Path, overrides: &InputOverrides) -> Result<R
         RunFiles::from_results(&results, prepared.recipe.float_precision)?;
     let manifest = manifest(&prepared, overrides, &results, outputs)?;
     let manifest_bytes = output::manifest_bytes(&manifest)?;
-    if prepared.recipe.write_publication {
+    // The funnels are drawn from the confidence-interval method: no method, no publication.
+    if let (true, Some(confidence_interval)) = (
+        prepared.recipe.write_publication,
+        prepared.methods.confidence_interval(),
+    ) {
         files.extend(publication::files(
             &prepared.recipe,
-            prepared.methods.confidence_interval.as_ref(),
+            confidence_interval,
             &results,
             &manifest.recipe_fingerprint,
             &String::from_utf8_lossy(&manifest_bytes),
@@ -274,7 +279,7 @@ pub fn verify_run(
     let (table, ok) = verify::verify(&published, &run.results.tables, &recipe.tolerances);
     run.files.push((
         "verify.csv".into(),
-        output::csv_bytes(&table, recipe.float_precision)?,
+        output::csv_bytes(&table, recipe.float_precision),
     ));
     output::write_atomically(&dir, &run.files)?;
     Ok((dir, table, ok))

@@ -4,34 +4,70 @@
 //! The engine moves data between stages and counts; every number that is a statistic comes from a
 //! plugin.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use strata_api::{
     Area, AttributionMethod, Comparison, ConfidenceIntervalMethod, Configured, DataQualityMethod,
     DerivationInput, DerivationRules, DerivationShape, DisclosureMethod, ExcludedUnknowns,
-    ExclusionRule, FactorMethod, FactorRate, QualityInput, RatioMethod, SignificanceMethod,
-    StageKind, StandardisationMethod, StratifiedCounts, SummaryMethod, Table, Value,
+    ExclusionRule, FactorMethod, FactorRate, OverdispersionMethod, QualityInput, RatioMethod,
+    SignificanceMethod, Slot, StageKind, StandardisationMethod, StratifiedCounts, SummaryMethod,
+    Table, Value,
 };
 
+use crate::board::Board;
 use crate::error::{Error, RecipeProblem, Result};
 use crate::input;
 use crate::plugins::{self, Registry};
 use crate::recipe::{Recipe, StageChoice};
 
-/// Every stage's configured method.
+/// Every stage's configured method, by kind. Derivation is always there: the reader needs its
+/// shape (dimensions and measures) even for aggregated counts.
 pub struct Methods {
-    pub attribution: Option<Box<dyn AttributionMethod>>,
-    pub derivation: Box<dyn DerivationRules>,
-    pub exclusions: Box<dyn ExclusionRule>,
-    pub standardisation: Box<dyn StandardisationMethod>,
-    pub confidence_interval: Box<dyn ConfidenceIntervalMethod>,
-    pub factors: Box<dyn FactorMethod>,
-    pub ratio: Box<dyn RatioMethod>,
-    pub significance: Box<dyn SignificanceMethod>,
-    pub summary: Box<dyn SummaryMethod>,
-    pub data_quality: Option<Box<dyn DataQualityMethod>>,
-    pub disclosure: Option<Box<dyn DisclosureMethod>>,
+    derivation: Box<dyn DerivationRules>,
+    configured: BTreeMap<StageKind, Configured>,
+}
+
+/// `Methods`' accessor for an optional stage's method.
+macro_rules! method_of {
+    ($name:ident, $kind:ident, $trait:ident) => {
+        pub fn $name(&self) -> Option<&dyn $trait> {
+            match self.configured.get(&StageKind::$kind) {
+                Some(Configured::$kind(m)) => Some(m.as_ref()),
+                _ => None,
+            }
+        }
+    };
+}
+
+impl Methods {
+    /// Every configured kind, in [`StageKind::ALL`]'s order.
+    pub fn kinds(&self) -> Vec<StageKind> {
+        let mut kinds: Vec<StageKind> = self.configured.keys().copied().collect();
+        kinds.push(StageKind::Derivation);
+        kinds.sort();
+        kinds
+    }
+
+    pub fn derivation(&self) -> &dyn DerivationRules {
+        self.derivation.as_ref()
+    }
+
+    method_of!(attribution, Attribution, AttributionMethod);
+    method_of!(exclusions, Exclusions, ExclusionRule);
+    method_of!(standardisation, Standardisation, StandardisationMethod);
+    method_of!(
+        confidence_interval,
+        ConfidenceInterval,
+        ConfidenceIntervalMethod
+    );
+    method_of!(factors, Factors, FactorMethod);
+    method_of!(ratio, Ratio, RatioMethod);
+    method_of!(significance, Significance, SignificanceMethod);
+    method_of!(summary, Summary, SummaryMethod);
+    method_of!(overdispersion, Overdispersion, OverdispersionMethod);
+    method_of!(data_quality, DataQuality, DataQualityMethod);
+    method_of!(disclosure, Disclosure, DisclosureMethod);
 }
 
 /// The plugin each stage uses, for the manifest.
@@ -51,19 +87,6 @@ pub struct Prepared {
     _registry: Registry,
 }
 
-/// The stages every run has; attribution is needed by record-level input only, data quality and
-/// disclosure are optional.
-const REQUIRED_STAGES: [StageKind; 8] = [
-    StageKind::Derivation,
-    StageKind::Exclusions,
-    StageKind::Standardisation,
-    StageKind::ConfidenceInterval,
-    StageKind::Factors,
-    StageKind::Ratio,
-    StageKind::Significance,
-    StageKind::Summary,
-];
-
 /// Loads plugins and configures every stage, reporting every problem with its recipe position.
 pub fn prepare(recipe: Recipe) -> Result<Prepared> {
     let mut dirs = recipe.plugin_paths.clone();
@@ -71,7 +94,7 @@ pub fn prepare(recipe: Recipe) -> Result<Prepared> {
     let registry = Registry::load(&dirs)?;
 
     // Every problem is collected before any is reported, in recipe order: each stage choice's,
-    // then the record-level inputs', then the missing stages'.
+    // then the record-level inputs', then the stages that could not run.
     let mut problems: Vec<RecipeProblem> = Vec::new();
     let mut configured: BTreeMap<StageKind, Configured> = BTreeMap::new();
     let mut uses = Vec::new();
@@ -85,7 +108,7 @@ pub fn prepare(recipe: Recipe) -> Result<Prepared> {
         }
     }
     problems.extend(missing_record_level_inputs(&recipe));
-    problems.extend(missing_stages(&recipe, &registry));
+    problems.extend(unrunnable_stages(&recipe, &registry));
     if !problems.is_empty() {
         return Err(Error::Recipe(problems));
     }
@@ -212,49 +235,70 @@ fn missing_record_level_inputs(recipe: &Recipe) -> Vec<RecipeProblem> {
     .collect()
 }
 
-/// One problem per kind of [`REQUIRED_STAGES`] the recipe does not name, at its `[stages]` table.
-fn missing_stages(recipe: &Recipe, registry: &Registry) -> Vec<RecipeProblem> {
-    REQUIRED_STAGES
+/// One problem per stage kind the recipe lacks that its stages need: derivation (the reader's),
+/// and each kind that alone gives a slot a named stage takes (e.g. `exclusions`, whose counts
+/// every statistic takes), at the recipe's `[stages]` table.
+fn unrunnable_stages(recipe: &Recipe, registry: &Registry) -> Vec<RecipeProblem> {
+    let named: Vec<StageKind> = recipe.stages.iter().map(|c| c.stage).collect();
+    // Checked as if the input were record-level: a stage taking the data-quality cube simply does
+    // not run on aggregated counts.
+    let source = BTreeSet::from([Slot::ActivityCounts, Slot::QualityCube]);
+    let (_, stuck) = crate::board::schedule(&named, &source);
+    // Each missing kind, with the slots only it gives and the named stages that take them.
+    let mut needed: BTreeMap<StageKind, BTreeMap<Slot, Vec<StageKind>>> = BTreeMap::new();
+    if !named.contains(&StageKind::Derivation) {
+        needed.entry(StageKind::Derivation).or_default();
+    }
+    for (kind, lacking) in stuck {
+        for slot in lacking {
+            // A giver the recipe names but that is stuck itself is reported for its own lack.
+            for giver in crate::board::givers(slot)
+                .into_iter()
+                .filter(|g| !named.contains(g))
+            {
+                let takers = needed.entry(giver).or_default().entry(slot).or_default();
+                takers.push(kind);
+            }
+        }
+    }
+    needed
         .into_iter()
-        .filter(|stage| recipe.stage(*stage).is_none())
-        .map(|stage| {
+        .map(|(missing, slots)| {
+            let why: Vec<String> = slots
+                .iter()
+                .map(|(slot, takers)| {
+                    let takers: Vec<String> = takers.iter().map(|k| format!("`{k}`")).collect();
+                    let verb = if takers.len() == 1 { "takes" } else { "take" };
+                    format!("{} {verb} {slot}, which only it gives", takers.join(", "))
+                })
+                .collect();
+            let why = if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", why.join("; "))
+            };
             recipe.problem_at(
                 recipe.stages_span,
                 format!(
-                    "stage `{stage}` is missing: name its method as `[stages.{stage}] plugin = \
-                     \"…\"` (available: {})",
-                    registry.ids_for(stage).join(", ")
+                    "stage `{missing}` is missing{why}: name its method as `[stages.{missing}] \
+                     plugin = \"…\"` (available: {})",
+                    registry.ids_for(missing).join(", ")
                 ),
             )
         })
         .collect()
 }
 
-/// Takes each stage's configured method. A required stage is always configured once
-/// [`missing_stages`] found none missing; the error is a guard, not a message users see.
+/// Takes each stage's configured method. Derivation is always configured once
+/// [`unrunnable_stages`] found it named; the error is a guard, not a message users see.
 fn take_methods(mut configured: BTreeMap<StageKind, Configured>) -> Result<Methods> {
-    macro_rules! take {
-        ($kind:ident) => {
-            match configured.remove(&StageKind::$kind) {
-                Some(Configured::$kind(m)) => Some(m),
-                _ => None,
-            }
-        };
-    }
-    let missing = |stage: &str| Error::Usage(format!("stage `{stage}` is not configured"));
+    let derivation = match configured.remove(&StageKind::Derivation) {
+        Some(Configured::Derivation(m)) => m,
+        _ => return Err(Error::Usage("stage `derivation` is not configured".into())),
+    };
     Ok(Methods {
-        attribution: take!(Attribution),
-        derivation: take!(Derivation).ok_or_else(|| missing("derivation"))?,
-        exclusions: take!(Exclusions).ok_or_else(|| missing("exclusions"))?,
-        standardisation: take!(Standardisation).ok_or_else(|| missing("standardisation"))?,
-        confidence_interval: take!(ConfidenceInterval)
-            .ok_or_else(|| missing("confidence_interval"))?,
-        factors: take!(Factors).ok_or_else(|| missing("factors"))?,
-        ratio: take!(Ratio).ok_or_else(|| missing("ratio"))?,
-        significance: take!(Significance).ok_or_else(|| missing("significance"))?,
-        summary: take!(Summary).ok_or_else(|| missing("summary"))?,
-        data_quality: take!(DataQuality),
-        disclosure: take!(Disclosure),
+        derivation,
+        configured,
     })
 }
 
@@ -272,12 +316,15 @@ pub struct StageRecord {
 
 /// Everything a run produces before it is written.
 pub struct RunResults {
-    /// Output tables in write order: national_rates, area_rates, factor_ratios, summary, ...
+    /// Output tables in write order, the order of their slots ([`Slot`]): national_rates,
+    /// area_rates, factor_ratios, summary, data quality, exclusions, stratum counts.
     pub tables: Vec<Table>,
+    /// The counts the statistics took (over the known categories), or, in a recipe without an
+    /// exclusions stage, the activity counts.
     pub counts: StratifiedCounts,
     /// The standardisation stage's result, before disclosure control (its counts are not for
-    /// publication; the tables carry the protected ones).
-    pub rates: strata_api::StandardisedRates,
+    /// publication; the tables carry the protected ones); none in a recipe without the stage.
+    pub rates: Option<strata_api::StandardisedRates>,
     pub stages: Vec<StageRecord>,
     pub warnings: Vec<String>,
     pub input_rows: BTreeMap<String, u64>,
@@ -381,7 +428,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         warnings: Vec::new(),
         input_rows: BTreeMap::new(),
     };
-    let shape = prepared.methods.derivation.shape();
+    let shape = prepared.methods.derivation().shape();
     let areas = input::read_areas(&areas_path)?;
     phases.input_rows.insert("areas".into(), areas.len() as u64);
     // Read with an `unknown` category on every dimension: the exclusions stage decides what
@@ -401,7 +448,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         &mut counts,
         &shape,
     )?;
-    let quality_tables = match phases.activity_input(
+    let quality = match phases.activity_input(
         &source,
         overrides.threads,
         mapping,
@@ -409,19 +456,31 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         &mut counts,
         &shape,
     )? {
-        Some(activity) => phases.record_level(&source, &activity, &areas, &shape, &mut counts)?,
-        None => phases.pushed_down_quality(&source, overrides.quality.as_deref(), &areas)?,
+        Some(activity) => {
+            Some(phases.record_level(&source, &activity, &areas, &shape, &mut counts)?)
+        }
+        None => phases.pushed_down_quality(overrides.quality.as_deref(), &areas)?,
     };
-    let counts = phases.exclusions(&counts, &shape)?;
-    check_population_covers_tests(&counts, &population_path, &areas_path, &mut phases.warnings)?;
+    let mut board = Board::new(counts, quality);
+    let context = BoardContext {
+        source: &source,
+        shape: &shape,
+        population_path: &population_path,
+        areas_path: &areas_path,
+    };
+    phases.run_board(&mut board, &context)?;
 
-    let statistics = phases.statistics(&counts)?;
-    let (rates, mut tables) = assemble_tables(recipe, &counts, statistics, quality_tables);
-    phases.disclosure(&mut tables)?;
-
-    Ok(RunResults {
-        tables,
+    let Board {
+        activity_counts,
         counts,
+        rates,
+        tables,
+        ..
+    } = board;
+    Ok(RunResults {
+        // In slot order: the order a run writes its tables, whatever order the stages ran in.
+        tables: tables.into_values().flatten().collect(),
+        counts: counts.unwrap_or(activity_counts),
         rates,
         stages: phases.timer.stages,
         warnings: phases.warnings,
@@ -482,14 +541,6 @@ fn synthetic_spec(
     spec.scale = overrides.scale.unwrap_or(spec.scale);
     spec.seed = overrides.seed.unwrap_or(spec.seed);
     Ok(spec)
-}
-
-/// The statistics stages' results, before the tables are assembled.
-struct Statistics {
-    rates: strata_api::StandardisedRates,
-    area_rates: Table,
-    factor_ratios: Table,
-    summary: Table,
 }
 
 /// What a run's phases share as they go: the methods, the stage timings for the manifest, the
@@ -574,8 +625,8 @@ impl Phases<'_> {
         }
     }
 
-    /// Counts record-level activity into `counts`; answers the data-quality tables and the
-    /// `exclusions` table, which only record-level input has.
+    /// Counts record-level activity into `counts`; answers the data-quality cube, which only
+    /// record-level input has (grossed up to a full year for a synthetic year at a smaller scale).
     fn record_level(
         &mut self,
         source: &Source,
@@ -583,7 +634,7 @@ impl Phases<'_> {
         areas: &[Area],
         shape: &DerivationShape,
         counts: &mut StratifiedCounts,
-    ) -> Result<Vec<Table>> {
+    ) -> Result<QualityInput> {
         let (mut quality, records) = record_level_stream(
             self.prepared,
             activity,
@@ -612,24 +663,18 @@ impl Phases<'_> {
                 ));
             }
         }
-        let mut tables = self.data_quality(source, &quality)?;
-        tables.push(exclusions_table(
-            &quality,
-            self.prepared.methods.exclusions.excluded(),
-        ));
-        Ok(tables)
+        Ok(quality)
     }
 
-    /// The tables a record-level run makes from its quality cube, from the cube counted
-    /// elsewhere (`--quality`, `strata sql`); none without it.
+    /// The quality cube counted elsewhere (`--quality`, from `strata sql`), for the board's
+    /// data-quality and exclusions tables as a record-level run makes them; none without it.
     fn pushed_down_quality(
         &mut self,
-        source: &Source,
         path: Option<&std::path::Path>,
         areas: &[Area],
-    ) -> Result<Vec<Table>> {
+    ) -> Result<Option<QualityInput>> {
         let Some(path) = path else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let names = match &self.prepared.recipe.inputs.providers {
             Some(p) => input::read_providers(&p.path)?,
@@ -638,20 +683,48 @@ impl Phases<'_> {
         let quality = crate::sql::read_quality(path, &names, areas)?;
         self.input_rows
             .insert("quality".into(), quality.cells.len() as u64);
-        let mut tables = self.data_quality(source, &quality)?;
-        tables.push(exclusions_table(
-            &quality,
-            self.prepared.methods.exclusions.excluded(),
-        ));
-        Ok(tables)
+        Ok(Some(quality))
     }
 
-    /// The data-quality stage's tables, if the recipe has the stage.
-    fn data_quality(&mut self, source: &Source, quality: &QualityInput) -> Result<Vec<Table>> {
+    /// Runs the recipe's stages in the order their slots decide ([`crate::board::schedule`]). A
+    /// stage the source cannot feed (data quality, from aggregated counts) does not run.
+    fn run_board(&mut self, board: &mut Board, context: &BoardContext) -> Result<()> {
+        let (order, _) = crate::board::schedule(&self.prepared.methods.kinds(), &board.given());
+        for kind in order {
+            self.run_stage(kind, board, context)?;
+        }
+        Ok(())
+    }
+
+    /// One stage on the board: what it takes, its method, what it gives. This match is the one
+    /// place a stage kind is registered with the engine.
+    fn run_stage(
+        &mut self,
+        kind: StageKind,
+        board: &mut Board,
+        context: &BoardContext,
+    ) -> Result<()> {
+        match kind {
+            StageKind::Exclusions => self.exclusions(board, context),
+            StageKind::Standardisation => self.standardisation(board),
+            StageKind::ConfidenceInterval => self.confidence_interval(board),
+            StageKind::Factors => self.factors(board),
+            StageKind::Ratio => self.ratio(board),
+            StageKind::Significance => self.significance(board),
+            StageKind::Summary => self.summary(board),
+            StageKind::Overdispersion => self.overdispersion(board),
+            StageKind::DataQuality => self.data_quality(board, context.source),
+            StageKind::Disclosure => self.disclosure(board),
+            // The reading pass calls them.
+            StageKind::Attribution | StageKind::Derivation => Ok(()),
+        }
+    }
+
+    /// The data-quality stage's tables from the cube.
+    fn data_quality(&mut self, board: &mut Board, source: &Source) -> Result<()> {
         let prepared = self.prepared;
-        let Some(dq) = &prepared.methods.data_quality else {
-            return Ok(Vec::new());
-        };
+        let dq = configured(prepared.methods.data_quality(), StageKind::DataQuality)?;
+        let quality = given(&board.quality, StageKind::DataQuality, Slot::QualityCube)?;
         let source_label = match source {
             Source::Activity(path) => path.clone(),
             Source::Synthetic(spec) => spec.config.clone(),
@@ -660,7 +733,8 @@ impl Phases<'_> {
         // Cells dated outside the year carry month `strata_api::OUTSIDE_YEAR`: the stage
         // decides what they mean (Annex A leaves them out of its monthly tables and refuses a
         // year with too many).
-        self.timer
+        let tables = self
+            .timer
             .time("data_quality", quality.cells.len() as u64, || {
                 let t = dq.tables(quality).map_err(|mut e| {
                     // Its checks are of the activity extract: name the file for it.
@@ -669,102 +743,191 @@ impl Phases<'_> {
                 })?;
                 let n = t.iter().map(|t| t.rows.len() as u64).sum();
                 Ok((t, n))
-            })
+            })?;
+        board.give_tables(Slot::DataQualityTables, tables);
+        Ok(())
     }
 
-    /// The exclusions stage: the counts every later stage uses, over the known categories.
-    fn exclusions(
-        &mut self,
-        counts: &StratifiedCounts,
-        shape: &DerivationShape,
-    ) -> Result<StratifiedCounts> {
+    /// The exclusions stage: the counts every later stage uses, over the known categories; the
+    /// `exclusions` table from the cube, by the reasons the rule still excludes; the stratum
+    /// tables if the recipe asks.
+    fn exclusions(&mut self, board: &mut Board, context: &BoardContext) -> Result<()> {
         let prepared = self.prepared;
-        self.timer
+        let rule = configured(prepared.methods.exclusions(), StageKind::Exclusions)?;
+        let counts = &board.activity_counts;
+        let kept = self
+            .timer
             .time("exclusions", counts.tests.len() as u64, || {
-                let kept = apply_exclusions(prepared.methods.exclusions.as_ref(), counts, shape)
+                let kept = apply_exclusions(rule, counts, context.shape)
                     .map_err(|e| method_error(StageKind::Exclusions, prepared, e))?;
                 let n = kept.tests.len() as u64;
                 Ok((kept, n))
-            })
+            })?;
+        check_population_covers_tests(
+            &kept,
+            context.population_path,
+            context.areas_path,
+            &mut self.warnings,
+        )?;
+        if let Some(quality) = &board.quality {
+            let table = exclusions_table(quality, rule.excluded());
+            board.give_tables(Slot::ExclusionsTable, vec![table]);
+        }
+        if prepared.recipe.write_stratum_counts {
+            let tables = vec![stratum_counts_table(&kept), population_table(&kept)];
+            board.give_tables(Slot::StratumTables, tables);
+        }
+        board.counts = Some(kept);
+        Ok(())
     }
 
-    /// The statistics stages in SPEC §2 order: standardisation, confidence intervals, factors,
-    /// ratio and significance, summary.
-    fn statistics(&mut self, counts: &StratifiedCounts) -> Result<Statistics> {
+    /// Runs one stage's method under the timer (the stage's key names its record), its error
+    /// named by the stage and plugin; `rows_out` counts what it answered.
+    fn stage<T>(
+        &mut self,
+        kind: StageKind,
+        rows_in: usize,
+        method: impl FnOnce() -> std::result::Result<T, strata_api::MethodError>,
+        rows_out: impl FnOnce(&T) -> usize,
+    ) -> Result<T> {
         let prepared = self.prepared;
-        let m = &prepared.methods;
-        let cells = (counts.tests.len()) as u64;
-        let rates = self.timer.time("standardisation", cells, || {
-            let r = m
-                .standardisation
-                .standardise(counts)
-                .map_err(|e| method_error(StageKind::Standardisation, prepared, e))?;
-            let n = r.areas.len() as u64;
-            Ok((r, n))
-        })?;
-        let area_rates =
-            self.timer
-                .time("confidence_interval", rates.areas.len() as u64, || {
-                    let t = area_rates_table(
-                        m.confidence_interval.as_ref(),
-                        counts,
-                        &rates,
-                        m.standardisation.method_name(),
-                    )
-                    .map_err(|e| method_error(StageKind::ConfidenceInterval, prepared, e))?;
-                    let n = t.rows.len() as u64;
-                    Ok((t, n))
-                })?;
-        let factor_rates = self.timer.time("factors", cells, || {
-            let f = m
-                .factors
-                .factor_rates(counts)
-                .map_err(|e| method_error(StageKind::Factors, prepared, e))?;
-            let n = f.rows.len() as u64;
-            Ok((f, n))
-        })?;
-        let rows_in = factor_rates.rows.len() as u64;
-        let factor_ratios = self.timer.time("ratio_significance", rows_in, || {
-            let t = factor_ratios_table(
-                m.ratio.as_ref(),
-                m.significance.as_ref(),
-                counts,
-                &factor_rates,
-            )
-            .map_err(|(stage, e)| method_error(stage, prepared, e))?;
-            let n = t.rows.len() as u64;
-            Ok((t, n))
-        })?;
-        let summary = self.timer.time("summary", rates.areas.len() as u64, || {
-            let s = m
-                .summary
-                .summarise(counts, &rates)
-                .map_err(|e| method_error(StageKind::Summary, prepared, e))?;
-            let n = s.rows.len() as u64;
-            Ok((s, n))
-        })?;
-        Ok(Statistics {
-            rates,
-            area_rates,
-            factor_ratios,
-            summary,
+        self.timer.time(kind.key(), rows_in as u64, || {
+            let value = method().map_err(|e| method_error(kind, prepared, e))?;
+            let n = rows_out(&value) as u64;
+            Ok((value, n))
         })
     }
 
-    /// Disclosure control over every table, if the recipe has the stage.
-    fn disclosure(&mut self, tables: &mut [Table]) -> Result<()> {
+    /// Area and national standardised rates, and the `national_rates` table.
+    fn standardisation(&mut self, board: &mut Board) -> Result<()> {
+        let kind = StageKind::Standardisation;
+        let method = configured(self.prepared.methods.standardisation(), kind)?;
+        let counts = given(&board.counts, kind, Slot::Counts)?;
+        let rates = self.stage(
+            kind,
+            counts.tests.len(),
+            || method.standardise(counts),
+            |r| r.areas.len(),
+        )?;
+        let table = national_rates_table(counts, &rates);
+        board.give_tables(Slot::NationalRatesTable, vec![table]);
+        board.rates = Some(rates);
+        Ok(())
+    }
+
+    /// The `area_rates` table, with the method's confidence limits.
+    fn confidence_interval(&mut self, board: &mut Board) -> Result<()> {
+        let kind = StageKind::ConfidenceInterval;
+        let methods = &self.prepared.methods;
+        let method = configured(methods.confidence_interval(), kind)?;
+        let standardisation = configured(methods.standardisation(), StageKind::Standardisation)?;
+        let counts = given(&board.counts, kind, Slot::Counts)?;
+        let rates = given(&board.rates, kind, Slot::Rates)?;
+        let table = self.stage(
+            kind,
+            rates.areas.len(),
+            || area_rates_table(method, counts, rates, standardisation.method_name()),
+            |t| t.rows.len(),
+        )?;
+        board.give_tables(Slot::AreaRatesTable, vec![table]);
+        Ok(())
+    }
+
+    /// Each factor category's rate, standardised for the other factors.
+    fn factors(&mut self, board: &mut Board) -> Result<()> {
+        let kind = StageKind::Factors;
+        let method = configured(self.prepared.methods.factors(), kind)?;
+        let counts = given(&board.counts, kind, Slot::Counts)?;
+        let factor_rates = self.stage(
+            kind,
+            counts.tests.len(),
+            || method.factor_rates(counts),
+            |f| f.rows.len(),
+        )?;
+        board.factor_rates = Some(factor_rates);
+        Ok(())
+    }
+
+    /// Each category's ratio against its factor × measure's base category.
+    fn ratio(&mut self, board: &mut Board) -> Result<()> {
+        let kind = StageKind::Ratio;
+        let method = configured(self.prepared.methods.ratio(), kind)?;
+        let factor_rates = given(&board.factor_rates, kind, Slot::FactorRates)?;
+        let compared = compared_with_base(factor_rates);
+        let ratios = self.stage(
+            kind,
+            compared.len(),
+            || ratios_of(method, &compared),
+            Vec::len,
+        )?;
+        board.ratios = Some(ratios);
+        Ok(())
+    }
+
+    /// Significance of each category against its base, and the `factor_ratios` table.
+    fn significance(&mut self, board: &mut Board) -> Result<()> {
+        let kind = StageKind::Significance;
+        let methods = &self.prepared.methods;
+        let method = configured(methods.significance(), kind)?;
+        let ratio = configured(methods.ratio(), StageKind::Ratio)?;
+        let counts = given(&board.counts, kind, Slot::Counts)?;
+        let factor_rates = given(&board.factor_rates, kind, Slot::FactorRates)?;
+        let ratios = given(&board.ratios, kind, Slot::Ratios)?;
+        let table = self.stage(
+            kind,
+            factor_rates.rows.len(),
+            || factor_ratios_table(ratio, ratios, method, counts, factor_rates),
+            |t| t.rows.len(),
+        )?;
+        board.give_tables(Slot::FactorRatiosTable, vec![table]);
+        Ok(())
+    }
+
+    /// The per-measure summary of the spread of area rates.
+    fn summary(&mut self, board: &mut Board) -> Result<()> {
+        let kind = StageKind::Summary;
+        let method = configured(self.prepared.methods.summary(), kind)?;
+        let counts = given(&board.counts, kind, Slot::Counts)?;
+        let rates = given(&board.rates, kind, Slot::Rates)?;
+        let table = self.stage(
+            kind,
+            rates.areas.len(),
+            || method.summarise(counts, rates),
+            |t| t.rows.len(),
+        )?;
+        board.give_tables(Slot::SummaryTable, vec![table]);
+        Ok(())
+    }
+
+    /// The overdispersion stage's tables from the area rates.
+    fn overdispersion(&mut self, board: &mut Board) -> Result<()> {
+        let kind = StageKind::Overdispersion;
+        let method = configured(self.prepared.methods.overdispersion(), kind)?;
+        let counts = given(&board.counts, kind, Slot::Counts)?;
+        let rates = given(&board.rates, kind, Slot::Rates)?;
+        let tables = self.stage(
+            kind,
+            rates.areas.len(),
+            || method.tables(counts, rates),
+            |t| t.iter().map(|t| t.rows.len()).sum(),
+        )?;
+        board.give_tables(Slot::OverdispersionTables, tables);
+        Ok(())
+    }
+
+    /// Disclosure control over every table: each table's stage declared its counts.
+    fn disclosure(&mut self, board: &mut Board) -> Result<()> {
         let prepared = self.prepared;
-        let Some(disclosure) = &prepared.methods.disclosure else {
-            return Ok(());
-        };
-        self.timer.time("disclosure", tables.len() as u64, || {
+        let kind = StageKind::Disclosure;
+        let method = configured(prepared.methods.disclosure(), kind)?;
+        let tables = board.tables.values().map(Vec::len).sum::<usize>() as u64;
+        self.timer.time("disclosure", tables, || {
             let mut changed = 0;
-            for t in tables.iter_mut() {
-                // The stage that made the table declared its counts.
+            for t in board.tables_mut() {
                 let count_columns = t.counts.clone();
-                changed += disclosure
+                changed += method
                     .protect(t, &count_columns)
-                    .map_err(|e| method_error(StageKind::Disclosure, prepared, e))?;
+                    .map_err(|e| method_error(kind, prepared, e))?;
             }
             Ok((changed, changed as u64))
         })?;
@@ -772,26 +935,26 @@ impl Phases<'_> {
     }
 }
 
-/// The output tables in write order: national rates, area rates, factor ratios, summary, the
-/// record-level tables (data quality, exclusions), then the stratum counts if the recipe asks.
-fn assemble_tables(
-    recipe: &Recipe,
-    counts: &StratifiedCounts,
-    statistics: Statistics,
-    quality_tables: Vec<Table>,
-) -> (strata_api::StandardisedRates, Vec<Table>) {
-    let mut tables = vec![
-        national_rates_table(counts, &statistics.rates),
-        statistics.area_rates,
-        statistics.factor_ratios,
-        statistics.summary,
-    ];
-    tables.extend(quality_tables);
-    if recipe.write_stratum_counts {
-        tables.push(stratum_counts_table(counts));
-        tables.push(population_table(counts));
-    }
-    (statistics.rates, tables)
+/// What every stage of a run may need besides the board: where the activity and the population
+/// came from (for messages) and the derivation's shape.
+struct BoardContext<'a> {
+    source: &'a Source,
+    shape: &'a DerivationShape,
+    population_path: &'a std::path::Path,
+    areas_path: &'a std::path::Path,
+}
+
+/// A scheduled stage's method. The scheduler runs only configured kinds; the error is a guard.
+fn configured<T: ?Sized>(method: Option<&T>, kind: StageKind) -> Result<&T> {
+    method.ok_or_else(|| Error::Usage(format!("stage `{kind}` ran without a method")))
+}
+
+/// A slot a scheduled stage takes. The scheduler runs a stage only after its slots are given;
+/// the error is a guard.
+fn given<T>(value: &Option<T>, kind: StageKind, slot: Slot) -> Result<&T> {
+    value
+        .as_ref()
+        .ok_or_else(|| Error::Usage(format!("stage `{kind}` ran before {slot} was given")))
 }
 
 /// Runs the exclusions stage, checking it returns counts over the derivation's known categories
@@ -962,7 +1125,7 @@ impl References {
 /// one value per value.
 fn derive_checked(prepared: &Prepared, input: &DerivationInput) -> Result<strata_api::Derived> {
     let recipe = &prepared.recipe;
-    let d = prepared.methods.derivation.derive(input).map_err(|mut e| {
+    let d = prepared.methods.derivation().derive(input).map_err(|mut e| {
         // The rules see the exam-code list's rows, not its file: name the file for them.
         if let Some(list) = &recipe.inputs.exam_codes
             && e.kind == strata_api::MethodErrorKind::ExamCodeList
@@ -1065,10 +1228,10 @@ fn attribution_table(
     timer: &mut Timer,
 ) -> Result<input::activity::AttributionTable> {
     use input::activity::AttributionTable;
-    let attribution =
-        prepared.methods.attribution.as_ref().ok_or_else(|| {
-            Error::Usage("record-level activity needs stage `attribution`".into())
-        })?;
+    let attribution = prepared
+        .methods
+        .attribution()
+        .ok_or_else(|| Error::Usage("record-level activity needs stage `attribution`".into()))?;
     // Attribution is tabled for every practice class × LSOA class: quadratic in the areas.
     const MAX_AREAS: usize = 8_000;
     if areas.len() > MAX_AREAS {
@@ -1467,16 +1630,15 @@ fn level_tag(level: f64) -> String {
     pct.replace('.', "_")
 }
 
-/// A failed ratio or significance method, and which of the two it was.
-type StageError = (StageKind, strata_api::MethodError);
-
-/// Ratios against each factor's base category, significance, and the recipe's fallbacks.
+/// Ratios against each factor's base category (the ratio stage's, one per comparison of
+/// [`compared_with_base`]), significance, and the recipe's fallbacks.
 fn factor_ratios_table(
     ratio: &dyn RatioMethod,
+    ratios: &[strata_api::RatioValue],
     significance: &dyn SignificanceMethod,
     counts: &StratifiedCounts,
     factors: &strata_api::FactorRates,
-) -> Result<Table, StageError> {
+) -> Result<Table, strata_api::MethodError> {
     let mut t = Table::new(
         "factor_ratios",
         "Factor ratios: each category against the base, standardised for the other factors",
@@ -1500,7 +1662,14 @@ fn factor_ratios_table(
     )
     .with_counts(&["observed"]);
     let compared = compared_with_base(factors);
-    let (ratios, tests) = ratios_and_tests(ratio, significance, &compared)?;
+    let tests = tests_of(significance, &compared)?;
+    if ratios.len() != compared.len() {
+        return Err(strata_api::MethodError::new(format!(
+            "was given {} ratios for {} comparisons",
+            ratios.len(),
+            compared.len()
+        )));
+    }
     let ratio_method = ratio.method_name();
     let significance_method = significance.method_name();
     for (i, (_, r)) in compared.iter().enumerate() {
@@ -1508,7 +1677,7 @@ fn factor_ratios_table(
         if r.fallback_for.is_some() {
             continue;
         }
-        let (shown, note) = shown_comparison(&compared, &ratios, i);
+        let (shown, note) = shown_comparison(&compared, ratios, i);
         let (_, row) = compared[shown];
         let is_base = r.is_base;
         t.rows.push(vec![
@@ -1564,62 +1733,57 @@ fn compared_with_base(factors: &strata_api::FactorRates) -> Vec<(&FactorRate, &F
         .collect()
 }
 
-/// The ratio and significance methods over every comparison, each checked to answer one row per
-/// comparison.
-fn ratios_and_tests(
+/// The ratio method over every comparison (rates per 10,000, base first), checked to answer one
+/// row per comparison.
+fn ratios_of(
     ratio: &dyn RatioMethod,
+    compared: &[(&FactorRate, &FactorRate)],
+) -> Result<Vec<strata_api::RatioValue>, strata_api::MethodError> {
+    let ratios = ratio.ratios(
+        &compared
+            .iter()
+            .map(|(b, _)| b.standardised_rate)
+            .collect::<Vec<_>>(),
+        &compared
+            .iter()
+            .map(|(_, r)| r.standardised_rate)
+            .collect::<Vec<_>>(),
+    )?;
+    check_rows(ratios.len(), compared.len())?;
+    Ok(ratios)
+}
+
+/// The significance method over every comparison, checked to answer one row per comparison.
+fn tests_of(
     significance: &dyn SignificanceMethod,
     compared: &[(&FactorRate, &FactorRate)],
-) -> Result<
-    (
-        Vec<strata_api::RatioValue>,
-        Vec<strata_api::SignificanceResult>,
-    ),
-    StageError,
-> {
-    let ratios = ratio
-        .ratios(
-            &compared
-                .iter()
-                .map(|(b, _)| b.standardised_rate)
-                .collect::<Vec<_>>(),
-            &compared
-                .iter()
-                .map(|(_, r)| r.standardised_rate)
-                .collect::<Vec<_>>(),
-        )
-        .map_err(|e| (StageKind::Ratio, e))?;
-    let wrong_length = |stage: StageKind, got: usize| {
-        (
-            stage,
-            strata_api::MethodError::new(format!(
-                "returned {got} rows for {} comparisons",
-                compared.len()
-            )),
-        )
-    };
-    if ratios.len() != compared.len() {
-        return Err(wrong_length(StageKind::Ratio, ratios.len()));
+) -> Result<Vec<strata_api::SignificanceResult>, strata_api::MethodError> {
+    let tests = significance.test(
+        &compared
+            .iter()
+            .map(|(b, r)| Comparison {
+                base_rate: b.standardised_rate,
+                comparison_rate: r.standardised_rate,
+                base_observed: b.observed,
+                comparison_observed: r.observed,
+                base_expected: b.expected,
+                comparison_expected: r.expected,
+            })
+            .collect::<Vec<_>>(),
+    )?;
+    check_rows(tests.len(), compared.len())?;
+    Ok(tests)
+}
+
+/// A method answers one row per comparison.
+fn check_rows(got: usize, comparisons: usize) -> Result<(), strata_api::MethodError> {
+    if got == comparisons {
+        Ok(())
+    } else {
+        Err(strata_api::MethodError::new(format!(
+            "returned {got} rows for {comparisons} comparisons"
+        )))
     }
-    let tests = significance
-        .test(
-            &compared
-                .iter()
-                .map(|(b, r)| Comparison {
-                    base_rate: b.standardised_rate,
-                    comparison_rate: r.standardised_rate,
-                    base_observed: b.observed,
-                    comparison_observed: r.observed,
-                    base_expected: b.expected,
-                    comparison_expected: r.expected,
-                })
-                .collect::<Vec<_>>(),
-        )
-        .map_err(|e| (StageKind::Significance, e))?;
-    if tests.len() != compared.len() {
-        return Err(wrong_length(StageKind::Significance, tests.len()));
-    }
-    Ok((ratios, tests))
 }
 
 /// Which comparison row `i`'s figures come from, and its note: itself, or, when its ratio is
@@ -1768,8 +1932,9 @@ mod tests {
                 rate("65+", false, Some("75+"), 8_300.0),
             ],
         };
-        let t =
-            factor_ratios_table(odds.as_ref(), pearson.as_ref(), &counts, &factors).expect("table");
+        let ratios = ratios_of(odds.as_ref(), &compared_with_base(&factors)).expect("ratios");
+        let t = factor_ratios_table(odds.as_ref(), &ratios, pearson.as_ref(), &counts, &factors)
+            .expect("table");
         let rows: Vec<(String, Value, String)> = t
             .rows
             .iter()

@@ -45,8 +45,8 @@ fn text(row: &[Value], index: Option<usize>) -> String {
 }
 
 /// The rates with observed counts and populations replaced by their published (protected) values.
-fn protected_rates(results: &RunResults) -> StandardisedRates {
-    let mut rates = results.rates.clone();
+fn protected_rates(results: &RunResults, rates: &StandardisedRates) -> StandardisedRates {
+    let mut rates = rates.clone();
     if let Some(t) = table(&results.tables, "area_rates") {
         let (o, p) = (column(t, "observed"), column(t, "population"));
         for (rate, row) in rates.areas.iter_mut().zip(&t.rows) {
@@ -64,7 +64,7 @@ fn protected_rates(results: &RunResults) -> StandardisedRates {
     rates
 }
 
-fn limits(results: &RunResults) -> (Vec<ConfidenceLimits>, String) {
+fn limits(results: &RunResults, rates: &StandardisedRates) -> (Vec<ConfidenceLimits>, String) {
     let Some(t) = table(&results.tables, "area_rates") else {
         return (Vec::new(), String::new());
     };
@@ -74,8 +74,7 @@ fn limits(results: &RunResults) -> (Vec<ConfidenceLimits>, String) {
         .first()
         .map(|r| text(r, index("ci_method")))
         .unwrap_or_default();
-    let limits = results
-        .rates
+    let limits = rates
         .areas
         .iter()
         .zip(&t.rows)
@@ -132,9 +131,13 @@ pub fn files(
     fingerprint: &str,
     manifest_json: &str,
 ) -> Result<Vec<(String, Vec<u8>)>> {
+    // The publication is of standardised rates: a recipe without them has none.
+    let Some(unprotected) = &results.rates else {
+        return Ok(Vec::new());
+    };
     let manifest_json = without_measurements(manifest_json);
-    let rates = protected_rates(results);
-    let (limits, ci_method) = limits(results);
+    let rates = protected_rates(results, unprotected);
+    let (limits, ci_method) = limits(results, unprotected);
     let factor_ratios = factor_rows(results);
     let measures: Vec<MeasureLabel> = results
         .counts

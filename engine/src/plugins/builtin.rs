@@ -19,6 +19,7 @@ pub fn builtin() -> Vec<PluginDescriptor> {
         strata_exclusions_complete_case::DESCRIPTOR,
         strata_exclusions_impute_unknown::DESCRIPTOR,
         strata_factors_by_others::DESCRIPTOR,
+        strata_overdispersion_spiegelhalter::DESCRIPTOR,
         strata_ratio_odds::DESCRIPTOR,
         strata_ratio_rate::DESCRIPTOR,
         strata_rules_did::DESCRIPTOR,

@@ -12,16 +12,19 @@
 pub mod ffi;
 pub mod funnel;
 pub mod params;
+pub mod slots;
 pub mod sql;
 pub mod stages;
 pub mod types;
 
 pub use params::{ParamError, Params};
+pub use slots::Slot;
 pub use stages::*;
 pub use types::*;
 
 /// Version of the stage traits and the C ABI. Bumped on any change a plugin could observe.
-pub const API_VERSION: u32 = 1;
+/// 2: every stage kind crosses (the serialized `call` entry of the vtable).
+pub const API_VERSION: u32 = 2;
 
 /// The compiler this crate was built with. A shared-library plugin must match it exactly.
 pub const RUSTC_VERSION: &str = env!("STRATA_RUSTC_VERSION");
@@ -38,12 +41,13 @@ pub enum StageKind {
     Ratio,
     Significance,
     Summary,
+    Overdispersion,
     DataQuality,
     Disclosure,
 }
 
 impl StageKind {
-    pub const ALL: [StageKind; 11] = [
+    pub const ALL: [StageKind; 12] = [
         StageKind::Attribution,
         StageKind::Derivation,
         StageKind::Exclusions,
@@ -53,6 +57,7 @@ impl StageKind {
         StageKind::Ratio,
         StageKind::Significance,
         StageKind::Summary,
+        StageKind::Overdispersion,
         StageKind::DataQuality,
         StageKind::Disclosure,
     ];
@@ -69,6 +74,7 @@ impl StageKind {
             StageKind::Ratio => "ratio",
             StageKind::Significance => "significance",
             StageKind::Summary => "summary",
+            StageKind::Overdispersion => "overdispersion",
             StageKind::DataQuality => "data_quality",
             StageKind::Disclosure => "disclosure",
         }
@@ -96,6 +102,7 @@ pub enum Configured {
     Ratio(Box<dyn RatioMethod>),
     Significance(Box<dyn SignificanceMethod>),
     Summary(Box<dyn SummaryMethod>),
+    Overdispersion(Box<dyn OverdispersionMethod>),
     DataQuality(Box<dyn DataQualityMethod>),
     Disclosure(Box<dyn DisclosureMethod>),
 }
@@ -112,6 +119,7 @@ impl Configured {
             Configured::Ratio(_) => StageKind::Ratio,
             Configured::Significance(_) => StageKind::Significance,
             Configured::Summary(_) => StageKind::Summary,
+            Configured::Overdispersion(_) => StageKind::Overdispersion,
             Configured::DataQuality(_) => StageKind::DataQuality,
             Configured::Disclosure(_) => StageKind::Disclosure,
         }

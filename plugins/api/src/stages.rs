@@ -112,6 +112,20 @@ pub trait SummaryMethod: Send + Sync {
     ) -> Result<Table, MethodError>;
 }
 
+/// Overdispersion of area ratios: how far the spread of O/E across areas exceeds what Poisson
+/// noise alone gives, and control limits widened for it, so that many small areas (practices)
+/// do not make a league table of noise.
+pub trait OverdispersionMethod: Send + Sync {
+    fn method_name(&self) -> String;
+    /// Its tables from the area rates (`counts_shape` names the areas and measures): typically one
+    /// row per measure with the estimates and one per area with the widened limits.
+    fn tables(
+        &self,
+        counts_shape: &StratifiedCounts,
+        rates: &StandardisedRates,
+    ) -> Result<Vec<Table>, MethodError>;
+}
+
 /// 8. Data-quality tables (Annex A) from the engine's quality cube.
 pub trait DataQualityMethod: Send + Sync {
     fn method_name(&self) -> String;

@@ -33,7 +33,11 @@ fn check_recipe(recipe: &str) -> usize {
         ..Default::default()
     };
     let results = strata::pipeline::run(&prepared, &overrides).expect("runs");
-    let method = prepared.methods.confidence_interval.as_ref();
+    let method = prepared
+        .methods
+        .confidence_interval()
+        .expect("the recipe has a confidence-interval stage");
+    let rates = results.rates.as_ref().expect("the recipe standardises");
     let area_rates = results
         .tables
         .iter()
@@ -51,13 +55,10 @@ fn check_recipe(recipe: &str) -> usize {
         ),
     ];
     // `area_rates` has one row per standardised rate, in the same order.
-    let points: Vec<usize> = (0..results.rates.areas.len())
-        .filter(|&j| results.rates.areas[j].expected > 0.0)
+    let points: Vec<usize> = (0..rates.areas.len())
+        .filter(|&j| rates.areas[j].expected > 0.0)
         .collect();
-    let expected: Vec<f64> = points
-        .iter()
-        .map(|&j| results.rates.areas[j].expected)
-        .collect();
+    let expected: Vec<f64> = points.iter().map(|&j| rates.areas[j].expected).collect();
     let funnel = method.funnel_limits(&expected).expect("funnel_limits");
     assert_eq!(
         funnel.len(),
@@ -66,7 +67,7 @@ fn check_recipe(recipe: &str) -> usize {
     );
     let mut outside = 0;
     for (i, &j) in points.iter().enumerate() {
-        let r = &results.rates.areas[j];
+        let r = &rates.areas[j];
         let row = &area_rates.rows[j];
         let ratio = r.standardised_rate / r.national_rate;
         for (level, (lower, upper)) in funnel.iter().zip(level_columns) {
