@@ -53,6 +53,17 @@ impl Methods {
         self.derivation.as_ref()
     }
 
+    /// Puts a method in its stage's place (tests swap one in).
+    #[cfg(test)]
+    pub(crate) fn replace(&mut self, method: Configured) {
+        match method {
+            Configured::Derivation(m) => self.derivation = m,
+            other => {
+                self.configured.insert(other.stage(), other);
+            }
+        }
+    }
+
     method_of!(attribution, Attribution, AttributionMethod);
     method_of!(exclusions, Exclusions, ExclusionRule);
     method_of!(standardisation, Standardisation, StandardisationMethod);

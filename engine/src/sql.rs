@@ -760,7 +760,9 @@ mod tests {
     #[test]
     fn a_plugin_without_sql_is_refused_by_name() {
         let mut prepared = example();
-        prepared.methods.attribution = Some(Box::new(NoSql));
+        prepared
+            .methods
+            .replace(strata_api::Configured::Attribution(Box::new(NoSql)));
         let mapping = prepared.recipe.inputs.mapping.clone();
         let Err(Error::Plugin { plugin, message }) =
             generate(&prepared, &mapping, Dialect::Duckdb, "activity")
