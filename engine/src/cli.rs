@@ -41,12 +41,33 @@ enum Command {
         /// Population `area_code, sex, age_band, imd_quintile, population`.
         #[arg(long)]
         population: Option<PathBuf>,
+        /// The data-quality cube of `--counts` made elsewhere (the `quality` part of `strata sql`),
+        /// so the run writes the data-quality and exclusions tables as a record-level run does.
+        #[arg(long, requires = "counts")]
+        quality: Option<PathBuf>,
         /// A mapping file (e.g. configs/mappings/udal-dids.toml) in place of the recipe's
         /// `inputs.mapping`: the extract's own column names and codes.
         #[arg(long)]
         mapping: Option<PathBuf>,
         #[command(flatten)]
         synthetic: SyntheticArgs,
+    },
+    /// Print the SQL that counts a recipe's record-level activity where the data lives: the
+    /// reference lookups (`setup`), the aggregated counts (`counts`, for `strata run --counts`)
+    /// and the data-quality cube (`quality`, for `--quality`), from the recipe's own rules.
+    Sql {
+        recipe: PathBuf,
+        #[arg(long, value_enum)]
+        dialect: crate::sql::Dialect,
+        /// The table or view holding the records (SPEC §3 columns, or the mapping's names).
+        #[arg(long, default_value = "activity")]
+        table: String,
+        /// Which part to print (default: all three, each after a comment line).
+        #[arg(long, value_enum, default_value = "all")]
+        part: crate::sql::Part,
+        /// A mapping file in place of the recipe's `inputs.mapping`.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
     },
     /// Run a recipe and compare every published figure it names with the reproduced one; exits 1
     /// if any is outside the recipe's tolerance. Writes the run's outputs plus `verify.csv`.
@@ -175,6 +196,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             activity,
             counts,
             population,
+            quality,
             mapping,
             synthetic,
         } => {
@@ -182,11 +204,19 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                 activity,
                 counts,
                 population,
+                quality,
                 mapping,
                 ..synthetic.overrides()
             };
             run_command(&recipe, out_dir.as_deref(), &overrides, out, err)
         }
+        Command::Sql {
+            recipe,
+            dialect,
+            table,
+            part,
+            mapping,
+        } => sql_command(&recipe, dialect, &table, part, mapping.as_deref(), out),
         Command::Verify {
             recipe,
             out: out_dir,
@@ -233,6 +263,28 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             out: diff_file,
         } => diff_command(&recipe_a, &recipe_b, diff_file.as_deref(), out),
     }
+}
+
+/// `strata sql`: the chosen part of the recipe's script.
+fn sql_command(
+    recipe: &Path,
+    dialect: crate::sql::Dialect,
+    table: &str,
+    part: crate::sql::Part,
+    mapping: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let prepared = crate::check(recipe)?;
+    let override_mapping = match mapping {
+        Some(path) => Some(crate::input::mapping::load_checked(path)?),
+        None => None,
+    };
+    let mapping = override_mapping
+        .as_ref()
+        .unwrap_or(&prepared.recipe.inputs.mapping);
+    let script = crate::sql::generate(&prepared, mapping, dialect, table)?;
+    write!(out, "{}", script.part(part)).ok();
+    Ok(())
 }
 
 /// `strata run`: runs and writes, then prints the warnings and where the files went.

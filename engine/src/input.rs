@@ -645,8 +645,16 @@ impl<'t, 's> StratumKeys<'t, 's> {
         table: &'t TextTable,
         counts: &StratifiedCounts,
         shape: &'s DerivationShape,
+        unknown: bool,
     ) -> Result<Self> {
-        let [imd, sex, age] = category_maps(shape);
+        let [mut imd, mut sex, mut age] = category_maps(shape);
+        // Counts made elsewhere (`strata sql`) keep records of an unknown value in each
+        // dimension's last category, as the record-level pass does; a population never has one.
+        if unknown {
+            for map in [&mut imd, &mut sex, &mut age] {
+                map.insert(strata_api::UNKNOWN_CATEGORY, map.len());
+            }
+        }
         Ok(StratumKeys {
             table,
             areas: area_lookup(&counts.areas)
@@ -698,7 +706,7 @@ pub fn read_population(
         &["area_code", "sex", "age_band", "imd_quintile", "population"],
     )?;
     t.require_rows("population")?;
-    let keys = StratumKeys::new(&t, counts, shape)?;
+    let keys = StratumKeys::new(&t, counts, shape, false)?;
     let pop_col = t.required_column("population")?;
     let mut seen = HashSet::new();
     for (row, text) in pop_col.iter().enumerate() {
@@ -735,7 +743,9 @@ pub fn read_counts(
         ],
     )?;
     t.require_rows("count")?;
-    let keys = StratumKeys::new(&t, counts, shape)?;
+    // Counts with an `unknown` category on each dimension take rows of it.
+    let unknown = counts.dimensions[0].categories.len() > shape.imd_quintile.categories.len();
+    let keys = StratumKeys::new(&t, counts, shape, unknown)?;
     let measures: HashMap<&str, usize> = shape
         .measures
         .iter()

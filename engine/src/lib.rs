@@ -18,6 +18,7 @@ pub mod plugins;
 pub mod progress;
 pub mod publication;
 pub mod recipe;
+pub mod sql;
 pub mod synthetic;
 pub mod verify;
 

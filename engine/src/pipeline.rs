@@ -53,6 +53,17 @@ impl Methods {
         self.derivation.as_ref()
     }
 
+    /// Puts a method in its stage's place (tests swap one in).
+    #[cfg(test)]
+    pub(crate) fn replace(&mut self, method: Configured) {
+        match method {
+            Configured::Derivation(m) => self.derivation = m,
+            other => {
+                self.configured.insert(other.stage(), other);
+            }
+        }
+    }
+
     method_of!(attribution, Attribution, AttributionMethod);
     method_of!(exclusions, Exclusions, ExclusionRule);
     method_of!(standardisation, Standardisation, StandardisationMethod);
@@ -343,6 +354,9 @@ pub struct InputOverrides {
     pub threads: Option<usize>,
     /// A mapping file (`input::mapping`) in place of the recipe's input mapping.
     pub mapping: Option<std::path::PathBuf>,
+    /// The data-quality cube of counts made elsewhere (`strata sql`'s quality part), with
+    /// `counts`.
+    pub quality: Option<std::path::PathBuf>,
 }
 
 /// Where this run's activity comes from.
@@ -456,7 +470,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         Some(activity) => {
             Some(phases.record_level(&source, &activity, &areas, &shape, &mut counts)?)
         }
-        None => None,
+        None => phases.pushed_down_quality(overrides.quality.as_deref(), &areas)?,
     };
     let mut board = Board::new(counts, quality);
     let context = BoardContext {
@@ -506,6 +520,11 @@ fn choose_source(recipe: &Recipe, overrides: &InputOverrides) -> Result<Source> 
             }
         },
     };
+    if overrides.quality.is_some() && !matches!(source, Source::Counts(_)) {
+        return Err(Error::Usage(
+            "--quality is the data-quality cube of aggregated counts: give it with --counts".into(),
+        ));
+    }
     if overrides.mapping.is_some() && !matches!(source, Source::Activity(_)) {
         return Err(Error::Usage(
             "--mapping maps a record-level extract's columns: give it with --activity (aggregated \
@@ -656,6 +675,26 @@ impl Phases<'_> {
             }
         }
         Ok(quality)
+    }
+
+    /// The quality cube counted elsewhere (`--quality`, from `strata sql`), for the board's
+    /// data-quality and exclusions tables as a record-level run makes them; none without it.
+    fn pushed_down_quality(
+        &mut self,
+        path: Option<&std::path::Path>,
+        areas: &[Area],
+    ) -> Result<Option<QualityInput>> {
+        let Some(path) = path else {
+            return Ok(None);
+        };
+        let names = match &self.prepared.recipe.inputs.providers {
+            Some(p) => input::read_providers(&p.path)?,
+            None => HashMap::new(),
+        };
+        let quality = crate::sql::read_quality(path, &names, areas)?;
+        self.input_rows
+            .insert("quality".into(), quality.cells.len() as u64);
+        Ok(Some(quality))
     }
 
     /// Runs the recipe's stages in the order their slots decide ([`crate::board::schedule`]). A
@@ -1025,16 +1064,16 @@ enum ActivityInput<'a> {
 }
 
 /// The reference lookups record-level activity is resolved against.
-struct References {
-    practices: HashMap<String, u32>,
-    non_english: std::collections::HashSet<String>,
-    lsoas: HashMap<String, input::LsoaInfo>,
-    exam_codes: Vec<(String, String)>,
-    provider_names: HashMap<String, String>,
+pub(crate) struct References {
+    pub(crate) practices: HashMap<String, u32>,
+    pub(crate) non_english: std::collections::HashSet<String>,
+    pub(crate) lsoas: HashMap<String, input::LsoaInfo>,
+    pub(crate) exam_codes: Vec<(String, String)>,
+    pub(crate) provider_names: HashMap<String, String>,
 }
 
 impl References {
-    fn read(recipe: &Recipe, areas: &[Area]) -> Result<References> {
+    pub(crate) fn read(recipe: &Recipe, areas: &[Area]) -> Result<References> {
         let required = |p: &Option<crate::recipe::InputPath>, what: &str| {
             p.as_ref()
                 .map(|p| p.path.clone())

@@ -1314,7 +1314,7 @@ fn sum_tallies(
 
 /// A data-quality cube cell's key: provider rank, area, route, has practice, has LSOA, missing
 /// age, sex and IMD, month (`u8::MAX` outside the year), standard modality.
-type CubeKey = (
+pub(crate) type CubeKey = (
     u32,
     Option<u32>,
     Route,
@@ -1352,7 +1352,7 @@ fn provider_ranks(shared: &Shared) -> (Vec<usize>, Vec<u32>) {
 }
 
 /// The cube as the data-quality stage's cells, in key order.
-fn quality_cells(cube: BTreeMap<CubeKey, u64>) -> Vec<QualityCell> {
+pub(crate) fn quality_cells(cube: BTreeMap<CubeKey, u64>) -> Vec<QualityCell> {
     cube.into_iter()
         .map(|(k, n)| QualityCell {
             provider: k.0,

@@ -13,6 +13,7 @@ pub mod ffi;
 pub mod funnel;
 pub mod params;
 pub mod slots;
+pub mod sql;
 pub mod stages;
 pub mod types;
 

@@ -13,6 +13,11 @@ pub trait AttributionMethod: Send + Sync {
         &self,
         candidates: &[AttributionCandidate],
     ) -> Result<Vec<Attribution>, MethodError>;
+    /// The same rule as SQL expressions ([`crate::sql`]), for counting where the data lives;
+    /// `None` (the default) when the method has none.
+    fn sql(&self) -> Option<crate::sql::SqlAttribution> {
+        None
+    }
 }
 
 /// 2. Derivations: sex, age band, IMD quintile and measures from raw values.
@@ -21,6 +26,16 @@ pub trait DerivationRules: Send + Sync {
     /// Dimensions and measure keys this plugin derives into; fixed once configured.
     fn shape(&self) -> DerivationShape;
     fn derive(&self, input: &DerivationInput) -> Result<Derived, MethodError>;
+    /// The same rules as SQL expressions ([`crate::sql`]) with the year's exam-code list (the
+    /// same list [`DerivationInput::exam_code_list`] carries), for counting where the data
+    /// lives; `Ok(None)` (the default) when the rules have none.
+    fn sql(
+        &self,
+        exam_code_list: &[(String, String)],
+    ) -> Result<Option<crate::sql::SqlDerivation>, MethodError> {
+        let _ = exam_code_list;
+        Ok(None)
+    }
 }
 
 /// Exclusions (SPEC §2 step 3): which records with an unknown sex, age band or IMD quintile the

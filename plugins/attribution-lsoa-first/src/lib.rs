@@ -21,7 +21,7 @@
 use serde::Deserialize;
 use strata_api::{
     Attribution, AttributionCandidate, AttributionMethod, Configured, MethodError, ParamError,
-    Params, PluginDescriptor, PracticeLookup, Route, StageKind,
+    Params, PluginDescriptor, PracticeLookup, Route, StageKind, sql::SqlAttribution,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -79,6 +79,20 @@ impl AttributionMethod for LsoaThenPractice {
         candidates: &[AttributionCandidate],
     ) -> Result<Vec<Attribution>, MethodError> {
         Ok(candidates.iter().map(Self::attribute_one).collect())
+    }
+
+    /// The rule as SQL: the LSOA's area, else the practice's as in the record-level rule.
+    fn sql(&self) -> Option<SqlAttribution> {
+        Some(SqlAttribution {
+            area: "CASE WHEN lsoa_area IS NOT NULL THEN lsoa_area \
+                   WHEN practice_class = 'english' THEN practice_area ELSE NULL END"
+                .into(),
+            route: "CASE WHEN lsoa_area IS NOT NULL THEN 'lsoa' \
+                    WHEN practice_class = 'english' THEN 'gp_practice' \
+                    WHEN practice_class = 'non_english' THEN 'non_english_practice' \
+                    ELSE 'unattributed' END"
+                .into(),
+        })
     }
 }
 

@@ -24,7 +24,7 @@
 use serde::Deserialize;
 use strata_api::{
     Attribution, AttributionCandidate, AttributionMethod, Configured, MethodError, ParamError,
-    Params, PluginDescriptor, PracticeLookup, Route, StageKind,
+    Params, PluginDescriptor, PracticeLookup, Route, StageKind, sql::SqlAttribution,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -82,6 +82,19 @@ impl AttributionMethod for PracticeThenLsoa {
         candidates: &[AttributionCandidate],
     ) -> Result<Vec<Attribution>, MethodError> {
         Ok(candidates.iter().map(Self::attribute_one).collect())
+    }
+
+    /// The table above as SQL.
+    fn sql(&self) -> Option<SqlAttribution> {
+        Some(SqlAttribution {
+            area: "CASE WHEN practice_class = 'english' THEN practice_area \
+                   WHEN practice_class = 'non_english' THEN NULL ELSE lsoa_area END"
+                .into(),
+            route: "CASE WHEN practice_class = 'english' THEN 'gp_practice' \
+                    WHEN practice_class = 'non_english' THEN 'non_english_practice' \
+                    WHEN lsoa_area IS NOT NULL THEN 'lsoa' ELSE 'unattributed' END"
+                .into(),
+        })
     }
 }
 

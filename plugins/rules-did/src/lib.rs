@@ -34,6 +34,7 @@ use serde::Deserialize;
 use strata_api::{
     Configured, DerivationInput, DerivationRules, DerivationShape, Derived, Dimension, MethodError,
     ParamError, Params, PluginDescriptor, StageKind,
+    sql::{SqlDerivation, SqlExamMeasure, in_list, literal},
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -423,6 +424,89 @@ impl DerivationRules for DidRules {
             unknown_modality,
         })
     }
+
+    /// The same rules as SQL (see `strata_api::sql`): `CASE` over the sorted values, so the text
+    /// does not depend on hash order.
+    fn sql(
+        &self,
+        exam_code_list: &[(String, String)],
+    ) -> Result<Option<SqlDerivation>, MethodError> {
+        fn sorted(set: &HashSet<String>) -> Vec<&str> {
+            let mut v: Vec<&str> = set.iter().map(String::as_str).collect();
+            v.sort_unstable();
+            v
+        }
+        let sex = format!(
+            "CASE WHEN {} THEN '1' WHEN {} THEN '2' ELSE NULL END",
+            in_list("sex_value", sorted(&self.male)),
+            in_list("sex_value", sorted(&self.female))
+        );
+        let mut age_band = format!(
+            "CASE WHEN age_years IS NULL OR age_years < 0 OR age_years > {} THEN NULL \
+             WHEN age_years >= {} THEN {}",
+            self.max_age,
+            self.top_age_band,
+            literal(self.age_band.categories.last().map_or("", String::as_str))
+        );
+        for (k, band) in self
+            .age_band
+            .categories
+            .iter()
+            .enumerate()
+            .rev()
+            .skip(1)
+            .rev()
+        {
+            let upper = (k as i64 + 1) * self.age_band_width - 1;
+            age_band.push_str(&format!(
+                " WHEN age_years <= {upper} THEN {}",
+                literal(band)
+            ));
+        }
+        age_band.push_str(" ELSE NULL END");
+        let imd_quintile = format!(
+            "CASE {} ELSE NULL END",
+            (1..=5)
+                .map(|q| format!("WHEN imd_decile IN ({}, {}) THEN '{q}'", 2 * q - 1, 2 * q))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let mut by_modality: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
+        for (raw, &m) in &self.modality_index {
+            by_modality.entry(m).or_default().push(raw);
+        }
+        let whens: Vec<String> = by_modality
+            .into_iter()
+            .map(|(m, mut raws)| {
+                raws.sort_unstable();
+                let key = &self.measures[usize::from(m)];
+                format!(
+                    "WHEN {} THEN {}",
+                    in_list("modality_value", raws),
+                    literal(key)
+                )
+            })
+            .collect();
+        let modality_measure = format!("CASE {} ELSE NULL END", whens.join(" "));
+        let mut exam_measures: Vec<SqlExamMeasure> = Vec::new();
+        for (code, targets) in self.exam_code_map(exam_code_list)? {
+            for (measure, modality) in targets {
+                exam_measures.push(SqlExamMeasure {
+                    exam_code: code.clone(),
+                    measure: self.measures[usize::from(measure)].clone(),
+                    modality: self.measures[usize::from(modality)].clone(),
+                });
+            }
+        }
+        exam_measures.sort();
+        Ok(Some(SqlDerivation {
+            sex,
+            age_band,
+            imd_quintile,
+            modality_measure,
+            exam_measures,
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -448,6 +532,48 @@ mod tests {
         idx.iter()
             .map(|&i| rules.measures[usize::from(i)].clone())
             .collect()
+    }
+
+    #[test]
+    fn sql_names_every_band_and_exam_measure_of_the_rule() {
+        let r = defaults();
+        let list = vec![
+            (" xches ".to_string(), "chest_xray".to_string()),
+            ("XCHES".to_string(), "chest_ct".to_string()),
+        ];
+        let sql = r.sql(&list).expect("sql").expect("rules.did has SQL");
+        // Band k ends at 5k + 4: the same edges as `age_band`.
+        assert!(sql.age_band.contains("WHEN age_years <= 4 THEN '0-4'"));
+        assert!(sql.age_band.contains("WHEN age_years <= 89 THEN '85-89'"));
+        assert!(
+            sql.age_band
+                .contains("age_years > 130 THEN NULL WHEN age_years >= 90 THEN '90+'")
+        );
+        assert_eq!(r.age_band(Some(89)), Some(17));
+        assert_eq!(r.age_band(Some(90)), Some(18));
+        assert!(
+            sql.imd_quintile
+                .contains("WHEN imd_decile IN (9, 10) THEN '5'")
+        );
+        // Codes normalised as the record-level rule does; one code in two measures, each with the
+        // modality it requires.
+        assert_eq!(
+            sql.exam_measures,
+            vec![
+                SqlExamMeasure {
+                    exam_code: "XCHES".into(),
+                    measure: "chest_ct".into(),
+                    modality: "ct".into()
+                },
+                SqlExamMeasure {
+                    exam_code: "XCHES".into(),
+                    measure: "chest_xray".into(),
+                    modality: "xray".into()
+                },
+            ]
+        );
+        let bad = vec![("X".to_string(), "no_such".to_string())];
+        assert!(r.sql(&bad).is_err());
     }
 
     #[test]

@@ -27,4 +27,5 @@ mod parquet_structure;
 mod reader_fuzz;
 mod report_browser;
 mod snapshots;
+mod sql_pushdown;
 mod stage_graph;
