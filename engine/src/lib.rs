@@ -169,6 +169,18 @@ fn input_records(
             named.push((key.to_string(), p.clone()));
         }
     }
+    if let Some(frame) = &overrides.activity_frame {
+        named.retain(|(k, _)| k != "activity" && k != "counts");
+        let label = PathBuf::from(&frame.label);
+        inputs.insert(
+            "activity".to_string(),
+            InputRecord {
+                path: frame.label.clone(),
+                sha256: input::frame_checksum(&label, &frame.batches)?,
+                rows: results.input_rows.get("activity").copied(),
+            },
+        );
+    }
     for (key, path) in named {
         inputs.insert(
             key.clone(),

@@ -343,6 +343,16 @@ pub struct InputOverrides {
     pub threads: Option<usize>,
     /// A mapping file (`input::mapping`) in place of the recipe's input mapping.
     pub mapping: Option<std::path::PathBuf>,
+    /// Record-level activity already in memory (e.g. a DataFrame from Python), in place of any
+    /// file.
+    pub activity_frame: Option<ActivityFrame>,
+}
+
+/// Record-level activity as Arrow record batches, with the name messages and the manifest give it.
+#[derive(Debug, Clone)]
+pub struct ActivityFrame {
+    pub label: String,
+    pub batches: Vec<arrow_array::RecordBatch>,
 }
 
 /// Where this run's activity comes from.
@@ -447,7 +457,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
     )?;
     let quality = match phases.activity_input(
         &source,
-        overrides.threads,
+        overrides,
         mapping,
         generator.as_ref(),
         &mut counts,
@@ -489,6 +499,13 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
 /// source (extract, counts or synthetic year), tried in that order.
 fn choose_source(recipe: &Recipe, overrides: &InputOverrides) -> Result<Source> {
     let source = match (&overrides.activity, &overrides.counts) {
+        _ if overrides.activity_frame.is_some() => Source::Activity(
+            overrides
+                .activity_frame
+                .as_ref()
+                .map(|f| std::path::PathBuf::from(&f.label))
+                .unwrap_or_default(),
+        ),
         (Some(a), _) => Source::Activity(a.clone()),
         (None, Some(c)) => Source::Counts(c.clone()),
         (None, None) => match (
@@ -506,6 +523,13 @@ fn choose_source(recipe: &Recipe, overrides: &InputOverrides) -> Result<Source> 
             }
         },
     };
+    if overrides.activity_frame.is_some()
+        && (overrides.activity.is_some() || overrides.counts.is_some())
+    {
+        return Err(Error::Usage(
+            "give record-level activity once: as a frame, or as --activity / --counts".into(),
+        ));
+    }
     if overrides.mapping.is_some() && !matches!(source, Source::Activity(_)) {
         return Err(Error::Usage(
             "--mapping maps a record-level extract's columns: give it with --activity (aggregated \
@@ -594,14 +618,19 @@ impl Phases<'_> {
     fn activity_input<'s>(
         &mut self,
         source: &'s Source,
-        threads: Option<usize>,
+        overrides: &'s InputOverrides,
         mapping: &'s input::mapping::InputMapping,
         generator: Option<&'s strata_synth::Generator>,
         counts: &mut StratifiedCounts,
         shape: &DerivationShape,
     ) -> Result<Option<ActivityInput<'s>>> {
         match source {
-            Source::Activity(path) => Ok(Some(ActivityInput::File(path, threads, mapping))),
+            Source::Activity(path) => Ok(Some(ActivityInput::File(
+                path,
+                overrides.threads,
+                mapping,
+                overrides.activity_frame.as_ref(),
+            ))),
             Source::Synthetic(spec) => Ok(Some(ActivityInput::Synthetic(
                 generator.ok_or_else(|| Error::Usage("no generator".into()))?,
                 spec,
@@ -1011,12 +1040,13 @@ fn check_population_covers_tests(
 
 /// Where record-level activity comes from.
 enum ActivityInput<'a> {
-    /// An extract, the threads that read it (`None`: every core) and the mapping it is read
-    /// through.
+    /// An extract (a file, or a frame in memory with its label), the threads that read it
+    /// (`None`: every core) and the mapping it is read through.
     File(
         &'a std::path::Path,
         Option<usize>,
         &'a input::mapping::InputMapping,
+        Option<&'a ActivityFrame>,
     ),
     Synthetic(
         &'a strata_synth::Generator,
@@ -1139,9 +1169,12 @@ fn record_level_stream(
     let recipe = &prepared.recipe;
     // The extract's own problems (columns, header, types) come before those of the lookups.
     let extract = match activity {
-        ActivityInput::File(path, _, mapping) => {
+        ActivityInput::File(path, _, mapping, None) => {
             Some(input::extract::Extract::open(path, mapping)?)
         }
+        ActivityInput::File(label, _, mapping, Some(frame)) => Some(
+            input::extract::Extract::from_batches(label, frame.batches.clone(), mapping)?,
+        ),
         ActivityInput::Synthetic(..) => None,
     };
     let references = References::read(recipe, areas)?;
@@ -1256,7 +1289,7 @@ fn lookups<'a>(
         areas,
         // The mapping is the extract's: the synthetic year is written in SPEC §3's own codes.
         value_maps: std::array::from_fn(|c| match *activity {
-            ActivityInput::File(_, _, mapping) => mapping.value_map(input::activity::COLUMNS[c]),
+            ActivityInput::File(_, _, mapping, _) => mapping.value_map(input::activity::COLUMNS[c]),
             ActivityInput::Synthetic(..) => None,
         }),
     }
@@ -1272,7 +1305,7 @@ fn read_and_count(
 ) -> Result<input::activity::PassResult> {
     let rows_in = extract.and_then(|e| e.rows()).unwrap_or(0);
     let threads = match activity {
-        ActivityInput::File(_, threads, _) => *threads,
+        ActivityInput::File(_, threads, ..) => *threads,
         ActivityInput::Synthetic(..) => None,
     };
     let threads = threads.unwrap_or_else(|| {

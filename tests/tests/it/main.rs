@@ -23,6 +23,7 @@ mod extract_forms;
 mod funnel;
 mod method_swap;
 mod parquet_structure;
+mod python;
 mod reader_fuzz;
 mod report_browser;
 mod snapshots;
