@@ -411,7 +411,7 @@ fn diff_command(
         writeln!(out, "method: {m}").ok();
     }
     writeln!(out, "{} cells differ", table.rows.len()).ok();
-    let bytes = crate::output::csv_bytes(&table, 6)?;
+    let bytes = crate::output::csv_bytes(&table, 6);
     match diff_file {
         Some(path) => {
             std::fs::write(path, &bytes).map_err(|e| Error::io(path, e))?;

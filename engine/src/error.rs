@@ -86,8 +86,6 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{context}: {message}")]
-    Polars { context: String, message: String },
     /// Published figures outside tolerance (`strata verify`): exit code 1.
     #[error("{0}")]
     Verify(String),
@@ -158,13 +156,6 @@ impl Error {
             path: path.to_path_buf(),
             source,
             hint: format!("{hint}; the previous outputs, if any, are untouched"),
-        }
-    }
-
-    pub fn polars(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
-        Error::Polars {
-            context: context.into(),
-            message: err.to_string(),
         }
     }
 }

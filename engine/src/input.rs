@@ -1,13 +1,13 @@
 //! Reading inputs: reference lookups, population, aggregated counts and record-level activity.
 //!
-//! Everything is read through polars; the engine then works on small dictionaries and dense
-//! arrays. Record-level activity is aggregated to distinct value combinations *before* any lookup
-//! is joined (SPEC: aggregate before joining), so lookups run once per distinct value, not per record.
+//! Reference tables, population and counts are read with the `csv` crate, every column as text;
+//! the engine then works on small dictionaries and dense arrays. Record-level activity is
+//! aggregated to distinct value combinations *before* any lookup is joined (SPEC: aggregate before
+//! joining), so lookups run once per distinct value, not per record.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use polars::prelude::*;
 use strata_api::{Area, DerivationShape, StratifiedCounts};
 
 use crate::error::{Error, Result};
@@ -19,26 +19,44 @@ pub mod mapping;
 /// A CSV read with every column as text.
 pub struct TextTable {
     pub path: std::path::PathBuf,
-    pub frame: DataFrame,
+    /// The header's names, as written (a UTF-8 byte-order mark before the first is dropped).
+    names: Vec<String>,
+    /// The data rows; a row shorter than the header has its last fields missing.
+    rows: Vec<csv::StringRecord>,
 }
 
 impl TextTable {
-    /// Reads a CSV (optionally gzip-compressed) with all columns as strings, checking that the
-    /// required columns exist and are not duplicated.
+    /// Reads a CSV (optionally gzip-, zlib- or zstd-compressed, told by its first bytes) with all
+    /// columns as strings, checking that the required columns exist and are not duplicated.
     pub fn read(path: &Path, required: &[&str]) -> Result<TextTable> {
-        let frame = without_panic(path, || {
-            CsvReadOptions::default()
-                .with_has_header(true)
-                .with_infer_schema_length(Some(0))
-                .try_into_reader_with_file_path(Some(path.to_path_buf()))
-                .and_then(|r| r.finish())
-                .map_err(|e| read_error(path, e))
-        })?;
-        let names: Vec<String> = frame
-            .get_column_names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            return Err(Error::data_hint(
+                path,
+                None,
+                None,
+                "the file is empty (not even a header row)".into(),
+                "the export failed or was cut short; export the table again with its header row",
+            ));
+        }
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut open_text(path)?, &mut text)
+            .map_err(|e| Error::io(path, e))?;
+        check_layout(path, &text)?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(&text[..]);
+        let mut records = reader.byte_records();
+        let header = match records.next() {
+            Some(record) => record.map_err(|e| csv_error(path, e))?,
+            None => csv::ByteRecord::new(),
+        };
+        let names = header_names(path, &header)?;
+        let mut rows = Vec::new();
+        for (i, record) in records.enumerate() {
+            let record = record.map_err(|e| csv_error(path, e))?;
+            rows.push(text_row(path, &names, i + 1, record)?);
+        }
         check_unique_header(path, &names)?;
         for c in required {
             if !names.iter().any(|n| n == c) {
@@ -53,24 +71,25 @@ impl TextTable {
         }
         Ok(TextTable {
             path: path.to_path_buf(),
-            frame,
+            names,
+            rows,
         })
     }
 
     pub fn height(&self) -> usize {
-        self.frame.height()
+        self.rows.len()
     }
 
-    /// A column's values, `None` for empty cells.
+    /// A column's values, trimmed, `None` for empty or missing cells.
     pub fn column(&self, name: &str) -> Result<Vec<Option<&str>>> {
-        let col = self
-            .frame
-            .column(name)
-            .and_then(|c| c.str())
-            .map_err(|e| Error::data(&self.path, None, Some(name), e.to_string()))?;
-        Ok(col
+        let j =
+            self.names.iter().position(|n| n == name).ok_or_else(|| {
+                Error::data(&self.path, None, Some(name), "no such column".into())
+            })?;
+        Ok(self
+            .rows
             .iter()
-            .map(|v| v.map(str::trim).filter(|v| !v.is_empty()))
+            .map(|r| r.get(j).map(str::trim).filter(|v| !v.is_empty()))
             .collect())
     }
 
@@ -108,112 +127,194 @@ impl TextTable {
     }
 }
 
-fn read_error(path: &Path, e: PolarsError) -> Error {
-    let message = e.to_string();
-    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
-        return Error::data_hint(
-            path,
-            None,
-            None,
-            "the file is empty (not even a header row)".into(),
-            "the export failed or was cut short; export the table again with its header row",
-        );
-    }
-    if message.contains("utf-8") || message.contains("utf8") {
-        let (row, column, detail) = locate_invalid_utf8(path);
-        return Error::data_hint(
-            path,
-            row,
-            column.as_deref(),
-            format!("not UTF-8 text{detail}"),
-            "re-export the file as UTF-8 (e.g. from Excel: CSV UTF-8)",
-        );
-    }
-    let hint = if message.contains("empty") {
-        "the file has no header row"
-    } else {
-        "check that the file is a comma-separated table with a header row"
-    };
-    Error::data_hint(
-        path,
-        None,
-        None,
-        format!("cannot read as CSV: {message}"),
-        hint,
-    )
-}
-
-/// Runs a polars read, turning a panic inside it into a data error: a malformed file must give an
-/// error naming it, never abort the run.
-fn without_panic<T>(path: &Path, read: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|payload| {
-        let what = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        Err(Error::data_hint(
-            path,
-            None,
-            None,
-            format!("cannot read as CSV: the reader failed ({what})"),
-            "check that the file is a comma-separated table with a header row",
-        ))
+/// The file's bytes, decompressed when its first bytes are a gzip, zlib or zstd header.
+fn open_text(path: &Path) -> Result<Box<dyn std::io::Read>> {
+    use std::io::{BufRead, BufReader};
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut input = BufReader::new(file);
+    let start = input.fill_buf().map_err(|e| Error::io(path, e))?;
+    let magic = [0, 1, 2, 3].map(|i| start.get(i).copied());
+    Ok(match magic {
+        [Some(0x1f), Some(0x8b), ..] => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        [Some(0x78), Some(0x01 | 0x5e | 0x9c | 0xda), ..] => {
+            Box::new(flate2::bufread::ZlibDecoder::new(input))
+        }
+        [Some(0x28), Some(0xb5), Some(0x2f), Some(0xfd)] => Box::new(
+            zstd::stream::read::Decoder::with_buffer(input).map_err(|e| Error::io(path, e))?,
+        ),
+        _ => Box::new(input),
     })
 }
 
-/// Where the first byte that is not UTF-8 is: (1-based data row, column, detail), read from the
-/// raw bytes because the CSV reader only says that there is one.
-fn locate_invalid_utf8(path: &Path) -> (Option<usize>, Option<String>, String) {
-    let Ok(bytes) = std::fs::read(path) else {
-        return (None, None, String::new());
-    };
-    // Compressed files: the raw bytes say nothing about rows.
-    if bytes.starts_with(&[0x1f, 0x8b]) || bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return (None, None, String::new());
+/// Refuses what the csv crate would read silently but the file cannot mean (polars, which read
+/// these tables before, refused them too): a blank line after the header (a row cut out, or a
+/// second table pasted below), a quote inside an unquoted value, and a quote never closed (the
+/// rest of the file would be one value). Rows count data rows from 1, as everywhere else.
+fn check_layout(path: &Path, text: &[u8]) -> Result<()> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum At {
+        RecordStart,
+        FieldStart,
+        Unquoted,
+        Quoted,
+        QuoteInQuoted,
     }
-    let mut lines = bytes.split(|b| *b == b'\n');
-    let header = lines.next().unwrap_or_default();
-    let names: Vec<String> = String::from_utf8_lossy(header)
-        .trim_end_matches('\r')
-        .split(',')
-        .map(|n| n.trim().trim_matches('"').to_string())
-        .collect();
-    let describe = |line: &[u8]| -> Option<(usize, u8)> {
-        let err = std::str::from_utf8(line).err()?;
-        let at = err.valid_up_to();
-        let column = line[..at].iter().filter(|b| **b == b',').count();
-        Some((column, line[at]))
+    let refuse = |row: usize, column: Option<usize>, rule: &str, hint: &str| {
+        let name = column.and_then(|c| header_field(text, c));
+        Err(Error::data_hint(
+            path,
+            Some(row),
+            name.as_deref(),
+            rule.into(),
+            hint,
+        ))
     };
-    if let Some((_, byte)) = describe(header) {
-        return (
-            None,
-            None,
-            format!(" (byte 0x{byte:02X} in the header row)"),
+    let (mut at, mut records, mut field) = (At::RecordStart, 0usize, 0usize);
+    let mut opened = (0, 0);
+    for (i, &byte) in text.iter().enumerate() {
+        let line_end = byte == b'\n' || byte == b'\r';
+        at = match (at, byte) {
+            (At::Quoted, b'"') => At::QuoteInQuoted,
+            (At::Quoted, _) => At::Quoted,
+            (At::QuoteInQuoted, b'"') => At::Quoted,
+            // The `\n` of a CRLF, or the header's line end.
+            (At::RecordStart, b'\n') if i > 0 && text[i - 1] == b'\r' => At::RecordStart,
+            (At::RecordStart, _) if line_end && records == 0 => At::RecordStart,
+            (At::RecordStart, _) if line_end => {
+                return refuse(
+                    records,
+                    None,
+                    "blank line (a line with no fields)",
+                    "remove blank lines: they hold no row, and may be where part of the file was lost",
+                );
+            }
+            (At::Unquoted, b'"') => {
+                return refuse(
+                    records,
+                    Some(field),
+                    "a quote inside an unquoted value",
+                    "quote the whole value and double the quote inside it, e.g. \"5'10\"\"\"",
+                );
+            }
+            (_, b'"') => {
+                opened = (records, field);
+                At::Quoted
+            }
+            (_, b',') => {
+                field += 1;
+                At::FieldStart
+            }
+            (_, _) if line_end => {
+                (records, field) = (records + 1, 0);
+                At::RecordStart
+            }
+            (_, _) => At::Unquoted,
+        };
+    }
+    if at == At::Quoted {
+        return refuse(
+            opened.0,
+            Some(opened.1),
+            "a quote opened here is never closed: the rest of the file would be one value",
+            "close the quote, or double a quote inside a quoted value (\"\")",
         );
     }
-    for (i, line) in lines.enumerate() {
-        if let Some((column, byte)) = describe(line) {
-            return (
-                Some(i + 1),
-                names.get(column).cloned(),
-                format!(" (byte 0x{byte:02X})"),
-            );
-        }
-    }
-    (None, None, String::new())
+    Ok(())
 }
 
-/// The CSV reader renames a repeated header to `name_duplicated_0`; say so plainly instead.
+/// The header's name of column `c` (for a message), read from the header line.
+fn header_field(text: &[u8], c: usize) -> Option<String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text);
+    let header = reader.byte_records().next()?.ok()?;
+    Some(String::from_utf8_lossy(header.get(c)?).into_owned())
+}
+
+/// A read failure of the CSV parser (in practice the decompressor's, or the disk's).
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    Error::data_hint(
+        path,
+        e.position().map(|p| p.record() as usize),
+        None,
+        format!("cannot read as CSV: {e}"),
+        "check that the file is a comma-separated table with a header row",
+    )
+}
+
+/// The header's names; a missing header or one that is not UTF-8 is refused.
+fn header_names(path: &Path, header: &csv::ByteRecord) -> Result<Vec<String>> {
+    if header.is_empty() || (header.len() == 1 && header[0].iter().all(u8::is_ascii_whitespace)) {
+        return Err(Error::data_hint(
+            path,
+            None,
+            None,
+            "cannot read as CSV: no header row (the file holds only blank lines)".into(),
+            "the file has no header row",
+        ));
+    }
+    header
+        .iter()
+        .map(|name| match std::str::from_utf8(name) {
+            Ok(name) => Ok(name.to_string()),
+            Err(e) => Err(Error::data_hint(
+                path,
+                None,
+                None,
+                format!(
+                    "not UTF-8 text (byte 0x{:02X} in the header row)",
+                    name[e.valid_up_to()]
+                ),
+                "re-export the file as UTF-8 (e.g. from Excel: CSV UTF-8)",
+            )),
+        })
+        .collect()
+}
+
+/// One data row (`row` counts from 1) as text: refused when it has more fields than the header,
+/// or a field that is not UTF-8 (named by its column and first bad byte).
+fn text_row(
+    path: &Path,
+    names: &[String],
+    row: usize,
+    record: csv::ByteRecord,
+) -> Result<csv::StringRecord> {
+    if record.len() > names.len() {
+        return Err(Error::data_hint(
+            path,
+            Some(row),
+            None,
+            format!(
+                "cannot read as CSV: the row has {} fields but the header has {}",
+                record.len(),
+                names.len()
+            ),
+            "a comma inside a value must be quoted (\"a,b\"); check that the file is a \
+             comma-separated table with a header row",
+        ));
+    }
+    csv::StringRecord::from_byte_record(record).map_err(|e| {
+        let (field, at) = (e.utf8_error().field(), e.utf8_error().valid_up_to());
+        let byte = e.into_byte_record()[field][at];
+        Error::data_hint(
+            path,
+            Some(row),
+            names.get(field).map(String::as_str),
+            format!("not UTF-8 text (byte 0x{byte:02X})"),
+            "re-export the file as UTF-8 (e.g. from Excel: CSV UTF-8)",
+        )
+    })
+}
+
+/// A header naming a column twice is refused (a lookup cannot say which one it means).
 fn check_unique_header(path: &Path, names: &[String]) -> Result<()> {
-    for name in names {
-        if let Some((original, _)) = name.rsplit_once("_duplicated_")
-            && names.iter().any(|n| n == original)
-        {
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
             return Err(Error::data_hint(
                 path,
                 None,
-                Some(original),
+                Some(name),
                 "column appears twice in the header row".into(),
                 "each column must be named once; remove or rename the repeated one",
             ));
@@ -799,3 +900,146 @@ impl<T: std::hash::Hash + Eq + Clone> Dictionary<T> {
 
 /// Sorted map helper for deterministic output.
 pub type Sorted<K, V> = BTreeMap<K, V>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Writes `bytes` to a file of its own under the system's temporary folder.
+    fn file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("strata-input-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temporary folder");
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).expect("write");
+        path
+    }
+
+    fn cells(t: &TextTable, column: &str) -> Vec<Option<String>> {
+        let values = t.column(column).expect("column");
+        values.into_iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    fn message(result: Result<TextTable>) -> String {
+        match result {
+            Ok(_) => panic!("the table was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn bom_crlf_quotes_and_short_rows() {
+        let path = file(
+            "forms.csv",
+            b"\xEF\xBB\xBFcode,name,extra\r\n\
+              A1,\"Name, with comma\",x\r\n\
+              A2,\"say \"\"hi\"\"\"\r\n\
+              \" A3 \",\"two\nlines\",\r\n\
+              A4,,\"\"\r\n",
+        );
+        let t = TextTable::read(&path, &["code", "name"]).expect("read");
+        assert_eq!(t.height(), 4);
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(cells(&t, "code"), [s("A1"), s("A2"), s("A3"), s("A4")]);
+        assert_eq!(
+            cells(&t, "name"),
+            [
+                s("Name, with comma"),
+                s("say \"hi\""),
+                s("two\nlines"),
+                None
+            ]
+        );
+        // A short row's missing fields, an empty field and `""` are all no value.
+        assert_eq!(cells(&t, "extra"), [s("x"), None, None, None]);
+    }
+
+    #[test]
+    fn compressed_tables_read_as_the_plain_one() {
+        let plain = b"code,name\nA1,First\nA2,Second\n";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(plain).expect("gzip");
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(plain).expect("zlib");
+        let zstd = zstd::encode_all(&plain[..], 3).expect("zstd");
+        for (name, bytes) in [
+            ("plain.csv", plain.to_vec()),
+            ("gz.csv.gz", gz.finish().expect("gzip")),
+            ("zlib.csv", zlib.finish().expect("zlib")),
+            ("zstd.csv.zst", zstd),
+        ] {
+            let t = TextTable::read(&file(name, &bytes), &["code", "name"]).expect(name);
+            let want = [Some("First".to_string()), Some("Second".to_string())];
+            assert_eq!(cells(&t, "name"), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_row_column_and_rule() {
+        let err = message(TextTable::read(&file("empty.csv", b""), &[]));
+        assert!(err.contains("the file is empty"), "{err}");
+        let err = message(TextTable::read(&file("blank.csv", b"\n\n"), &[]));
+        assert!(err.contains("no header row"), "{err}");
+        let err = message(TextTable::read(
+            &file("bad.csv", b"code,name\nA1,ok\nA2,\"Caf\xE9, bar\"\n"),
+            &[],
+        ));
+        assert!(
+            err.contains("row 2 (line 3), column `name`: not UTF-8 text (byte 0xE9)"),
+            "{err}"
+        );
+        let err = message(TextTable::read(&file("head.csv", b"co\xFFde\nA1\n"), &[]));
+        assert!(err.contains("byte 0xFF in the header row"), "{err}");
+        let err = message(TextTable::read(
+            &file("wide.csv", b"code,name\nA1,ok\nA2,b,c\n"),
+            &[],
+        ));
+        assert!(err.contains("row 2 (line 3)"), "{err}");
+        assert!(
+            err.contains("the row has 3 fields but the header has 2"),
+            "{err}"
+        );
+        let err = message(TextTable::read(&file("twice.csv", b"a,b,a\n1,2,3\n"), &[]));
+        assert!(err.contains("column `a`: column appears twice"), "{err}");
+        // What polars refused and the csv crate would read silently (same rows as polars named).
+        for (name, bytes, want) in [
+            (
+                "blank-mid.csv",
+                &b"code,name\nA1,x\n\nA2,y\n"[..],
+                "row 2 (line 3): blank line",
+            ),
+            (
+                "blank-end.csv",
+                b"code,name\r\nA1,x\r\n\r\n",
+                "row 2 (line 3): blank line",
+            ),
+            (
+                "blank-first.csv",
+                b"code,name\n\nA1,x\n",
+                "row 1 (line 2): blank line",
+            ),
+            (
+                "stray.csv",
+                b"code,name\nA1,x\nA2,Al\"pha\n",
+                "row 2 (line 3), column `name`: a quote inside an unquoted value",
+            ),
+            (
+                "unclosed.csv",
+                b"code,name\nA1,\"x\nA2,y\n",
+                "row 1 (line 2), column `name`: a quote opened here is never closed",
+            ),
+        ] {
+            let err = message(TextTable::read(&file(name, bytes), &[]));
+            assert!(err.contains(want), "{name}: {err}");
+        }
+        // Blank lines before the header, a quoted line end and a final line end are fine.
+        let t = TextTable::read(&file("fine.csv", b"\n\ncode,name\nA1,\"x\n\"\"y\"\n"), &[])
+            .expect("read");
+        assert_eq!(cells(&t, "name"), [Some("x\n\"y".to_string())]);
+        let err = message(TextTable::read(&file("miss.csv", b"a\n1\n"), &["b"]));
+        assert!(
+            err.contains("column `b`: required column missing (found: a)"),
+            "{err}"
+        );
+    }
+}

@@ -290,7 +290,7 @@ pub fn verify_run(
     let (table, ok) = verify::verify(&published, &run.results.tables, &recipe.tolerances);
     run.files.push((
         "verify.csv".into(),
-        output::csv_bytes(&table, recipe.float_precision)?,
+        output::csv_bytes(&table, recipe.float_precision),
     ));
     output::write_atomically(&dir, &run.files)?;
     Ok((dir, table, ok))

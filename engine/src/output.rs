@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use polars::prelude::*;
 use serde::Serialize;
 use strata_api::{Table, Value};
 
@@ -34,74 +33,110 @@ pub fn p_value_text(p: f64) -> String {
     }
 }
 
-/// A table as a polars frame, as written to CSV: all-whole-number columns as integers, other
-/// numbers as floats, p-value columns as [`p_value_text`], anything with text as text. Missing and
-/// non-finite numbers are missing cells.
-pub fn to_frame(table: &Table) -> Result<DataFrame> {
-    let mut columns = Vec::with_capacity(table.columns.len());
-    for (j, name) in table.columns.iter().enumerate() {
-        let cells: Vec<&Value> = table
-            .rows
-            .iter()
-            .map(|r| r.get(j).unwrap_or(&Value::Missing))
-            .collect();
-        let any_text = cells.iter().any(|v| matches!(v, Value::Text(_)));
-        let column = if any_text {
-            let values: Vec<Option<String>> = cells
-                .iter()
-                .map(|v| match v {
-                    Value::Text(s) => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    Value::Missing => None,
-                })
-                .collect();
-            Column::new(name.as_str().into(), values)
-        } else if is_p_value_column(name) {
-            // Text, so the writer's fixed precision does not print a small p-value as 0.000000.
-            let values: Vec<Option<String>> = cells
-                .iter()
-                .map(|v| match v {
-                    Value::Number(n) if n.is_finite() => Some(p_value_text(*n)),
-                    _ => None,
-                })
-                .collect();
-            Column::new(name.as_str().into(), values)
-        } else {
-            let values: Vec<Option<f64>> = cells
-                .iter()
-                .map(|v| match v {
-                    Value::Number(n) if n.is_finite() => Some(*n),
-                    _ => None,
-                })
-                .collect();
-            let whole = values
-                .iter()
-                .flatten()
-                .all(|v| v.fract() == 0.0 && v.abs() < 9e15)
-                && values.iter().any(|v| v.is_some());
-            if whole {
-                let ints: Vec<Option<i64>> = values.iter().map(|v| v.map(|x| x as i64)).collect();
-                Column::new(name.as_str().into(), ints)
-            } else {
-                Column::new(name.as_str().into(), values)
-            }
-        };
-        columns.push(column);
-    }
-    DataFrame::new(table.rows.len(), columns)
-        .map_err(|e| Error::polars(format!("table {}", table.name), e))
+/// How one column is written: all-whole-number columns as integers, other numbers at the fixed
+/// float precision, p-value columns as [`p_value_text`], anything with text as text.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum ColumnKind {
+    Text,
+    PValue,
+    Integer,
+    Float,
 }
 
-/// CSV text of a table at fixed float precision (same numbers, same bytes).
-pub fn csv_bytes(table: &Table, float_precision: usize) -> Result<Vec<u8>> {
-    let mut frame = to_frame(table)?;
-    let mut buf = Vec::new();
-    CsvWriter::new(&mut buf)
-        .include_header(true)
-        .with_float_precision(Some(float_precision))
-        .finish(&mut frame)
-        .map_err(|e| Error::polars(format!("writing {}", table.name), e))?;
-    Ok(buf)
+fn column_kind(table: &Table, j: usize) -> ColumnKind {
+    let cells = || {
+        table
+            .rows
+            .iter()
+            .map(move |r| r.get(j).unwrap_or(&Value::Missing))
+    };
+    if cells().any(|v| matches!(v, Value::Text(_))) {
+        return ColumnKind::Text;
+    }
+    if is_p_value_column(&table.columns[j]) {
+        return ColumnKind::PValue;
+    }
+    let mut finite = cells()
+        .filter_map(|v| match v {
+            Value::Number(n) if n.is_finite() => Some(*n),
+            _ => None,
+        })
+        .peekable();
+    // An i64 holds every whole number below 9e15 exactly; a column with no number is a float one.
+    let any = finite.peek().is_some();
+    if any && finite.all(|v| v.fract() == 0.0 && v.abs() < 9e15) {
+        ColumnKind::Integer
+    } else {
+        ColumnKind::Float
+    }
+}
+
+/// One cell's text, `None` for a missing cell (written as nothing). Non-finite numbers are missing,
+/// except in a text column, where a number is written as Rust displays it.
+fn cell_text(kind: ColumnKind, value: &Value, float_precision: usize) -> Option<String> {
+    match (kind, value) {
+        (_, Value::Missing) => None,
+        (ColumnKind::Text, Value::Text(s)) => Some(s.clone()),
+        (ColumnKind::Text, Value::Number(n)) => Some(n.to_string()),
+        (_, Value::Number(n)) if !n.is_finite() => None,
+        (ColumnKind::PValue, Value::Number(n)) => Some(p_value_text(*n)),
+        (ColumnKind::Integer, Value::Number(n)) => Some((*n as i64).to_string()),
+        (ColumnKind::Float, Value::Number(n)) => Some(format!("{n:.float_precision$}")),
+        // Only a text column holds text (see `column_kind`).
+        (_, Value::Text(s)) => Some(s.clone()),
+    }
+}
+
+/// Appends one field: quoted (quotes doubled) by csv-core when it holds a comma, a quote, CR or
+/// LF; an empty string as `""` so that it differs from a missing cell, which is written as nothing.
+fn push_field(out: &mut Vec<u8>, text: Option<&str>) {
+    let Some(text) = text else {
+        return;
+    };
+    if text.is_empty() {
+        out.extend_from_slice(b"\"\"");
+        return;
+    }
+    let mut writer = csv_core::WriterBuilder::new()
+        .quote_style(csv_core::QuoteStyle::Necessary)
+        .terminator(csv_core::Terminator::Any(b'\n'))
+        .build();
+    let start = out.len();
+    // At most two quotes plus every byte doubled (csv-core's bound for one field).
+    out.resize(start + 2 + 2 * text.len(), 0);
+    let (_, _, written) = writer.field(text.as_bytes(), &mut out[start..]);
+    let (_, closing) = writer.finish(&mut out[start + written..]);
+    out.truncate(start + written + closing);
+}
+
+/// CSV text of a table at fixed float precision (same numbers, same bytes): a header row, then
+/// one line per row, `,` between fields and `\n` after each line.
+pub fn csv_bytes(table: &Table, float_precision: usize) -> Vec<u8> {
+    let kinds: Vec<ColumnKind> = (0..table.columns.len())
+        .map(|j| column_kind(table, j))
+        .collect();
+    let mut out = Vec::new();
+    for (j, name) in table.columns.iter().enumerate() {
+        if j > 0 {
+            out.push(b',');
+        }
+        push_field(&mut out, Some(name));
+    }
+    out.push(b'\n');
+    for row in &table.rows {
+        for (j, kind) in kinds.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            let value = row.get(j).unwrap_or(&Value::Missing);
+            push_field(
+                &mut out,
+                cell_text(*kind, value, float_precision).as_deref(),
+            );
+        }
+        out.push(b'\n');
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -177,7 +212,7 @@ impl RunFiles {
                 rows: t.rows.len(),
                 counts: t.counts.clone(),
             });
-            files.push((name, csv_bytes(t, float_precision)?));
+            files.push((name, csv_bytes(t, float_precision)));
         }
         Ok((RunFiles { files }, records))
     }
@@ -436,7 +471,7 @@ mod tests {
         ] {
             table.rows.push(vec![ratio, p, whole]);
         }
-        let csv = String::from_utf8(csv_bytes(&table, 6).expect("csv")).expect("utf-8");
+        let csv = String::from_utf8(csv_bytes(&table, 6)).expect("utf-8");
         assert_eq!(
             csv,
             "ratio,p_value,whole_p_value\n\
@@ -444,6 +479,143 @@ mod tests {
              1.000000,,0.00000e+00\n\
              1.250000,,\n\
              ,4.90000e-02,1.00000e+00\n"
+        );
+    }
+}
+
+#[cfg(test)]
+mod quoting_tests {
+    use super::*;
+
+    /// Every edge case of one table (cells chosen to exercise quoting, missing and number kinds).
+    fn edge_table() -> Table {
+        let mut table = Table::new(
+            "edges",
+            "",
+            &[
+                "text",
+                "whole",
+                "float",
+                "p_value",
+                "mixed",
+                "a,b \"c\"",
+                "",
+            ],
+        );
+        let t = |s: &str| Value::Text(s.into());
+        let n = Value::Number;
+        for row in [
+            vec![t("plain"), n(1.0), n(0.5), n(0.03), t("x"), n(1.0), t("")],
+            vec![
+                t("a,b"),
+                n(-0.0),
+                n(-0.0),
+                n(-0.0),
+                n(2.5),
+                Value::Missing,
+                t("e"),
+            ],
+            vec![
+                t("say \"hi\""),
+                n(8.99e15),
+                n(f64::NAN),
+                n(f64::INFINITY),
+                n(f64::NAN),
+                n(-3.0),
+                t(" "),
+            ],
+            vec![
+                t("line\nbreak"),
+                Value::Missing,
+                n(f64::NEG_INFINITY),
+                Value::Missing,
+                n(f64::INFINITY),
+                n(4.0),
+                t("\r"),
+            ],
+            vec![
+                t(" lead and trail "),
+                n(-42.0),
+                n(1e20),
+                n(1e-300),
+                n(-0.0),
+                n(5.0),
+                t("\""),
+            ],
+            vec![
+                t(""),
+                n(0.0),
+                n(123_456_789.123_456_7),
+                n(1.0),
+                Value::Missing,
+                n(6.0),
+                t("#"),
+            ],
+            vec![
+                Value::Missing,
+                n(7.0),
+                n(-1.5e-7),
+                n(0.5),
+                n(1e20),
+                n(7.0),
+                t("'"),
+            ],
+        ] {
+            table.rows.push(row);
+        }
+        table
+    }
+
+    /// The expected bytes are what polars 0.55.2's `CsvWriter` (quote style `Necessary`, float
+    /// precision 6) wrote for the same tables before the writer moved to csv-core: an empty string
+    /// is `""`, a missing cell nothing; comma, quote, CR and LF quote a field, spaces do not;
+    /// negative zero stays `-0.000000` in a float column and `0` in a whole one; NaN and infinity
+    /// are missing in number columns and `NaN`/`inf` in text ones; 9e15 and above is a float.
+    #[test]
+    fn quoting_and_number_edges_match_the_previous_writer() {
+        let csv = csv_bytes(&edge_table(), 6);
+        assert_eq!(
+            String::from_utf8(csv).expect("utf-8"),
+            "text,whole,float,p_value,mixed,\"a,b \"\"c\"\"\",\"\"\n\
+             plain,1,0.500000,3.00000e-02,x,1,\"\"\n\
+             \"a,b\",0,-0.000000,-0.00000e+00,2.5,,e\n\
+             \"say \"\"hi\"\"\",8990000000000000,,,NaN,-3, \n\
+             \"line\nbreak\",,,,inf,4,\"\r\"\n \
+             lead and trail ,-42,100000000000000000000.000000,1.00000e-300,-0,5,\"\"\"\"\n\
+             \"\",0,123456789.123457,1.00000e+00,,6,#\n\
+             ,7,-0.000000,5.00000e-01,100000000000000000000,7,'\n"
+        );
+    }
+
+    #[test]
+    fn whole_number_columns_and_missing_only_columns() {
+        let mut whole = Table::new("w", "", &["huge", "only_missing", "whole_float"]);
+        whole.rows.push(vec![
+            Value::Number(9.5e15),
+            Value::Missing,
+            Value::Number(3.0),
+        ]);
+        whole.rows.push(vec![
+            Value::Number(1.0),
+            Value::Missing,
+            Value::Number(f64::NAN),
+        ]);
+        assert_eq!(
+            csv_bytes(&whole, 3),
+            b"huge,only_missing,whole_float\n9500000000000000.000,,3\n1.000,,\n"
+        );
+    }
+
+    #[test]
+    fn a_single_column_keeps_missing_and_empty_apart() {
+        let mut one = Table::new("one", "", &["only"]);
+        one.rows.push(vec![Value::Missing]);
+        one.rows.push(vec![Value::Text(String::new())]);
+        one.rows.push(vec![Value::Text("v".into())]);
+        assert_eq!(csv_bytes(&one, 0), b"only\n\n\"\"\nv\n");
+        assert_eq!(
+            csv_bytes(&Table::new("empty", "", &["a", "b"]), 6),
+            b"a,b\n"
         );
     }
 }

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use polars::prelude::*;
 use strata_api::{DerivationShape, StratifiedCounts};
 use strata_synth::{Generator, RecordBatch};
 
@@ -29,27 +28,6 @@ fn synth_error(spec: &SyntheticSpec, e: impl std::fmt::Display) -> Error {
 /// Calibrates the generator (reads the reference data and the published figures).
 pub fn generator(spec: &SyntheticSpec) -> Result<Generator> {
     Generator::from_config_file(&spec.root, &spec.config).map_err(|e| synth_error(spec, e))
-}
-
-/// One batch as a frame with the SPEC §3 columns.
-pub fn batch_frame(batch: RecordBatch) -> PolarsResult<DataFrame> {
-    let height = batch.len();
-    let age: Vec<Option<i64>> = batch.age.iter().map(|a| a.map(i64::from)).collect();
-    DataFrame::new(
-        height,
-        vec![
-            Column::new("provider_code".into(), batch.provider_code),
-            Column::new("site_code".into(), batch.site_code),
-            Column::new("test_date".into(), batch.test_date),
-            Column::new("gp_practice_code".into(), batch.gp_practice_code),
-            Column::new("lsoa11".into(), batch.lsoa11),
-            Column::new("sex".into(), batch.sex),
-            Column::new("age".into(), age),
-            Column::new("modality".into(), batch.modality),
-            Column::new("exam_code".into(), batch.exam_code),
-            Column::new("patient_source".into(), batch.patient_source),
-        ],
-    )
 }
 
 /// The generator's population at the spec's scale into `counts.population`.
@@ -95,66 +73,105 @@ pub fn population_into(
     Ok(rows.len())
 }
 
-/// Text columns of a record batch stored dictionary-encoded: each holds few distinct codes, so a
-/// reader decodes small integer codes plus one dictionary per row group instead of a string per
-/// record (SQL engines read them as ordinary text).
-const DICTIONARY_COLUMNS: [&str; 9] = [
-    "provider_code",
-    "site_code",
-    "test_date",
-    "gp_practice_code",
-    "lsoa11",
-    "sex",
-    "modality",
-    "exam_code",
-    "patient_source",
-];
-
 /// Rows per Parquet row group: a reader decodes one group at a time, so groups of this size keep
 /// its buffers small (a few MB per column) and share out evenly among threads.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// One batch as a frame whose text columns are categorical (dictionary-encoded in Parquet).
-pub fn batch_frame_categorical(batch: RecordBatch) -> PolarsResult<DataFrame> {
-    let mut df = batch_frame(batch)?;
-    let categorical = DataType::from_categories(Categories::global());
-    for name in DICTIONARY_COLUMNS {
-        let column = df.column(name)?.cast(&categorical)?;
-        df.with_column(column)?;
-    }
-    Ok(df)
+/// The SPEC §3 columns as written: text dictionary-encoded (each column holds few distinct codes,
+/// so a reader decodes small integer codes plus one dictionary per row group instead of a string
+/// per record; SQL engines read them as ordinary text), age as a 64-bit integer; every column may
+/// be null.
+fn activity_schema() -> arrow_schema::SchemaRef {
+    use arrow_schema::{DataType, Field, Schema};
+    let text = DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8));
+    let fields = [
+        "provider_code",
+        "site_code",
+        "test_date",
+        "gp_practice_code",
+        "lsoa11",
+        "sex",
+        "age",
+        "modality",
+        "exam_code",
+        "patient_source",
+    ]
+    .map(|name| {
+        let kind = if name == "age" {
+            DataType::Int64
+        } else {
+            text.clone()
+        };
+        Field::new(name, kind, true)
+    });
+    std::sync::Arc::new(Schema::new(fields.to_vec()))
 }
 
-/// Writes the records as Parquet (row groups of [`ROW_GROUP_ROWS`] records, text columns
-/// dictionary-encoded) and the population as CSV. Returns the number of records.
+/// One generated batch as an Arrow record batch of [`activity_schema`].
+fn arrow_batch(
+    batch: &RecordBatch,
+    schema: &arrow_schema::SchemaRef,
+) -> std::result::Result<arrow_array::RecordBatch, arrow_schema::ArrowError> {
+    use arrow_array::builder::StringDictionaryBuilder;
+    use arrow_array::types::UInt32Type;
+    use arrow_array::{ArrayRef, Int64Array};
+    fn text<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+        let mut builder = StringDictionaryBuilder::<UInt32Type>::new();
+        for value in values {
+            match value {
+                Some(v) => builder.append_value(v),
+                None => builder.append_null(),
+            }
+        }
+        std::sync::Arc::new(builder.finish())
+    }
+    let all = |column: &'_ [String]| text(column.iter().map(|v| Some(v.as_str())));
+    let some = |column: &'_ [Option<String>]| text(column.iter().map(|v| v.as_deref()));
+    let age: Int64Array = batch.age.iter().map(|a| a.map(i64::from)).collect();
+    arrow_array::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            all(&batch.provider_code),
+            some(&batch.site_code),
+            all(&batch.test_date),
+            some(&batch.gp_practice_code),
+            some(&batch.lsoa11),
+            all(&batch.sex),
+            std::sync::Arc::new(age),
+            all(&batch.modality),
+            some(&batch.exam_code),
+            some(&batch.patient_source),
+        ],
+    )
+}
+
+/// Writes the records as Parquet (zstd, row groups of [`ROW_GROUP_ROWS`] records, text columns
+/// dictionary-encoded) and the population as CSV. Returns the number of records. The bytes
+/// depend only on the generator's batches, which depend only on the scale and seed.
 pub fn write_files(generator: &Generator, spec: &SyntheticSpec, dir: &Path) -> Result<u64> {
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::properties::WriterProperties;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let records = dir.join("activity.parquet");
     let tmp = dir.join(".activity.parquet.tmp");
     let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let mut writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>> = None;
-    let mut file = Some(file);
+    let write_error = |e: parquet::errors::ParquetError| Error::io(&tmp, std::io::Error::other(e));
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build();
+    let schema = activity_schema();
+    let mut writer =
+        ArrowWriter::try_new(file, schema.clone(), Some(properties)).map_err(write_error)?;
     let written = generator
-        .generate(spec.scale, spec.seed, |batch| -> PolarsResult<()> {
-            let df = batch_frame_categorical(batch)?;
-            if writer.is_none()
-                && let Some(f) = file.take()
-            {
-                writer = Some(ParquetWriter::new(f).batched(df.schema())?);
-            }
-            if let Some(w) = writer.as_mut() {
-                // The batched writer makes one row group per frame written.
-                for start in (0..df.height()).step_by(ROW_GROUP_ROWS) {
-                    w.write_batch(&df.slice(start as i64, ROW_GROUP_ROWS))?;
-                }
-            }
-            Ok(())
+        .generate(spec.scale, spec.seed, |batch| {
+            let batch = arrow_batch(&batch, &schema)?;
+            // The writer cuts row groups of ROW_GROUP_ROWS across batches.
+            writer.write(&batch).map_err(arrow_schema::ArrowError::from)
         })
         .map_err(|e| synth_error(spec, e))?;
-    if let Some(w) = writer {
-        w.finish()
-            .map_err(|e| Error::polars(records.display().to_string(), e))?;
-    }
+    writer.close().map_err(write_error)?;
     std::fs::rename(&tmp, &records).map_err(|e| Error::io(&records, e))?;
 
     let population = dir.join("population.csv");
@@ -184,14 +201,18 @@ pub fn count_records(
     let mut tally = pass.tally();
     let mut stop = None;
     generator
-        .generate(spec.scale, spec.seed, |batch| -> PolarsResult<()> {
-            if stop.is_none()
-                && let Err(e) = pass.count(&mut tally, &GeneratedBatch(batch))
-            {
-                stop = Some(e);
-            }
-            Ok(())
-        })
+        .generate(
+            spec.scale,
+            spec.seed,
+            |batch| -> std::result::Result<(), Error> {
+                if stop.is_none()
+                    && let Err(e) = pass.count(&mut tally, &GeneratedBatch(batch))
+                {
+                    stop = Some(e);
+                }
+                Ok(())
+            },
+        )
         .map_err(|e| synth_error(spec, e))?;
     match stop {
         None => Ok(vec![tally]),
@@ -252,5 +273,54 @@ impl crate::input::activity::Batch for GeneratedBatch {
             return self.0.age[row].map(|a| a.to_string().into_bytes());
         }
         self.text(column, row).map(<[u8]>::to_vec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    /// `strata synth`'s Parquet: the same bytes twice for one scale and seed, the SPEC §3 columns
+    /// with their types (dictionary-encoded text, int64 age, all nullable), row groups of
+    /// `ROW_GROUP_ROWS` records but the last, and every generated record in it.
+    #[test]
+    fn synth_parquet_is_deterministic_with_its_columns_and_row_groups() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let spec = SyntheticSpec {
+            config: root.join("configs/synth/did-2023-24.toml"),
+            root: root.clone(),
+            // About 142,000 records: two row groups.
+            scale: 0.003,
+            seed: 7,
+        };
+        let generator = generator(&spec).expect("generator");
+        let base = std::env::temp_dir().join(format!("strata-synth-{}", std::process::id()));
+        let written: Vec<(u64, Vec<u8>)> = ["a", "b"]
+            .iter()
+            .map(|name| {
+                let dir = base.join(name);
+                let records = write_files(&generator, &spec, &dir).expect("write");
+                let bytes = std::fs::read(dir.join("activity.parquet")).expect("read");
+                (records, bytes)
+            })
+            .collect();
+        assert_eq!(written[0], written[1], "same scale and seed, same bytes");
+        let records = written[0].0;
+        let file = std::fs::File::open(base.join("a/activity.parquet")).expect("open");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file).expect("a Parquet file");
+        assert_eq!(reader.schema(), &activity_schema());
+        let groups: Vec<usize> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows() as usize)
+            .collect();
+        assert!(groups.len() >= 2, "{groups:?}");
+        let (last, full) = groups.split_last().expect("row groups");
+        assert!(full.iter().all(|n| *n == ROW_GROUP_ROWS), "{groups:?}");
+        assert!(*last > 0 && *last <= ROW_GROUP_ROWS, "{groups:?}");
+        assert_eq!(groups.iter().sum::<usize>() as u64, records);
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

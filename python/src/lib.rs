@@ -366,7 +366,7 @@ fn plugins(plugin_paths: Vec<PathBuf>) -> PyResult<Vec<PluginRow>> {
 fn csv(frame: Bound<'_, PyAny>, float_precision: usize) -> PyResult<Vec<u8>> {
     let batches = batches_of(&frame)?;
     let table = to_table("table", &batches).map_err(arrow_error)?;
-    strata::output::csv_bytes(&table, float_precision).map_err(raised)
+    Ok(strata::output::csv_bytes(&table, float_precision))
 }
 
 #[pymodule]

@@ -28,7 +28,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use polars::prelude::{PlHashMap, PlHashSet};
 use strata_api::{
     AttributionCandidate, DerivationInput, Derived, PracticeLookup, QualityCell, Route,
 };
@@ -36,6 +35,11 @@ use strata_api::{
 use super::{Dictionary, LsoaInfo};
 use crate::dates;
 use crate::error::{Error, Result};
+
+/// The caches' maps: hashbrown with foldhash's quality hasher (what polars' `PlHashMap` was, so the
+/// counting kernel's lookups cost the same).
+type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::quality::RandomState>;
+type FastSet<V> = hashbrown::HashSet<V, foldhash::quality::RandomState>;
 
 /// Not (yet) in a worker's table.
 const UNRESOLVED: u32 = u32::MAX;
@@ -506,14 +510,14 @@ struct PairInfo {
 struct ColumnCache {
     /// Values of at most 15 bytes (nearly every code in DID), packed into one integer key: one
     /// integer hash and compare per lookup.
-    short: PlHashMap<u128, u32>,
-    text: PlHashMap<Box<[u8]>, u32>,
+    short: FastMap<u128, u32>,
+    text: FastMap<Box<[u8]>, u32>,
     /// Resolved value of a null.
     null: Option<u32>,
     /// Whole numbers `low .. low + INT_WINDOW` (UNRESOLVED until met); others in `ints`.
     window: Vec<u32>,
     low: i64,
-    ints: PlHashMap<i64, u32>,
+    ints: FastMap<i64, u32>,
     /// Whether a refused value was ever resolved here: only then are rows searched for one.
     refuses: bool,
 }
@@ -521,12 +525,12 @@ struct ColumnCache {
 impl ColumnCache {
     fn new(low: i64) -> ColumnCache {
         ColumnCache {
-            short: PlHashMap::default(),
-            text: PlHashMap::default(),
+            short: FastMap::default(),
+            text: FastMap::default(),
             null: None,
             window: Vec::new(),
             low,
-            ints: PlHashMap::default(),
+            ints: FastMap::default(),
             refuses: false,
         }
     }
@@ -791,7 +795,7 @@ fn fill<K: Copy + Eq + std::hash::Hash>(
     out.reserve(rows);
     let mut missed_rows = Vec::new();
     let mut missed = Vec::new();
-    let mut seen = PlHashSet::default();
+    let mut seen = FastSet::default();
     for i in 0..rows {
         let v = value(i);
         match get(cache, v) {
@@ -935,7 +939,7 @@ impl Tally {
         };
         self.pair_ids.clear();
         let mut missed = Vec::new();
-        let mut seen = PlHashSet::default();
+        let mut seen = FastSet::default();
         for i in 0..rows {
             let id = lookup(&self.pair_rows, modality[i], exam[i]);
             if id == UNRESOLVED && seen.insert((modality[i], exam[i])) {

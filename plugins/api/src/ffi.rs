@@ -1,16 +1,20 @@
 //! The C ABI for plugins built as shared libraries.
 //!
 //! Shape (after polars' own plugin handshake): a frozen version function is read first, then the
-//! compiler version, and only then the vtable. Only C-safe data crosses: numbers, UTF-8 byte strings,
-//! and parameters serialized as a TOML document. Columns of `f64` carry the stages whose methods are
-//! element-wise — [`StageKind::Ratio`], [`StageKind::ConfidenceInterval`] and
-//! [`StageKind::Significance`]; other stages are built-in only.
+//! compiler version, and only then the vtable. Only C-safe data crosses: numbers, byte strings,
+//! and parameters serialized as a TOML document. Every stage kind can be served:
+//! - Columns of `f64` carry the stages whose methods are element-wise — [`StageKind::Ratio`],
+//!   [`StageKind::ConfidenceInterval`] and [`StageKind::Significance`] (`compute`).
+//! - The structured stages (attribution, derivation, exclusions, standardisation, factors,
+//!   summary, data quality, disclosure) exchange their plain data types encoded as bytes through
+//!   one generic entry, `call` ([`call`]).
 //!
 //! Every exported symbol carries the plugin's own prefix (`<prefix>_strata_api_version`, ...), so the
 //! same crate links statically beside others without duplicate symbols. A library file
 //! `lib<prefix>.so` exports the prefix `<prefix>`.
 //!
 //! Panics never cross: the plugin side catches them and returns [`STATUS_PANIC`] with the message.
+//! Buffers are freed by the side that allocated them (`free_output`, `free_bytes`, `free_error`).
 
 // The entry points below take raw pointers by design: they are the C ABI, called only by the
 // engine's loader under the contract documented on each type.
@@ -18,6 +22,10 @@
 
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+pub mod call;
+
+pub use call::FfiBytes;
 
 use crate::{
     Comparison, Configured, Limits, MethodError, Params, PluginDescriptor, RatioValue,
@@ -46,6 +54,13 @@ impl FfiStr {
         FfiStr {
             ptr: s.as_ptr(),
             len: s.len(),
+        }
+    }
+
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        FfiStr {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
         }
     }
 
@@ -137,6 +152,15 @@ pub struct FfiVTable {
         error: *mut FfiError,
     ) -> i32,
     pub free_output: extern "C" fn(output: *mut FfiOutput),
+    /// The structured stages' entry: `input` is an encoded [`call::Request`]; on success
+    /// `output` holds an encoded [`call::Response`] until `free_bytes`.
+    pub call: extern "C" fn(
+        handle: *mut c_void,
+        input: FfiStr,
+        output: *mut FfiBytes,
+        error: *mut FfiError,
+    ) -> i32,
+    pub free_bytes: extern "C" fn(output: *mut FfiBytes),
     pub free_error: extern "C" fn(error: *mut FfiError),
     pub drop_handle: extern "C" fn(handle: *mut c_void),
 }
@@ -158,7 +182,8 @@ pub const SIGNIFICANCE_INPUTS: [&str; 6] = [
 // ---------------------------------------------------------------------------------------------
 // Plugin side: what `export_plugin!` expands to call.
 
-/// Exports a plugin descriptor over the C ABI under a symbol prefix.
+/// Exports a plugin descriptor over the C ABI under a symbol prefix, whatever its stage kind:
+/// the author writes the stage trait's impl and this one line.
 ///
 /// ```ignore
 /// strata_api::export_plugin!(strata_ratio_difference, crate::DESCRIPTOR);
@@ -194,6 +219,8 @@ macro_rules! export_plugin {
                 configure,
                 compute: $crate::ffi::plugin_compute,
                 free_output: $crate::ffi::plugin_free_output,
+                call: $crate::ffi::call::plugin_call,
+                free_bytes: $crate::ffi::call::plugin_free_bytes,
                 free_error: $crate::ffi::plugin_free_error,
                 drop_handle: $crate::ffi::plugin_drop_handle,
             };
@@ -365,7 +392,7 @@ fn compute_configured(
             ))
         }
         other => Err(MethodError::new(format!(
-            "stage `{}` cannot cross the plugin ABI",
+            "stage `{}` crosses as a serialized call, not as columns",
             other.stage()
         ))),
     }
@@ -783,23 +810,67 @@ pub unsafe fn configure_foreign(
         method_name: std::sync::OnceLock::new(),
         _keep_alive: keep_alive,
     };
-    // A zero-row call tells the method's name (the text output rows carry) before any data.
-    let empty: Vec<(&str, &[f64])> = match StageKind::from_key(&info.stage) {
-        Some(StageKind::Ratio) => RATIO_INPUTS.iter().map(|n| (*n, &[][..])).collect(),
-        Some(StageKind::ConfidenceInterval) => CI_INPUTS.iter().map(|n| (*n, &[][..])).collect(),
-        _ => SIGNIFICANCE_INPUTS.iter().map(|n| (*n, &[][..])).collect(),
-    };
-    let _ = method.call(&empty);
-    match StageKind::from_key(&info.stage) {
-        Some(StageKind::Ratio) => Ok(Configured::Ratio(Box::new(method))),
-        Some(StageKind::ConfidenceInterval) => Ok(Configured::ConfidenceInterval(Box::new(method))),
-        Some(StageKind::Significance) => Ok(Configured::Significance(Box::new(method))),
-        _ => Err(crate::ParamError {
+    let Some(stage) = StageKind::from_key(&info.stage) else {
+        return Err(crate::ParamError {
             key: None,
             message: format!(
-                "plugin `{}` serves stage `{}`, which only built-in plugins can serve",
+                "plugin `{}` serves stage `{}`, which this strata does not know",
                 info.id, info.stage
             ),
-        }),
+        });
+    };
+    let numeric: Option<&[&str]> = match stage {
+        StageKind::Ratio => Some(&RATIO_INPUTS),
+        StageKind::ConfidenceInterval => Some(&CI_INPUTS),
+        StageKind::Significance => Some(&SIGNIFICANCE_INPUTS),
+        _ => None,
+    };
+    if let Some(names) = numeric {
+        // A zero-row call tells the method's name (the text output rows carry) before any data.
+        let empty: Vec<(&str, &[f64])> = names.iter().map(|n| (*n, &[][..])).collect();
+        let _ = method.call(&empty);
+        return Ok(match stage {
+            StageKind::Ratio => Configured::Ratio(Box::new(method)),
+            StageKind::ConfidenceInterval => Configured::ConfidenceInterval(Box::new(method)),
+            _ => Configured::Significance(Box::new(method)),
+        });
     }
+    configure_structured(stage, method)
+}
+
+/// A structured stage: asks the plugin to describe itself (name, and the fixed answers of
+/// derivation and exclusions) so a broken plugin fails before any data is read.
+fn configure_structured(
+    stage: StageKind,
+    method: ForeignMethod,
+) -> Result<Configured, crate::ParamError> {
+    let id = method.id.clone();
+    let refuse = |message: String| crate::ParamError { key: None, message };
+    let s = call::ForeignStructured::describe(method).map_err(|e| refuse(e.message))?;
+    if stage == StageKind::Derivation && s.shape.is_none() {
+        return Err(refuse(format!(
+            "plugin `{id}` serves stage `derivation` but did not describe its shape"
+        )));
+    }
+    if stage == StageKind::Exclusions && s.excluded.is_none() {
+        return Err(refuse(format!(
+            "plugin `{id}` serves stage `exclusions` but did not say which unknowns it excludes"
+        )));
+    }
+    Ok(match stage {
+        StageKind::Attribution => Configured::Attribution(Box::new(s)),
+        StageKind::Derivation => Configured::Derivation(Box::new(s)),
+        StageKind::Exclusions => Configured::Exclusions(Box::new(s)),
+        StageKind::Standardisation => Configured::Standardisation(Box::new(s)),
+        StageKind::Factors => Configured::Factors(Box::new(s)),
+        StageKind::Summary => Configured::Summary(Box::new(s)),
+        StageKind::Overdispersion => Configured::Overdispersion(Box::new(s)),
+        StageKind::DataQuality => Configured::DataQuality(Box::new(s)),
+        StageKind::Disclosure => Configured::Disclosure(Box::new(s)),
+        numeric => {
+            return Err(refuse(format!(
+                "plugin `{id}`: stage `{numeric}` crosses as columns, not as a serialized call"
+            )));
+        }
+    })
 }

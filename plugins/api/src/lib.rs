@@ -22,7 +22,8 @@ pub use stages::*;
 pub use types::*;
 
 /// Version of the stage traits and the C ABI. Bumped on any change a plugin could observe.
-pub const API_VERSION: u32 = 1;
+/// 2: every stage kind crosses (the serialized `call` entry of the vtable).
+pub const API_VERSION: u32 = 2;
 
 /// The compiler this crate was built with. A shared-library plugin must match it exactly.
 pub const RUSTC_VERSION: &str = env!("STRATA_RUSTC_VERSION");

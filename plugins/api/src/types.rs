@@ -1,18 +1,23 @@
 //! Plain data that crosses a stage boundary. Counts are `f64` so that one type serves record-level
 //! and aggregated input alike; they hold whole numbers.
+//!
+//! The types derive serde so that a shared-library plugin of a structured stage receives and
+//! returns them as bytes ([`crate::ffi::call`]).
+
+use serde::{Deserialize, Serialize};
 
 /// Rates in every output are per this many people.
 pub const PER_POPULATION: f64 = 10_000.0;
 
 /// One area (CCG, ICB, ...).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Area {
     pub code: String,
     pub name: String,
 }
 
 /// One axis of the standardisation strata, e.g. `age_band` with categories `0-4` … `90+`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dimension {
     pub name: String,
     pub categories: Vec<String>,
@@ -31,7 +36,7 @@ impl Dimension {
 ///
 /// A cell is one combination of the dimensions' categories, numbered row-major in dimension order.
 /// `tests[(measure * areas + area) * cells + cell]`, `population[area * cells + cell]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StratifiedCounts {
     pub areas: Vec<Area>,
     pub measures: Vec<String>,
@@ -112,7 +117,7 @@ impl StratifiedCounts {
 pub const UNKNOWN_CATEGORY: &str = "unknown";
 
 /// Unknown values that leave a record out of the rates under an exclusion rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExcludedUnknowns {
     pub sex: bool,
     pub age_band: bool,
@@ -189,7 +194,7 @@ impl StratifiedCounts {
 }
 
 /// National rate of one measure over the complete cases.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NationalRate {
     pub measure: usize,
     pub observed: f64,
@@ -199,7 +204,7 @@ pub struct NationalRate {
 }
 
 /// One area × measure row of the standardisation stage. Rates per [`PER_POPULATION`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AreaRate {
     pub area: usize,
     pub measure: usize,
@@ -213,7 +218,7 @@ pub struct AreaRate {
     pub national_rate: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct StandardisedRates {
     pub method: String,
     pub national: Vec<NationalRate>,
@@ -221,7 +226,7 @@ pub struct StandardisedRates {
 }
 
 /// One category of one factor, standardised for the other factors. Rates per [`PER_POPULATION`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FactorRate {
     pub factor: String,
     /// The category's code (e.g. `2`, `75+`), stable whatever the labels.
@@ -240,7 +245,7 @@ pub struct FactorRate {
     pub standardised_rate: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct FactorRates {
     pub method: String,
     pub rows: Vec<FactorRate>,
@@ -282,7 +287,7 @@ pub struct Limits {
 }
 
 /// How a record found its area (SPEC §2.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Route {
     GpPractice,
     Lsoa,
@@ -309,7 +314,7 @@ impl Route {
 }
 
 /// What the year's practice map says about a record's GP practice code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PracticeLookup {
     /// No code submitted.
     Missing,
@@ -322,21 +327,21 @@ pub enum PracticeLookup {
 }
 
 /// One distinct practice × LSOA combination to attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AttributionCandidate {
     pub practice: PracticeLookup,
     /// Area of the patient's LSOA, if the LSOA is known.
     pub lsoa_area: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attribution {
     pub area: Option<u32>,
     pub route: Route,
 }
 
 /// Distinct raw values the derivation rules map, one output per input, in order.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DerivationInput {
     pub sex_values: Vec<Option<String>>,
     pub ages: Vec<Option<i64>>,
@@ -348,7 +353,7 @@ pub struct DerivationInput {
 }
 
 /// Derived values, indices into the dimension categories and measure keys it declares.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Derived {
     pub sex: Vec<Option<u8>>,
     pub age_band: Vec<Option<u8>>,
@@ -360,7 +365,7 @@ pub struct Derived {
 }
 
 /// The dimensions and measures a derivation plugin produces.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DerivationShape {
     pub sex: Dimension,
     pub age_band: Dimension,
@@ -369,7 +374,7 @@ pub struct DerivationShape {
 }
 
 /// One cell of the data-quality cube the engine counts from record-level input.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QualityCell {
     pub provider: u32,
     pub area: Option<u32>,
@@ -389,7 +394,7 @@ pub struct QualityCell {
 /// The month of a quality cell whose records are dated outside the reporting year.
 pub const OUTSIDE_YEAR: u8 = u8::MAX;
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct QualityInput {
     pub providers: Vec<Area>,
     pub areas: Vec<Area>,
@@ -397,7 +402,7 @@ pub struct QualityInput {
 }
 
 /// A cell of a generic output table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     Text(String),
     Number(f64),
@@ -405,7 +410,7 @@ pub enum Value {
 }
 
 /// A generic output table (data-quality tables, summaries).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Table {
     pub name: String,
     /// What this table is, for the workbook and the report.

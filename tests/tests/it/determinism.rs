@@ -1,4 +1,4 @@
-//! Same inputs, same output bytes: with one or two reader and polars threads and across runs,
+//! Same inputs, same output bytes: with one or two reader threads and across runs,
 //! every output file hashes the same (the manifest without its timings), and the recipe
 //! fingerprint is stable.
 
@@ -42,7 +42,7 @@ fn hashes(dir: &Path) -> BTreeMap<String, String> {
     out
 }
 
-/// Runs the real binary in its own process (polars reads `POLARS_MAX_THREADS` once per process).
+/// Runs the real binary in its own process with `--threads`.
 fn run_with_threads(recipe: &Path, out: &Path, threads: &str) {
     let output = Command::new(env!("CARGO_BIN_EXE_strata-under-test"))
         .arg("run")
@@ -51,7 +51,6 @@ fn run_with_threads(recipe: &Path, out: &Path, threads: &str) {
         .arg(out)
         .arg("--threads")
         .arg(threads)
-        .env("POLARS_MAX_THREADS", threads)
         .output()
         .expect("run strata");
     assert!(

@@ -1,12 +1,12 @@
 //! strata's end-to-end tests, one module per subject, in ONE test binary: each integration-test
-//! binary links the engine and polars, and a dozen links cost minutes on a small machine.
+//! binary links the engine, arrow-rs and the report crates, and a dozen links cost minutes on a
+//! small machine.
 //!
 //! Nothing here needs a process of its own: tests that need one (killing a run, setting
-//! `POLARS_MAX_THREADS`, which polars reads once per process, or `STRATA_*` variables) start the
-//! `strata-under-test` bin with the variable set on the child, and no test sets an environment
-//! variable or other process-wide state in this process. Keep it so: a test that must change its
-//! own process goes in a file of its own directly under `tests/tests/` (Cargo builds each such
-//! file as a separate binary), with a comment saying why.
+//! `STRATA_*` variables) start the `strata-under-test` bin with the variable set on the child,
+//! and no test sets an environment variable or other process-wide state in this process. Keep it
+//! so: a test that must change its own process goes in a file of its own directly under
+//! `tests/tests/` (Cargo builds each such file as a separate binary), with a comment saying why.
 //!
 //! Adding a test file: put it in this folder (`tests/tests/it/<subject>.rs`) and add
 //! `mod <subject>;` below, in alphabetical order. Run one subject with
@@ -20,6 +20,7 @@ mod determinism;
 mod dynamic_plugin;
 mod entry_points;
 mod extract_forms;
+mod foreign_stages;
 mod funnel;
 mod method_swap;
 mod parquet_structure;
