@@ -828,6 +828,43 @@ pub fn unknown_values_warning(
 }
 
 /// SHA-256 of a file, for the manifest.
+/// SHA-256 of record batches as their Arrow IPC stream: the checksum of an activity frame handed
+/// over in memory (the same batches, the same checksum).
+pub fn frame_checksum(label: &Path, batches: &[arrow_array::RecordBatch]) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let Some(first) = batches.first() else {
+        return Ok(crate::recipe::hex(&Sha256::new().finalize()));
+    };
+    let failed = |e: arrow_schema::ArrowError| {
+        Error::data_hint(
+            label,
+            None,
+            None,
+            format!("cannot checksum the frame: {e}"),
+            "hand over a table of plain columns",
+        )
+    };
+    let mut writer =
+        arrow_ipc::writer::StreamWriter::try_new(Hashing(Sha256::new()), &first.schema())
+            .map_err(failed)?;
+    for batch in batches {
+        writer.write(batch).map_err(failed)?;
+    }
+    writer.finish().map_err(failed)?;
+    let hashing = writer.into_inner().map_err(failed)?;
+    Ok(crate::recipe::hex(&hashing.0.finalize()))
+}
+
 pub fn checksum(path: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
     use std::io::Read;

@@ -170,6 +170,18 @@ fn input_records(
             named.push((key.to_string(), p.clone()));
         }
     }
+    if let Some(frame) = &overrides.activity_frame {
+        named.retain(|(k, _)| k != "activity" && k != "counts");
+        let label = PathBuf::from(&frame.label);
+        inputs.insert(
+            "activity".to_string(),
+            InputRecord {
+                path: frame.label.clone(),
+                sha256: input::frame_checksum(&label, &frame.batches)?,
+                rows: results.input_rows.get("activity").copied(),
+            },
+        );
+    }
     for (key, path) in named {
         inputs.insert(
             key.clone(),
@@ -267,7 +279,22 @@ pub fn verify_run(
     overrides: &InputOverrides,
 ) -> Result<(PathBuf, strata_api::Table, bool)> {
     let dir = output_dir(recipe_path, out, overrides)?;
-    let mut run = run_in_memory(recipe_path, overrides)?;
+    let (mut run, table, ok) = verify_in_memory(recipe_path, overrides)?;
+    run.files.push((
+        "verify.csv".into(),
+        output::csv_bytes(&table, run.prepared.recipe.float_precision),
+    ));
+    output::write_atomically(&dir, &run.files)?;
+    Ok((dir, table, ok))
+}
+
+/// Runs a recipe and compares it with its published figures, writing nothing: the run, the
+/// verify table and whether all gated figures are within tolerance.
+pub fn verify_in_memory(
+    recipe_path: &Path,
+    overrides: &InputOverrides,
+) -> Result<(Run, strata_api::Table, bool)> {
+    let run = run_in_memory(recipe_path, overrides)?;
     let recipe = &run.prepared.recipe;
     let published_path = recipe.published.as_ref().ok_or_else(|| {
         Error::Usage(format!(
@@ -278,10 +305,5 @@ pub fn verify_run(
     let published = verify::read_published(&published_path.path)?;
     let ratio = run.prepared.methods.ratio();
     let (table, ok) = verify::verify(&published, &run.results.tables, &recipe.tolerances, ratio);
-    run.files.push((
-        "verify.csv".into(),
-        output::csv_bytes(&table, recipe.float_precision),
-    ));
-    output::write_atomically(&dir, &run.files)?;
-    Ok((dir, table, ok))
+    Ok((run, table, ok))
 }

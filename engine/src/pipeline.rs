@@ -357,6 +357,16 @@ pub struct InputOverrides {
     /// The data-quality cube of counts made elsewhere (`strata sql`'s quality part), with
     /// `counts`.
     pub quality: Option<std::path::PathBuf>,
+    /// Record-level activity already in memory (e.g. a DataFrame from Python), in place of any
+    /// file.
+    pub activity_frame: Option<ActivityFrame>,
+}
+
+/// Record-level activity as Arrow record batches, with the name messages and the manifest give it.
+#[derive(Debug, Clone)]
+pub struct ActivityFrame {
+    pub label: String,
+    pub batches: Vec<arrow_array::RecordBatch>,
 }
 
 /// Where this run's activity comes from.
@@ -461,7 +471,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
     )?;
     let quality = match phases.activity_input(
         &source,
-        overrides.threads,
+        overrides,
         mapping,
         generator.as_ref(),
         &mut counts,
@@ -503,6 +513,13 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
 /// source (extract, counts or synthetic year), tried in that order.
 fn choose_source(recipe: &Recipe, overrides: &InputOverrides) -> Result<Source> {
     let source = match (&overrides.activity, &overrides.counts) {
+        _ if overrides.activity_frame.is_some() => Source::Activity(
+            overrides
+                .activity_frame
+                .as_ref()
+                .map(|f| std::path::PathBuf::from(&f.label))
+                .unwrap_or_default(),
+        ),
         (Some(a), _) => Source::Activity(a.clone()),
         (None, Some(c)) => Source::Counts(c.clone()),
         (None, None) => match (
@@ -523,6 +540,13 @@ fn choose_source(recipe: &Recipe, overrides: &InputOverrides) -> Result<Source> 
     if overrides.quality.is_some() && !matches!(source, Source::Counts(_)) {
         return Err(Error::Usage(
             "--quality is the data-quality cube of aggregated counts: give it with --counts".into(),
+        ));
+    }
+    if overrides.activity_frame.is_some()
+        && (overrides.activity.is_some() || overrides.counts.is_some())
+    {
+        return Err(Error::Usage(
+            "give record-level activity once: as a frame, or as --activity / --counts".into(),
         ));
     }
     if overrides.mapping.is_some() && !matches!(source, Source::Activity(_)) {
@@ -613,14 +637,19 @@ impl Phases<'_> {
     fn activity_input<'s>(
         &mut self,
         source: &'s Source,
-        threads: Option<usize>,
+        overrides: &'s InputOverrides,
         mapping: &'s input::mapping::InputMapping,
         generator: Option<&'s strata_synth::Generator>,
         counts: &mut StratifiedCounts,
         shape: &DerivationShape,
     ) -> Result<Option<ActivityInput<'s>>> {
         match source {
-            Source::Activity(path) => Ok(Some(ActivityInput::File(path, threads, mapping))),
+            Source::Activity(path) => Ok(Some(ActivityInput::File(
+                path,
+                overrides.threads,
+                mapping,
+                overrides.activity_frame.as_ref(),
+            ))),
             Source::Synthetic(spec) => Ok(Some(ActivityInput::Synthetic(
                 generator.ok_or_else(|| Error::Usage("no generator".into()))?,
                 spec,
@@ -1050,12 +1079,13 @@ fn check_population_covers_tests(
 
 /// Where record-level activity comes from.
 enum ActivityInput<'a> {
-    /// An extract, the threads that read it (`None`: every core) and the mapping it is read
-    /// through.
+    /// An extract (a file, or a frame in memory with its label), the threads that read it
+    /// (`None`: every core) and the mapping it is read through.
     File(
         &'a std::path::Path,
         Option<usize>,
         &'a input::mapping::InputMapping,
+        Option<&'a ActivityFrame>,
     ),
     Synthetic(
         &'a strata_synth::Generator,
@@ -1178,9 +1208,12 @@ fn record_level_stream(
     let recipe = &prepared.recipe;
     // The extract's own problems (columns, header, types) come before those of the lookups.
     let extract = match activity {
-        ActivityInput::File(path, _, mapping) => {
+        ActivityInput::File(path, _, mapping, None) => {
             Some(input::extract::Extract::open(path, mapping)?)
         }
+        ActivityInput::File(label, _, mapping, Some(frame)) => Some(
+            input::extract::Extract::from_batches(label, frame.batches.clone(), mapping)?,
+        ),
         ActivityInput::Synthetic(..) => None,
     };
     let references = References::read(recipe, areas)?;
@@ -1295,7 +1328,7 @@ fn lookups<'a>(
         areas,
         // The mapping is the extract's: the synthetic year is written in SPEC §3's own codes.
         value_maps: std::array::from_fn(|c| match *activity {
-            ActivityInput::File(_, _, mapping) => mapping.value_map(input::activity::COLUMNS[c]),
+            ActivityInput::File(_, _, mapping, _) => mapping.value_map(input::activity::COLUMNS[c]),
             ActivityInput::Synthetic(..) => None,
         }),
     }
@@ -1311,7 +1344,7 @@ fn read_and_count(
 ) -> Result<input::activity::PassResult> {
     let rows_in = extract.and_then(|e| e.rows()).unwrap_or(0);
     let threads = match activity {
-        ActivityInput::File(_, threads, _) => *threads,
+        ActivityInput::File(_, threads, ..) => *threads,
         ActivityInput::Synthetic(..) => None,
     };
     let threads = threads.unwrap_or_else(|| {

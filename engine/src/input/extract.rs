@@ -49,6 +49,7 @@ pub struct Extract {
 enum Format {
     Parquet(ParquetExtract),
     Csv(CsvExtract),
+    Frame(FrameExtract),
 }
 
 impl Extract {
@@ -103,10 +104,26 @@ impl Extract {
         })
     }
 
-    /// Records in the file when its metadata says (Parquet), for the manifest.
+    /// An in-memory table (Arrow record batches, e.g. a polars or pandas frame handed over the
+    /// Arrow C stream interface), checked like a Parquet file's columns; `label` names it in
+    /// messages.
+    pub fn from_batches(
+        label: &Path,
+        batches: Vec<RecordBatch>,
+        mapping: &InputMapping,
+    ) -> Result<Extract> {
+        let names = Names::of(mapping);
+        Ok(Extract {
+            path: label.to_path_buf(),
+            format: Format::Frame(FrameExtract::open(label, batches, names)?),
+        })
+    }
+
+    /// Records in the file when its metadata says (Parquet, a frame), for the manifest.
     pub fn rows(&self) -> Option<u64> {
         match &self.format {
             Format::Parquet(p) => Some(p.rows),
+            Format::Frame(f) => Some(f.rows),
             Format::Csv(_) => None,
         }
     }
@@ -118,6 +135,7 @@ impl Extract {
         match &self.format {
             Format::Parquet(p) => p.count(&self.path, pass, threads),
             Format::Csv(c) => c.count(&self.path, pass, threads),
+            Format::Frame(f) => f.count(&self.path, pass, threads),
         }
     }
 }
@@ -278,6 +296,40 @@ fn holds(dt: &DataType) -> Option<Holds> {
     }
 }
 
+/// What a column of Arrow type `dt` holds, if it can hold SPEC §3 column `c`'s values.
+fn check_column_type(
+    path: &Path,
+    c: usize,
+    dt: &DataType,
+    read: &Names,
+    form: &str,
+) -> Result<Option<Holds>> {
+    let held = holds(dt);
+    let fits = match (c, held) {
+        (_, Some(Holds::Text | Holds::Binary)) => true,
+        (AGE, Some(Holds::Number)) => true,
+        (DATE, Some(Holds::Date)) => true,
+        (AGE | DATE, _) => false,
+        (_, Some(Holds::Number)) => true,
+        _ => false,
+    };
+    if fits {
+        return Ok(held);
+    }
+    let expected = match c {
+        AGE => "whole numbers of years (integer, whole float or text)",
+        DATE => "dates (date, timestamp or YYYY-MM-DD text)",
+        _ => "text",
+    };
+    Err(Error::data_hint(
+        path,
+        None,
+        Some(&read.label[c]),
+        format!("column of {form} type {dt}, which cannot hold {expected}"),
+        "write the column with the type SPEC §3 gives it",
+    ))
+}
+
 impl ParquetExtract {
     fn open(path: &Path, read: Names) -> Result<ParquetExtract> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
@@ -291,29 +343,7 @@ impl ParquetExtract {
         for (c, position) in positions.iter().enumerate() {
             let Some(p) = *position else { continue };
             let dt = fields[p].data_type().clone();
-            let held = holds(&dt);
-            let fits = match (c, held) {
-                (_, Some(Holds::Text | Holds::Binary)) => true,
-                (AGE, Some(Holds::Number)) => true,
-                (DATE, Some(Holds::Date)) => true,
-                (AGE | DATE, _) => false,
-                (_, Some(Holds::Number)) => true,
-                _ => false,
-            };
-            if !fits {
-                let expected = match c {
-                    AGE => "whole numbers of years (integer, whole float or text)",
-                    DATE => "dates (date, timestamp or YYYY-MM-DD text)",
-                    _ => "text",
-                };
-                return Err(Error::data_hint(
-                    path,
-                    None,
-                    Some(&read.label[c]),
-                    format!("column of Parquet type {dt}, which cannot hold {expected}"),
-                    "write the column with the type SPEC §3 gives it",
-                ));
-            }
+            let held = check_column_type(path, c, &dt, &read, "Parquet")?;
             let values = match held {
                 Some(Holds::Text) => DataType::Utf8,
                 Some(Holds::Binary) => DataType::Binary,
@@ -391,6 +421,86 @@ impl ParquetExtract {
         outcome.map_err(|e| {
             located_error(path, &self.names, e, |unit, row| {
                 self.group_starts.get(unit).copied().unwrap_or(0) as usize + row + 1
+            })
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-memory Arrow batches
+
+/// Record batches already in memory; each batch is a unit of work.
+struct FrameExtract {
+    names: Names,
+    batches: Vec<RecordBatch>,
+    /// First record (0-based) of each batch.
+    starts: Vec<u64>,
+    rows: u64,
+}
+
+impl FrameExtract {
+    fn open(label: &Path, batches: Vec<RecordBatch>, read: Names) -> Result<FrameExtract> {
+        let schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => Arc::new(Schema::empty()),
+        };
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let positions = check_names(label, &names, &read)?;
+        for (c, position) in positions.iter().enumerate() {
+            if let Some(p) = *position {
+                check_column_type(label, c, schema.field(p).data_type(), &read, "Arrow")?;
+            }
+        }
+        // A stream's batches share one schema; a batch that does not is refused, not misread.
+        if let Some((i, _)) = batches
+            .iter()
+            .enumerate()
+            .find(|(_, b)| b.schema() != schema)
+        {
+            return Err(Error::data_hint(
+                label,
+                None,
+                None,
+                format!("batch {i} has another schema than the first batch"),
+                "hand over one table (e.g. a single DataFrame), whose batches share a schema",
+            ));
+        }
+        let mut starts = Vec::with_capacity(batches.len());
+        let mut rows = 0u64;
+        for b in &batches {
+            starts.push(rows);
+            rows += b.num_rows() as u64;
+        }
+        Ok(FrameExtract {
+            names: read,
+            batches,
+            starts,
+            rows,
+        })
+    }
+
+    fn count(&self, label: &Path, pass: &Pass, threads: usize) -> Result<Vec<Tally>> {
+        let units = self.batches.len();
+        let next_unit = AtomicUsize::new(0);
+        let next = || {
+            let u = next_unit.fetch_add(1, Ordering::Relaxed);
+            (u < units).then_some(Ok((u, u)))
+        };
+        let count = |pass: &Pass, tally: &mut Tally, u: usize, _: usize| {
+            pass.count(tally, &ArrowBatch::new(&self.batches[u], &self.names))
+                .map_err(|stop| match stop {
+                    Stop::Invalid { row, .. } => Located { unit: u, row, stop },
+                    stop => Located {
+                        unit: u,
+                        row: 0,
+                        stop,
+                    },
+                })
+        };
+        let workers = threads.min(units.max(1));
+        pass.run_parallel(workers, &next, &count).map_err(|e| {
+            located_error(label, &self.names, e, |unit, row| {
+                self.starts.get(unit).copied().unwrap_or(0) as usize + row + 1
             })
         })
     }

@@ -1,0 +1,370 @@
+//! `strata._strata`: the engine for Python. Every function runs the same code as the command line
+//! (`strata::run_in_memory`, `strata::check`, the verify and diff comparisons) with the GIL
+//! released, and hands tables over as Arrow record batches (the Python wrapper, `pysrc/strata`,
+//! turns them into polars DataFrames). A table becomes a batch column by column as `strata`
+//! writes it to CSV: whole-number columns as int64, other numbers as float64 at full precision,
+//! anything with text as text, missing and non-finite numbers as null; [`csv`] writes a batch
+//! back through the same CSV writer, so a DataFrame written with it is the command line's file,
+//! byte for byte.
+//!
+//! Errors are Python exceptions carrying the engine's message (file, row, column, rule, hint):
+//! `RecipeError` for what the command line exits 2 on (recipe, invocation, plugin), `RunError`
+//! for exit 1 (data, a method, the outputs); both are `StrataError`s.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_array::ffi_stream::RecordBatchStreamReader;
+use arrow_array::{
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, RecordBatchReader, StringArray,
+};
+use arrow_pyarrow::{FromPyArrow, ToPyArrow};
+use arrow_schema::{ArrowError, DataType, Field, Schema};
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use strata::pipeline::{ActivityFrame, InputOverrides};
+use strata_api::{Table, Value};
+
+pyo3::create_exception!(_strata, StrataError, PyException);
+pyo3::create_exception!(_strata, RecipeError, StrataError);
+pyo3::create_exception!(_strata, RunError, StrataError);
+
+/// The engine's error as the Python exception of its kind, with its message.
+fn raised(e: strata::Error) -> PyErr {
+    let message = e.to_string();
+    match e.exit_code() {
+        2 => RecipeError::new_err(message),
+        _ => RunError::new_err(message),
+    }
+}
+
+fn arrow_error(e: ArrowError) -> PyErr {
+    PyValueError::new_err(format!("arrow: {e}"))
+}
+
+/// A table as a record batch (module doc).
+fn to_batch(table: &Table) -> Result<RecordBatch, ArrowError> {
+    let mut fields = Vec::with_capacity(table.columns.len());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(table.columns.len());
+    for (j, name) in table.columns.iter().enumerate() {
+        let cells: Vec<&Value> = table
+            .rows
+            .iter()
+            .map(|r| r.get(j).unwrap_or(&Value::Missing))
+            .collect();
+        let column: ArrayRef = if cells.iter().any(|v| matches!(v, Value::Text(_))) {
+            Arc::new(StringArray::from(
+                cells
+                    .iter()
+                    .map(|v| match v {
+                        Value::Text(s) => Some(s.clone()),
+                        Value::Number(n) => Some(n.to_string()),
+                        Value::Missing => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ))
+        } else {
+            let values: Vec<Option<f64>> = cells
+                .iter()
+                .map(|v| match v {
+                    Value::Number(n) if n.is_finite() => Some(*n),
+                    _ => None,
+                })
+                .collect();
+            // The CSV writer's rule (`strata::output`): whole numbers only, some of them.
+            let whole = !strata::output::is_p_value_column(name)
+                && values
+                    .iter()
+                    .flatten()
+                    .all(|v| v.fract() == 0.0 && v.abs() < 9e15)
+                && values.iter().any(Option::is_some);
+            if whole {
+                Arc::new(Int64Array::from(
+                    values
+                        .iter()
+                        .map(|v| v.map(|x| x as i64))
+                        .collect::<Vec<_>>(),
+                ))
+            } else {
+                Arc::new(Float64Array::from(values))
+            }
+        };
+        fields.push(Field::new(name, column.data_type().clone(), true));
+        columns.push(column);
+    }
+    RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(table.rows.len())),
+    )
+}
+
+/// One cell of an Arrow column as a table value.
+fn value_at(column: &dyn Array, row: usize) -> Result<Value, ArrowError> {
+    use arrow_array::cast::AsArray;
+    if column.is_null(row) {
+        return Ok(Value::Missing);
+    }
+    Ok(match column.data_type() {
+        DataType::Utf8 => Value::Text(column.as_string::<i32>().value(row).into()),
+        DataType::LargeUtf8 => Value::Text(column.as_string::<i64>().value(row).into()),
+        DataType::Utf8View => Value::Text(column.as_string_view().value(row).into()),
+        DataType::Int64 => Value::Number(
+            column
+                .as_primitive::<arrow_array::types::Int64Type>()
+                .value(row) as f64,
+        ),
+        DataType::Int32 => Value::Number(
+            column
+                .as_primitive::<arrow_array::types::Int32Type>()
+                .value(row) as f64,
+        ),
+        DataType::Float64 => Value::Number(
+            column
+                .as_primitive::<arrow_array::types::Float64Type>()
+                .value(row),
+        ),
+        DataType::Float32 => Value::Number(
+            column
+                .as_primitive::<arrow_array::types::Float32Type>()
+                .value(row) as f64,
+        ),
+        DataType::Null => Value::Missing,
+        other => {
+            return Err(ArrowError::InvalidArgumentError(format!(
+                "a column of type {other}: strata tables hold text, whole numbers and floats"
+            )));
+        }
+    })
+}
+
+/// Record batches (one table) as a strata table named `name`.
+fn to_table(name: &str, batches: &[RecordBatch]) -> Result<Table, ArrowError> {
+    let columns: Vec<String> = match batches.first() {
+        Some(b) => b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect(),
+        None => Vec::new(),
+    };
+    let names: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let mut table = Table::new(name, name, &names);
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let cells = batch
+                .columns()
+                .iter()
+                .map(|c| value_at(c.as_ref(), row))
+                .collect::<Result<Vec<_>, _>>()?;
+            table.rows.push(cells);
+        }
+    }
+    Ok(table)
+}
+
+/// Every batch of an object with `__arrow_c_stream__` (a polars or pandas DataFrame, a pyarrow
+/// table).
+fn batches_of(frame: &Bound<'_, PyAny>) -> PyResult<Vec<RecordBatch>> {
+    let reader = RecordBatchStreamReader::from_pyarrow_bound(frame)?;
+    let _schema = reader.schema();
+    reader.collect::<Result<Vec<_>, _>>().map_err(arrow_error)
+}
+
+/// The overrides of a run from Python's arguments; `activity` is a path or a frame.
+#[allow(clippy::too_many_arguments)]
+fn overrides(
+    activity: Option<&Bound<'_, PyAny>>,
+    counts: Option<PathBuf>,
+    population: Option<PathBuf>,
+    scale: Option<f64>,
+    seed: Option<u64>,
+    threads: Option<usize>,
+    mapping: Option<PathBuf>,
+) -> PyResult<InputOverrides> {
+    let mut o = InputOverrides {
+        counts,
+        population,
+        scale,
+        seed,
+        threads,
+        mapping,
+        ..Default::default()
+    };
+    if let Some(activity) = activity {
+        if let Ok(path) = activity.extract::<PathBuf>() {
+            o.activity = Some(path);
+        } else {
+            let kind = activity.get_type().name()?.to_string();
+            o.activity_frame = Some(ActivityFrame {
+                label: format!("<{kind} activity>"),
+                batches: batches_of(activity)?,
+            });
+        }
+    }
+    Ok(o)
+}
+
+type Batches = Vec<(String, Py<PyAny>)>;
+
+fn to_python(py: Python<'_>, tables: &[Table]) -> PyResult<Batches> {
+    tables
+        .iter()
+        .map(|t| {
+            let batch = to_batch(t).map_err(arrow_error)?;
+            Ok((t.name.clone(), batch.to_pyarrow(py)?.unbind()))
+        })
+        .collect()
+}
+
+/// Runs a recipe: every output table (write order) as a pyarrow RecordBatch, and the manifest
+/// as JSON text.
+#[pyfunction]
+#[pyo3(signature = (recipe, activity=None, counts=None, population=None, scale=None, seed=None, threads=None, mapping=None))]
+#[allow(clippy::too_many_arguments)]
+fn run(
+    py: Python<'_>,
+    recipe: PathBuf,
+    activity: Option<Bound<'_, PyAny>>,
+    counts: Option<PathBuf>,
+    population: Option<PathBuf>,
+    scale: Option<f64>,
+    seed: Option<u64>,
+    threads: Option<usize>,
+    mapping: Option<PathBuf>,
+) -> PyResult<(Batches, String)> {
+    let o = overrides(
+        activity.as_ref(),
+        counts,
+        population,
+        scale,
+        seed,
+        threads,
+        mapping,
+    )?;
+    let run = py
+        .detach(|| strata::run_in_memory(&recipe, &o))
+        .map_err(raised)?;
+    let manifest = run
+        .files
+        .iter()
+        .find(|(name, _)| name == "manifest.json")
+        .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
+        .unwrap_or_default();
+    Ok((to_python(py, &run.results.tables)?, manifest))
+}
+
+/// Runs a recipe and compares it with its published figures: the `verify` table and whether
+/// every gated figure is within tolerance.
+#[pyfunction]
+#[pyo3(signature = (recipe, scale=None, seed=None, threads=None))]
+fn verify(
+    py: Python<'_>,
+    recipe: PathBuf,
+    scale: Option<f64>,
+    seed: Option<u64>,
+    threads: Option<usize>,
+) -> PyResult<(Py<PyAny>, bool)> {
+    let o = InputOverrides {
+        scale,
+        seed,
+        threads,
+        ..Default::default()
+    };
+    let (_, table, ok) = py
+        .detach(|| strata::verify_in_memory(&recipe, &o))
+        .map_err(raised)?;
+    let batch = to_batch(&table).map_err(arrow_error)?;
+    Ok((batch.to_pyarrow(py)?.unbind(), ok))
+}
+
+/// Runs two recipes and lists every output cell that differs, and the method columns that
+/// changed.
+#[pyfunction]
+#[pyo3(signature = (recipe_a, recipe_b, scale=None, seed=None))]
+fn diff(
+    py: Python<'_>,
+    recipe_a: PathBuf,
+    recipe_b: PathBuf,
+    scale: Option<f64>,
+    seed: Option<u64>,
+) -> PyResult<(Py<PyAny>, Vec<String>)> {
+    let o = InputOverrides {
+        scale,
+        seed,
+        ..Default::default()
+    };
+    let (table, methods) = py
+        .detach(|| -> strata::Result<(Table, Vec<String>)> {
+            let a = strata::run_in_memory(&recipe_a, &o)?;
+            let b = strata::run_in_memory(&recipe_b, &o)?;
+            Ok(strata::diff::diff_tables(
+                &a.results.tables,
+                &b.results.tables,
+            ))
+        })
+        .map_err(raised)?;
+    let batch = to_batch(&table).map_err(arrow_error)?;
+    Ok((batch.to_pyarrow(py)?.unbind(), methods))
+}
+
+/// Checks a recipe without reading data: its plugins, each as (stage, id, version, origin).
+#[pyfunction]
+fn check(py: Python<'_>, recipe: PathBuf) -> PyResult<Vec<(String, String, String, String)>> {
+    let prepared = py.detach(|| strata::check(&recipe)).map_err(raised)?;
+    Ok(prepared
+        .plugins
+        .iter()
+        .map(|p| {
+            (
+                p.stage.clone(),
+                p.id.clone(),
+                p.version.clone(),
+                p.origin.clone(),
+            )
+        })
+        .collect())
+}
+
+/// A plugin as (stage, id, version, description, origin).
+type PluginRow = (String, String, String, String, String);
+
+/// Every plugin a recipe can choose.
+#[pyfunction]
+#[pyo3(signature = (plugin_paths=Vec::new()))]
+fn plugins(plugin_paths: Vec<PathBuf>) -> PyResult<Vec<PluginRow>> {
+    let mut dirs = plugin_paths;
+    dirs.extend(strata::plugins::env_plugin_dirs().map_err(raised)?);
+    let registry = strata::plugins::Registry::load(&dirs).map_err(raised)?;
+    Ok(registry
+        .listing()
+        .into_iter()
+        .map(|r| (r.stage, r.id, r.version, r.description, r.origin))
+        .collect())
+}
+
+/// A table (an object with `__arrow_c_stream__`) written as strata writes its CSVs, at
+/// `float_precision` decimals.
+#[pyfunction]
+#[pyo3(signature = (frame, float_precision=6))]
+fn csv(frame: Bound<'_, PyAny>, float_precision: usize) -> PyResult<Vec<u8>> {
+    let batches = batches_of(&frame)?;
+    let table = to_table("table", &batches).map_err(arrow_error)?;
+    Ok(strata::output::csv_bytes(&table, float_precision))
+}
+
+#[pymodule]
+fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(verify, m)?)?;
+    m.add_function(wrap_pyfunction!(diff, m)?)?;
+    m.add_function(wrap_pyfunction!(check, m)?)?;
+    m.add_function(wrap_pyfunction!(plugins, m)?)?;
+    m.add_function(wrap_pyfunction!(csv, m)?)?;
+    m.add("StrataError", m.py().get_type::<StrataError>())?;
+    m.add("RecipeError", m.py().get_type::<RecipeError>())?;
+    m.add("RunError", m.py().get_type::<RunError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
