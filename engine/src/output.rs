@@ -36,14 +36,14 @@ pub fn p_value_text(p: f64) -> String {
 /// How one column is written: all-whole-number columns as integers, other numbers at the fixed
 /// float precision, p-value columns as [`p_value_text`], anything with text as text.
 #[derive(Clone, Copy, PartialEq, Debug)]
-enum ColumnKind {
+pub enum ColumnKind {
     Text,
     PValue,
     Integer,
     Float,
 }
 
-fn column_kind(table: &Table, j: usize) -> ColumnKind {
+pub fn column_kind(table: &Table, j: usize) -> ColumnKind {
     let cells = || {
         table
             .rows

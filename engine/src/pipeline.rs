@@ -1741,12 +1741,12 @@ fn factor_ratios_table(
             if is_base {
                 Value::Missing
             } else {
-                num(tests[shown].statistic)
+                Value::finite(tests[shown].statistic)
             },
             if is_base {
                 Value::Missing
             } else {
-                num(tests[shown].p_value)
+                Value::finite(tests[shown].p_value)
             },
             Value::Text(if is_base {
                 String::new()
@@ -1858,15 +1858,6 @@ fn shown_comparison(
             )),
         ),
         _ => (i, note),
-    }
-}
-
-/// A finite number, or missing (an undefined statistic or p-value).
-fn num(v: f64) -> Value {
-    if v.is_finite() {
-        Value::Number(v)
-    } else {
-        Value::Missing
     }
 }
 

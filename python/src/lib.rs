@@ -15,13 +15,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::ffi_stream::RecordBatchStreamReader;
-use arrow_array::{
-    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, RecordBatchReader, StringArray,
-};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_pyarrow::{FromPyArrow, ToPyArrow};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
+use strata::output::{ColumnKind, column_kind};
 use strata::pipeline::{ActivityFrame, InputOverrides};
 use strata_api::{Table, Value};
 
@@ -52,8 +51,15 @@ fn to_batch(table: &Table) -> Result<RecordBatch, ArrowError> {
             .iter()
             .map(|r| r.get(j).unwrap_or(&Value::Missing))
             .collect();
-        let column: ArrayRef = if cells.iter().any(|v| matches!(v, Value::Text(_))) {
-            Arc::new(StringArray::from(
+        let numbers = || {
+            cells.iter().map(|v| match v {
+                Value::Number(n) if n.is_finite() => Some(*n),
+                _ => None,
+            })
+        };
+        // Typed as the CSV writer types the column, so `csv` writes it back the same.
+        let column: ArrayRef = match column_kind(table, j) {
+            ColumnKind::Text => Arc::new(StringArray::from(
                 cells
                     .iter()
                     .map(|v| match v {
@@ -62,31 +68,12 @@ fn to_batch(table: &Table) -> Result<RecordBatch, ArrowError> {
                         Value::Missing => None,
                     })
                     .collect::<Vec<_>>(),
-            ))
-        } else {
-            let values: Vec<Option<f64>> = cells
-                .iter()
-                .map(|v| match v {
-                    Value::Number(n) if n.is_finite() => Some(*n),
-                    _ => None,
-                })
-                .collect();
-            // The CSV writer's rule (`strata::output`): whole numbers only, some of them.
-            let whole = !strata::output::is_p_value_column(name)
-                && values
-                    .iter()
-                    .flatten()
-                    .all(|v| v.fract() == 0.0 && v.abs() < 9e15)
-                && values.iter().any(Option::is_some);
-            if whole {
-                Arc::new(Int64Array::from(
-                    values
-                        .iter()
-                        .map(|v| v.map(|x| x as i64))
-                        .collect::<Vec<_>>(),
-                ))
-            } else {
-                Arc::new(Float64Array::from(values))
+            )),
+            ColumnKind::Integer => Arc::new(Int64Array::from(
+                numbers().map(|v| v.map(|x| x as i64)).collect::<Vec<_>>(),
+            )),
+            ColumnKind::PValue | ColumnKind::Float => {
+                Arc::new(Float64Array::from(numbers().collect::<Vec<_>>()))
             }
         };
         fields.push(Field::new(name, column.data_type().clone(), true));
@@ -167,9 +154,9 @@ fn to_table(name: &str, batches: &[RecordBatch]) -> Result<Table, ArrowError> {
 /// Every batch of an object with `__arrow_c_stream__` (a polars or pandas DataFrame, a pyarrow
 /// table).
 fn batches_of(frame: &Bound<'_, PyAny>) -> PyResult<Vec<RecordBatch>> {
-    let reader = RecordBatchStreamReader::from_pyarrow_bound(frame)?;
-    let _schema = reader.schema();
-    reader.collect::<Result<Vec<_>, _>>().map_err(arrow_error)
+    RecordBatchStreamReader::from_pyarrow_bound(frame)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(arrow_error)
 }
 
 /// The overrides of a run from Python's arguments; `activity` is a path or a frame.

@@ -409,6 +409,17 @@ pub enum Value {
     Missing,
 }
 
+impl Value {
+    /// A finite number, or missing (an undefined statistic, a NaN from a zero denominator).
+    pub fn finite(x: f64) -> Value {
+        if x.is_finite() {
+            Value::Number(x)
+        } else {
+            Value::Missing
+        }
+    }
+}
+
 /// A generic output table (data-quality tables, summaries).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Table {

@@ -68,23 +68,32 @@ impl Transform {
         }
     }
 
+    /// The within-area standard error s at expected count E (NaN without one).
+    fn standard_error(self, expected: f64) -> f64 {
+        if !(expected > 0.0 && expected.is_finite()) {
+            return f64::NAN;
+        }
+        match self {
+            Transform::SquareRoot => 1.0 / (2.0 * expected.sqrt()),
+            Transform::Log => 1.0 / expected.sqrt(),
+        }
+    }
+
     /// y and s of an area, if it has them.
     pub fn point(self, observed: f64, expected: f64) -> Option<Point> {
         if !(expected > 0.0 && expected.is_finite() && observed >= 0.0 && observed.is_finite()) {
             return None;
         }
         let ratio = observed / expected;
-        match self {
-            Transform::SquareRoot => Some(Point {
-                y: ratio.sqrt(),
-                s: 1.0 / (2.0 * expected.sqrt()),
-            }),
-            Transform::Log if observed > 0.0 => Some(Point {
-                y: ratio.ln(),
-                s: 1.0 / expected.sqrt(),
-            }),
-            Transform::Log => None,
-        }
+        let y = match self {
+            Transform::SquareRoot => ratio.sqrt(),
+            Transform::Log if observed > 0.0 => ratio.ln(),
+            Transform::Log => return None,
+        };
+        Some(Point {
+            y,
+            s: self.standard_error(expected),
+        })
     }
 
     /// A transformed value back on the ratio scale.
@@ -239,14 +248,6 @@ fn level_tag(level: f64) -> String {
     format!("{}", (level * 1000.0).round() / 10.0).replace('.', "_")
 }
 
-fn number(x: f64) -> Value {
-    if x.is_finite() {
-        Value::Number(x)
-    } else {
-        Value::Missing
-    }
-}
-
 /// One measure's areas: their row indices in the rates and their points.
 struct MeasureAreas {
     rows: Vec<usize>,
@@ -361,6 +362,9 @@ impl OverdispersionMethod for Spiegelhalter {
                     MethodError::new(format!("area index {} out of range", r.area))
                 })?;
                 let ratio = r.observed / r.expected;
+                // An area with E = 0 has no limits; one with O = 0 on the log scale has
+                // limits and is low whenever its lower limit is above 0.
+                let s = self.transform.standard_error(r.expected);
                 let (z, adjusted) = match point {
                     Some(p) => (
                         (p.y - theta) / p.s,
@@ -374,24 +378,14 @@ impl OverdispersionMethod for Spiegelhalter {
                     Value::Text(measure.clone()),
                     Value::Number(r.observed),
                     Value::Number(r.expected),
-                    number(ratio),
-                    number(z),
-                    number(adjusted),
+                    Value::finite(ratio),
+                    Value::finite(z),
+                    Value::finite(adjusted),
                 ];
                 for (q, &quantile) in quantiles.iter().enumerate() {
                     if z.abs() > quantile {
                         flagged_unadjusted[q] += 1;
                     }
-                    // An area with E = 0 has no limits; one with O = 0 on the log scale has
-                    // limits and is low whenever its lower limit is above 0.
-                    let s = if r.expected > 0.0 {
-                        match self.transform {
-                            Transform::SquareRoot => 1.0 / (2.0 * r.expected.sqrt()),
-                            Transform::Log => 1.0 / r.expected.sqrt(),
-                        }
-                    } else {
-                        f64::NAN
-                    };
                     let (lower, upper) = limits(self.transform, s, estimate.tau2, quantile);
                     let flag = if ratio > upper {
                         "high"
@@ -403,7 +397,11 @@ impl OverdispersionMethod for Spiegelhalter {
                     if !flag.is_empty() {
                         flagged_adjusted[q] += 1;
                     }
-                    row.extend([number(lower), number(upper), Value::Text(flag.into())]);
+                    row.extend([
+                        Value::finite(lower),
+                        Value::finite(upper),
+                        Value::Text(flag.into()),
+                    ]);
                 }
                 row.push(Value::Text(method.clone()));
                 areas.rows.push(row);
@@ -411,10 +409,10 @@ impl OverdispersionMethod for Spiegelhalter {
             let mut row = vec![
                 Value::Text(measure.clone()),
                 Value::Number(estimate.areas as f64),
-                number(estimate.phi),
-                number(estimate.tau2),
-                number(estimate.z_lower),
-                number(estimate.z_upper),
+                Value::finite(estimate.phi),
+                Value::finite(estimate.tau2),
+                Value::finite(estimate.z_lower),
+                Value::finite(estimate.z_upper),
             ];
             for (q, level) in self.levels.iter().enumerate() {
                 row.push(Value::Number(estimate.areas as f64 * (1.0 - level)));

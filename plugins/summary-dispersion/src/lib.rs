@@ -129,14 +129,6 @@ fn short_number(x: f64) -> String {
     format!("{rounded}")
 }
 
-fn number_or_missing(x: f64) -> Value {
-    if x.is_finite() {
-        Value::Number(x)
-    } else {
-        Value::Missing
-    }
-}
-
 /// One area's rates, for the statistics.
 struct AreaPoint {
     area: usize,
@@ -230,7 +222,7 @@ impl SummaryMethod for Dispersion {
 
             push(
                 "national_rate".into(),
-                number_or_missing(national_rate),
+                Value::finite(national_rate),
                 Value::Missing,
             );
             push("areas_with_rate".into(), Value::Number(n), Value::Missing);
@@ -260,12 +252,12 @@ impl SummaryMethod for Dispersion {
             };
             push(
                 "mean_standardised_rate".into(),
-                number_or_missing(mean),
+                Value::finite(mean),
                 Value::Missing,
             );
             push(
                 "sd_standardised_rate".into(),
-                number_or_missing(sd),
+                Value::finite(sd),
                 Value::Missing,
             );
             let within_sd = points
@@ -283,12 +275,12 @@ impl SummaryMethod for Dispersion {
             );
             push(
                 "within_1sd_lower".into(),
-                number_or_missing(lower),
+                Value::finite(lower),
                 Value::Missing,
             );
             push(
                 "within_1sd_upper".into(),
-                number_or_missing(upper),
+                Value::finite(upper),
                 Value::Missing,
             );
             let within_crude = points
@@ -339,7 +331,7 @@ impl SummaryMethod for Dispersion {
                     .filter(|p| p.standardised_rate == extreme)
                     .map(|p| p.area)
                     .collect();
-                push(statistic.into(), number_or_missing(extreme), list(&holders));
+                push(statistic.into(), Value::finite(extreme), list(&holders));
             }
         }
         Ok(table)
