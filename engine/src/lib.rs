@@ -304,6 +304,12 @@ pub fn verify_in_memory(
     })?;
     let published = verify::read_published(&published_path.path)?;
     let ratio = run.prepared.methods.ratio();
-    let (table, ok) = verify::verify(&published, &run.results.tables, &recipe.tolerances, ratio);
+    let (table, ok) = verify::verify_rates_per(
+        &published,
+        &run.results.tables,
+        &recipe.tolerances,
+        ratio,
+        recipe.rate_per,
+    );
     Ok((run, table, ok))
 }

@@ -460,6 +460,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         input::dimensions(&shape),
     )
     .with_unknown_categories();
+    counts.rate_per = prepared.recipe.rate_per;
 
     let generator = phases.synthetic_generator(&source)?;
     let population_path = phases.read_population(
@@ -846,7 +847,11 @@ impl Phases<'_> {
         let rates = self.stage(
             kind,
             counts.tests.len(),
-            || method.standardise(counts),
+            || {
+                method
+                    .standardise(counts)
+                    .and_then(|r| in_unit(r.rate_per, counts).map(|()| r))
+            },
             |r| r.areas.len(),
         )?;
         let table = national_rates_table(counts, &rates);
@@ -881,7 +886,11 @@ impl Phases<'_> {
         let factor_rates = self.stage(
             kind,
             counts.tests.len(),
-            || method.factor_rates(counts),
+            || {
+                method
+                    .factor_rates(counts)
+                    .and_then(|f| in_unit(f.rate_per, counts).map(|()| f))
+            },
             |f| f.rows.len(),
         )?;
         board.factor_rates = Some(factor_rates);
@@ -897,7 +906,7 @@ impl Phases<'_> {
         let ratios = self.stage(
             kind,
             compared.len(),
-            || ratios_of(method, &compared),
+            || ratios_of(method, &compared, factor_rates.rate_per),
             Vec::len,
         )?;
         board.ratios = Some(ratios);
@@ -984,6 +993,24 @@ struct BoardContext<'a> {
     areas_path: &'a std::path::Path,
 }
 
+/// Rates a stage returns are per the counts' (the recipe's) unit: a method that scaled by another
+/// would print numbers under the wrong title.
+fn in_unit(
+    rate_per: f64,
+    counts: &StratifiedCounts,
+) -> std::result::Result<(), strata_api::MethodError> {
+    if rate_per == counts.rate_per {
+        Ok(())
+    } else {
+        Err(strata_api::MethodError::new(format!(
+            "returned rates per {} people for counts whose rates are per {} (the recipe's \
+             `rate_per`)",
+            strata_api::rate_per_text(rate_per),
+            strata_api::rate_per_text(counts.rate_per)
+        )))
+    }
+}
+
 /// A scheduled stage's method. The scheduler runs only configured kinds; the error is a guard.
 fn configured<T: ?Sized>(method: Option<&T>, kind: StageKind) -> Result<&T> {
     method.ok_or_else(|| Error::Usage(format!("stage `{kind}` ran without a method")))
@@ -1004,7 +1031,9 @@ fn apply_exclusions(
     counts: &StratifiedCounts,
     shape: &DerivationShape,
 ) -> std::result::Result<StratifiedCounts, strata_api::MethodError> {
-    let kept = rule.apply(counts)?;
+    let mut kept = rule.apply(counts)?;
+    // The unit is the recipe's, whatever the rule's counts say.
+    kept.rate_per = counts.rate_per;
     if kept.dimensions != input::dimensions(shape)
         || kept.areas != counts.areas
         || kept.measures != counts.measures
@@ -1525,9 +1554,13 @@ fn stratum_labels(counts: &StratifiedCounts, cell: usize) -> [Value; 3] {
 
 /// National rates by measure, with the standardisation method's name.
 fn national_rates_table(counts: &StratifiedCounts, rates: &strata_api::StandardisedRates) -> Table {
+    let title = format!(
+        "National rates per {} by measure",
+        strata_api::rate_per_text(rates.rate_per)
+    );
     let mut t = Table::new(
         "national_rates",
-        "National rates per 10,000 by measure",
+        &title,
         &["measure", "observed", "population", "rate", "method"],
     )
     .with_counts(&["observed", "population"]);
@@ -1555,7 +1588,10 @@ fn area_rates_table(
     let ci_method = ci.method_name();
     let mut t = Table {
         name: "area_rates".into(),
-        title: "Standardised rates per 10,000 by area and measure".into(),
+        title: format!(
+            "Standardised rates per {} by area and measure",
+            strata_api::rate_per_text(rates.rate_per)
+        ),
         columns,
         rows: Vec::with_capacity(rates.areas.len()),
         counts: vec!["observed".into(), "population".into()],
@@ -1706,7 +1742,7 @@ fn factor_ratios_table(
     )
     .with_counts(&["observed"]);
     let compared = compared_with_base(factors);
-    let tests = tests_of(significance, &compared)?;
+    let tests = tests_of(significance, &compared, factors.rate_per)?;
     if ratios.len() != compared.len() {
         return Err(strata_api::MethodError::new(format!(
             "was given {} ratios for {} comparisons",
@@ -1777,11 +1813,12 @@ fn compared_with_base(factors: &strata_api::FactorRates) -> Vec<(&FactorRate, &F
         .collect()
 }
 
-/// The ratio method over every comparison (rates per 10,000, base first), checked to answer one
-/// row per comparison.
+/// The ratio method over every comparison (rates per `rate_per` people, base first), checked to
+/// answer one row per comparison.
 fn ratios_of(
     ratio: &dyn RatioMethod,
     compared: &[(&FactorRate, &FactorRate)],
+    rate_per: f64,
 ) -> Result<Vec<strata_api::RatioValue>, strata_api::MethodError> {
     let ratios = ratio.ratios(
         &compared
@@ -1792,6 +1829,7 @@ fn ratios_of(
             .iter()
             .map(|(_, r)| r.standardised_rate)
             .collect::<Vec<_>>(),
+        rate_per,
     )?;
     check_rows(ratios.len(), compared.len())?;
     Ok(ratios)
@@ -1801,6 +1839,7 @@ fn ratios_of(
 fn tests_of(
     significance: &dyn SignificanceMethod,
     compared: &[(&FactorRate, &FactorRate)],
+    rate_per: f64,
 ) -> Result<Vec<strata_api::SignificanceResult>, strata_api::MethodError> {
     let tests = significance.test(
         &compared
@@ -1812,6 +1851,7 @@ fn tests_of(
                 comparison_observed: r.observed,
                 base_expected: b.expected,
                 comparison_expected: r.expected,
+                rate_per,
             })
             .collect::<Vec<_>>(),
     )?;
@@ -1960,6 +2000,7 @@ mod tests {
         );
         let factors = FactorRates {
             method: "test".into(),
+            rate_per: strata_api::DEFAULT_RATE_PER,
             rows: vec![
                 rate("0-44", true, None, 1_500.0),
                 rate("65-74", false, None, 4_800.0),
@@ -1967,7 +2008,12 @@ mod tests {
                 rate("65+", false, Some("75+"), 8_300.0),
             ],
         };
-        let ratios = ratios_of(odds.as_ref(), &compared_with_base(&factors)).expect("ratios");
+        let ratios = ratios_of(
+            odds.as_ref(),
+            &compared_with_base(&factors),
+            factors.rate_per,
+        )
+        .expect("ratios");
         let t = factor_ratios_table(odds.as_ref(), &ratios, pearson.as_ref(), &counts, &factors)
             .expect("table");
         let rows: Vec<(String, Value, String)> = t

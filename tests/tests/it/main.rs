@@ -25,6 +25,7 @@ mod funnel;
 mod method_swap;
 mod parquet_structure;
 mod python;
+mod rate_unit;
 mod reader_fuzz;
 mod report_browser;
 mod snapshots;
