@@ -359,12 +359,17 @@ pub struct InputOverrides {
     pub quality: Option<std::path::PathBuf>,
     /// Record-level activity already in memory (e.g. a DataFrame from Python), in place of any
     /// file.
-    pub activity_frame: Option<ActivityFrame>,
+    pub activity_frame: Option<InputFrame>,
+    /// Aggregated counts (SPEC §3's columns) already in memory, in place of any activity.
+    pub counts_frame: Option<InputFrame>,
+    /// The population (SPEC §3's columns) already in memory, in place of the recipe's.
+    pub population_frame: Option<InputFrame>,
 }
 
-/// Record-level activity as Arrow record batches, with the name messages and the manifest give it.
+/// A table in memory as Arrow record batches (record-level activity, aggregated counts or a
+/// population), with the name messages and the manifest give it.
 #[derive(Debug, Clone)]
-pub struct ActivityFrame {
+pub struct InputFrame {
     pub label: String,
     pub batches: Vec<arrow_array::RecordBatch>,
 }
@@ -465,6 +470,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
     let generator = phases.synthetic_generator(&source)?;
     let population_path = phases.read_population(
         &source,
+        overrides.population_frame.as_ref(),
         population_path,
         generator.as_ref(),
         &mut counts,
@@ -513,7 +519,32 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
 /// Where the activity comes from: the command line's extract or counts replace the recipe's
 /// source (extract, counts or synthetic year), tried in that order.
 fn choose_source(recipe: &Recipe, overrides: &InputOverrides) -> Result<Source> {
+    let given = [
+        overrides.activity.is_some(),
+        overrides.counts.is_some(),
+        overrides.activity_frame.is_some(),
+        overrides.counts_frame.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(Error::Usage(
+            "give the activity once: record-level activity or aggregated counts, as a frame or as \
+             a file (--activity / --counts)"
+                .into(),
+        ));
+    }
+    if overrides.population_frame.is_some() && overrides.population.is_some() {
+        return Err(Error::Usage(
+            "give the population once: as a frame or as a file (--population)".into(),
+        ));
+    }
     let source = match (&overrides.activity, &overrides.counts) {
+        _ if overrides.counts_frame.is_some() => Source::Counts(
+            overrides
+                .counts_frame
+                .as_ref()
+                .map(|f| std::path::PathBuf::from(&f.label))
+                .unwrap_or_default(),
+        ),
         _ if overrides.activity_frame.is_some() => Source::Activity(
             overrides
                 .activity_frame
@@ -541,13 +572,6 @@ fn choose_source(recipe: &Recipe, overrides: &InputOverrides) -> Result<Source> 
     if overrides.quality.is_some() && !matches!(source, Source::Counts(_)) {
         return Err(Error::Usage(
             "--quality is the data-quality cube of aggregated counts: give it with --counts".into(),
-        ));
-    }
-    if overrides.activity_frame.is_some()
-        && (overrides.activity.is_some() || overrides.counts.is_some())
-    {
-        return Err(Error::Usage(
-            "give record-level activity once: as a frame, or as --activity / --counts".into(),
         ));
     }
     if overrides.mapping.is_some() && !matches!(source, Source::Activity(_)) {
@@ -601,17 +625,26 @@ impl Phases<'_> {
         }
     }
 
-    /// Reads the population into `counts`, from its file or else the synthetic year; returns the
-    /// path its errors and warnings name.
+    /// Reads the population into `counts`, from a frame, its file or else the synthetic year;
+    /// returns the path (or frame label) its errors and warnings name.
     fn read_population(
         &mut self,
         source: &Source,
+        frame: Option<&InputFrame>,
         path: Option<std::path::PathBuf>,
         generator: Option<&strata_synth::Generator>,
         counts: &mut StratifiedCounts,
         shape: &DerivationShape,
     ) -> Result<std::path::PathBuf> {
         let (n, label) = match (path, source) {
+            (_, _) if frame.is_some() => {
+                let frame = frame.ok_or_else(|| Error::Usage("no population frame".into()))?;
+                let n = self.timer.time("population", 0, || {
+                    let n = input::population_from_frame(frame, counts, shape)?;
+                    Ok((n, n as u64))
+                })?;
+                (n, std::path::PathBuf::from(&frame.label))
+            }
             (Some(path), _) => {
                 let n = self.timer.time("population", 0, || {
                     let n = input::read_population(&path, counts, shape)?;
@@ -657,7 +690,10 @@ impl Phases<'_> {
             ))),
             Source::Counts(path) => {
                 let n = self.timer.time("read_counts", 0, || {
-                    let n = input::read_counts(path, counts, shape)?;
+                    let n = match &overrides.counts_frame {
+                        Some(frame) => input::counts_from_frame(frame, counts, shape)?,
+                        None => input::read_counts(path, counts, shape)?,
+                    };
                     Ok((n, n as u64))
                 })?;
                 self.input_rows.insert("counts".into(), n as u64);
@@ -1114,7 +1150,7 @@ enum ActivityInput<'a> {
         &'a std::path::Path,
         Option<usize>,
         &'a input::mapping::InputMapping,
-        Option<&'a ActivityFrame>,
+        Option<&'a InputFrame>,
     ),
     Synthetic(
         &'a strata_synth::Generator,
