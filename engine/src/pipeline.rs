@@ -1522,14 +1522,7 @@ fn stratum_counts_table(counts: &StratifiedCounts) -> Table {
     let mut t = Table::new(
         "stratum_counts",
         "Tests by area, sex, age band, IMD quintile and measure (complete cases)",
-        &[
-            "area_code",
-            "sex",
-            "age_band",
-            "imd_quintile",
-            "measure",
-            "tests",
-        ],
+        &input::COUNTS_COLUMNS,
     )
     .with_counts(&["tests"]);
     let row = |a: usize, cell: usize, m: usize, tests: f64| {
@@ -1565,7 +1558,7 @@ fn population_table(counts: &StratifiedCounts) -> Table {
     let mut t = Table::new(
         "stratum_population",
         "Population by area, sex, age band and IMD quintile",
-        &["area_code", "sex", "age_band", "imd_quintile", "population"],
+        &input::POPULATION_COLUMNS,
     )
     .with_counts(&["population"]);
     for (a, area) in counts.areas.iter().enumerate() {
