@@ -17,6 +17,7 @@ mod atomic_outputs;
 mod bad_input;
 mod cli;
 mod determinism;
+mod disclosure_attack;
 mod dynamic_plugin;
 mod entry_points;
 mod extract_forms;
