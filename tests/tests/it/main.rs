@@ -23,6 +23,7 @@ mod entry_points;
 mod extract_forms;
 mod foreign_stages;
 mod funnel;
+mod geography_levels;
 mod method_swap;
 mod parquet_structure;
 mod python;
