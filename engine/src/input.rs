@@ -365,6 +365,28 @@ pub fn read_areas(path: &Path) -> Result<Vec<Area>> {
         .collect())
 }
 
+/// Each area's parent (`parent_code`, optional `parent_name`) when the areas file names them (a
+/// practice's sub-ICB, a sub-ICB's ICB), in the areas' order; `None` without a `parent_code`
+/// column.
+pub fn read_area_parents(path: &Path) -> Result<Option<Vec<(String, String)>>> {
+    let t = TextTable::read(path, &["area_code"])?;
+    if !t.names.iter().any(|h| h == "parent_code") {
+        return Ok(None);
+    }
+    let codes = t.required_column("parent_code")?;
+    let names = match t.names.iter().any(|h| h == "parent_name") {
+        true => t.column("parent_name")?,
+        false => vec![None; codes.len()],
+    };
+    Ok(Some(
+        codes
+            .iter()
+            .zip(names)
+            .map(|(c, n)| (c.to_string(), n.unwrap_or(c).to_string()))
+            .collect(),
+    ))
+}
+
 /// Providers: `provider_code, provider_name`.
 pub fn read_providers(path: &Path) -> Result<HashMap<String, String>> {
     let t = TextTable::read(path, &["provider_code", "provider_name"])?;

@@ -104,6 +104,7 @@ fn manifest(
             sha256: input::checksum(&spec.config)?,
             scale: overrides.scale.unwrap_or(spec.scale),
             seed: overrides.seed.unwrap_or(spec.seed),
+            areas_from_practices: spec.areas_from_practices,
         }),
         _ => None,
     };

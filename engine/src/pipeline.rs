@@ -654,8 +654,32 @@ impl Phases<'_> {
             }
             (None, Source::Synthetic(spec)) => {
                 let generator = generator.ok_or_else(|| Error::Usage("no generator".into()))?;
+                let practice_areas = if spec.areas_from_practices {
+                    let path = self
+                        .prepared
+                        .recipe
+                        .inputs
+                        .practices
+                        .as_ref()
+                        .map(|p| p.path.clone())
+                        .ok_or_else(|| {
+                            Error::Usage(
+                                "inputs.synthetic.areas_from_practices needs input `practices`"
+                                    .into(),
+                            )
+                        })?;
+                    Some(input::read_practices(&path, &counts.areas)?)
+                } else {
+                    None
+                };
                 let n = self.timer.time("population", 0, || {
-                    let n = crate::synthetic::population_into(generator, spec, counts, shape)?;
+                    let n = crate::synthetic::population_into(
+                        generator,
+                        spec,
+                        practice_areas.as_ref(),
+                        counts,
+                        shape,
+                    )?;
                     Ok((n, n as u64))
                 })?;
                 (n, spec.config.clone())
@@ -904,12 +928,17 @@ impl Phases<'_> {
         let standardisation = configured(methods.standardisation(), StageKind::Standardisation)?;
         let counts = given(&board.counts, kind, Slot::Counts)?;
         let rates = given(&board.rates, kind, Slot::Rates)?;
-        let table = self.stage(
+        let mut table = self.stage(
             kind,
             rates.areas.len(),
             || area_rates_table(method, counts, rates, standardisation.method_name()),
             |t| t.rows.len(),
         )?;
+        if let Some(path) = self.prepared.recipe.inputs.areas.as_ref().map(|p| &p.path)
+            && let Some(parents) = input::read_area_parents(path)?
+        {
+            with_parents(&mut table, counts, &parents);
+        }
         board.give_tables(Slot::AreaRatesTable, vec![table]);
         Ok(())
     }
@@ -1605,6 +1634,32 @@ fn national_rates_table(counts: &StratifiedCounts, rates: &strata_api::Standardi
     t
 }
 
+/// Adds each area's parent (`parent_code`, `parent_name`, from the areas file) to `area_rates`,
+/// so that a parent's areas can be read, charted and protected together.
+fn with_parents(table: &mut Table, counts: &StratifiedCounts, parents: &[(String, String)]) {
+    let index: HashMap<&str, usize> = counts
+        .areas
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.code.as_str(), i))
+        .collect();
+    table
+        .columns
+        .extend(["parent_code".into(), "parent_name".into()]);
+    for row in &mut table.rows {
+        let parent = match &row[0] {
+            Value::Text(code) => index.get(code.as_str()).and_then(|&i| parents.get(i)),
+            _ => None,
+        };
+        match parent {
+            Some((code, name)) => {
+                row.extend([Value::Text(code.clone()), Value::Text(name.clone())]);
+            }
+            None => row.extend([Value::Missing, Value::Missing]),
+        }
+    }
+}
+
 /// Area rates with confidence limits; the first configured level fills `ci_lower`/`ci_upper`.
 fn area_rates_table(
     ci: &dyn ConfidenceIntervalMethod,
@@ -1963,6 +2018,7 @@ mod tests {
         let prepared = crate::check(&recipe).expect("recipe");
         let spec = crate::synthetic::SyntheticSpec {
             scale: 0.001,
+            areas_from_practices: false,
             ..prepared
                 .recipe
                 .inputs

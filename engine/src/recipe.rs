@@ -74,6 +74,9 @@ struct RawSynthetic {
     scale: f64,
     #[serde(default = "default_seed")]
     seed: u64,
+    /// The recipe's areas are made of the synthetic year's practices (practice or sub-ICB level).
+    #[serde(default)]
+    areas_from_practices: bool,
 }
 
 fn default_root() -> String {
@@ -535,6 +538,7 @@ impl Problems<'_> {
                     root: dir.join(&s.root),
                     scale: s.scale,
                     seed: s.seed,
+                    areas_from_practices: s.areas_from_practices,
                 }
             }),
             population: opt(&raw.population),

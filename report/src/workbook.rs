@@ -307,6 +307,23 @@ fn unique_headers(headers: &[String]) -> Vec<String> {
     out
 }
 
+/// Excel's limit on the characters in a cell.
+const EXCEL_CELL_CHARS: usize = 32_767;
+
+/// A cell's text as Excel can hold it: a longer text (at practice level, e.g. the list of
+/// thousands of areas above twice the national rate) is cut at a character boundary with a note
+/// saying the whole text is in the table's CSV file.
+fn excel_text(text: &str) -> std::borrow::Cow<'_, str> {
+    const MARK: &str = " … (cut to fit Excel's cell limit; the CSV table has the whole text)";
+    if text.chars().count() <= EXCEL_CELL_CHARS {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let keep = EXCEL_CELL_CHARS - MARK.chars().count();
+    let mut cut: String = text.chars().take(keep).collect();
+    cut.push_str(MARK);
+    std::borrow::Cow::Owned(cut)
+}
+
 fn write_table_sheet(
     sheet: &mut Worksheet,
     table: &SheetTable,
@@ -323,7 +340,7 @@ fn write_table_sheet(
             let c = c as u16;
             match cell {
                 Cell::Text(t) => {
-                    sheet.write_string(r, c, t)?;
+                    sheet.write_string(r, c, excel_text(t).as_ref())?;
                 }
                 Cell::Number(x, fmt) => {
                     let format = match formats.iter().find(|(f, _)| f == fmt) {
@@ -479,4 +496,18 @@ pub fn workbook_xlsx(input: &ReportInput) -> Result<Vec<u8>, ReportError> {
         write_table_sheet(sheet, table, &bold)?;
     }
     Ok(workbook.save_to_buffer()?)
+}
+
+#[cfg(test)]
+mod excel_text_tests {
+    use super::*;
+
+    #[test]
+    fn text_longer_than_an_excel_cell_is_cut_with_a_note() {
+        let long = "é".repeat(40_000);
+        let cut = excel_text(&long);
+        assert_eq!(cut.chars().count(), EXCEL_CELL_CHARS);
+        assert!(cut.ends_with("the CSV table has the whole text)"));
+        assert_eq!(excel_text("short"), "short");
+    }
 }
