@@ -28,5 +28,6 @@ mod python;
 mod reader_fuzz;
 mod report_browser;
 mod snapshots;
+mod spark_connect;
 mod sql_pushdown;
 mod stage_graph;
