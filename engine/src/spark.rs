@@ -100,7 +100,7 @@ async fn execute(
     let request = proto::ExecutePlanRequest {
         session_id: client.session_id().to_string(),
         user_context: Some(proto::UserContext {
-            user_id: "strata".into(),
+            user_id: client.user_id().unwrap_or("strata").into(),
             user_name: "strata".into(),
             ..Default::default()
         }),

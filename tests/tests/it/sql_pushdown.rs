@@ -362,6 +362,25 @@ fn tsql_and_spark_text() {
     }
 }
 
+/// A strata built without Spark Connect says so and how to count elsewhere instead.
+#[cfg(not(feature = "spark"))]
+#[test]
+fn spark_needs_its_feature() {
+    let recipe = workspace().join("configs/example.toml");
+    let args = [
+        "run",
+        recipe.to_str().unwrap(),
+        "--spark",
+        "sc://127.0.0.1:15002",
+    ];
+    let (code, _, err) = strata(&args);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("feature `spark`") && err.contains("--counts"),
+        "{err}"
+    );
+}
+
 /// A data-quality cube without the counts it belongs to is refused by the command line.
 #[test]
 fn quality_needs_counts() {
