@@ -22,13 +22,25 @@ use crate::{Error, Result};
 /// The two files written into `dir` (which must not exist yet: strata makes it): `counts.csv`
 /// and `quality.csv`, each the Arrow result of its query over Spark Connect at `url`.
 pub fn fetch(url: &str, script: &Script, dir: &Path) -> Result<(PathBuf, PathBuf)> {
-    let builder = ChannelBuilder::parse(url).map_err(|e| remote(url, "connection string", &e))?;
+    let mut builder =
+        ChannelBuilder::parse(url).map_err(|e| remote(url, "connection string", &e))?;
+    // The server keys a session by user and session id: every request (plans, configuration)
+    // carries the same user, the connection string's or `strata`.
+    if builder.user_id().is_none() {
+        builder.set("user_id", "strata");
+    }
     spark_connect_core::block_on(async {
         let mut client = SparkConnectClient::connect(&builder)
             .await
             .map_err(|e| remote(url, "connect", &e))?;
         // A server that is down fails at once (the channel already bounds its own wait).
         client.set_retry_policy(RetryPolicy::no_retries());
+        // The record-level reader takes a TIMESTAMP's date in UTC, whatever its zone; Spark's
+        // TO_DATE takes it in the session's zone, so the session is set to UTC.
+        client
+            .set_config("spark.sql.session.timeZone", "UTC")
+            .await
+            .map_err(|e| remote(url, "setting the session time zone to UTC", &e))?;
         for (i, statement) in script.setup_statements.iter().enumerate() {
             let what = format!("setup statement {} (reference lookups)", i + 1);
             execute(&client, url, &what, command_plan(statement)).await?;
@@ -100,7 +112,7 @@ async fn execute(
     let request = proto::ExecutePlanRequest {
         session_id: client.session_id().to_string(),
         user_context: Some(proto::UserContext {
-            user_id: client.user_id().unwrap_or("strata").into(),
+            user_id: client.user_id().unwrap_or_default().into(),
             user_name: "strata".into(),
             ..Default::default()
         }),

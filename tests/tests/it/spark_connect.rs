@@ -2,7 +2,8 @@
 //! `connect` extra, in `target/spark-venv`) on the machine's Java 17 starts a local server on
 //! 127.0.0.1 once; the synthetic year as `strata synth` writes it, the same records rewritten by
 //! Spark as CSV in a hashed order (types found by Spark's CSV inference), and the UDAL-shaped
-//! export through its mapping are registered as tables; `strata run --spark` on each writes every
+//! export through its mapping (its dates as TIMESTAMP_NTZ, and as TIMESTAMP instants in a server
+//! whose sessions start in another time zone) are registered as tables; `strata run --spark` on each writes every
 //! table file byte for byte as the record-level run on the same records does (so `strata diff`
 //! would find 0 differing cells). The server is stopped at the end, also when the test fails.
 //!
@@ -119,6 +120,9 @@ impl Server {
             .args(conf("spark.connect.grpc.binding.address", "127.0.0.1"))
             .args(conf("spark.connect.grpc.binding.port", &port.to_string()))
             .args(conf("spark.ui.enabled", "false"))
+            // Sessions start 14 hours ahead of UTC: strata must set its own session to UTC for a
+            // TIMESTAMP's date to be the record-level reader's (the `udal_instants` table).
+            .args(conf("spark.sql.session.timeZone", "Pacific/Kiritimati"))
             // A few hundred stratum rows need no 200 shuffle partitions.
             .args(conf("spark.sql.shuffle.partitions", "2"))
             .args(conf("spark.local.dir", dir_text))
@@ -257,6 +261,7 @@ fn spark_connect_counts_give_the_record_level_outputs() {
                 p(&dir.join("csv"))
             ))
             .arg(format!("udal_dids={}", p(&udal.join("udal-dids.parquet"))))
+            .arg("udal_instants=udal_dids~DidDate3")
             .status()
             .expect("run python")
     });
@@ -291,14 +296,11 @@ fn spark_connect_counts_give_the_record_level_outputs() {
         run(table, &[], &population, &out);
         assert_same_tables(&record_level, &out);
     }
-    let out = dir.join("out-udal");
-    run(
-        "udal_dids",
-        &["--mapping", &p(&mapping)],
-        &udal_population,
-        &out,
-    );
-    assert_same_tables(&udal_record_level, &out);
+    for table in ["udal_dids", "udal_instants"] {
+        let out = dir.join(format!("out-{table}"));
+        run(table, &["--mapping", &p(&mapping)], &udal_population, &out);
+        assert_same_tables(&udal_record_level, &out);
+    }
     drop(server);
 }
 
