@@ -33,11 +33,20 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Record-level activity (CSV or Parquet, SPEC §3) instead of the recipe's input.
-        #[arg(long, conflicts_with = "counts")]
+        #[arg(long, conflicts_with_all = ["counts", "spark"])]
         activity: Option<PathBuf>,
         /// Aggregated stratum counts `area_code, sex, age_band, imd_quintile, measure, tests`.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "spark")]
         counts: Option<PathBuf>,
+        /// Count where the records are: run the recipe's Spark SQL (`strata sql --dialect spark`)
+        /// over Spark Connect at this address (`sc://HOST:PORT`, Spark Connect's connection
+        /// string) and continue with the counts and data-quality cube it returns.
+        #[arg(long, value_name = "sc://HOST:PORT")]
+        spark: Option<String>,
+        /// With --spark: the table or view holding the records (SPEC §3 columns, or the mapping's
+        /// names).
+        #[arg(long, requires = "spark", default_value = "activity")]
+        table: String,
         /// Population `area_code, sex, age_band, imd_quintile, population`.
         #[arg(long)]
         population: Option<PathBuf>,
@@ -198,6 +207,8 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             population,
             quality,
             mapping,
+            spark,
+            table,
             synthetic,
         } => {
             let overrides = InputOverrides {
@@ -208,7 +219,18 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                 mapping,
                 ..synthetic.overrides()
             };
-            run_command(&recipe, out_dir.as_deref(), &overrides, out, err)
+            match spark {
+                Some(url) => spark_run_command(
+                    &recipe,
+                    out_dir.as_deref(),
+                    &overrides,
+                    &url,
+                    &table,
+                    out,
+                    err,
+                ),
+                None => run_command(&recipe, out_dir.as_deref(), &overrides, out, err),
+            }
         }
         Command::Sql {
             recipe,
@@ -285,6 +307,71 @@ fn sql_command(
     let script = crate::sql::generate(&prepared, mapping, dialect, table)?;
     write!(out, "{}", script.part(part)).ok();
     Ok(())
+}
+
+/// `strata run --spark`: the recipe's Spark SQL runs over Spark Connect, its two results are
+/// written into a folder strata makes (removed after a run that succeeds, kept for inspection
+/// after one that fails) and the run continues as `--counts FILE --quality FILE`.
+#[cfg(feature = "spark")]
+fn spark_run_command(
+    recipe: &Path,
+    out_dir: Option<&Path>,
+    overrides: &InputOverrides,
+    url: &str,
+    table: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
+    let prepared = crate::check(recipe)?;
+    let override_mapping = match &overrides.mapping {
+        Some(path) => Some(crate::input::mapping::load_checked(path)?),
+        None => None,
+    };
+    let mapping = override_mapping
+        .as_ref()
+        .unwrap_or(&prepared.recipe.inputs.mapping);
+    let script = crate::sql::generate(&prepared, mapping, crate::sql::Dialect::Spark, table)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let fetched = std::env::temp_dir().join(format!("strata-spark-{}-{nanos}", std::process::id()));
+    let (counts, quality) = crate::spark::fetch(url, &script, &fetched)?;
+    writeln!(
+        err,
+        "{url}: counts and data-quality cube received into {}",
+        fetched.display()
+    )
+    .ok();
+    // The mapping was applied by the SQL; the counts follow SPEC §3 as they are.
+    let pushed = InputOverrides {
+        counts: Some(counts.clone()),
+        quality: Some(quality.clone()),
+        mapping: None,
+        ..overrides.clone()
+    };
+    run_command(recipe, out_dir, &pushed, out, err)?;
+    for file in [&counts, &quality] {
+        std::fs::remove_file(file).ok();
+    }
+    std::fs::remove_dir(&fetched).ok();
+    Ok(())
+}
+
+#[cfg(not(feature = "spark"))]
+fn spark_run_command(
+    _recipe: &Path,
+    _out_dir: Option<&Path>,
+    _overrides: &InputOverrides,
+    _url: &str,
+    _table: &str,
+    _out: &mut dyn Write,
+    _err: &mut dyn Write,
+) -> Result<()> {
+    Err(Error::Usage(
+        "this strata was built without Spark Connect (cargo feature `spark`): rebuild with it, \
+         or run `strata sql --dialect spark` there and give the results with --counts/--quality"
+            .into(),
+    ))
 }
 
 /// `strata run`: runs and writes, then prints the warnings and where the files went.

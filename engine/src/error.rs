@@ -86,6 +86,10 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A query run where the data lives (`strata run --spark`) failed there or came back in a
+    /// form strata does not read: exit code 1.
+    #[error("{endpoint} (Spark Connect): {message}")]
+    Remote { endpoint: String, message: String },
     /// Published figures outside tolerance (`strata verify`): exit code 1.
     #[error("{0}")]
     Verify(String),

@@ -18,6 +18,8 @@ pub mod plugins;
 pub mod progress;
 pub mod publication;
 pub mod recipe;
+#[cfg(feature = "spark")]
+pub mod spark;
 pub mod sql;
 pub mod synthetic;
 pub mod verify;

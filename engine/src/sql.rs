@@ -34,6 +34,9 @@ pub enum Dialect {
 /// The three parts of a script, each one or more `;`-terminated statements.
 pub struct Script {
     pub setup: String,
+    /// `setup` as its statements, each with its terminator (for a client that sends one at a
+    /// time, as Spark Connect does).
+    pub setup_statements: Vec<String>,
     pub counts: String,
     pub quality: String,
 }
@@ -158,7 +161,7 @@ pub fn generate(
     let areas = input::read_areas(&areas_path.path)?;
     let references = References::read(recipe, &areas)?;
     let derivation = derivation(&references.exam_codes)?;
-    let setup = setup(dialect, &references, &areas, &derivation);
+    let setup_statements = setup(dialect, &references, &areas, &derivation);
     let chain = record_chain(
         dialect,
         mapping,
@@ -168,7 +171,8 @@ pub fn generate(
         &derivation,
     );
     let script = Script {
-        setup,
+        setup: setup_statements.concat(),
+        setup_statements,
         counts: counts_query(
             dialect,
             &chain,
@@ -329,8 +333,8 @@ fn setup(
     references: &References,
     areas: &[Area],
     derivation: &SqlDerivation,
-) -> String {
-    let mut out = String::new();
+) -> Vec<String> {
+    let mut out = Vec::new();
     for l in lookups(references, areas, derivation) {
         let name = dialect.lookup(l.name);
         let typed: Vec<String> = l
@@ -369,7 +373,7 @@ fn setup(
                         names.join(", ")
                     )
                 };
-                out.push_str(&format!(
+                out.push(format!(
                     "CREATE OR REPLACE TEMPORARY VIEW {name} AS\n{body};\n"
                 ));
             }
@@ -379,9 +383,9 @@ fn setup(
                 } else {
                     "CREATE TABLE"
                 };
-                out.push_str(&format!("{create} {name} ({});\n", typed.join(", ")));
+                out.push(format!("{create} {name} ({});\n", typed.join(", ")));
                 for chunk in rows.chunks(INSERT_ROWS) {
-                    out.push_str(&format!(
+                    out.push(format!(
                         "INSERT INTO {name} VALUES\n  {};\n",
                         chunk.join(",\n  ")
                     ));

@@ -31,5 +31,8 @@ mod rate_unit;
 mod reader_fuzz;
 mod report_browser;
 mod snapshots;
+// With `--features spark` only (it needs strata built with Spark Connect; .ci/run runs it).
+#[cfg(feature = "spark")]
+mod spark_connect;
 mod sql_pushdown;
 mod stage_graph;

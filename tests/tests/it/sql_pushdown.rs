@@ -16,7 +16,7 @@ use std::process::Command;
 
 use strata_tests::{strata, temp_dir};
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -55,7 +55,7 @@ fn duckdb_python() -> Option<PathBuf> {
     Some(python)
 }
 
-fn ok(args: &[&str]) -> String {
+pub(crate) fn ok(args: &[&str]) -> String {
     let (code, out, err) = strata(args);
     assert_eq!(code, 0, "strata {args:?}: {err}");
     out
@@ -99,7 +99,7 @@ fn run_duckdb(python: &Path, parts: &[PathBuf; 3], input: &Path, out: &Path, ext
 }
 
 /// Every CSV table of `a` equals the one of the same name in `b`, and they have the same tables.
-fn assert_same_tables(a: &Path, b: &Path) {
+pub(crate) fn assert_same_tables(a: &Path, b: &Path) {
     let csvs = |d: &Path| {
         let mut v: Vec<String> = std::fs::read_dir(d)
             .unwrap()
@@ -272,6 +272,79 @@ fn duckdb_counts_of_a_udal_shaped_export_through_its_mapping() {
     }
 }
 
+/// `recipe` rewritten into `dir` with its relative paths made absolute and each `(from, to)`
+/// replaced once (e.g. another stage plugin); answers the new recipe's path.
+pub(crate) fn variant_recipe(recipe: &Path, dir: &Path, swaps: &[(&str, &str)]) -> PathBuf {
+    let configs = recipe.parent().unwrap().canonicalize().unwrap();
+    let configs = configs.to_str().unwrap();
+    let mut text = std::fs::read_to_string(recipe)
+        .unwrap()
+        .replace("\"../", &format!("\"{configs}/../"))
+        .replace("\"synth/", &format!("\"{configs}/synth/"))
+        .replace("\"published/", &format!("\"{configs}/published/"));
+    for (from, to) in swaps {
+        assert!(text.contains(from), "{from} not in {}", recipe.display());
+        text = text.replacen(from, to, 1);
+    }
+    let path = dir.join(recipe.file_name().unwrap());
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The SQL of the other attribution and exclusions plugins (`attribution.lsoa-then-gp-practice`,
+/// `exclusions.impute-unknown` on every dimension), executed: the same outputs as the
+/// record-level run of the same recipe.
+#[test]
+fn duckdb_counts_under_lsoa_first_attribution_and_imputed_unknowns() {
+    let Some(python) = duckdb_python() else {
+        return;
+    };
+    let tmp = temp_dir("sql-variants");
+    let dir = tmp.path();
+    let base = workspace().join("configs/did-2023-24-icb.toml");
+    let synth = dir.join("synth");
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    ok(&["synth", &p(&base), "--out", &p(&synth), "--scale", "0.002"]);
+    let (activity, population) = (synth.join("activity.parquet"), synth.join("population.csv"));
+    let recipe = variant_recipe(
+        &base,
+        dir,
+        &[
+            (
+                "\"attribution.gp-practice-then-lsoa@1\"",
+                "\"attribution.lsoa-then-gp-practice@1\"",
+            ),
+            (
+                "plugin = \"exclusions.complete-case@1\"",
+                "plugin = \"exclusions.impute-unknown\"\n\
+                 params = { impute = [\"sex\", \"age_band\", \"imd_quintile\"] }",
+            ),
+        ],
+    );
+    let record_level = dir.join("record-level");
+    ok(&[
+        "run",
+        &p(&recipe),
+        "--activity",
+        &p(&activity),
+        "--population",
+        &p(&population),
+        "--out",
+        &p(&record_level),
+    ]);
+    let manifest = std::fs::read_to_string(record_level.join("manifest.json")).unwrap();
+    for id in [
+        "attribution.lsoa-then-gp-practice",
+        "exclusions.impute-unknown",
+    ] {
+        assert!(manifest.contains(id), "{id} did not run");
+    }
+    let parts = sql_parts(&recipe, dir, &[]);
+    run_duckdb(&python, &parts, &activity, &dir.join("counted"), &[]);
+    pushed_run(&recipe, &dir.join("counted"), &population, &dir.join("out"));
+    assert_same_tables(&record_level, &dir.join("out"));
+}
+
 /// The whole T-SQL and Spark scripts of the example recipe, golden.
 #[test]
 fn tsql_and_spark_text() {
@@ -287,6 +360,25 @@ fn tsql_and_spark_text() {
             insta::assert_snapshot!(format!("sql__example_{dialect}"), text);
         });
     }
+}
+
+/// A strata built without Spark Connect says so and how to count elsewhere instead.
+#[cfg(not(feature = "spark"))]
+#[test]
+fn spark_needs_its_feature() {
+    let recipe = workspace().join("configs/example.toml");
+    let args = [
+        "run",
+        recipe.to_str().unwrap(),
+        "--spark",
+        "sc://127.0.0.1:15002",
+    ];
+    let (code, _, err) = strata(&args);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("feature `spark`") && err.contains("--counts"),
+        "{err}"
+    );
 }
 
 /// A data-quality cube without the counts it belongs to is refused by the command line.
