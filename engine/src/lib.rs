@@ -13,6 +13,7 @@ pub mod error;
 pub mod input;
 pub mod metrics;
 pub mod output;
+pub mod periods;
 pub mod pipeline;
 pub mod plugins;
 pub mod progress;

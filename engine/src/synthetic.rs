@@ -324,3 +324,117 @@ mod tests {
         let _ = std::fs::remove_dir_all(&base);
     }
 }
+
+/// The synthetic provider × month config (`configs/synth/backlog-2020.toml`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderMonthsConfig {
+    /// Providers' weights, relative to the config: a CSV with `provider_code` and the
+    /// `weight_columns`.
+    weights: String,
+    /// First month (`YYYY-MM`) in which trusts' recovery differs.
+    from: String,
+    recovery_spread: f64,
+    /// Measure → the weights file's column for it.
+    weight_columns: std::collections::BTreeMap<String, String>,
+    national: Vec<NationalFigure>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NationalFigure {
+    measure: String,
+    month: String,
+    tests: u64,
+    /// Where the figure comes from (published, or which assumption).
+    #[allow(dead_code)]
+    source: String,
+}
+
+/// The synthetic pair of years of provider × month tests (`strata_synth::periods`), every
+/// provider of the weights file in `regions`.
+pub fn provider_months(
+    spec: &crate::recipe::SyntheticProviderMonths,
+    regions: &std::collections::BTreeMap<String, crate::periods::ProviderRegion>,
+) -> Result<crate::periods::ProviderMonths> {
+    let path = &spec.config.path;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let config: ProviderMonthsConfig = toml::from_str(&text)
+        .map_err(|e| Error::data(path, None, None, format!("synthetic provider months: {e}")))?;
+    for n in &config.national {
+        if crate::periods::parse_month(&n.month).is_none()
+            || !crate::periods::MODALITIES.contains(&n.measure.as_str())
+            || !config.weight_columns.contains_key(&n.measure)
+        {
+            return Err(Error::data(
+                path,
+                None,
+                Some("national"),
+                format!(
+                    "national figure `{}` `{}`: the month must be YYYY-MM and the measure a \
+                     modality key with a weight column",
+                    n.measure, n.month
+                ),
+            ));
+        }
+    }
+    let weights_path = path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(&config.weights);
+    let mut required: Vec<&str> = vec!["provider_code"];
+    required.extend(config.weight_columns.values().map(String::as_str));
+    let t = crate::input::TextTable::read(&weights_path, &required)?;
+    let codes = t.required_column("provider_code")?;
+    let mut providers: Vec<strata_synth::periods::ProviderWeights> = codes
+        .iter()
+        .map(|c| strata_synth::periods::ProviderWeights {
+            code: c.to_string(),
+            weights: Vec::new(),
+        })
+        .collect();
+    for (measure, column) in &config.weight_columns {
+        for (row, value) in t.required_column(column)?.into_iter().enumerate() {
+            let w = crate::input::count_value(&t, row, column, value)?;
+            providers[row].weights.push((measure.clone(), w));
+        }
+    }
+    if let Some((row, code)) = codes
+        .iter()
+        .enumerate()
+        .find(|(_, c)| !regions.contains_key(**c))
+    {
+        return Err(Error::data_hint(
+            &weights_path,
+            Some(row + 1),
+            Some("provider_code"),
+            format!("provider `{code}` is not in the recipe's provider_regions file"),
+            "weight only providers whose region is known",
+        ));
+    }
+    providers.sort_by(|a, b| a.code.cmp(&b.code));
+    let national: Vec<strata_synth::periods::NationalMonth> = config
+        .national
+        .iter()
+        .map(|n| strata_synth::periods::NationalMonth {
+            measure: n.measure.clone(),
+            month: n.month.clone(),
+            tests: n.tests,
+        })
+        .collect();
+    let rows = strata_synth::periods::provider_months(
+        &national,
+        &providers,
+        &config.from,
+        config.recovery_spread,
+        spec.seed,
+    );
+    let mut out = crate::periods::ProviderMonths::default();
+    for (provider, measure, month, tests) in rows {
+        if let Some(region) = regions.get(&provider) {
+            out.providers.insert(provider.clone(), region.clone());
+        }
+        *out.tests.entry((provider, measure, month)).or_insert(0.0) += tests as f64;
+    }
+    Ok(out)
+}

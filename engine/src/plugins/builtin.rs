@@ -16,6 +16,7 @@ pub fn builtin() -> Vec<PluginDescriptor> {
         strata_ci_lognormal::DESCRIPTOR,
         strata_ci_midp_exact::DESCRIPTOR,
         strata_ci_normal::DESCRIPTOR,
+        strata_count_ratio_exact_conditional::DESCRIPTOR,
         strata_disclosure_nhs::DESCRIPTOR,
         strata_dq_annex_a::DESCRIPTOR,
         strata_exclusions_complete_case::DESCRIPTOR,

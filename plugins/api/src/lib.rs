@@ -43,11 +43,12 @@ pub enum StageKind {
     Summary,
     Overdispersion,
     DataQuality,
+    PeriodComparison,
     Disclosure,
 }
 
 impl StageKind {
-    pub const ALL: [StageKind; 12] = [
+    pub const ALL: [StageKind; 13] = [
         StageKind::Attribution,
         StageKind::Derivation,
         StageKind::Exclusions,
@@ -59,6 +60,7 @@ impl StageKind {
         StageKind::Summary,
         StageKind::Overdispersion,
         StageKind::DataQuality,
+        StageKind::PeriodComparison,
         StageKind::Disclosure,
     ];
 
@@ -76,6 +78,7 @@ impl StageKind {
             StageKind::Summary => "summary",
             StageKind::Overdispersion => "overdispersion",
             StageKind::DataQuality => "data_quality",
+            StageKind::PeriodComparison => "period_comparison",
             StageKind::Disclosure => "disclosure",
         }
     }
@@ -104,6 +107,7 @@ pub enum Configured {
     Summary(Box<dyn SummaryMethod>),
     Overdispersion(Box<dyn OverdispersionMethod>),
     DataQuality(Box<dyn DataQualityMethod>),
+    PeriodComparison(Box<dyn CountRatioMethod>),
     Disclosure(Box<dyn DisclosureMethod>),
 }
 
@@ -121,6 +125,7 @@ impl Configured {
             Configured::Summary(_) => StageKind::Summary,
             Configured::Overdispersion(_) => StageKind::Overdispersion,
             Configured::DataQuality(_) => StageKind::DataQuality,
+            Configured::PeriodComparison(_) => StageKind::PeriodComparison,
             Configured::Disclosure(_) => StageKind::Disclosure,
         }
     }

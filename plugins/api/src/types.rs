@@ -467,6 +467,16 @@ pub fn stars_for(p_value: f64) -> &'static str {
     }
 }
 
+/// The ratio of a later period's count to an earlier one's, with confidence limits; `None` where
+/// the method cannot give one (e.g. no tests in the earlier period), with a note saying why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountRatio {
+    pub ratio: Option<f64>,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    pub note: Option<String>,
+}
+
 /// Significance stars: one star for each threshold a p-value is below. The thresholds decrease
 /// strictly and lie in (0, 1); the publications use 0.05, 0.01 and 0.001 (`*`, `**`, `***`). A
 /// significance plugin takes them as its `star_thresholds` parameter.

@@ -24,6 +24,7 @@ mod foreign_stages;
 mod funnel;
 mod method_swap;
 mod parquet_structure;
+mod period_comparison;
 mod python;
 mod reader_fuzz;
 mod report_browser;

@@ -1,5 +1,5 @@
 //! The serialized call: how the structured stages (attribution, derivation, exclusions,
-//! standardisation, factors, summary, data quality, disclosure) cross the C ABI.
+//! standardisation, factors, summary, data quality, period comparison, disclosure) cross the C ABI.
 //!
 //! One entry, [`super::FfiVTable::call`], takes a [`Request`] encoded with bincode (serde, the
 //! standard configuration) and answers a [`Response`] in bytes the plugin owns until
@@ -30,6 +30,7 @@ pub enum Request<'a> {
     Overdispersion(Cow<'a, StratifiedCounts>, Cow<'a, StandardisedRates>),
     Tables(Cow<'a, QualityInput>),
     Protect(Cow<'a, Table>, Cow<'a, [String]>),
+    CountRatios(Cow<'a, [f64]>, Cow<'a, [f64]>),
 }
 
 /// What a structured stage answers; one variant per request.
@@ -51,6 +52,7 @@ pub enum Response {
         table: Table,
         changed: usize,
     },
+    CountRatios(Vec<CountRatio>),
 }
 
 /// Bytes the plugin owns until the host hands them back to `free_bytes`.
@@ -107,6 +109,7 @@ pub fn answer(configured: &Configured, request: Request<'_>) -> Result<Response,
         (C::Overdispersion(m), R::Describe) => described(m.method_name(), None, None),
         (C::DataQuality(m), R::Describe) => described(m.method_name(), None, None),
         (C::Disclosure(m), R::Describe) => described(m.method_name(), None, None),
+        (C::PeriodComparison(m), R::Describe) => described(m.method_name(), None, None),
         (C::Attribution(m), R::Attribute(c)) => Response::Attributions(m.attribute(&c)?),
         (C::Derivation(m), R::Derive(input)) => Response::Derived(m.derive(&input)?),
         (C::Exclusions(m), R::Exclude(counts)) => Response::Counts(m.apply(&counts)?),
@@ -123,6 +126,9 @@ pub fn answer(configured: &Configured, request: Request<'_>) -> Result<Response,
             let mut table = table.into_owned();
             let changed = m.protect(&mut table, &columns)?;
             Response::Protected { table, changed }
+        }
+        (C::PeriodComparison(m), R::CountRatios(a, b)) => {
+            Response::CountRatios(m.intervals(&a, &b)?)
         }
         (configured, request) => {
             return Err(MethodError::foreign(format!(
@@ -146,6 +152,7 @@ fn request_name(request: &Request<'_>) -> &'static str {
         Request::Overdispersion(..) => "overdispersion",
         Request::Tables(_) => "tables",
         Request::Protect(..) => "protect",
+        Request::CountRatios(..) => "count_ratios",
     }
 }
 
@@ -435,6 +442,29 @@ impl crate::DataQualityMethod for ForeignStructured {
         {
             Response::Tables(t) => Ok(t),
             _ => Err(self.method.mismatch("tables")),
+        }
+    }
+}
+
+impl crate::CountRatioMethod for ForeignStructured {
+    fn method_name(&self) -> String {
+        self.method_name.clone()
+    }
+    fn intervals(
+        &self,
+        period_a: &[f64],
+        period_b: &[f64],
+    ) -> Result<Vec<CountRatio>, MethodError> {
+        let request = Request::CountRatios(Cow::Borrowed(period_a), Cow::Borrowed(period_b));
+        match self.method.request(&request)? {
+            Response::CountRatios(r) if r.len() == period_a.len() => Ok(r),
+            Response::CountRatios(r) => Err(MethodError::foreign(format!(
+                "plugin `{}` returned {} count ratios for {} pairs",
+                self.method.id,
+                r.len(),
+                period_a.len()
+            ))),
+            _ => Err(self.method.mismatch("count_ratios")),
         }
     }
 }
