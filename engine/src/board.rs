@@ -23,6 +23,8 @@ pub struct Board {
     pub quality: Option<QualityInput>,
     /// Tests by provider × month × measure, for a period comparison.
     pub provider_months: Option<crate::periods::ProviderMonths>,
+    /// DM01 waiting lists, for waiting times.
+    pub waiting_lists: Option<strata_api::WaitingListInput>,
     pub counts: Option<StratifiedCounts>,
     pub rates: Option<StandardisedRates>,
     pub factor_rates: Option<FactorRates>,
@@ -41,6 +43,7 @@ impl Board {
             activity_counts,
             quality,
             provider_months,
+            waiting_lists: None,
             counts: None,
             rates: None,
             factor_rates: None,
@@ -56,6 +59,7 @@ impl Board {
             (Slot::ActivityCounts, self.activity_counts.is_some()),
             (Slot::QualityCube, self.quality.is_some()),
             (Slot::ProviderMonths, self.provider_months.is_some()),
+            (Slot::WaitingLists, self.waiting_lists.is_some()),
             (Slot::Counts, self.counts.is_some()),
             (Slot::Rates, self.rates.is_some()),
             (Slot::FactorRates, self.factor_rates.is_some()),
@@ -159,6 +163,7 @@ mod tests {
                 Overdispersion,
                 DataQuality,
                 PeriodComparison,
+                WaitingTimes,
                 Disclosure
             ]
         );

@@ -80,6 +80,11 @@ impl TextTable {
         self.rows.len()
     }
 
+    /// The header's names, as written.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// A column's values, trimmed, `None` for empty or missing cells.
     pub fn column(&self, name: &str) -> Result<Vec<Option<&str>>> {
         let j =

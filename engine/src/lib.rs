@@ -9,6 +9,7 @@ pub mod board;
 pub mod cli;
 pub mod dates;
 pub mod diff;
+pub mod dm01;
 pub mod error;
 pub mod input;
 pub mod metrics;

@@ -12,7 +12,7 @@ use strata_api::{
     DataQualityMethod, DerivationInput, DerivationRules, DerivationShape, DisclosureMethod,
     ExcludedUnknowns, ExclusionRule, FactorMethod, FactorRate, OverdispersionMethod, QualityInput,
     RatioMethod, SignificanceMethod, Slot, StageKind, StandardisationMethod, StratifiedCounts,
-    SummaryMethod, Table, Value,
+    SummaryMethod, Table, Value, WaitingTimesMethod,
 };
 
 use crate::board::Board;
@@ -91,6 +91,7 @@ impl Methods {
     method_of!(data_quality, DataQuality, DataQualityMethod);
     method_of!(disclosure, Disclosure, DisclosureMethod);
     method_of!(period_comparison, PeriodComparison, CountRatioMethod);
+    method_of!(waiting_times, WaitingTimes, WaitingTimesMethod);
 }
 
 /// The plugin each stage uses, for the manifest.
@@ -332,6 +333,9 @@ fn recipe_source_slots(recipe: &Recipe) -> BTreeSet<Slot> {
     if inputs.provider_months.is_some() || inputs.synthetic_provider_months.is_some() {
         slots.insert(Slot::ProviderMonths);
     }
+    if !inputs.dm01.is_empty() || inputs.synthetic_dm01.is_some() {
+        slots.insert(Slot::WaitingLists);
+    }
     slots
 }
 
@@ -478,6 +482,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         None => (None, None, None),
     };
     let mut board = Board::new(activity_counts, quality, provider_months);
+    board.waiting_lists = phases.waiting_lists()?;
     phases.run_board(&mut board, context.as_ref())?;
 
     let Board {
@@ -662,6 +667,28 @@ impl Phases<'_> {
                 areas_path,
             },
         })
+    }
+
+    /// DM01 waiting lists from the recipe's files; none without any.
+    fn waiting_lists(&mut self) -> Result<Option<strata_api::WaitingListInput>> {
+        let inputs = &self.prepared.recipe.inputs;
+        let waits = !inputs.dm01.is_empty() || inputs.synthetic_dm01.is_some();
+        let (Some(regions_path), true) = (&inputs.provider_regions, waits) else {
+            return Ok(None);
+        };
+        let regions = crate::periods::read_provider_regions(&regions_path.path)?;
+        let (lists, warnings) = self.timer.time("read_dm01", 0, || {
+            let read = match &inputs.synthetic_dm01 {
+                Some(spec) => (crate::synthetic::waiting_lists(spec, &regions)?, Vec::new()),
+                None => crate::dm01::read(&inputs.dm01, &regions)?,
+            };
+            let n = read.0.rows.len() as u64;
+            Ok((read, n))
+        })?;
+        self.warnings.extend(warnings);
+        self.input_rows
+            .insert("dm01".into(), lists.rows.len() as u64);
+        Ok(Some(lists))
     }
 
     /// The period comparison's provider × month counts, from the recipe's file or its synthetic
@@ -868,6 +895,7 @@ impl Phases<'_> {
             StageKind::Overdispersion => self.overdispersion(board),
             StageKind::DataQuality => self.data_quality(board, &context()?.source),
             StageKind::PeriodComparison => self.period_comparison(board),
+            StageKind::WaitingTimes => self.waiting_times(board),
             StageKind::Disclosure => self.disclosure(board),
             // The reading pass calls them.
             StageKind::Attribution | StageKind::Derivation => Ok(()),
@@ -1089,6 +1117,21 @@ impl Phases<'_> {
             |t| t.rows.len(),
         )?;
         board.give_tables(Slot::PeriodComparisonTable, vec![table]);
+        Ok(())
+    }
+
+    /// The waiting-times stage's tables from the DM01 waiting lists.
+    fn waiting_times(&mut self, board: &mut Board) -> Result<()> {
+        let kind = StageKind::WaitingTimes;
+        let method = configured(self.prepared.methods.waiting_times(), kind)?;
+        let lists = given(&board.waiting_lists, kind, Slot::WaitingLists)?;
+        let tables = self.stage(
+            kind,
+            lists.rows.len(),
+            || method.tables(lists),
+            |t| t.iter().map(|t| t.rows.len()).sum(),
+        )?;
+        board.give_tables(Slot::WaitsTables, tables);
         Ok(())
     }
 

@@ -57,6 +57,17 @@ struct RawPeriod {
     last: String,
 }
 
+/// One DM01 file; an older provider file also names its month and test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDm01 {
+    file: String,
+    #[serde(default)]
+    period: Option<String>,
+    #[serde(default)]
+    test: Option<String>,
+}
+
 /// The synthetic provider × month counts of a period comparison, in place of a file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +91,11 @@ struct RawInputs {
     synthetic_provider_months: Option<Spanned<RawSyntheticProviderMonths>>,
     /// Provider → NHS region (`provider_code, provider_name, region_code, region_name`).
     provider_regions: Option<Spanned<String>>,
+    /// DM01 waiting-times files (`crate::dm01`).
+    #[serde(default)]
+    dm01: Vec<Spanned<RawDm01>>,
+    /// Synthetic DM01 waiting lists in place of files.
+    synthetic_dm01: Option<Spanned<RawSyntheticProviderMonths>>,
     practices: Option<Spanned<String>>,
     non_english_practices: Option<Spanned<String>>,
     lsoa: Option<Spanned<String>>,
@@ -195,6 +211,10 @@ pub struct Inputs {
     pub provider_months: Option<InputPath>,
     pub synthetic_provider_months: Option<SyntheticProviderMonths>,
     pub provider_regions: Option<InputPath>,
+    pub dm01: Vec<crate::dm01::Dm01File>,
+    /// The DM01 files as inputs (checked to exist, checksummed in the manifest).
+    pub dm01_paths: Vec<InputPath>,
+    pub synthetic_dm01: Option<SyntheticProviderMonths>,
     /// How the record-level extract's columns and codes are read (empty: as SPEC §3 names them).
     pub mapping: crate::input::mapping::InputMapping,
     /// The mapping file the mapping starts from, if any (checked and checksummed as an input).
@@ -226,6 +246,12 @@ impl Inputs {
             self.synthetic_provider_months
                 .as_ref()
                 .map(|s| ("synthetic_provider_months", &s.config)),
+        )
+        .chain(self.dm01_paths.iter().map(|p| ("dm01", p)))
+        .chain(
+            self.synthetic_dm01
+                .as_ref()
+                .map(|s| ("synthetic_dm01", &s.config)),
         )
         .collect()
     }
@@ -609,6 +635,36 @@ impl Problems<'_> {
                 }
             }),
             provider_regions: opt(&raw.provider_regions),
+            dm01: raw
+                .dm01
+                .iter()
+                .map(|d| crate::dm01::Dm01File {
+                    path: dir.join(&d.get_ref().file),
+                    written: d.get_ref().file.clone(),
+                    period: d.get_ref().period.clone(),
+                    test: d.get_ref().test.clone(),
+                })
+                .collect(),
+            dm01_paths: raw
+                .dm01
+                .iter()
+                .map(|d| InputPath {
+                    written: d.get_ref().file.clone(),
+                    path: dir.join(&d.get_ref().file),
+                    span: Span::from(d),
+                })
+                .collect(),
+            synthetic_dm01: raw.synthetic_dm01.as_ref().map(|s| {
+                let spec = s.get_ref();
+                SyntheticProviderMonths {
+                    config: InputPath {
+                        written: spec.config.clone(),
+                        path: dir.join(&spec.config),
+                        span: Span::from(s),
+                    },
+                    seed: spec.seed,
+                }
+            }),
             mapping: Default::default(),
             mapping_file: None,
         };
@@ -672,10 +728,18 @@ impl Problems<'_> {
                     .into(),
             );
         }
-        if monthly > 0 && inputs.provider_regions.is_none() {
+        let waits = !inputs.dm01.is_empty() || inputs.synthetic_dm01.is_some();
+        if !inputs.dm01.is_empty() && inputs.synthetic_dm01.is_some() {
             self.push(
                 None,
-                "inputs: provider × month counts need `provider_regions` (provider → NHS region)"
+                "inputs: name `dm01` files or `synthetic_dm01`, not both".into(),
+            );
+        }
+        if (monthly > 0 || waits) && inputs.provider_regions.is_none() {
+            self.push(
+                None,
+                "inputs: provider × month counts and DM01 files need `provider_regions` \
+                 (provider → NHS region)"
                     .into(),
             );
         }
@@ -690,7 +754,7 @@ impl Problems<'_> {
                 ),
             );
         }
-        if monthly > 0 && sources == 0 {
+        if (monthly > 0 || waits) && sources == 0 {
             return;
         }
         if raw.areas.is_none() {

@@ -141,3 +141,148 @@ mod tests {
         );
     }
 }
+
+/// One month of the synthetic DM01 waiting lists: England's list, and the share waiting six
+/// weeks or more in each region (`default_share` where the region is not named).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitingMonth {
+    pub month: String,
+    pub waiting_list: u64,
+    /// England's number waiting six weeks or more, when the month is calibrated to it: the
+    /// regions' shares are then scaled so the providers' sum is exactly this.
+    pub england_six_plus: Option<u64>,
+    pub default_share: f64,
+    pub region_shares: Vec<(String, f64)>,
+    /// Providers held at their own share (e.g. the seed's trust with almost 80%).
+    pub provider_shares: Vec<(String, f64)>,
+}
+
+/// A provider's weight and region, for the waiting lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitingProvider {
+    pub code: String,
+    pub region: String,
+    pub weight: f64,
+}
+
+/// Waiting lists by provider × month: `(provider, month, 14 weekly bands)`. England's list is
+/// shared by weight (largest remainder); each provider's number waiting six weeks or more is its
+/// share of its list (the region's, or its own), whole by the largest remainder over England
+/// when England's number is given; under six weeks spread evenly over bands 0–5, six weeks or
+/// more 60% over bands 6–12 and 40% in 13+ (an ASSUMPTION of shape, not calibrated).
+pub fn waiting_lists(
+    months: &[WaitingMonth],
+    providers: &[WaitingProvider],
+) -> Vec<(String, String, [u64; 14])> {
+    let weights: Vec<f64> = providers.iter().map(|p| p.weight).collect();
+    let mut out = Vec::new();
+    for m in months {
+        let lists = largest_remainder(m.waiting_list, &weights);
+        let own = |p: &WaitingProvider| m.provider_shares.iter().find(|(c, _)| *c == p.code);
+        // A region's share is of its whole list: the providers not held at their own share
+        // make up what those held leave (clamped to [0, 1]).
+        let region_rest = |region: &str, target: f64| {
+            let (mut list, mut held_list, mut held) = (0.0, 0.0, 0.0);
+            for (p, &l) in providers
+                .iter()
+                .zip(&lists)
+                .filter(|(p, _)| p.region == region)
+            {
+                list += l as f64;
+                if let Some((_, s)) = own(p) {
+                    held_list += l as f64;
+                    held += s * l as f64;
+                }
+            }
+            let rest = list - held_list;
+            if rest > 0.0 {
+                ((target * list - held) / rest).clamp(0.0, 1.0)
+            } else {
+                target
+            }
+        };
+        let share = |p: &WaitingProvider| match own(p) {
+            Some((_, s)) => *s,
+            None => m
+                .region_shares
+                .iter()
+                .find(|(r, _)| *r == p.region)
+                .map_or(m.default_share, |(r, s)| region_rest(r, *s)),
+        };
+        let exact: Vec<f64> = providers
+            .iter()
+            .zip(&lists)
+            .map(|(p, &l)| share(p) * l as f64)
+            .collect();
+        let total = m
+            .england_six_plus
+            .unwrap_or_else(|| exact.iter().sum::<f64>().round() as u64);
+        let six_plus = largest_remainder(total, &exact);
+        for ((p, &list), &over) in providers.iter().zip(&lists).zip(&six_plus) {
+            let over = over.min(list);
+            let mut weeks = [0u64; 14];
+            let under = largest_remainder(list - over, &[1.0; 6]);
+            weeks[..6].copy_from_slice(&under);
+            let long = (over as f64 * 0.4).round() as u64;
+            let mid = largest_remainder(over - long, &[1.0; 7]);
+            weeks[6..13].copy_from_slice(&mid);
+            weeks[13] = long;
+            if list > 0 {
+                out.push((p.code.clone(), m.month.clone(), weeks));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod waiting_tests {
+    use super::*;
+
+    #[test]
+    fn england_regions_and_a_named_trust_hold() {
+        let providers: Vec<WaitingProvider> = [("A", "N", 1.0), ("B", "N", 1.0), ("C", "S", 2.0)]
+            .iter()
+            .map(|(c, r, w)| WaitingProvider {
+                code: c.to_string(),
+                region: r.to_string(),
+                weight: *w,
+            })
+            .collect();
+        let month = WaitingMonth {
+            month: "2020-09".into(),
+            waiting_list: 1_000,
+            england_six_plus: None,
+            default_share: 0.5,
+            region_shares: vec![("S".into(), 0.2)],
+            provider_shares: vec![("A".into(), 0.8)],
+        };
+        let rows = waiting_lists(&[month], &providers);
+        let over = |c: &str| {
+            let w = rows.iter().find(|r| r.0 == c).expect("row").2;
+            (w.iter().sum::<u64>(), w[6..].iter().sum::<u64>())
+        };
+        // N has no region share: A is held at 80%, B takes the default 50%; S is 20%.
+        assert_eq!(over("A"), (250, 200));
+        assert_eq!(over("B"), (250, 125));
+        assert_eq!(over("C"), (500, 100));
+        let region = WaitingMonth {
+            month: "2020-09".into(),
+            waiting_list: 1_000,
+            england_six_plus: None,
+            default_share: 0.5,
+            region_shares: vec![("N".into(), 0.5)],
+            provider_shares: vec![("A".into(), 0.8)],
+        };
+        let rows = waiting_lists(&[region], &providers);
+        let n: u64 = rows
+            .iter()
+            .filter(|r| r.0 != "C")
+            .map(|r| r.2[6..].iter().sum::<u64>())
+            .sum();
+        assert_eq!(
+            n, 250,
+            "N's 500 half waiting six weeks or more, A's 200 included"
+        );
+    }
+}

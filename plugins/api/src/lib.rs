@@ -44,11 +44,12 @@ pub enum StageKind {
     Overdispersion,
     DataQuality,
     PeriodComparison,
+    WaitingTimes,
     Disclosure,
 }
 
 impl StageKind {
-    pub const ALL: [StageKind; 13] = [
+    pub const ALL: [StageKind; 14] = [
         StageKind::Attribution,
         StageKind::Derivation,
         StageKind::Exclusions,
@@ -61,6 +62,7 @@ impl StageKind {
         StageKind::Overdispersion,
         StageKind::DataQuality,
         StageKind::PeriodComparison,
+        StageKind::WaitingTimes,
         StageKind::Disclosure,
     ];
 
@@ -79,6 +81,7 @@ impl StageKind {
             StageKind::Overdispersion => "overdispersion",
             StageKind::DataQuality => "data_quality",
             StageKind::PeriodComparison => "period_comparison",
+            StageKind::WaitingTimes => "waiting_times",
             StageKind::Disclosure => "disclosure",
         }
     }
@@ -108,6 +111,7 @@ pub enum Configured {
     Overdispersion(Box<dyn OverdispersionMethod>),
     DataQuality(Box<dyn DataQualityMethod>),
     PeriodComparison(Box<dyn CountRatioMethod>),
+    WaitingTimes(Box<dyn WaitingTimesMethod>),
     Disclosure(Box<dyn DisclosureMethod>),
 }
 
@@ -126,6 +130,7 @@ impl Configured {
             Configured::Overdispersion(_) => StageKind::Overdispersion,
             Configured::DataQuality(_) => StageKind::DataQuality,
             Configured::PeriodComparison(_) => StageKind::PeriodComparison,
+            Configured::WaitingTimes(_) => StageKind::WaitingTimes,
             Configured::Disclosure(_) => StageKind::Disclosure,
         }
     }

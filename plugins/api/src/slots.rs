@@ -30,6 +30,8 @@ pub enum Slot {
     /// Tests by provider × month × measure, each provider with its region (the period-comparison
     /// input: the aggregated entry `provider_months`, or its synthetic pair of years).
     ProviderMonths,
+    /// DM01 waiting lists by provider × month × diagnostic test.
+    WaitingLists,
     /// Table `national_rates`.
     NationalRatesTable,
     /// Table `area_rates`.
@@ -50,6 +52,8 @@ pub enum Slot {
     StratumTables,
     /// Table `period_comparison`: two periods compared by provider, region and England.
     PeriodComparisonTable,
+    /// The waiting-times stage's tables (`waits`).
+    WaitsTables,
     /// Every table the other stages gave. A stage that takes it runs after every other stage.
     AllTables,
 }
@@ -65,6 +69,7 @@ impl Slot {
             Slot::FactorRates => "factor rates",
             Slot::Ratios => "factor ratios",
             Slot::ProviderMonths => "tests by provider and month",
+            Slot::WaitingLists => "DM01 waiting lists",
             Slot::NationalRatesTable => "table national_rates",
             Slot::AreaRatesTable => "table area_rates",
             Slot::FactorRatiosTable => "table factor_ratios",
@@ -74,6 +79,7 @@ impl Slot {
             Slot::ExclusionsTable => "table exclusions",
             Slot::StratumTables => "tables stratum_counts and stratum_population",
             Slot::PeriodComparisonTable => "table period_comparison",
+            Slot::WaitsTables => "waiting-times tables",
             Slot::AllTables => "every table",
         }
     }
@@ -110,6 +116,7 @@ impl StageKind {
             StageKind::Significance => &[Slot::Counts, Slot::FactorRates, Slot::Ratios],
             StageKind::DataQuality => &[Slot::QualityCube],
             StageKind::PeriodComparison => &[Slot::ProviderMonths],
+            StageKind::WaitingTimes => &[Slot::WaitingLists],
             StageKind::Disclosure => &[Slot::AllTables],
         }
     }
@@ -129,6 +136,7 @@ impl StageKind {
             StageKind::Overdispersion => &[Slot::OverdispersionTables],
             StageKind::DataQuality => &[Slot::DataQualityTables],
             StageKind::PeriodComparison => &[Slot::PeriodComparisonTable],
+            StageKind::WaitingTimes => &[Slot::WaitsTables],
             // Protects the tables in place.
             StageKind::Disclosure => &[],
         }
@@ -148,6 +156,7 @@ mod tests {
                 let given = *slot == Slot::AllTables
                     || *slot == Slot::QualityCube
                     || *slot == Slot::ProviderMonths
+                    || *slot == Slot::WaitingLists
                     || StageKind::ALL.iter().any(|k| k.gives().contains(slot));
                 assert!(given, "{kind} takes {slot}, which no kind gives");
             }

@@ -145,6 +145,14 @@ pub trait CountRatioMethod: Send + Sync {
     -> Result<Vec<CountRatio>, MethodError>;
 }
 
+/// Waiting times (seed 002): tables of who waits how long, from DM01 waiting lists (each
+/// provider × month × diagnostic test's weekly bands), e.g. the share waiting six weeks or more
+/// by provider, region and England, and its change against the same month a year earlier.
+pub trait WaitingTimesMethod: Send + Sync {
+    fn method_name(&self) -> String;
+    fn tables(&self, input: &WaitingListInput) -> Result<Vec<Table>, MethodError>;
+}
+
 /// Statistical disclosure control of published counts.
 pub trait DisclosureMethod: Send + Sync {
     fn method_name(&self) -> String;

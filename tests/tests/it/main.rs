@@ -31,3 +31,4 @@ mod report_browser;
 mod snapshots;
 mod sql_pushdown;
 mod stage_graph;
+mod waits;

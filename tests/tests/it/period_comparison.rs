@@ -176,11 +176,15 @@ fn the_backlog_recipe_verifies_and_is_snapshotted() {
         ]);
         assert_eq!(code, 0, "{stdout}{err}");
         assert!(
-            stdout.contains("19 of 19 figures within tolerance"),
+            stdout.contains("25 of 25 figures within tolerance"),
             "{stdout}"
         );
-        texts.push(std::fs::read_to_string(out.join("period_comparison.csv")).unwrap());
+        texts.push(
+            ["period_comparison.csv", "waits.csv"]
+                .map(|f| std::fs::read_to_string(out.join(f)).unwrap()),
+        );
     }
     assert_eq!(texts[0], texts[1], "same inputs, same bytes");
-    snapshot("backlog-2020__period_comparison", &texts[0]);
+    snapshot("backlog-2020__period_comparison", &texts[0][0]);
+    snapshot("backlog-2020__waits", &texts[0][1]);
 }

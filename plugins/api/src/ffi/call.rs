@@ -1,5 +1,5 @@
 //! The serialized call: how the structured stages (attribution, derivation, exclusions,
-//! standardisation, factors, summary, data quality, period comparison, disclosure) cross the C ABI.
+//! standardisation, factors, summary, data quality, period comparison, waiting times, disclosure) cross the C ABI.
 //!
 //! One entry, [`super::FfiVTable::call`], takes a [`Request`] encoded with bincode (serde, the
 //! standard configuration) and answers a [`Response`] in bytes the plugin owns until
@@ -31,6 +31,7 @@ pub enum Request<'a> {
     Tables(Cow<'a, QualityInput>),
     Protect(Cow<'a, Table>, Cow<'a, [String]>),
     CountRatios(Cow<'a, [f64]>, Cow<'a, [f64]>),
+    WaitingTimes(Cow<'a, WaitingListInput>),
 }
 
 /// What a structured stage answers; one variant per request.
@@ -110,6 +111,7 @@ pub fn answer(configured: &Configured, request: Request<'_>) -> Result<Response,
         (C::DataQuality(m), R::Describe) => described(m.method_name(), None, None),
         (C::Disclosure(m), R::Describe) => described(m.method_name(), None, None),
         (C::PeriodComparison(m), R::Describe) => described(m.method_name(), None, None),
+        (C::WaitingTimes(m), R::Describe) => described(m.method_name(), None, None),
         (C::Attribution(m), R::Attribute(c)) => Response::Attributions(m.attribute(&c)?),
         (C::Derivation(m), R::Derive(input)) => Response::Derived(m.derive(&input)?),
         (C::Exclusions(m), R::Exclude(counts)) => Response::Counts(m.apply(&counts)?),
@@ -130,6 +132,7 @@ pub fn answer(configured: &Configured, request: Request<'_>) -> Result<Response,
         (C::PeriodComparison(m), R::CountRatios(a, b)) => {
             Response::CountRatios(m.intervals(&a, &b)?)
         }
+        (C::WaitingTimes(m), R::WaitingTimes(input)) => Response::Tables(m.tables(&input)?),
         (configured, request) => {
             return Err(MethodError::foreign(format!(
                 "a `{}` plugin cannot answer {}",
@@ -153,6 +156,7 @@ fn request_name(request: &Request<'_>) -> &'static str {
         Request::Tables(_) => "tables",
         Request::Protect(..) => "protect",
         Request::CountRatios(..) => "count_ratios",
+        Request::WaitingTimes(_) => "waiting_times",
     }
 }
 
@@ -465,6 +469,21 @@ impl crate::CountRatioMethod for ForeignStructured {
                 period_a.len()
             ))),
             _ => Err(self.method.mismatch("count_ratios")),
+        }
+    }
+}
+
+impl crate::WaitingTimesMethod for ForeignStructured {
+    fn method_name(&self) -> String {
+        self.method_name.clone()
+    }
+    fn tables(&self, input: &WaitingListInput) -> Result<Vec<Table>, MethodError> {
+        match self
+            .method
+            .request(&Request::WaitingTimes(Cow::Borrowed(input)))?
+        {
+            Response::Tables(t) => Ok(t),
+            _ => Err(self.method.mismatch("waiting_times")),
         }
     }
 }
