@@ -399,12 +399,17 @@ pub struct InputOverrides {
     pub quality: Option<std::path::PathBuf>,
     /// Record-level activity already in memory (e.g. a DataFrame from Python), in place of any
     /// file.
-    pub activity_frame: Option<ActivityFrame>,
+    pub activity_frame: Option<InputFrame>,
+    /// Aggregated counts (SPEC §3's columns) already in memory, in place of any activity.
+    pub counts_frame: Option<InputFrame>,
+    /// The population (SPEC §3's columns) already in memory, in place of the recipe's.
+    pub population_frame: Option<InputFrame>,
 }
 
-/// Record-level activity as Arrow record batches, with the name messages and the manifest give it.
+/// A table in memory as Arrow record batches (record-level activity, aggregated counts or a
+/// population), with the name messages and the manifest give it.
 #[derive(Debug, Clone)]
-pub struct ActivityFrame {
+pub struct InputFrame {
     pub label: String,
     pub batches: Vec<arrow_array::RecordBatch>,
 }
@@ -512,6 +517,7 @@ fn has_stratified_source(recipe: &Recipe, overrides: &InputOverrides) -> bool {
     overrides.activity.is_some()
         || overrides.counts.is_some()
         || overrides.activity_frame.is_some()
+        || overrides.counts_frame.is_some()
         || inputs.activity.is_some()
         || inputs.counts.is_some()
         || inputs.synthetic.is_some()
@@ -528,7 +534,32 @@ struct StratifiedInput {
 /// Where the activity comes from: the command line's extract or counts replace the recipe's
 /// source (extract, counts or synthetic year), tried in that order.
 fn choose_source(recipe: &Recipe, overrides: &InputOverrides) -> Result<Source> {
+    let given = [
+        overrides.activity.is_some(),
+        overrides.counts.is_some(),
+        overrides.activity_frame.is_some(),
+        overrides.counts_frame.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(Error::Usage(
+            "give the activity once: record-level activity or aggregated counts, as a frame or as \
+             a file (--activity / --counts)"
+                .into(),
+        ));
+    }
+    if overrides.population_frame.is_some() && overrides.population.is_some() {
+        return Err(Error::Usage(
+            "give the population once: as a frame or as a file (--population)".into(),
+        ));
+    }
     let source = match (&overrides.activity, &overrides.counts) {
+        _ if overrides.counts_frame.is_some() => Source::Counts(
+            overrides
+                .counts_frame
+                .as_ref()
+                .map(|f| std::path::PathBuf::from(&f.label))
+                .unwrap_or_default(),
+        ),
         _ if overrides.activity_frame.is_some() => Source::Activity(
             overrides
                 .activity_frame
@@ -556,13 +587,6 @@ fn choose_source(recipe: &Recipe, overrides: &InputOverrides) -> Result<Source> 
     if overrides.quality.is_some() && !matches!(source, Source::Counts(_)) {
         return Err(Error::Usage(
             "--quality is the data-quality cube of aggregated counts: give it with --counts".into(),
-        ));
-    }
-    if overrides.activity_frame.is_some()
-        && (overrides.activity.is_some() || overrides.counts.is_some())
-    {
-        return Err(Error::Usage(
-            "give record-level activity once: as a frame, or as --activity / --counts".into(),
         ));
     }
     if overrides.mapping.is_some() && !matches!(source, Source::Activity(_)) {
@@ -636,9 +660,11 @@ impl Phases<'_> {
             input::dimensions(&shape),
         )
         .with_unknown_categories();
+        counts.rate_per = recipe.rate_per;
         let generator = self.synthetic_generator(&source)?;
         let population_path = self.read_population(
             &source,
+            overrides.population_frame.as_ref(),
             population_path,
             generator.as_ref(),
             &mut counts,
@@ -736,17 +762,26 @@ impl Phases<'_> {
         }
     }
 
-    /// Reads the population into `counts`, from its file or else the synthetic year; returns the
-    /// path its errors and warnings name.
+    /// Reads the population into `counts`, from a frame, its file or else the synthetic year;
+    /// returns the path (or frame label) its errors and warnings name.
     fn read_population(
         &mut self,
         source: &Source,
+        frame: Option<&InputFrame>,
         path: Option<std::path::PathBuf>,
         generator: Option<&strata_synth::Generator>,
         counts: &mut StratifiedCounts,
         shape: &DerivationShape,
     ) -> Result<std::path::PathBuf> {
         let (n, label) = match (path, source) {
+            (_, _) if frame.is_some() => {
+                let frame = frame.ok_or_else(|| Error::Usage("no population frame".into()))?;
+                let n = self.timer.time("population", 0, || {
+                    let n = input::population_from_frame(frame, counts, shape)?;
+                    Ok((n, n as u64))
+                })?;
+                (n, std::path::PathBuf::from(&frame.label))
+            }
             (Some(path), _) => {
                 let n = self.timer.time("population", 0, || {
                     let n = input::read_population(&path, counts, shape)?;
@@ -792,7 +827,10 @@ impl Phases<'_> {
             ))),
             Source::Counts(path) => {
                 let n = self.timer.time("read_counts", 0, || {
-                    let n = input::read_counts(path, counts, shape)?;
+                    let n = match &overrides.counts_frame {
+                        Some(frame) => input::counts_from_frame(frame, counts, shape)?,
+                        None => input::read_counts(path, counts, shape)?,
+                    };
                     Ok((n, n as u64))
                 })?;
                 self.input_rows.insert("counts".into(), n as u64);
@@ -992,7 +1030,11 @@ impl Phases<'_> {
         let rates = self.stage(
             kind,
             counts.tests.len(),
-            || method.standardise(counts),
+            || {
+                method
+                    .standardise(counts)
+                    .and_then(|r| in_unit(r.rate_per, counts).map(|()| r))
+            },
             |r| r.areas.len(),
         )?;
         let table = national_rates_table(counts, &rates);
@@ -1027,7 +1069,11 @@ impl Phases<'_> {
         let factor_rates = self.stage(
             kind,
             counts.tests.len(),
-            || method.factor_rates(counts),
+            || {
+                method
+                    .factor_rates(counts)
+                    .and_then(|f| in_unit(f.rate_per, counts).map(|()| f))
+            },
             |f| f.rows.len(),
         )?;
         board.factor_rates = Some(factor_rates);
@@ -1043,7 +1089,7 @@ impl Phases<'_> {
         let ratios = self.stage(
             kind,
             compared.len(),
-            || ratios_of(method, &compared),
+            || ratios_of(method, &compared, factor_rates.rate_per),
             Vec::len,
         )?;
         board.ratios = Some(ratios);
@@ -1164,6 +1210,24 @@ struct BoardContext {
     areas_path: std::path::PathBuf,
 }
 
+/// Rates a stage returns are per the counts' (the recipe's) unit: a method that scaled by another
+/// would print numbers under the wrong title.
+fn in_unit(
+    rate_per: f64,
+    counts: &StratifiedCounts,
+) -> std::result::Result<(), strata_api::MethodError> {
+    if rate_per == counts.rate_per {
+        Ok(())
+    } else {
+        Err(strata_api::MethodError::new(format!(
+            "returned rates per {} people for counts whose rates are per {} (the recipe's \
+             `rate_per`)",
+            strata_api::rate_per_text(rate_per),
+            strata_api::rate_per_text(counts.rate_per)
+        )))
+    }
+}
+
 /// A scheduled stage's method. The scheduler runs only configured kinds; the error is a guard.
 fn configured<T: ?Sized>(method: Option<&T>, kind: StageKind) -> Result<&T> {
     method.ok_or_else(|| Error::Usage(format!("stage `{kind}` ran without a method")))
@@ -1184,7 +1248,9 @@ fn apply_exclusions(
     counts: &StratifiedCounts,
     shape: &DerivationShape,
 ) -> std::result::Result<StratifiedCounts, strata_api::MethodError> {
-    let kept = rule.apply(counts)?;
+    let mut kept = rule.apply(counts)?;
+    // The unit is the recipe's, whatever the rule's counts say.
+    kept.rate_per = counts.rate_per;
     if kept.dimensions != input::dimensions(shape)
         || kept.areas != counts.areas
         || kept.measures != counts.measures
@@ -1265,7 +1331,7 @@ enum ActivityInput<'a> {
         &'a std::path::Path,
         Option<usize>,
         &'a input::mapping::InputMapping,
-        Option<&'a ActivityFrame>,
+        Option<&'a InputFrame>,
     ),
     Synthetic(
         &'a strata_synth::Generator,
@@ -1705,9 +1771,13 @@ fn stratum_labels(counts: &StratifiedCounts, cell: usize) -> [Value; 3] {
 
 /// National rates by measure, with the standardisation method's name.
 fn national_rates_table(counts: &StratifiedCounts, rates: &strata_api::StandardisedRates) -> Table {
+    let title = format!(
+        "National rates per {} by measure",
+        strata_api::rate_per_text(rates.rate_per)
+    );
     let mut t = Table::new(
         "national_rates",
-        "National rates per 10,000 by measure",
+        &title,
         &["measure", "observed", "population", "rate", "method"],
     )
     .with_counts(&["observed", "population"]);
@@ -1735,7 +1805,10 @@ fn area_rates_table(
     let ci_method = ci.method_name();
     let mut t = Table {
         name: "area_rates".into(),
-        title: "Standardised rates per 10,000 by area and measure".into(),
+        title: format!(
+            "Standardised rates per {} by area and measure",
+            strata_api::rate_per_text(rates.rate_per)
+        ),
         columns,
         rows: Vec::with_capacity(rates.areas.len()),
         counts: vec!["observed".into(), "population".into()],
@@ -1886,7 +1959,7 @@ fn factor_ratios_table(
     )
     .with_counts(&["observed"]);
     let compared = compared_with_base(factors);
-    let tests = tests_of(significance, &compared)?;
+    let tests = tests_of(significance, &compared, factors.rate_per)?;
     if ratios.len() != compared.len() {
         return Err(strata_api::MethodError::new(format!(
             "was given {} ratios for {} comparisons",
@@ -1957,11 +2030,12 @@ fn compared_with_base(factors: &strata_api::FactorRates) -> Vec<(&FactorRate, &F
         .collect()
 }
 
-/// The ratio method over every comparison (rates per 10,000, base first), checked to answer one
-/// row per comparison.
+/// The ratio method over every comparison (rates per `rate_per` people, base first), checked to
+/// answer one row per comparison.
 fn ratios_of(
     ratio: &dyn RatioMethod,
     compared: &[(&FactorRate, &FactorRate)],
+    rate_per: f64,
 ) -> Result<Vec<strata_api::RatioValue>, strata_api::MethodError> {
     let ratios = ratio.ratios(
         &compared
@@ -1972,6 +2046,7 @@ fn ratios_of(
             .iter()
             .map(|(_, r)| r.standardised_rate)
             .collect::<Vec<_>>(),
+        rate_per,
     )?;
     check_rows(ratios.len(), compared.len())?;
     Ok(ratios)
@@ -1981,6 +2056,7 @@ fn ratios_of(
 fn tests_of(
     significance: &dyn SignificanceMethod,
     compared: &[(&FactorRate, &FactorRate)],
+    rate_per: f64,
 ) -> Result<Vec<strata_api::SignificanceResult>, strata_api::MethodError> {
     let tests = significance.test(
         &compared
@@ -1992,6 +2068,7 @@ fn tests_of(
                 comparison_observed: r.observed,
                 base_expected: b.expected,
                 comparison_expected: r.expected,
+                rate_per,
             })
             .collect::<Vec<_>>(),
     )?;
@@ -2140,6 +2217,7 @@ mod tests {
         );
         let factors = FactorRates {
             method: "test".into(),
+            rate_per: strata_api::DEFAULT_RATE_PER,
             rows: vec![
                 rate("0-44", true, None, 1_500.0),
                 rate("65-74", false, None, 4_800.0),
@@ -2147,7 +2225,12 @@ mod tests {
                 rate("65+", false, Some("75+"), 8_300.0),
             ],
         };
-        let ratios = ratios_of(odds.as_ref(), &compared_with_base(&factors)).expect("ratios");
+        let ratios = ratios_of(
+            odds.as_ref(),
+            &compared_with_base(&factors),
+            factors.rate_per,
+        )
+        .expect("ratios");
         let t = factor_ratios_table(odds.as_ref(), &ratios, pearson.as_ref(), &counts, &factors)
             .expect("table");
         let rows: Vec<(String, Value, String)> = t

@@ -73,9 +73,11 @@ fn note(n: usize) -> String {
 /// The workbook's notes, in order.
 fn notes(input: &ReportInput) -> Vec<String> {
     let mut notes = vec![
-        "Rates are per 10,000 registered population, indirectly standardised for age, sex and \
-         deprivation (IMD quintile); observed and expected are numbers of tests."
-            .to_string(),
+        format!(
+            "Rates are per {} registered population, indirectly standardised for age, sex and \
+             deprivation (IMD quintile); observed and expected are numbers of tests.",
+            input.rate_per()
+        ),
         format!(
             "Confidence limits are on the standardised-rate scale, by the method named in the \
              CI method column: {}.",
@@ -119,12 +121,13 @@ fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
     let mut sheets = Vec::new();
     let kind = input.area_kind;
     let year = input.year_label;
+    let unit = input.rate_per();
 
     // National rates.
     sheets.push(SheetTable {
         name: sheet_name("National_rates", &mut taken),
         title: format!(
-            "National imaging rates per 10,000 by measure, {year} {}",
+            "National imaging rates per {unit} by measure, {year} {}",
             note(NOTE_RATES)
         ),
         description: "This worksheet contains one table, one row per measure.".into(),
@@ -133,7 +136,7 @@ fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
             "Measure key".into(),
             "Observed tests".into(),
             "Population".into(),
-            "Rate per 10,000".into(),
+            format!("Rate per {unit}"),
         ],
         rows: input
             .rates
@@ -183,7 +186,7 @@ fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
         sheets.push(SheetTable {
             name: sheet_name(&format!("SR_{}", label.label), &mut taken),
             title: format!(
-                "Standardised {} rates per 10,000 by {kind}, {year} {} {}",
+                "Standardised {} rates per {unit} by {kind}, {year} {} {}",
                 label.label,
                 note(NOTE_RATES),
                 note(NOTE_CI)
@@ -195,8 +198,8 @@ fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
                 "Observed tests".into(),
                 "Expected tests".into(),
                 "Population".into(),
-                "Crude rate per 10,000".into(),
-                "Standardised rate per 10,000".into(),
+                format!("Crude rate per {unit}"),
+                format!("Standardised rate per {unit}"),
                 "95% lower limit".into(),
                 "95% upper limit".into(),
                 "99.8% lower limit".into(),
@@ -222,7 +225,7 @@ fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
             "Factor",
             "Category",
             "Measure",
-            "Standardised rate per 10,000",
+            &format!("Standardised rate per {unit}"),
             "Ratio",
             "Ratio method",
             "Test statistic",

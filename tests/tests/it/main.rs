@@ -26,6 +26,7 @@ mod method_swap;
 mod parquet_structure;
 mod period_comparison;
 mod python;
+mod rate_unit;
 mod reader_fuzz;
 mod report_browser;
 mod snapshots;
