@@ -142,6 +142,7 @@ mod tests {
             Slot::ActivityCounts,
             Slot::QualityCube,
             Slot::ProviderMonths,
+            Slot::WaitingLists,
         ])
     }
 
