@@ -17,9 +17,14 @@ use strata_api::{
 
 /// What the stages have given so far.
 pub struct Board {
-    /// What the reading pass (or the aggregated entry) counted, with `unknown` categories.
-    pub activity_counts: StratifiedCounts,
+    /// What the reading pass (or the aggregated entry) counted, with `unknown` categories; none
+    /// in a recipe with no activity for standardised rates.
+    pub activity_counts: Option<StratifiedCounts>,
     pub quality: Option<QualityInput>,
+    /// Tests by provider × month × measure, for a period comparison.
+    pub provider_months: Option<crate::periods::ProviderMonths>,
+    /// DM01 waiting lists, for waiting times.
+    pub waiting_lists: Option<strata_api::WaitingListInput>,
     pub counts: Option<StratifiedCounts>,
     pub rates: Option<StandardisedRates>,
     pub factor_rates: Option<FactorRates>,
@@ -29,10 +34,16 @@ pub struct Board {
 }
 
 impl Board {
-    pub fn new(activity_counts: StratifiedCounts, quality: Option<QualityInput>) -> Board {
+    pub fn new(
+        activity_counts: Option<StratifiedCounts>,
+        quality: Option<QualityInput>,
+        provider_months: Option<crate::periods::ProviderMonths>,
+    ) -> Board {
         Board {
             activity_counts,
             quality,
+            provider_months,
+            waiting_lists: None,
             counts: None,
             rates: None,
             factor_rates: None,
@@ -43,9 +54,12 @@ impl Board {
 
     /// The slots on the board now.
     pub fn given(&self) -> BTreeSet<Slot> {
-        let mut given = BTreeSet::from([Slot::ActivityCounts]);
+        let mut given = BTreeSet::new();
         let values = [
+            (Slot::ActivityCounts, self.activity_counts.is_some()),
             (Slot::QualityCube, self.quality.is_some()),
+            (Slot::ProviderMonths, self.provider_months.is_some()),
+            (Slot::WaitingLists, self.waiting_lists.is_some()),
             (Slot::Counts, self.counts.is_some()),
             (Slot::Rates, self.rates.is_some()),
             (Slot::FactorRates, self.factor_rates.is_some()),
@@ -124,7 +138,12 @@ mod tests {
     use StageKind::*;
 
     fn record_level() -> BTreeSet<Slot> {
-        BTreeSet::from([Slot::ActivityCounts, Slot::QualityCube])
+        BTreeSet::from([
+            Slot::ActivityCounts,
+            Slot::QualityCube,
+            Slot::ProviderMonths,
+            Slot::WaitingLists,
+        ])
     }
 
     #[test]
@@ -144,6 +163,8 @@ mod tests {
                 Summary,
                 Overdispersion,
                 DataQuality,
+                PeriodComparison,
+                WaitingTimes,
                 Disclosure
             ]
         );
@@ -179,6 +200,14 @@ mod tests {
         let (order, stuck) = schedule(&[Exclusions, DataQuality, Disclosure], &counts_only);
         assert_eq!(order, [Exclusions, Disclosure]);
         assert_eq!(stuck, [(DataQuality, vec![Slot::QualityCube])]);
+    }
+
+    #[test]
+    fn a_period_comparison_runs_on_provider_months_alone() {
+        let monthly = BTreeSet::from([Slot::ProviderMonths]);
+        let (order, stuck) = schedule(&[PeriodComparison, Disclosure, Exclusions], &monthly);
+        assert_eq!(order, [PeriodComparison, Disclosure]);
+        assert_eq!(stuck, [(Exclusions, vec![Slot::ActivityCounts])]);
     }
 
     #[test]

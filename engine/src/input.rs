@@ -81,6 +81,11 @@ impl TextTable {
         self.rows.len()
     }
 
+    /// The header's names, as written.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// A column's values, trimmed, `None` for empty or missing cells.
     pub fn column(&self, name: &str) -> Result<Vec<Option<&str>>> {
         let j =
@@ -325,7 +330,7 @@ fn check_unique_header(path: &Path, names: &[String]) -> Result<()> {
 }
 
 /// Builds a code → index map, refusing duplicate keys.
-fn unique_index<'a>(
+pub(crate) fn unique_index<'a>(
     table: &TextTable,
     column: &str,
     codes: &[&'a str],
@@ -562,7 +567,7 @@ fn population_value(t: &TextTable, row: usize, text: &str) -> Result<f64> {
 }
 
 /// Parses a whole, non-negative count.
-fn count_value(t: &TextTable, row: usize, column: &str, text: &str) -> Result<f64> {
+pub(crate) fn count_value(t: &TextTable, row: usize, column: &str, text: &str) -> Result<f64> {
     let value: f64 = text.parse().map_err(|_| {
         Error::data_hint(
             &t.path,

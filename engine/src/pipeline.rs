@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use strata_api::{
-    Area, AttributionMethod, Comparison, ConfidenceIntervalMethod, Configured, DataQualityMethod,
-    DerivationInput, DerivationRules, DerivationShape, DisclosureMethod, ExcludedUnknowns,
-    ExclusionRule, FactorMethod, FactorRate, OverdispersionMethod, QualityInput, RatioMethod,
-    SignificanceMethod, Slot, StageKind, StandardisationMethod, StratifiedCounts, SummaryMethod,
-    Table, Value,
+    Area, AttributionMethod, Comparison, ConfidenceIntervalMethod, Configured, CountRatioMethod,
+    DataQualityMethod, DerivationInput, DerivationRules, DerivationShape, DisclosureMethod,
+    ExcludedUnknowns, ExclusionRule, FactorMethod, FactorRate, OverdispersionMethod, QualityInput,
+    RatioMethod, SignificanceMethod, Slot, StageKind, StandardisationMethod, StratifiedCounts,
+    SummaryMethod, Table, Value, WaitingTimesMethod,
 };
 
 use crate::board::Board;
@@ -21,10 +21,11 @@ use crate::input;
 use crate::plugins::{self, Registry};
 use crate::recipe::{Recipe, StageChoice};
 
-/// Every stage's configured method, by kind. Derivation is always there: the reader needs its
-/// shape (dimensions and measures) even for aggregated counts.
+/// Every stage's configured method, by kind. Derivation is there whenever the recipe has activity
+/// for standardised rates: the reader needs its shape (dimensions and measures) even for
+/// aggregated counts.
 pub struct Methods {
-    derivation: Box<dyn DerivationRules>,
+    derivation: Option<Box<dyn DerivationRules>>,
     configured: BTreeMap<StageKind, Configured>,
 }
 
@@ -44,20 +45,30 @@ impl Methods {
     /// Every configured kind, in [`StageKind::ALL`]'s order.
     pub fn kinds(&self) -> Vec<StageKind> {
         let mut kinds: Vec<StageKind> = self.configured.keys().copied().collect();
-        kinds.push(StageKind::Derivation);
+        if self.derivation.is_some() {
+            kinds.push(StageKind::Derivation);
+        }
         kinds.sort();
         kinds
     }
 
-    pub fn derivation(&self) -> &dyn DerivationRules {
-        self.derivation.as_ref()
+    /// The derivation rules; an error in a recipe without them (one with no activity for
+    /// standardised rates, which never reads records).
+    pub fn derivation(&self) -> Result<&dyn DerivationRules> {
+        self.derivation.as_deref().ok_or_else(|| {
+            Error::Usage(
+                "stage `derivation` is not configured: the recipe has no activity for \
+                 standardised rates"
+                    .into(),
+            )
+        })
     }
 
     /// Puts a method in its stage's place (tests swap one in).
     #[cfg(test)]
     pub(crate) fn replace(&mut self, method: Configured) {
         match method {
-            Configured::Derivation(m) => self.derivation = m,
+            Configured::Derivation(m) => self.derivation = Some(m),
             other => {
                 self.configured.insert(other.stage(), other);
             }
@@ -79,6 +90,8 @@ impl Methods {
     method_of!(overdispersion, Overdispersion, OverdispersionMethod);
     method_of!(data_quality, DataQuality, DataQualityMethod);
     method_of!(disclosure, Disclosure, DisclosureMethod);
+    method_of!(period_comparison, PeriodComparison, CountRatioMethod);
+    method_of!(waiting_times, WaitingTimes, WaitingTimesMethod);
 }
 
 /// The plugin each stage uses, for the manifest.
@@ -251,17 +264,26 @@ fn missing_record_level_inputs(recipe: &Recipe) -> Vec<RecipeProblem> {
 /// every statistic takes), at the recipe's `[stages]` table.
 fn unrunnable_stages(recipe: &Recipe, registry: &Registry) -> Vec<RecipeProblem> {
     let named: Vec<StageKind> = recipe.stages.iter().map(|c| c.stage).collect();
-    // Checked as if the input were record-level: a stage taking the data-quality cube simply does
-    // not run on aggregated counts.
-    let source = BTreeSet::from([Slot::ActivityCounts, Slot::QualityCube]);
+    let source = recipe_source_slots(recipe);
     let (_, stuck) = crate::board::schedule(&named, &source);
     // Each missing kind, with the slots only it gives and the named stages that take them.
     let mut needed: BTreeMap<StageKind, BTreeMap<Slot, Vec<StageKind>>> = BTreeMap::new();
-    if !named.contains(&StageKind::Derivation) {
+    if source.contains(&Slot::ActivityCounts) && !named.contains(&StageKind::Derivation) {
         needed.entry(StageKind::Derivation).or_default();
     }
+    let mut unfed = Vec::new();
     for (kind, lacking) in stuck {
         for slot in lacking {
+            // A slot only an input gives (no stage kind does), which this recipe's inputs do not.
+            if crate::board::givers(slot).is_empty() {
+                unfed.push(recipe.problem_at(
+                    recipe.stages_span,
+                    format!(
+                        "stage `{kind}` takes {slot}, which no input of the recipe gives (name \
+                         the input it reads in `[inputs]`, or leave the stage out)"
+                    ),
+                ));
+            }
             // A giver the recipe names but that is stuck itself is reported for its own lack.
             for giver in crate::board::givers(slot)
                 .into_iter()
@@ -272,40 +294,58 @@ fn unrunnable_stages(recipe: &Recipe, registry: &Registry) -> Vec<RecipeProblem>
             }
         }
     }
-    needed
-        .into_iter()
-        .map(|(missing, slots)| {
-            let why: Vec<String> = slots
-                .iter()
-                .map(|(slot, takers)| {
-                    let takers: Vec<String> = takers.iter().map(|k| format!("`{k}`")).collect();
-                    let verb = if takers.len() == 1 { "takes" } else { "take" };
-                    format!("{} {verb} {slot}, which only it gives", takers.join(", "))
-                })
-                .collect();
-            let why = if why.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", why.join("; "))
-            };
-            recipe.problem_at(
-                recipe.stages_span,
-                format!(
-                    "stage `{missing}` is missing{why}: name its method as `[stages.{missing}] \
+    let missing = needed.into_iter().map(|(missing, slots)| {
+        let why: Vec<String> = slots
+            .iter()
+            .map(|(slot, takers)| {
+                let takers: Vec<String> = takers.iter().map(|k| format!("`{k}`")).collect();
+                let verb = if takers.len() == 1 { "takes" } else { "take" };
+                format!("{} {verb} {slot}, which only it gives", takers.join(", "))
+            })
+            .collect();
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", why.join("; "))
+        };
+        recipe.problem_at(
+            recipe.stages_span,
+            format!(
+                "stage `{missing}` is missing{why}: name its method as `[stages.{missing}] \
                      plugin = \"…\"` (available: {})",
-                    registry.ids_for(missing).join(", ")
-                ),
-            )
-        })
-        .collect()
+                registry.ids_for(missing).join(", ")
+            ),
+        )
+    });
+    unfed.extend(missing);
+    unfed
+}
+
+/// The slots a recipe's inputs put on the board: activity counts from activity, aggregated
+/// counts or a synthetic year (checked as if record-level, so a stage taking the data-quality
+/// cube simply does not run on aggregated counts), and provider × month counts.
+fn recipe_source_slots(recipe: &Recipe) -> BTreeSet<Slot> {
+    let inputs = &recipe.inputs;
+    let mut slots = BTreeSet::new();
+    if inputs.activity.is_some() || inputs.counts.is_some() || inputs.synthetic.is_some() {
+        slots.extend([Slot::ActivityCounts, Slot::QualityCube]);
+    }
+    if inputs.provider_months.is_some() || inputs.synthetic_provider_months.is_some() {
+        slots.insert(Slot::ProviderMonths);
+    }
+    if !inputs.dm01.is_empty() || inputs.synthetic_dm01.is_some() {
+        slots.insert(Slot::WaitingLists);
+    }
+    slots
 }
 
 /// Takes each stage's configured method. Derivation is always configured once
 /// [`unrunnable_stages`] found it named; the error is a guard, not a message users see.
 fn take_methods(mut configured: BTreeMap<StageKind, Configured>) -> Result<Methods> {
     let derivation = match configured.remove(&StageKind::Derivation) {
-        Some(Configured::Derivation(m)) => m,
-        _ => return Err(Error::Usage("stage `derivation` is not configured".into())),
+        Some(Configured::Derivation(m)) => Some(m),
+        None => None,
+        Some(_) => return Err(Error::Usage("stage `derivation` is misconfigured".into())),
     };
     Ok(Methods {
         derivation,
@@ -430,73 +470,25 @@ fn method_error(stage: StageKind, prepared: &Prepared, e: strata_api::MethodErro
 
 /// Runs every stage on the recipe's inputs (or the overrides).
 pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults> {
-    let recipe = &prepared.recipe;
-    let override_mapping = match &overrides.mapping {
-        Some(path) => Some(input::mapping::load_checked(path)?),
-        None => None,
-    };
-    let mapping = override_mapping.as_ref().unwrap_or(&recipe.inputs.mapping);
-    let source = choose_source(recipe, overrides)?;
-    let population_path = overrides
-        .population
-        .clone()
-        .or_else(|| recipe.inputs.population.as_ref().map(|p| p.path.clone()));
-    let areas_path = recipe
-        .inputs
-        .areas
-        .as_ref()
-        .map(|p| p.path.clone())
-        .ok_or_else(|| Error::Usage("no areas input".into()))?;
-
     let mut phases = Phases {
         prepared,
         timer: Timer { stages: Vec::new() },
         warnings: Vec::new(),
         input_rows: BTreeMap::new(),
     };
-    let shape = prepared.methods.derivation().shape();
-    let areas = input::read_areas(&areas_path)?;
-    phases.input_rows.insert("areas".into(), areas.len() as u64);
-    // Read with an `unknown` category on every dimension: the exclusions stage decides what
-    // records with an unknown sex, age band or IMD quintile become.
-    let mut counts = StratifiedCounts::zeroed(
-        areas.clone(),
-        shape.measures.clone(),
-        input::dimensions(&shape),
-    )
-    .with_unknown_categories();
-    counts.rate_per = prepared.recipe.rate_per;
-
-    let generator = phases.synthetic_generator(&source)?;
-    let population_path = phases.read_population(
-        &source,
-        overrides.population_frame.as_ref(),
-        population_path,
-        generator.as_ref(),
-        &mut counts,
-        &shape,
-    )?;
-    let quality = match phases.activity_input(
-        &source,
-        overrides,
-        mapping,
-        generator.as_ref(),
-        &mut counts,
-        &shape,
-    )? {
-        Some(activity) => {
-            Some(phases.record_level(&source, &activity, &areas, &shape, &mut counts)?)
-        }
-        None => phases.pushed_down_quality(overrides.quality.as_deref(), &areas)?,
+    let stratified = if has_stratified_source(&prepared.recipe, overrides) {
+        Some(phases.stratified_input(overrides)?)
+    } else {
+        None
     };
-    let mut board = Board::new(counts, quality);
-    let context = BoardContext {
-        source: &source,
-        shape: &shape,
-        population_path: &population_path,
-        areas_path: &areas_path,
+    let provider_months = phases.provider_months()?;
+    let (activity_counts, quality, context) = match stratified {
+        Some(s) => (Some(s.counts), s.quality, Some(s.context)),
+        None => (None, None, None),
     };
-    phases.run_board(&mut board, &context)?;
+    let mut board = Board::new(activity_counts, quality, provider_months);
+    board.waiting_lists = phases.waiting_lists()?;
+    phases.run_board(&mut board, context.as_ref())?;
 
     let Board {
         activity_counts,
@@ -508,12 +500,35 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
     Ok(RunResults {
         // In slot order: the order a run writes its tables, whatever order the stages ran in.
         tables: tables.into_values().flatten().collect(),
-        counts: counts.unwrap_or(activity_counts),
+        counts: counts
+            .or(activity_counts)
+            .unwrap_or_else(|| StratifiedCounts::zeroed(Vec::new(), Vec::new(), Vec::new())),
         rates,
         stages: phases.timer.stages,
         warnings: phases.warnings,
         input_rows: phases.input_rows,
     })
+}
+
+/// Whether the run has activity for standardised rates: an extract, aggregated counts or a
+/// synthetic year, from the recipe or the command line.
+fn has_stratified_source(recipe: &Recipe, overrides: &InputOverrides) -> bool {
+    let inputs = &recipe.inputs;
+    overrides.activity.is_some()
+        || overrides.counts.is_some()
+        || overrides.activity_frame.is_some()
+        || overrides.counts_frame.is_some()
+        || inputs.activity.is_some()
+        || inputs.counts.is_some()
+        || inputs.synthetic.is_some()
+}
+
+/// The standardised rates' input, read: the activity counts (with `unknown` categories), the
+/// record-level data-quality cube, and what the board's stages need to name them.
+struct StratifiedInput {
+    counts: StratifiedCounts,
+    quality: Option<QualityInput>,
+    context: BoardContext,
 }
 
 /// Where the activity comes from: the command line's extract or counts replace the recipe's
@@ -613,6 +628,128 @@ struct Phases<'a> {
 }
 
 impl Phases<'_> {
+    /// Reads the activity for standardised rates (extract, counts or synthetic year) into
+    /// stratified counts, with the population and, from record-level input, the quality cube.
+    fn stratified_input(&mut self, overrides: &InputOverrides) -> Result<StratifiedInput> {
+        let prepared = self.prepared;
+        let recipe = &prepared.recipe;
+        let override_mapping = match &overrides.mapping {
+            Some(path) => Some(input::mapping::load_checked(path)?),
+            None => None,
+        };
+        let mapping = override_mapping.as_ref().unwrap_or(&recipe.inputs.mapping);
+        let source = choose_source(recipe, overrides)?;
+        let population_path = overrides
+            .population
+            .clone()
+            .or_else(|| recipe.inputs.population.as_ref().map(|p| p.path.clone()));
+        let areas_path = recipe
+            .inputs
+            .areas
+            .as_ref()
+            .map(|p| p.path.clone())
+            .ok_or_else(|| Error::Usage("no areas input".into()))?;
+        let shape = prepared.methods.derivation()?.shape();
+        let areas = input::read_areas(&areas_path)?;
+        self.input_rows.insert("areas".into(), areas.len() as u64);
+        // Read with an `unknown` category on every dimension: the exclusions stage decides what
+        // records with an unknown sex, age band or IMD quintile become.
+        let mut counts = StratifiedCounts::zeroed(
+            areas.clone(),
+            shape.measures.clone(),
+            input::dimensions(&shape),
+        )
+        .with_unknown_categories();
+        counts.rate_per = recipe.rate_per;
+        let generator = self.synthetic_generator(&source)?;
+        let population_path = self.read_population(
+            &source,
+            overrides.population_frame.as_ref(),
+            population_path,
+            generator.as_ref(),
+            &mut counts,
+            &shape,
+        )?;
+        let quality = match self.activity_input(
+            &source,
+            overrides,
+            mapping,
+            generator.as_ref(),
+            &mut counts,
+            &shape,
+        )? {
+            Some(activity) => {
+                Some(self.record_level(&source, &activity, &areas, &shape, &mut counts)?)
+            }
+            None => self.pushed_down_quality(overrides.quality.as_deref(), &areas)?,
+        };
+        Ok(StratifiedInput {
+            counts,
+            quality,
+            context: BoardContext {
+                source,
+                shape,
+                population_path,
+                areas_path,
+            },
+        })
+    }
+
+    /// DM01 waiting lists from the recipe's files; none without any.
+    fn waiting_lists(&mut self) -> Result<Option<strata_api::WaitingListInput>> {
+        let inputs = &self.prepared.recipe.inputs;
+        let waits = !inputs.dm01.is_empty() || inputs.synthetic_dm01.is_some();
+        let (Some(regions_path), true) = (&inputs.provider_regions, waits) else {
+            return Ok(None);
+        };
+        let regions = crate::periods::read_provider_regions(&regions_path.path)?;
+        let (lists, warnings) = self.timer.time("read_dm01", 0, || {
+            let read = match &inputs.synthetic_dm01 {
+                Some(spec) => (crate::synthetic::waiting_lists(spec, &regions)?, Vec::new()),
+                None => crate::dm01::read(&inputs.dm01, &regions)?,
+            };
+            let n = read.0.rows.len() as u64;
+            Ok((read, n))
+        })?;
+        self.warnings.extend(warnings);
+        self.input_rows
+            .insert("dm01".into(), lists.rows.len() as u64);
+        Ok(Some(lists))
+    }
+
+    /// The period comparison's provider × month counts, from the recipe's file or its synthetic
+    /// pair of years; none without either.
+    fn provider_months(&mut self) -> Result<Option<crate::periods::ProviderMonths>> {
+        let inputs = &self.prepared.recipe.inputs;
+        let Some(regions_path) = &inputs.provider_regions else {
+            return Ok(None);
+        };
+        let (file, synthetic) = (&inputs.provider_months, &inputs.synthetic_provider_months);
+        if file.is_none() && synthetic.is_none() {
+            return Ok(None);
+        }
+        let regions = crate::periods::read_provider_regions(&regions_path.path)?;
+        self.input_rows
+            .insert("provider_regions".into(), regions.len() as u64);
+        let counts = self.timer.time("read_provider_months", 0, || {
+            let counts = match (file, synthetic) {
+                (Some(path), _) => crate::periods::read_provider_months(&path.path, &regions)?,
+                (None, Some(spec)) => crate::synthetic::provider_months(spec, &regions)?,
+                (None, None) => return Err(Error::Usage("no provider × month counts".into())),
+            };
+            let n = counts.tests.len() as u64;
+            Ok((counts, n))
+        })?;
+        let key = if file.is_some() {
+            "provider_months"
+        } else {
+            "synthetic_provider_months"
+        };
+        self.input_rows
+            .insert(key.into(), counts.tests.len() as u64);
+        Ok(Some(counts))
+    }
+
     /// The synthetic year's generator, calibrated once for both its population and its records.
     fn synthetic_generator(&mut self, source: &Source) -> Result<Option<strata_synth::Generator>> {
         match source {
@@ -789,7 +926,7 @@ impl Phases<'_> {
 
     /// Runs the recipe's stages in the order their slots decide ([`crate::board::schedule`]). A
     /// stage the source cannot feed (data quality, from aggregated counts) does not run.
-    fn run_board(&mut self, board: &mut Board, context: &BoardContext) -> Result<()> {
+    fn run_board(&mut self, board: &mut Board, context: Option<&BoardContext>) -> Result<()> {
         let (order, _) = crate::board::schedule(&self.prepared.methods.kinds(), &board.given());
         for kind in order {
             self.run_stage(kind, board, context)?;
@@ -803,10 +940,14 @@ impl Phases<'_> {
         &mut self,
         kind: StageKind,
         board: &mut Board,
-        context: &BoardContext,
+        context: Option<&BoardContext>,
     ) -> Result<()> {
+        // Only the stages that take activity counts or the quality cube need the context, and
+        // they run only when the stratified input gave them.
+        let context =
+            || context.ok_or_else(|| Error::Usage(format!("stage `{kind}` ran without its input")));
         match kind {
-            StageKind::Exclusions => self.exclusions(board, context),
+            StageKind::Exclusions => self.exclusions(board, context()?),
             StageKind::Standardisation => self.standardisation(board),
             StageKind::ConfidenceInterval => self.confidence_interval(board),
             StageKind::Factors => self.factors(board),
@@ -814,7 +955,9 @@ impl Phases<'_> {
             StageKind::Significance => self.significance(board),
             StageKind::Summary => self.summary(board),
             StageKind::Overdispersion => self.overdispersion(board),
-            StageKind::DataQuality => self.data_quality(board, context.source),
+            StageKind::DataQuality => self.data_quality(board, &context()?.source),
+            StageKind::PeriodComparison => self.period_comparison(board),
+            StageKind::WaitingTimes => self.waiting_times(board),
             StageKind::Disclosure => self.disclosure(board),
             // The reading pass calls them.
             StageKind::Attribution | StageKind::Derivation => Ok(()),
@@ -855,19 +998,23 @@ impl Phases<'_> {
     fn exclusions(&mut self, board: &mut Board, context: &BoardContext) -> Result<()> {
         let prepared = self.prepared;
         let rule = configured(prepared.methods.exclusions(), StageKind::Exclusions)?;
-        let counts = &board.activity_counts;
+        let counts = given(
+            &board.activity_counts,
+            StageKind::Exclusions,
+            Slot::ActivityCounts,
+        )?;
         let kept = self
             .timer
             .time("exclusions", counts.tests.len() as u64, || {
-                let kept = apply_exclusions(rule, counts, context.shape)
+                let kept = apply_exclusions(rule, counts, &context.shape)
                     .map_err(|e| method_error(StageKind::Exclusions, prepared, e))?;
                 let n = kept.tests.len() as u64;
                 Ok((kept, n))
             })?;
         check_population_covers_tests(
             &kept,
-            context.population_path,
-            context.areas_path,
+            &context.population_path,
+            &context.areas_path,
             &mut self.warnings,
         )?;
         if let Some(quality) = &board.quality {
@@ -1029,6 +1176,40 @@ impl Phases<'_> {
         Ok(())
     }
 
+    /// The `period_comparison` table: the recipe's two periods by provider, region and England,
+    /// with the method's ratio of their counts.
+    fn period_comparison(&mut self, board: &mut Board) -> Result<()> {
+        let kind = StageKind::PeriodComparison;
+        let method = configured(self.prepared.methods.period_comparison(), kind)?;
+        let counts = given(&board.provider_months, kind, Slot::ProviderMonths)?;
+        let (a, b) = self.prepared.recipe.comparison.as_ref().ok_or_else(|| {
+            Error::Usage("stage `period_comparison` needs the recipe's `[comparison]`".into())
+        })?;
+        let table = self.stage(
+            kind,
+            counts.tests.len(),
+            || crate::periods::period_comparison_table(method, counts, a, b),
+            |t| t.rows.len(),
+        )?;
+        board.give_tables(Slot::PeriodComparisonTable, vec![table]);
+        Ok(())
+    }
+
+    /// The waiting-times stage's tables from the DM01 waiting lists.
+    fn waiting_times(&mut self, board: &mut Board) -> Result<()> {
+        let kind = StageKind::WaitingTimes;
+        let method = configured(self.prepared.methods.waiting_times(), kind)?;
+        let lists = given(&board.waiting_lists, kind, Slot::WaitingLists)?;
+        let tables = self.stage(
+            kind,
+            lists.rows.len(),
+            || method.tables(lists),
+            |t| t.iter().map(|t| t.rows.len()).sum(),
+        )?;
+        board.give_tables(Slot::WaitsTables, tables);
+        Ok(())
+    }
+
     /// Disclosure control over every table: each table's stage declared its counts.
     fn disclosure(&mut self, board: &mut Board) -> Result<()> {
         let prepared = self.prepared;
@@ -1049,13 +1230,13 @@ impl Phases<'_> {
     }
 }
 
-/// What every stage of a run may need besides the board: where the activity and the population
-/// came from (for messages) and the derivation's shape.
-struct BoardContext<'a> {
-    source: &'a Source,
-    shape: &'a DerivationShape,
-    population_path: &'a std::path::Path,
-    areas_path: &'a std::path::Path,
+/// What the stages of standardised rates may need besides the board: where the activity and the
+/// population came from (for messages) and the derivation's shape.
+struct BoardContext {
+    source: Source,
+    shape: DerivationShape,
+    population_path: std::path::PathBuf,
+    areas_path: std::path::PathBuf,
 }
 
 /// Rates a stage returns are per the counts' (the recipe's) unit: a method that scaled by another
@@ -1260,7 +1441,7 @@ impl References {
 /// one value per value.
 fn derive_checked(prepared: &Prepared, input: &DerivationInput) -> Result<strata_api::Derived> {
     let recipe = &prepared.recipe;
-    let d = prepared.methods.derivation().derive(input).map_err(|mut e| {
+    let d = prepared.methods.derivation()?.derive(input).map_err(|mut e| {
         // The rules see the exam-code list's rows, not its file: name the file for them.
         if let Some(list) = &recipe.inputs.exam_codes
             && e.kind == strata_api::MethodErrorKind::ExamCodeList

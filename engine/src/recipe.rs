@@ -39,6 +39,46 @@ struct RawRecipe {
     published: Option<Spanned<String>>,
     #[serde(default)]
     verify: Option<Spanned<crate::verify::Tolerances>>,
+    /// The two periods a period comparison sets side by side (seed 002).
+    #[serde(default)]
+    comparison: Option<Spanned<RawComparison>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComparison {
+    period_a: RawPeriod,
+    period_b: RawPeriod,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeriod {
+    label: String,
+    /// First and last month, `YYYY-MM`.
+    first: String,
+    last: String,
+}
+
+/// One DM01 file; an older provider file also names its month and test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDm01 {
+    file: String,
+    #[serde(default)]
+    period: Option<String>,
+    #[serde(default)]
+    test: Option<String>,
+}
+
+/// The synthetic provider × month counts of a period comparison, in place of a file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSyntheticProviderMonths {
+    /// Calibration config, e.g. `synth/backlog-2020.toml`, relative to the recipe.
+    config: String,
+    #[serde(default = "default_seed")]
+    seed: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,7 +88,17 @@ struct RawInputs {
     counts: Option<Spanned<String>>,
     synthetic: Option<Spanned<RawSynthetic>>,
     population: Option<Spanned<String>>,
-    areas: Spanned<String>,
+    areas: Option<Spanned<String>>,
+    /// Tests by provider × month × measure (`provider_code, month, measure, tests`).
+    provider_months: Option<Spanned<String>>,
+    synthetic_provider_months: Option<Spanned<RawSyntheticProviderMonths>>,
+    /// Provider → NHS region (`provider_code, provider_name, region_code, region_name`).
+    provider_regions: Option<Spanned<String>>,
+    /// DM01 waiting-times files (`crate::dm01`).
+    #[serde(default)]
+    dm01: Vec<Spanned<RawDm01>>,
+    /// Synthetic DM01 waiting lists in place of files.
+    synthetic_dm01: Option<Spanned<RawSyntheticProviderMonths>>,
     practices: Option<Spanned<String>>,
     non_english_practices: Option<Spanned<String>>,
     lsoa: Option<Spanned<String>>,
@@ -164,6 +214,13 @@ pub struct Inputs {
     pub exam_codes: Option<InputPath>,
     pub providers: Option<InputPath>,
     pub boundaries: Option<InputPath>,
+    pub provider_months: Option<InputPath>,
+    pub synthetic_provider_months: Option<SyntheticProviderMonths>,
+    pub provider_regions: Option<InputPath>,
+    pub dm01: Vec<crate::dm01::Dm01File>,
+    /// The DM01 files as inputs (checked to exist, checksummed in the manifest).
+    pub dm01_paths: Vec<InputPath>,
+    pub synthetic_dm01: Option<SyntheticProviderMonths>,
     /// How the record-level extract's columns and codes are read (empty: as SPEC §3 names them).
     pub mapping: crate::input::mapping::InputMapping,
     /// The mapping file the mapping starts from, if any (checked and checksummed as an input).
@@ -185,11 +242,57 @@ impl Inputs {
             ("exam_codes", &self.exam_codes),
             ("providers", &self.providers),
             ("boundaries", &self.boundaries),
+            ("provider_months", &self.provider_months),
+            ("provider_regions", &self.provider_regions),
             ("mapping", &self.mapping_file),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.as_ref().map(|p| (k, p)))
+        .chain(
+            self.synthetic_provider_months
+                .as_ref()
+                .map(|s| ("synthetic_provider_months", &s.config)),
+        )
+        .chain(self.dm01_paths.iter().map(|p| ("dm01", p)))
+        .chain(
+            self.synthetic_dm01
+                .as_ref()
+                .map(|s| ("synthetic_dm01", &s.config)),
+        )
         .collect()
+    }
+}
+
+/// The synthetic provider × month counts: the generator's config (read by the engine, checksummed
+/// in the manifest) and seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntheticProviderMonths {
+    pub config: InputPath,
+    pub seed: u64,
+}
+
+/// One period of a comparison: its label and first and last months, inclusive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Period {
+    pub label: String,
+    pub first: (i32, u32),
+    pub last: (i32, u32),
+}
+
+impl Period {
+    /// Months in the period.
+    pub fn months(&self) -> u32 {
+        ((self.last.0 - self.first.0) * 12 + self.last.1 as i32 - self.first.1 as i32 + 1) as u32
+    }
+
+    /// The period's `k`-th month (0 is the first), `YYYY-MM`.
+    pub fn month(&self, k: u32) -> String {
+        let index = self.first.0 * 12 + self.first.1 as i32 - 1 + k as i32;
+        format!(
+            "{:04}-{:02}",
+            index.div_euclid(12),
+            index.rem_euclid(12) + 1
+        )
     }
 }
 
@@ -229,6 +332,8 @@ pub struct Recipe {
     pub write_publication: bool,
     pub published: Option<InputPath>,
     pub tolerances: crate::verify::Tolerances,
+    /// `[comparison]`: the two periods, earlier first.
+    pub comparison: Option<(Period, Period)>,
 }
 
 /// The canonical form hashed into the recipe fingerprint.
@@ -247,6 +352,9 @@ struct CanonicalRecipe<'a> {
     #[serde(skip_serializing_if = "crate::input::mapping::InputMapping::is_empty")]
     mapping: &'a crate::input::mapping::InputMapping,
     stages: BTreeMap<&'a str, (String, String)>,
+    /// Absent without a comparison, so other recipes keep their fingerprints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comparison: Option<[(String, String, String); 2]>,
 }
 
 impl Recipe {
@@ -275,6 +383,7 @@ impl Recipe {
         let inputs = problems.inputs(&raw.inputs, &dir);
         let stages = problems.stages(raw.stages.get_ref());
         problems.check_verify_gate(raw.verify.as_ref());
+        let comparison = problems.comparison(raw.comparison.as_ref(), &inputs);
         let resolve = |s: &Spanned<String>| resolve_path(&dir, s);
         let recipe = Recipe {
             file: file.to_path_buf(),
@@ -298,6 +407,7 @@ impl Recipe {
             write_publication: raw.outputs.publication,
             published: raw.published.as_ref().map(resolve),
             tolerances: raw.verify.map(|v| v.into_inner()).unwrap_or_default(),
+            comparison,
             source: source.clone(),
         };
         let mut found = problems.found;
@@ -406,6 +516,9 @@ impl Recipe {
                     )
                 })
                 .collect(),
+            comparison: self.comparison.as_ref().map(|(a, b)| {
+                [a, b].map(|p| (p.label.clone(), p.month(0), p.month(p.months() - 1)))
+            }),
         };
         let json = serde_json::to_string(&canonical).unwrap_or_default();
         hex(&Sha256::digest(json.as_bytes()))
@@ -542,7 +655,7 @@ impl Problems<'_> {
                 }
             }),
             population: opt(&raw.population),
-            areas: Some(resolve(&raw.areas)),
+            areas: opt(&raw.areas),
             practices: opt(&raw.practices),
             non_english_practices: opt(&raw.non_english_practices),
             lsoa: opt(&raw.lsoa),
@@ -550,6 +663,49 @@ impl Problems<'_> {
             exam_codes: opt(&raw.exam_codes),
             providers: opt(&raw.providers),
             boundaries: opt(&raw.boundaries),
+            provider_months: opt(&raw.provider_months),
+            synthetic_provider_months: raw.synthetic_provider_months.as_ref().map(|s| {
+                let spec = s.get_ref();
+                SyntheticProviderMonths {
+                    config: InputPath {
+                        written: spec.config.clone(),
+                        path: dir.join(&spec.config),
+                        span: Span::from(s),
+                    },
+                    seed: spec.seed,
+                }
+            }),
+            provider_regions: opt(&raw.provider_regions),
+            dm01: raw
+                .dm01
+                .iter()
+                .map(|d| crate::dm01::Dm01File {
+                    path: dir.join(&d.get_ref().file),
+                    written: d.get_ref().file.clone(),
+                    period: d.get_ref().period.clone(),
+                    test: d.get_ref().test.clone(),
+                })
+                .collect(),
+            dm01_paths: raw
+                .dm01
+                .iter()
+                .map(|d| InputPath {
+                    written: d.get_ref().file.clone(),
+                    path: dir.join(&d.get_ref().file),
+                    span: Span::from(d),
+                })
+                .collect(),
+            synthetic_dm01: raw.synthetic_dm01.as_ref().map(|s| {
+                let spec = s.get_ref();
+                SyntheticProviderMonths {
+                    config: InputPath {
+                        written: spec.config.clone(),
+                        path: dir.join(&spec.config),
+                        span: Span::from(s),
+                    },
+                    seed: spec.seed,
+                }
+            }),
             mapping: Default::default(),
             mapping_file: None,
         };
@@ -593,7 +749,8 @@ impl Problems<'_> {
         }
     }
 
-    /// Exactly one source of activity, a synthetic year that can be made, and a population.
+    /// At most one source of activity for the standardised rates (with a population and areas),
+    /// at most one of provider × month counts (with its regions), and at least one of the two.
     fn check_sources(&mut self, raw: &RawInputs, dir: &Path, inputs: &Inputs) {
         let sources = [
             inputs.activity.is_some(),
@@ -603,6 +760,50 @@ impl Problems<'_> {
         .iter()
         .filter(|s| **s)
         .count();
+        let monthly = inputs.provider_months.is_some() as usize
+            + inputs.synthetic_provider_months.is_some() as usize;
+        if monthly > 1 {
+            self.push(
+                None,
+                "inputs: name one of `provider_months` (a file) or `synthetic_provider_months`"
+                    .into(),
+            );
+        }
+        let waits = !inputs.dm01.is_empty() || inputs.synthetic_dm01.is_some();
+        if !inputs.dm01.is_empty() && inputs.synthetic_dm01.is_some() {
+            self.push(
+                None,
+                "inputs: name `dm01` files or `synthetic_dm01`, not both".into(),
+            );
+        }
+        if (monthly > 0 || waits) && inputs.provider_regions.is_none() {
+            self.push(
+                None,
+                "inputs: provider × month counts and DM01 files need `provider_regions` \
+                 (provider → NHS region)"
+                    .into(),
+            );
+        }
+        if let Some(s) = &inputs.synthetic_provider_months
+            && !s.config.path.is_file()
+        {
+            self.push(
+                Some(s.config.span.start..s.config.span.end),
+                format!(
+                    "inputs.synthetic_provider_months: config `{}` not found",
+                    s.config.written
+                ),
+            );
+        }
+        if (monthly > 0 || waits) && sources == 0 {
+            return;
+        }
+        if raw.areas.is_none() {
+            self.push(
+                None,
+                "inputs: `areas` is required with activity, counts or a synthetic year".into(),
+            );
+        }
         if sources != 1 {
             self.push(
                 None,
@@ -691,6 +892,81 @@ impl Problems<'_> {
                 None
             }
         }
+    }
+
+    /// `[comparison]`: two periods of whole months of equal length, the earlier first; required
+    /// with provider × month counts.
+    fn comparison(
+        &mut self,
+        raw: Option<&Spanned<RawComparison>>,
+        inputs: &Inputs,
+    ) -> Option<(Period, Period)> {
+        let monthly =
+            inputs.provider_months.is_some() || inputs.synthetic_provider_months.is_some();
+        let Some(raw) = raw else {
+            if monthly {
+                self.push(
+                    None,
+                    "provider × month counts need `[comparison]` with `period_a` and `period_b` \
+                     ({ label, first = \"YYYY-MM\", last = \"YYYY-MM\" })"
+                        .into(),
+                );
+            }
+            return None;
+        };
+        let span = Some(raw.span());
+        let month = |text: &str| {
+            let (y, m) = text.split_once('-')?;
+            let (y, m) = (y.parse::<i32>().ok()?, m.parse::<u32>().ok()?);
+            (y.to_string().len() == 4 && m.to_string().len() <= 2 && (1..=12).contains(&m))
+                .then_some((y, m))
+        };
+        let mut period = |p: &RawPeriod, key: &str| -> Option<Period> {
+            let (Some(first), Some(last)) = (month(&p.first), month(&p.last)) else {
+                self.push(
+                    span.clone(),
+                    format!(
+                        "comparison.{key}: first `{}` and last `{}` must be months (YYYY-MM)",
+                        p.first, p.last
+                    ),
+                );
+                return None;
+            };
+            if last < first {
+                self.push(
+                    span.clone(),
+                    format!(
+                        "comparison.{key}: last month {} is before first {}",
+                        p.last, p.first
+                    ),
+                );
+                return None;
+            }
+            Some(Period {
+                label: p.label.clone(),
+                first,
+                last,
+            })
+        };
+        let raw = raw.get_ref();
+        let (a, b) = (
+            period(&raw.period_a, "period_a")?,
+            period(&raw.period_b, "period_b")?,
+        );
+        if a.months() != b.months() || a.last >= b.first {
+            self.push(
+                span,
+                format!(
+                    "comparison: period_a ({} months) must end before period_b ({} months) \
+                     begins, and both must be as long (their counts are compared as rates over \
+                     the same time)",
+                    a.months(),
+                    b.months()
+                ),
+            );
+            return None;
+        }
+        Some((a, b))
     }
 
     fn check_verify_gate(&mut self, verify: Option<&Spanned<crate::verify::Tolerances>>) {

@@ -177,7 +177,7 @@ pub fn generate(
             dialect,
             &chain,
             &areas,
-            &prepared.methods.derivation().shape().measures,
+            &prepared.methods.derivation()?.shape().measures,
         ),
         quality: quality_query(dialect, &chain),
     };
@@ -226,7 +226,7 @@ fn plugin_sql(prepared: &Prepared) -> Result<(SqlAttribution, DerivationSql<'_>)
         .ok_or_else(|| refuse(StageKind::Attribution))?;
     let derivation: DerivationSql<'_> = Box::new(move |list| {
         let plugin = id(StageKind::Derivation);
-        match prepared.methods.derivation().sql(list) {
+        match prepared.methods.derivation()?.sql(list) {
             Ok(Some(sql)) => Ok(sql),
             Ok(None) => Err(refuse(StageKind::Derivation)),
             Err(e) => Err(Error::Plugin {

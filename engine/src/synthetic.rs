@@ -365,3 +365,252 @@ mod tests {
         let _ = std::fs::remove_dir_all(&base);
     }
 }
+
+/// The synthetic provider × month config (`configs/synth/backlog-2020.toml`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderMonthsConfig {
+    /// Providers' weights, relative to the config: a CSV with `provider_code` and the
+    /// `weight_columns`.
+    weights: String,
+    /// First month (`YYYY-MM`) in which trusts' recovery differs.
+    from: String,
+    recovery_spread: f64,
+    /// Measure → the weights file's column for it.
+    weight_columns: std::collections::BTreeMap<String, String>,
+    national: Vec<NationalFigure>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NationalFigure {
+    measure: String,
+    month: String,
+    tests: u64,
+    /// Where the figure comes from (published, or which assumption).
+    #[allow(dead_code)]
+    source: String,
+}
+
+/// The synthetic pair of years of provider × month tests (`strata_synth::periods`), every
+/// provider of the weights file in `regions`.
+pub fn provider_months(
+    spec: &crate::recipe::SyntheticProviderMonths,
+    regions: &std::collections::BTreeMap<String, crate::periods::ProviderRegion>,
+) -> Result<crate::periods::ProviderMonths> {
+    let path = &spec.config.path;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let config: ProviderMonthsConfig = toml::from_str(&text)
+        .map_err(|e| Error::data(path, None, None, format!("synthetic provider months: {e}")))?;
+    for n in &config.national {
+        if crate::periods::parse_month(&n.month).is_none()
+            || !crate::periods::MODALITIES.contains(&n.measure.as_str())
+            || !config.weight_columns.contains_key(&n.measure)
+        {
+            return Err(Error::data(
+                path,
+                None,
+                Some("national"),
+                format!(
+                    "national figure `{}` `{}`: the month must be YYYY-MM and the measure a \
+                     modality key with a weight column",
+                    n.measure, n.month
+                ),
+            ));
+        }
+    }
+    let weights_path = path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(&config.weights);
+    let mut required: Vec<&str> = vec!["provider_code"];
+    required.extend(config.weight_columns.values().map(String::as_str));
+    let t = crate::input::TextTable::read(&weights_path, &required)?;
+    let codes = t.required_column("provider_code")?;
+    let mut providers: Vec<strata_synth::periods::ProviderWeights> = codes
+        .iter()
+        .map(|c| strata_synth::periods::ProviderWeights {
+            code: c.to_string(),
+            weights: Vec::new(),
+        })
+        .collect();
+    for (measure, column) in &config.weight_columns {
+        for (row, value) in t.required_column(column)?.into_iter().enumerate() {
+            let w = crate::input::count_value(&t, row, column, value)?;
+            providers[row].weights.push((measure.clone(), w));
+        }
+    }
+    if let Some((row, code)) = codes
+        .iter()
+        .enumerate()
+        .find(|(_, c)| !regions.contains_key(**c))
+    {
+        return Err(Error::data_hint(
+            &weights_path,
+            Some(row + 1),
+            Some("provider_code"),
+            format!("provider `{code}` is not in the recipe's provider_regions file"),
+            "weight only providers whose region is known",
+        ));
+    }
+    providers.sort_by(|a, b| a.code.cmp(&b.code));
+    let national: Vec<strata_synth::periods::NationalMonth> = config
+        .national
+        .iter()
+        .map(|n| strata_synth::periods::NationalMonth {
+            measure: n.measure.clone(),
+            month: n.month.clone(),
+            tests: n.tests,
+        })
+        .collect();
+    let rows = strata_synth::periods::provider_months(
+        &national,
+        &providers,
+        &config.from,
+        config.recovery_spread,
+        spec.seed,
+    );
+    let mut out = crate::periods::ProviderMonths::default();
+    for (provider, measure, month, tests) in rows {
+        if let Some(region) = regions.get(&provider) {
+            out.providers.insert(provider.clone(), region.clone());
+        }
+        *out.tests.entry((provider, measure, month)).or_insert(0.0) += tests as f64;
+    }
+    Ok(out)
+}
+
+/// The synthetic DM01 config (`configs/synth/backlog-2020-dm01.toml`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitingListsConfig {
+    /// Providers' weights, relative to the config (`provider_code` and `weight_columns`, summed).
+    weights: String,
+    weight_columns: Vec<String>,
+    /// DM01 test → its share of every band (they sum to 1).
+    tests: std::collections::BTreeMap<String, f64>,
+    months: Vec<WaitingMonthConfig>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitingMonthConfig {
+    month: String,
+    waiting_list: u64,
+    #[serde(default)]
+    england_six_plus: Option<u64>,
+    default_share: f64,
+    #[serde(default)]
+    region_shares: std::collections::BTreeMap<String, f64>,
+    #[serde(default)]
+    provider_shares: std::collections::BTreeMap<String, f64>,
+    /// Where the month's figures come from (published, or which assumption).
+    #[allow(dead_code)]
+    source: String,
+}
+
+/// The synthetic DM01 waiting lists (`strata_synth::periods::waiting_lists`), split over the
+/// config's tests, every provider of the weights file in `regions`.
+pub fn waiting_lists(
+    spec: &crate::recipe::SyntheticProviderMonths,
+    regions: &std::collections::BTreeMap<String, crate::periods::ProviderRegion>,
+) -> Result<strata_api::WaitingListInput> {
+    let path = &spec.config.path;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let config: WaitingListsConfig = toml::from_str(&text)
+        .map_err(|e| Error::data(path, None, None, format!("synthetic DM01: {e}")))?;
+    let share_sum: f64 = config.tests.values().sum();
+    if (share_sum - 1.0).abs() > 1e-9
+        || config
+            .months
+            .iter()
+            .any(|m| crate::periods::parse_month(&m.month).is_none())
+    {
+        return Err(Error::data(
+            path,
+            None,
+            Some("tests"),
+            format!(
+                "synthetic DM01: test shares sum to {share_sum}, not 1, or a month is not YYYY-MM"
+            ),
+        ));
+    }
+    let weights_path = path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(&config.weights);
+    let mut required = vec!["provider_code"];
+    required.extend(config.weight_columns.iter().map(String::as_str));
+    let t = crate::input::TextTable::read(&weights_path, &required)?;
+    let codes = t.required_column("provider_code")?;
+    let mut providers = Vec::new();
+    for (row, code) in codes.iter().enumerate() {
+        let region = regions.get(*code).ok_or_else(|| {
+            Error::data(
+                &weights_path,
+                Some(row + 1),
+                Some("provider_code"),
+                format!("provider `{code}` is not in the recipe's provider_regions file"),
+            )
+        })?;
+        let mut weight = 0.0;
+        for column in &config.weight_columns {
+            let values = t.required_column(column)?;
+            weight += crate::input::count_value(&t, row, column, values[row])?;
+        }
+        providers.push(strata_synth::periods::WaitingProvider {
+            code: code.to_string(),
+            region: region.region_code.clone(),
+            weight,
+        });
+    }
+    providers.sort_by(|a, b| a.code.cmp(&b.code));
+    let months: Vec<strata_synth::periods::WaitingMonth> = config
+        .months
+        .iter()
+        .map(|m| strata_synth::periods::WaitingMonth {
+            month: m.month.clone(),
+            waiting_list: m.waiting_list,
+            england_six_plus: m.england_six_plus,
+            default_share: m.default_share,
+            region_shares: m.region_shares.clone().into_iter().collect(),
+            provider_shares: m.provider_shares.clone().into_iter().collect(),
+        })
+        .collect();
+    let index: std::collections::HashMap<&str, u32> = providers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.code.as_str(), i as u32))
+        .collect();
+    let shares: Vec<f64> = config.tests.values().copied().collect();
+    let mut rows = Vec::new();
+    for (provider, month, weeks) in strata_synth::periods::waiting_lists(&months, &providers) {
+        // Each band split over the tests by their shares (largest remainder).
+        let split: Vec<Vec<u64>> = weeks
+            .iter()
+            .map(|&w| strata_synth::periods::largest_remainder(w, &shares))
+            .collect();
+        for (k, test) in config.tests.keys().enumerate() {
+            rows.push(strata_api::WaitingListRow {
+                provider: index[provider.as_str()],
+                month: month.clone(),
+                test: test.clone(),
+                weeks: split.iter().map(|s| s[k] as f64).collect(),
+                total_activity: 0.0,
+            });
+        }
+    }
+    let providers = providers
+        .iter()
+        .map(|p| {
+            let r = &regions[&p.code];
+            strata_api::RegionalProvider {
+                code: p.code.clone(),
+                name: r.name.clone(),
+                region_code: r.region_code.clone(),
+                region_name: r.region_name.clone(),
+            }
+        })
+        .collect();
+    Ok(strata_api::WaitingListInput { providers, rows })
+}

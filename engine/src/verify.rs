@@ -63,7 +63,7 @@ pub struct Tolerances {
 }
 
 /// Every section verify checks.
-pub const SECTIONS: [&str; 7] = [
+pub const SECTIONS: [&str; 8] = [
     "national_rates",
     "factor_ratios",
     "stars",
@@ -71,6 +71,7 @@ pub const SECTIONS: [&str; 7] = [
     "annex_a",
     "exclusions",
     "worked_example",
+    "figures",
 ];
 
 /// What a check is evidence of, the `kind` column of `verify.csv`.
@@ -225,6 +226,7 @@ pub fn verify_rates_per(
     summaries(published, tables, tol, to_published, &mut checks);
     annex_a(published, tables, tol, &mut checks);
     exclusions(published, tables, tol, &mut checks);
+    figures(published, tables, &mut checks);
     if let Some(ratio) = ratio {
         worked_example(published, ratio, tol, published_rate_per, &mut checks);
     }
@@ -325,6 +327,101 @@ pub fn verify_rates_per(
         ]);
     }
     (t, all_ok)
+}
+
+/// `[[figures]]`: each a printed figure checked against one cell of an output table (the row
+/// whose columns equal `where`), with its own comparison and kind. A figure that names no table,
+/// no row or several rows, or that cannot be read, is a failing row.
+fn figures(published: &toml::Table, tables: &[Table], checks: &mut Vec<Check>) {
+    let Some(list) = published.get("figures").and_then(|f| f.as_array()) else {
+        return;
+    };
+    for entry in list {
+        checks.push(figure_check(entry, tables));
+    }
+}
+
+/// One `[[figures]]` entry's check.
+fn figure_check(entry: &toml::Value, tables: &[Table]) -> Check {
+    let text = |key: &str| entry.get(key).and_then(|v| v.as_str()).unwrap_or_default();
+    let figure = text("figure").to_string();
+    let kind = KINDS
+        .into_iter()
+        .find(|k| *k == text("kind"))
+        .unwrap_or("round_trip");
+    let failing = |why: String| Check {
+        section: "figures",
+        kind,
+        figure: figure.clone(),
+        published: entry
+            .get("published")
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+        reproduced: "—".into(),
+        tolerance: why,
+        ok: false,
+    };
+    let Some(published) = number_of(entry.get("published")) else {
+        return failing("`published` is not a number".into());
+    };
+    if !KINDS.contains(&text("kind")) {
+        return failing(format!("`kind` must be one of {}", KINDS.join(", ")));
+    }
+    let Some(table) = find(tables, text("table")) else {
+        return failing(format!("the run has no table `{}`", text("table")));
+    };
+    let filters: Vec<(String, String)> = entry
+        .get("where")
+        .and_then(|w| w.as_table())
+        .map(|w| {
+            w.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let rows: Vec<&Vec<Value>> = table
+        .rows()
+        .filter(|r| filters.iter().all(|(k, v)| table.text(r, k) == *v))
+        .collect();
+    let [row] = rows.as_slice() else {
+        return failing(format!(
+            "`where` matches {} rows of `{}`, not one",
+            rows.len(),
+            text("table")
+        ));
+    };
+    let Some(reproduced) = table.number(row, text("column")) else {
+        return failing(format!("no number in column `{}`", text("column")));
+    };
+    let tolerance = number_of(entry.get("tolerance")).unwrap_or(0.0);
+    let (ok, rule) = match text("compare") {
+        "at_most" => (reproduced <= published, format!("≤ {published}")),
+        "at_least" => (reproduced >= published, format!("≥ {published}")),
+        "within" => (
+            (reproduced - published).abs() <= tolerance,
+            format!("±{tolerance}"),
+        ),
+        other => (
+            false,
+            format!("unknown comparison `{other}` (within, at_most, at_least)"),
+        ),
+    };
+    Check {
+        section: "figures",
+        kind,
+        figure,
+        published: format!("{published}"),
+        reproduced: format!("{reproduced}"),
+        tolerance: rule,
+        ok,
+    }
 }
 
 /// The kind of every check in a section, where the section has one kind.

@@ -45,6 +45,7 @@ mod config;
 mod csvio;
 mod error;
 mod generator;
+pub mod periods;
 mod reference;
 mod write;
 

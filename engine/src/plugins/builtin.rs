@@ -16,6 +16,8 @@ pub fn builtin() -> Vec<PluginDescriptor> {
         strata_ci_lognormal::DESCRIPTOR,
         strata_ci_midp_exact::DESCRIPTOR,
         strata_ci_normal::DESCRIPTOR,
+        strata_count_ratio_exact_conditional::DESCRIPTOR,
+        strata_count_ratio_log_normal::DESCRIPTOR,
         strata_disclosure_nhs::DESCRIPTOR,
         strata_dq_annex_a::DESCRIPTOR,
         strata_exclusions_complete_case::DESCRIPTOR,
@@ -29,5 +31,6 @@ pub fn builtin() -> Vec<PluginDescriptor> {
         strata_significance_poisson::DESCRIPTOR,
         strata_standardise_indirect::DESCRIPTOR,
         strata_summary_dispersion::DESCRIPTOR,
+        strata_waits_six_weeks::DESCRIPTOR,
     ]
 }

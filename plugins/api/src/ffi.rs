@@ -6,7 +6,7 @@
 //! - Columns of `f64` carry the stages whose methods are element-wise — [`StageKind::Ratio`],
 //!   [`StageKind::ConfidenceInterval`] and [`StageKind::Significance`] (`compute`).
 //! - The structured stages (attribution, derivation, exclusions, standardisation, factors,
-//!   summary, data quality, disclosure) exchange their plain data types encoded as bytes through
+//!   summary, data quality, period comparison, waiting times, disclosure) exchange their plain data types encoded as bytes through
 //!   one generic entry, `call` ([`call`]).
 //!
 //! Every exported symbol carries the plugin's own prefix (`<prefix>_strata_api_version`, ...), so the
@@ -885,6 +885,8 @@ fn configure_structured(
         StageKind::Summary => Configured::Summary(Box::new(s)),
         StageKind::Overdispersion => Configured::Overdispersion(Box::new(s)),
         StageKind::DataQuality => Configured::DataQuality(Box::new(s)),
+        StageKind::PeriodComparison => Configured::PeriodComparison(Box::new(s)),
+        StageKind::WaitingTimes => Configured::WaitingTimes(Box::new(s)),
         StageKind::Disclosure => Configured::Disclosure(Box::new(s)),
         numeric => {
             return Err(refuse(format!(

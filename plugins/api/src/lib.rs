@@ -45,11 +45,13 @@ pub enum StageKind {
     Summary,
     Overdispersion,
     DataQuality,
+    PeriodComparison,
+    WaitingTimes,
     Disclosure,
 }
 
 impl StageKind {
-    pub const ALL: [StageKind; 12] = [
+    pub const ALL: [StageKind; 14] = [
         StageKind::Attribution,
         StageKind::Derivation,
         StageKind::Exclusions,
@@ -61,6 +63,8 @@ impl StageKind {
         StageKind::Summary,
         StageKind::Overdispersion,
         StageKind::DataQuality,
+        StageKind::PeriodComparison,
+        StageKind::WaitingTimes,
         StageKind::Disclosure,
     ];
 
@@ -78,6 +82,8 @@ impl StageKind {
             StageKind::Summary => "summary",
             StageKind::Overdispersion => "overdispersion",
             StageKind::DataQuality => "data_quality",
+            StageKind::PeriodComparison => "period_comparison",
+            StageKind::WaitingTimes => "waiting_times",
             StageKind::Disclosure => "disclosure",
         }
     }
@@ -106,6 +112,8 @@ pub enum Configured {
     Summary(Box<dyn SummaryMethod>),
     Overdispersion(Box<dyn OverdispersionMethod>),
     DataQuality(Box<dyn DataQualityMethod>),
+    PeriodComparison(Box<dyn CountRatioMethod>),
+    WaitingTimes(Box<dyn WaitingTimesMethod>),
     Disclosure(Box<dyn DisclosureMethod>),
 }
 
@@ -123,6 +131,8 @@ impl Configured {
             Configured::Summary(_) => StageKind::Summary,
             Configured::Overdispersion(_) => StageKind::Overdispersion,
             Configured::DataQuality(_) => StageKind::DataQuality,
+            Configured::PeriodComparison(_) => StageKind::PeriodComparison,
+            Configured::WaitingTimes(_) => StageKind::WaitingTimes,
             Configured::Disclosure(_) => StageKind::Disclosure,
         }
     }

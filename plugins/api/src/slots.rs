@@ -27,6 +27,11 @@ pub enum Slot {
     FactorRates,
     /// Each factor category's ratio against its base category.
     Ratios,
+    /// Tests by provider × month × measure, each provider with its region (the period-comparison
+    /// input: the aggregated entry `provider_months`, or its synthetic pair of years).
+    ProviderMonths,
+    /// DM01 waiting lists by provider × month × diagnostic test.
+    WaitingLists,
     /// Table `national_rates`.
     NationalRatesTable,
     /// Table `area_rates`.
@@ -45,6 +50,10 @@ pub enum Slot {
     /// Tables `stratum_counts` and `stratum_population` (the aggregated-entry contract), when
     /// the recipe asks for them.
     StratumTables,
+    /// Table `period_comparison`: two periods compared by provider, region and England.
+    PeriodComparisonTable,
+    /// The waiting-times stage's tables (`waits`).
+    WaitsTables,
     /// Every table the other stages gave. A stage that takes it runs after every other stage.
     AllTables,
 }
@@ -59,6 +68,8 @@ impl Slot {
             Slot::Rates => "standardised rates",
             Slot::FactorRates => "factor rates",
             Slot::Ratios => "factor ratios",
+            Slot::ProviderMonths => "tests by provider and month",
+            Slot::WaitingLists => "DM01 waiting lists",
             Slot::NationalRatesTable => "table national_rates",
             Slot::AreaRatesTable => "table area_rates",
             Slot::FactorRatiosTable => "table factor_ratios",
@@ -67,6 +78,8 @@ impl Slot {
             Slot::DataQualityTables => "data-quality tables",
             Slot::ExclusionsTable => "table exclusions",
             Slot::StratumTables => "tables stratum_counts and stratum_population",
+            Slot::PeriodComparisonTable => "table period_comparison",
+            Slot::WaitsTables => "waiting-times tables",
             Slot::AllTables => "every table",
         }
     }
@@ -102,6 +115,8 @@ impl StageKind {
             StageKind::Ratio => &[Slot::FactorRates],
             StageKind::Significance => &[Slot::Counts, Slot::FactorRates, Slot::Ratios],
             StageKind::DataQuality => &[Slot::QualityCube],
+            StageKind::PeriodComparison => &[Slot::ProviderMonths],
+            StageKind::WaitingTimes => &[Slot::WaitingLists],
             StageKind::Disclosure => &[Slot::AllTables],
         }
     }
@@ -120,6 +135,8 @@ impl StageKind {
             StageKind::Summary => &[Slot::SummaryTable],
             StageKind::Overdispersion => &[Slot::OverdispersionTables],
             StageKind::DataQuality => &[Slot::DataQualityTables],
+            StageKind::PeriodComparison => &[Slot::PeriodComparisonTable],
+            StageKind::WaitingTimes => &[Slot::WaitsTables],
             // Protects the tables in place.
             StageKind::Disclosure => &[],
         }
@@ -138,6 +155,8 @@ mod tests {
             for slot in kind.takes() {
                 let given = *slot == Slot::AllTables
                     || *slot == Slot::QualityCube
+                    || *slot == Slot::ProviderMonths
+                    || *slot == Slot::WaitingLists
                     || StageKind::ALL.iter().any(|k| k.gives().contains(slot));
                 assert!(given, "{kind} takes {slot}, which no kind gives");
             }

@@ -134,6 +134,27 @@ pub trait DataQualityMethod: Send + Sync {
     fn tables(&self, input: &QualityInput) -> Result<Vec<Table>, MethodError>;
 }
 
+/// Period comparison (seed 002): the ratio of two counts of the same provider, region or England
+/// and measure over two periods of equal length, with its confidence limits.
+///
+/// The engine sums the counts of each period; the method says what their ratio and its limits
+/// are (e.g. exact limits conditional on the total), and names itself in every row of
+/// `period_comparison`.
+pub trait CountRatioMethod: Send + Sync {
+    fn method_name(&self) -> String;
+    /// One [`CountRatio`] per pair: `period_b[i] / period_a[i]` and its limits.
+    fn intervals(&self, period_a: &[f64], period_b: &[f64])
+    -> Result<Vec<CountRatio>, MethodError>;
+}
+
+/// Waiting times (seed 002): tables of who waits how long, from DM01 waiting lists (each
+/// provider × month × diagnostic test's weekly bands), e.g. the share waiting six weeks or more
+/// by provider, region and England, and its change against the same month a year earlier.
+pub trait WaitingTimesMethod: Send + Sync {
+    fn method_name(&self) -> String;
+    fn tables(&self, input: &WaitingListInput) -> Result<Vec<Table>, MethodError>;
+}
+
 /// Statistical disclosure control of published counts.
 pub trait DisclosureMethod: Send + Sync {
     fn method_name(&self) -> String;

@@ -499,6 +499,49 @@ pub fn stars_for(p_value: f64) -> &'static str {
     }
 }
 
+/// A provider and its NHS England region (empty codes when the region is not known).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionalProvider {
+    pub code: String,
+    pub name: String,
+    pub region_code: String,
+    pub region_name: String,
+}
+
+/// Weekly bands of a DM01 waiting list: `00 < 01 Week` … `12 < 13 Weeks`, then `13+ Weeks`.
+pub const WAITING_WEEK_BANDS: usize = 14;
+
+/// One provider × month × diagnostic test of DM01: patients waiting by completed weeks
+/// ([`WAITING_WEEK_BANDS`] bands, the last 13 weeks or more) and tests done in the month.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaitingListRow {
+    /// Index into [`WaitingListInput::providers`].
+    pub provider: u32,
+    /// `YYYY-MM`.
+    pub month: String,
+    /// DM01's name of the test, e.g. `MRI`, `NON_OBSTETRIC_ULTRASOUND`.
+    pub test: String,
+    pub weeks: Vec<f64>,
+    pub total_activity: f64,
+}
+
+/// DM01 waiting lists as read (commissioners summed, `TOTAL` rows left out).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WaitingListInput {
+    pub providers: Vec<RegionalProvider>,
+    pub rows: Vec<WaitingListRow>,
+}
+
+/// The ratio of a later period's count to an earlier one's, with confidence limits; `None` where
+/// the method cannot give one (e.g. no tests in the earlier period), with a note saying why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountRatio {
+    pub ratio: Option<f64>,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    pub note: Option<String>,
+}
+
 /// Significance stars: one star for each threshold a p-value is below. The thresholds decrease
 /// strictly and lie in (0, 1); the publications use 0.05, 0.01 and 0.001 (`*`, `**`, `***`). A
 /// significance plugin takes them as its `star_thresholds` parameter.

@@ -1,5 +1,5 @@
 //! The serialized call: how the structured stages (attribution, derivation, exclusions,
-//! standardisation, factors, summary, data quality, disclosure) cross the C ABI.
+//! standardisation, factors, summary, data quality, period comparison, waiting times, disclosure) cross the C ABI.
 //!
 //! One entry, [`super::FfiVTable::call`], takes a [`Request`] encoded with bincode (serde, the
 //! standard configuration) and answers a [`Response`] in bytes the plugin owns until
@@ -30,6 +30,8 @@ pub enum Request<'a> {
     Overdispersion(Cow<'a, StratifiedCounts>, Cow<'a, StandardisedRates>),
     Tables(Cow<'a, QualityInput>),
     Protect(Cow<'a, Table>, Cow<'a, [String]>),
+    CountRatios(Cow<'a, [f64]>, Cow<'a, [f64]>),
+    WaitingTimes(Cow<'a, WaitingListInput>),
 }
 
 /// What a structured stage answers; one variant per request.
@@ -51,6 +53,7 @@ pub enum Response {
         table: Table,
         changed: usize,
     },
+    CountRatios(Vec<CountRatio>),
 }
 
 /// Bytes the plugin owns until the host hands them back to `free_bytes`.
@@ -107,6 +110,8 @@ pub fn answer(configured: &Configured, request: Request<'_>) -> Result<Response,
         (C::Overdispersion(m), R::Describe) => described(m.method_name(), None, None),
         (C::DataQuality(m), R::Describe) => described(m.method_name(), None, None),
         (C::Disclosure(m), R::Describe) => described(m.method_name(), None, None),
+        (C::PeriodComparison(m), R::Describe) => described(m.method_name(), None, None),
+        (C::WaitingTimes(m), R::Describe) => described(m.method_name(), None, None),
         (C::Attribution(m), R::Attribute(c)) => Response::Attributions(m.attribute(&c)?),
         (C::Derivation(m), R::Derive(input)) => Response::Derived(m.derive(&input)?),
         (C::Exclusions(m), R::Exclude(counts)) => Response::Counts(m.apply(&counts)?),
@@ -124,6 +129,10 @@ pub fn answer(configured: &Configured, request: Request<'_>) -> Result<Response,
             let changed = m.protect(&mut table, &columns)?;
             Response::Protected { table, changed }
         }
+        (C::PeriodComparison(m), R::CountRatios(a, b)) => {
+            Response::CountRatios(m.intervals(&a, &b)?)
+        }
+        (C::WaitingTimes(m), R::WaitingTimes(input)) => Response::Tables(m.tables(&input)?),
         (configured, request) => {
             return Err(MethodError::foreign(format!(
                 "a `{}` plugin cannot answer {}",
@@ -146,6 +155,8 @@ fn request_name(request: &Request<'_>) -> &'static str {
         Request::Overdispersion(..) => "overdispersion",
         Request::Tables(_) => "tables",
         Request::Protect(..) => "protect",
+        Request::CountRatios(..) => "count_ratios",
+        Request::WaitingTimes(_) => "waiting_times",
     }
 }
 
@@ -435,6 +446,44 @@ impl crate::DataQualityMethod for ForeignStructured {
         {
             Response::Tables(t) => Ok(t),
             _ => Err(self.method.mismatch("tables")),
+        }
+    }
+}
+
+impl crate::CountRatioMethod for ForeignStructured {
+    fn method_name(&self) -> String {
+        self.method_name.clone()
+    }
+    fn intervals(
+        &self,
+        period_a: &[f64],
+        period_b: &[f64],
+    ) -> Result<Vec<CountRatio>, MethodError> {
+        let request = Request::CountRatios(Cow::Borrowed(period_a), Cow::Borrowed(period_b));
+        match self.method.request(&request)? {
+            Response::CountRatios(r) if r.len() == period_a.len() => Ok(r),
+            Response::CountRatios(r) => Err(MethodError::foreign(format!(
+                "plugin `{}` returned {} count ratios for {} pairs",
+                self.method.id,
+                r.len(),
+                period_a.len()
+            ))),
+            _ => Err(self.method.mismatch("count_ratios")),
+        }
+    }
+}
+
+impl crate::WaitingTimesMethod for ForeignStructured {
+    fn method_name(&self) -> String {
+        self.method_name.clone()
+    }
+    fn tables(&self, input: &WaitingListInput) -> Result<Vec<Table>, MethodError> {
+        match self
+            .method
+            .request(&Request::WaitingTimes(Cow::Borrowed(input)))?
+        {
+            Response::Tables(t) => Ok(t),
+            _ => Err(self.method.mismatch("waiting_times")),
         }
     }
 }
