@@ -26,7 +26,9 @@ pub use types::*;
 /// 2: every stage kind crosses (the serialized `call` entry of the vtable).
 /// 3: rates carry the recipe's per-population unit (`rate_per` in the counts, rates, factor rates,
 /// comparisons and the ratio call; a `rate_per` input column of the ratio and significance stages).
-pub const API_VERSION: u32 = 3;
+/// 4: the `period_comparison` and `waiting_times` stage kinds (new variants of the serialized
+/// call).
+pub const API_VERSION: u32 = 4;
 
 /// The compiler this crate was built with. A shared-library plugin must match it exactly.
 pub const RUSTC_VERSION: &str = env!("STRATA_RUSTC_VERSION");
