@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 
 pub mod activity;
 pub mod extract;
+mod frame_table;
 pub mod mapping;
 
 /// A CSV read with every column as text.
@@ -364,6 +365,28 @@ pub fn read_areas(path: &Path) -> Result<Vec<Area>> {
         .collect())
 }
 
+/// Each area's parent (`parent_code`, optional `parent_name`) when the areas file names them (a
+/// practice's sub-ICB, a sub-ICB's ICB), in the areas' order; `None` without a `parent_code`
+/// column.
+pub fn read_area_parents(path: &Path) -> Result<Option<Vec<(String, String)>>> {
+    let t = TextTable::read(path, &["area_code"])?;
+    if !t.names.iter().any(|h| h == "parent_code") {
+        return Ok(None);
+    }
+    let codes = t.required_column("parent_code")?;
+    let names = match t.names.iter().any(|h| h == "parent_name") {
+        true => t.column("parent_name")?,
+        false => vec![None; codes.len()],
+    };
+    Ok(Some(
+        codes
+            .iter()
+            .zip(names)
+            .map(|(c, n)| (c.to_string(), n.unwrap_or(c).to_string()))
+            .collect(),
+    ))
+}
+
 /// Providers: `provider_code, provider_name`.
 pub fn read_providers(path: &Path) -> Result<HashMap<String, String>> {
     let t = TextTable::read(path, &["provider_code", "provider_name"])?;
@@ -701,10 +724,50 @@ pub fn read_population(
     counts: &mut StratifiedCounts,
     shape: &DerivationShape,
 ) -> Result<usize> {
-    let t = TextTable::read(
-        path,
-        &["area_code", "sex", "age_band", "imd_quintile", "population"],
-    )?;
+    population_from(TextTable::read(path, &POPULATION_COLUMNS)?, counts, shape)
+}
+
+/// The population's columns (SPEC §3).
+pub const POPULATION_COLUMNS: [&str; 5] =
+    ["area_code", "sex", "age_band", "imd_quintile", "population"];
+
+/// The aggregated counts' columns (SPEC §3).
+pub const COUNTS_COLUMNS: [&str; 6] = [
+    "area_code",
+    "sex",
+    "age_band",
+    "imd_quintile",
+    "measure",
+    "tests",
+];
+
+/// A population handed over in memory ([`crate::pipeline::InputFrame`]), read as its file would
+/// be.
+pub fn population_from_frame(
+    frame: &crate::pipeline::InputFrame,
+    counts: &mut StratifiedCounts,
+    shape: &DerivationShape,
+) -> Result<usize> {
+    let t = TextTable::from_batches(Path::new(&frame.label), &frame.batches, &POPULATION_COLUMNS)?;
+    population_from(t, counts, shape)
+}
+
+/// Aggregated counts handed over in memory, read as their file would be.
+pub fn counts_from_frame(
+    frame: &crate::pipeline::InputFrame,
+    counts: &mut StratifiedCounts,
+    shape: &DerivationShape,
+) -> Result<usize> {
+    let t = TextTable::from_batches(Path::new(&frame.label), &frame.batches, &COUNTS_COLUMNS)?;
+    counts_from(t, counts, shape)
+}
+
+fn population_from(
+    t: TextTable,
+    counts: &mut StratifiedCounts,
+    shape: &DerivationShape,
+) -> Result<usize> {
+    let path = t.path.as_path();
     t.require_rows("population")?;
     let keys = StratumKeys::new(&t, counts, shape, false)?;
     let pop_col = t.required_column("population")?;
@@ -731,17 +794,14 @@ pub fn read_counts(
     counts: &mut StratifiedCounts,
     shape: &DerivationShape,
 ) -> Result<usize> {
-    let t = TextTable::read(
-        path,
-        &[
-            "area_code",
-            "sex",
-            "age_band",
-            "imd_quintile",
-            "measure",
-            "tests",
-        ],
-    )?;
+    counts_from(TextTable::read(path, &COUNTS_COLUMNS)?, counts, shape)
+}
+
+fn counts_from(
+    t: TextTable,
+    counts: &mut StratifiedCounts,
+    shape: &DerivationShape,
+) -> Result<usize> {
     t.require_rows("count")?;
     // Counts with an `unknown` category on each dimension take rows of it.
     let unknown = counts.dimensions[0].categories.len() > shape.imd_quintile.categories.len();

@@ -104,6 +104,7 @@ fn manifest(
             sha256: input::checksum(&spec.config)?,
             scale: overrides.scale.unwrap_or(spec.scale),
             seed: overrides.seed.unwrap_or(spec.seed),
+            areas_from_practices: spec.areas_from_practices,
         }),
         _ => None,
     };
@@ -170,15 +171,23 @@ fn input_records(
             named.push((key.to_string(), p.clone()));
         }
     }
-    if let Some(frame) = &overrides.activity_frame {
-        named.retain(|(k, _)| k != "activity" && k != "counts");
+    // A frame stands in for its key's file (and activity or counts for the other).
+    for (key, frame) in [
+        ("activity", &overrides.activity_frame),
+        ("counts", &overrides.counts_frame),
+        ("population", &overrides.population_frame),
+    ] {
+        let Some(frame) = frame else { continue };
+        named.retain(|(k, _)| {
+            k != key && !(key != "population" && (k == "activity" || k == "counts"))
+        });
         let label = PathBuf::from(&frame.label);
         inputs.insert(
-            "activity".to_string(),
+            key.to_string(),
             InputRecord {
                 path: frame.label.clone(),
                 sha256: input::frame_checksum(&label, &frame.batches)?,
-                rows: results.input_rows.get("activity").copied(),
+                rows: results.input_rows.get(key).copied(),
             },
         );
     }
@@ -304,6 +313,12 @@ pub fn verify_in_memory(
     })?;
     let published = verify::read_published(&published_path.path)?;
     let ratio = run.prepared.methods.ratio();
-    let (table, ok) = verify::verify(&published, &run.results.tables, &recipe.tolerances, ratio);
+    let (table, ok) = verify::verify_rates_per(
+        &published,
+        &run.results.tables,
+        &recipe.tolerances,
+        ratio,
+        recipe.rate_per,
+    );
     Ok((run, table, ok))
 }

@@ -359,12 +359,17 @@ pub struct InputOverrides {
     pub quality: Option<std::path::PathBuf>,
     /// Record-level activity already in memory (e.g. a DataFrame from Python), in place of any
     /// file.
-    pub activity_frame: Option<ActivityFrame>,
+    pub activity_frame: Option<InputFrame>,
+    /// Aggregated counts (SPEC §3's columns) already in memory, in place of any activity.
+    pub counts_frame: Option<InputFrame>,
+    /// The population (SPEC §3's columns) already in memory, in place of the recipe's.
+    pub population_frame: Option<InputFrame>,
 }
 
-/// Record-level activity as Arrow record batches, with the name messages and the manifest give it.
+/// A table in memory as Arrow record batches (record-level activity, aggregated counts or a
+/// population), with the name messages and the manifest give it.
 #[derive(Debug, Clone)]
-pub struct ActivityFrame {
+pub struct InputFrame {
     pub label: String,
     pub batches: Vec<arrow_array::RecordBatch>,
 }
@@ -460,10 +465,12 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         input::dimensions(&shape),
     )
     .with_unknown_categories();
+    counts.rate_per = prepared.recipe.rate_per;
 
     let generator = phases.synthetic_generator(&source)?;
     let population_path = phases.read_population(
         &source,
+        overrides.population_frame.as_ref(),
         population_path,
         generator.as_ref(),
         &mut counts,
@@ -512,7 +519,32 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
 /// Where the activity comes from: the command line's extract or counts replace the recipe's
 /// source (extract, counts or synthetic year), tried in that order.
 fn choose_source(recipe: &Recipe, overrides: &InputOverrides) -> Result<Source> {
+    let given = [
+        overrides.activity.is_some(),
+        overrides.counts.is_some(),
+        overrides.activity_frame.is_some(),
+        overrides.counts_frame.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(Error::Usage(
+            "give the activity once: record-level activity or aggregated counts, as a frame or as \
+             a file (--activity / --counts)"
+                .into(),
+        ));
+    }
+    if overrides.population_frame.is_some() && overrides.population.is_some() {
+        return Err(Error::Usage(
+            "give the population once: as a frame or as a file (--population)".into(),
+        ));
+    }
     let source = match (&overrides.activity, &overrides.counts) {
+        _ if overrides.counts_frame.is_some() => Source::Counts(
+            overrides
+                .counts_frame
+                .as_ref()
+                .map(|f| std::path::PathBuf::from(&f.label))
+                .unwrap_or_default(),
+        ),
         _ if overrides.activity_frame.is_some() => Source::Activity(
             overrides
                 .activity_frame
@@ -540,13 +572,6 @@ fn choose_source(recipe: &Recipe, overrides: &InputOverrides) -> Result<Source> 
     if overrides.quality.is_some() && !matches!(source, Source::Counts(_)) {
         return Err(Error::Usage(
             "--quality is the data-quality cube of aggregated counts: give it with --counts".into(),
-        ));
-    }
-    if overrides.activity_frame.is_some()
-        && (overrides.activity.is_some() || overrides.counts.is_some())
-    {
-        return Err(Error::Usage(
-            "give record-level activity once: as a frame, or as --activity / --counts".into(),
         ));
     }
     if overrides.mapping.is_some() && !matches!(source, Source::Activity(_)) {
@@ -600,17 +625,26 @@ impl Phases<'_> {
         }
     }
 
-    /// Reads the population into `counts`, from its file or else the synthetic year; returns the
-    /// path its errors and warnings name.
+    /// Reads the population into `counts`, from a frame, its file or else the synthetic year;
+    /// returns the path (or frame label) its errors and warnings name.
     fn read_population(
         &mut self,
         source: &Source,
+        frame: Option<&InputFrame>,
         path: Option<std::path::PathBuf>,
         generator: Option<&strata_synth::Generator>,
         counts: &mut StratifiedCounts,
         shape: &DerivationShape,
     ) -> Result<std::path::PathBuf> {
         let (n, label) = match (path, source) {
+            (_, _) if frame.is_some() => {
+                let frame = frame.ok_or_else(|| Error::Usage("no population frame".into()))?;
+                let n = self.timer.time("population", 0, || {
+                    let n = input::population_from_frame(frame, counts, shape)?;
+                    Ok((n, n as u64))
+                })?;
+                (n, std::path::PathBuf::from(&frame.label))
+            }
             (Some(path), _) => {
                 let n = self.timer.time("population", 0, || {
                     let n = input::read_population(&path, counts, shape)?;
@@ -620,8 +654,32 @@ impl Phases<'_> {
             }
             (None, Source::Synthetic(spec)) => {
                 let generator = generator.ok_or_else(|| Error::Usage("no generator".into()))?;
+                let practice_areas = if spec.areas_from_practices {
+                    let path = self
+                        .prepared
+                        .recipe
+                        .inputs
+                        .practices
+                        .as_ref()
+                        .map(|p| p.path.clone())
+                        .ok_or_else(|| {
+                            Error::Usage(
+                                "inputs.synthetic.areas_from_practices needs input `practices`"
+                                    .into(),
+                            )
+                        })?;
+                    Some(input::read_practices(&path, &counts.areas)?)
+                } else {
+                    None
+                };
                 let n = self.timer.time("population", 0, || {
-                    let n = crate::synthetic::population_into(generator, spec, counts, shape)?;
+                    let n = crate::synthetic::population_into(
+                        generator,
+                        spec,
+                        practice_areas.as_ref(),
+                        counts,
+                        shape,
+                    )?;
                     Ok((n, n as u64))
                 })?;
                 (n, spec.config.clone())
@@ -656,7 +714,10 @@ impl Phases<'_> {
             ))),
             Source::Counts(path) => {
                 let n = self.timer.time("read_counts", 0, || {
-                    let n = input::read_counts(path, counts, shape)?;
+                    let n = match &overrides.counts_frame {
+                        Some(frame) => input::counts_from_frame(frame, counts, shape)?,
+                        None => input::read_counts(path, counts, shape)?,
+                    };
                     Ok((n, n as u64))
                 })?;
                 self.input_rows.insert("counts".into(), n as u64);
@@ -846,7 +907,11 @@ impl Phases<'_> {
         let rates = self.stage(
             kind,
             counts.tests.len(),
-            || method.standardise(counts),
+            || {
+                method
+                    .standardise(counts)
+                    .and_then(|r| in_unit(r.rate_per, counts).map(|()| r))
+            },
             |r| r.areas.len(),
         )?;
         let table = national_rates_table(counts, &rates);
@@ -863,12 +928,17 @@ impl Phases<'_> {
         let standardisation = configured(methods.standardisation(), StageKind::Standardisation)?;
         let counts = given(&board.counts, kind, Slot::Counts)?;
         let rates = given(&board.rates, kind, Slot::Rates)?;
-        let table = self.stage(
+        let mut table = self.stage(
             kind,
             rates.areas.len(),
             || area_rates_table(method, counts, rates, standardisation.method_name()),
             |t| t.rows.len(),
         )?;
+        if let Some(path) = self.prepared.recipe.inputs.areas.as_ref().map(|p| &p.path)
+            && let Some(parents) = input::read_area_parents(path)?
+        {
+            with_parents(&mut table, counts, &parents);
+        }
         board.give_tables(Slot::AreaRatesTable, vec![table]);
         Ok(())
     }
@@ -881,7 +951,11 @@ impl Phases<'_> {
         let factor_rates = self.stage(
             kind,
             counts.tests.len(),
-            || method.factor_rates(counts),
+            || {
+                method
+                    .factor_rates(counts)
+                    .and_then(|f| in_unit(f.rate_per, counts).map(|()| f))
+            },
             |f| f.rows.len(),
         )?;
         board.factor_rates = Some(factor_rates);
@@ -897,7 +971,7 @@ impl Phases<'_> {
         let ratios = self.stage(
             kind,
             compared.len(),
-            || ratios_of(method, &compared),
+            || ratios_of(method, &compared, factor_rates.rate_per),
             Vec::len,
         )?;
         board.ratios = Some(ratios);
@@ -984,6 +1058,24 @@ struct BoardContext<'a> {
     areas_path: &'a std::path::Path,
 }
 
+/// Rates a stage returns are per the counts' (the recipe's) unit: a method that scaled by another
+/// would print numbers under the wrong title.
+fn in_unit(
+    rate_per: f64,
+    counts: &StratifiedCounts,
+) -> std::result::Result<(), strata_api::MethodError> {
+    if rate_per == counts.rate_per {
+        Ok(())
+    } else {
+        Err(strata_api::MethodError::new(format!(
+            "returned rates per {} people for counts whose rates are per {} (the recipe's \
+             `rate_per`)",
+            strata_api::rate_per_text(rate_per),
+            strata_api::rate_per_text(counts.rate_per)
+        )))
+    }
+}
+
 /// A scheduled stage's method. The scheduler runs only configured kinds; the error is a guard.
 fn configured<T: ?Sized>(method: Option<&T>, kind: StageKind) -> Result<&T> {
     method.ok_or_else(|| Error::Usage(format!("stage `{kind}` ran without a method")))
@@ -1004,7 +1096,9 @@ fn apply_exclusions(
     counts: &StratifiedCounts,
     shape: &DerivationShape,
 ) -> std::result::Result<StratifiedCounts, strata_api::MethodError> {
-    let kept = rule.apply(counts)?;
+    let mut kept = rule.apply(counts)?;
+    // The unit is the recipe's, whatever the rule's counts say.
+    kept.rate_per = counts.rate_per;
     if kept.dimensions != input::dimensions(shape)
         || kept.areas != counts.areas
         || kept.measures != counts.measures
@@ -1085,7 +1179,7 @@ enum ActivityInput<'a> {
         &'a std::path::Path,
         Option<usize>,
         &'a input::mapping::InputMapping,
-        Option<&'a ActivityFrame>,
+        Option<&'a InputFrame>,
     ),
     Synthetic(
         &'a strata_synth::Generator,
@@ -1457,14 +1551,7 @@ fn stratum_counts_table(counts: &StratifiedCounts) -> Table {
     let mut t = Table::new(
         "stratum_counts",
         "Tests by area, sex, age band, IMD quintile and measure (complete cases)",
-        &[
-            "area_code",
-            "sex",
-            "age_band",
-            "imd_quintile",
-            "measure",
-            "tests",
-        ],
+        &input::COUNTS_COLUMNS,
     )
     .with_counts(&["tests"]);
     let row = |a: usize, cell: usize, m: usize, tests: f64| {
@@ -1500,7 +1587,7 @@ fn population_table(counts: &StratifiedCounts) -> Table {
     let mut t = Table::new(
         "stratum_population",
         "Population by area, sex, age band and IMD quintile",
-        &["area_code", "sex", "age_band", "imd_quintile", "population"],
+        &input::POPULATION_COLUMNS,
     )
     .with_counts(&["population"]);
     for (a, area) in counts.areas.iter().enumerate() {
@@ -1525,9 +1612,13 @@ fn stratum_labels(counts: &StratifiedCounts, cell: usize) -> [Value; 3] {
 
 /// National rates by measure, with the standardisation method's name.
 fn national_rates_table(counts: &StratifiedCounts, rates: &strata_api::StandardisedRates) -> Table {
+    let title = format!(
+        "National rates per {} by measure",
+        strata_api::rate_per_text(rates.rate_per)
+    );
     let mut t = Table::new(
         "national_rates",
-        "National rates per 10,000 by measure",
+        &title,
         &["measure", "observed", "population", "rate", "method"],
     )
     .with_counts(&["observed", "population"]);
@@ -1543,6 +1634,32 @@ fn national_rates_table(counts: &StratifiedCounts, rates: &strata_api::Standardi
     t
 }
 
+/// Adds each area's parent (`parent_code`, `parent_name`, from the areas file) to `area_rates`,
+/// so that a parent's areas can be read, charted and protected together.
+fn with_parents(table: &mut Table, counts: &StratifiedCounts, parents: &[(String, String)]) {
+    let index: HashMap<&str, usize> = counts
+        .areas
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.code.as_str(), i))
+        .collect();
+    table
+        .columns
+        .extend(["parent_code".into(), "parent_name".into()]);
+    for row in &mut table.rows {
+        let parent = match &row[0] {
+            Value::Text(code) => index.get(code.as_str()).and_then(|&i| parents.get(i)),
+            _ => None,
+        };
+        match parent {
+            Some((code, name)) => {
+                row.extend([Value::Text(code.clone()), Value::Text(name.clone())]);
+            }
+            None => row.extend([Value::Missing, Value::Missing]),
+        }
+    }
+}
+
 /// Area rates with confidence limits; the first configured level fills `ci_lower`/`ci_upper`.
 fn area_rates_table(
     ci: &dyn ConfidenceIntervalMethod,
@@ -1555,7 +1672,10 @@ fn area_rates_table(
     let ci_method = ci.method_name();
     let mut t = Table {
         name: "area_rates".into(),
-        title: "Standardised rates per 10,000 by area and measure".into(),
+        title: format!(
+            "Standardised rates per {} by area and measure",
+            strata_api::rate_per_text(rates.rate_per)
+        ),
         columns,
         rows: Vec::with_capacity(rates.areas.len()),
         counts: vec!["observed".into(), "population".into()],
@@ -1706,7 +1826,7 @@ fn factor_ratios_table(
     )
     .with_counts(&["observed"]);
     let compared = compared_with_base(factors);
-    let tests = tests_of(significance, &compared)?;
+    let tests = tests_of(significance, &compared, factors.rate_per)?;
     if ratios.len() != compared.len() {
         return Err(strata_api::MethodError::new(format!(
             "was given {} ratios for {} comparisons",
@@ -1777,11 +1897,12 @@ fn compared_with_base(factors: &strata_api::FactorRates) -> Vec<(&FactorRate, &F
         .collect()
 }
 
-/// The ratio method over every comparison (rates per 10,000, base first), checked to answer one
-/// row per comparison.
+/// The ratio method over every comparison (rates per `rate_per` people, base first), checked to
+/// answer one row per comparison.
 fn ratios_of(
     ratio: &dyn RatioMethod,
     compared: &[(&FactorRate, &FactorRate)],
+    rate_per: f64,
 ) -> Result<Vec<strata_api::RatioValue>, strata_api::MethodError> {
     let ratios = ratio.ratios(
         &compared
@@ -1792,6 +1913,7 @@ fn ratios_of(
             .iter()
             .map(|(_, r)| r.standardised_rate)
             .collect::<Vec<_>>(),
+        rate_per,
     )?;
     check_rows(ratios.len(), compared.len())?;
     Ok(ratios)
@@ -1801,6 +1923,7 @@ fn ratios_of(
 fn tests_of(
     significance: &dyn SignificanceMethod,
     compared: &[(&FactorRate, &FactorRate)],
+    rate_per: f64,
 ) -> Result<Vec<strata_api::SignificanceResult>, strata_api::MethodError> {
     let tests = significance.test(
         &compared
@@ -1812,6 +1935,7 @@ fn tests_of(
                 comparison_observed: r.observed,
                 base_expected: b.expected,
                 comparison_expected: r.expected,
+                rate_per,
             })
             .collect::<Vec<_>>(),
     )?;
@@ -1894,6 +2018,7 @@ mod tests {
         let prepared = crate::check(&recipe).expect("recipe");
         let spec = crate::synthetic::SyntheticSpec {
             scale: 0.001,
+            areas_from_practices: false,
             ..prepared
                 .recipe
                 .inputs
@@ -1960,6 +2085,7 @@ mod tests {
         );
         let factors = FactorRates {
             method: "test".into(),
+            rate_per: strata_api::DEFAULT_RATE_PER,
             rows: vec![
                 rate("0-44", true, None, 1_500.0),
                 rate("65-74", false, None, 4_800.0),
@@ -1967,7 +2093,12 @@ mod tests {
                 rate("65+", false, Some("75+"), 8_300.0),
             ],
         };
-        let ratios = ratios_of(odds.as_ref(), &compared_with_base(&factors)).expect("ratios");
+        let ratios = ratios_of(
+            odds.as_ref(),
+            &compared_with_base(&factors),
+            factors.rate_per,
+        )
+        .expect("ratios");
         let t = factor_ratios_table(odds.as_ref(), &ratios, pearson.as_ref(), &counts, &factors)
             .expect("table");
         let rows: Vec<(String, Value, String)> = t

@@ -27,6 +27,9 @@ struct RawRecipe {
     description: Option<String>,
     /// First day of the reporting year, `YYYY-MM-DD`; months of the year count from it.
     year_start: Spanned<String>,
+    /// Rates are per this many people (default 10,000, the publications' unit).
+    #[serde(default)]
+    rate_per: Option<Spanned<toml::Value>>,
     #[serde(default)]
     plugin_paths: Vec<Spanned<String>>,
     inputs: RawInputs,
@@ -71,6 +74,9 @@ struct RawSynthetic {
     scale: f64,
     #[serde(default = "default_seed")]
     seed: u64,
+    /// The recipe's areas are made of the synthetic year's practices (practice or sub-ICB level).
+    #[serde(default)]
+    areas_from_practices: bool,
 }
 
 fn default_root() -> String {
@@ -210,6 +216,8 @@ pub struct Recipe {
     pub area_kind: String,
     pub description: Option<String>,
     pub year_start: (i32, u32, u32),
+    /// Rates are per this many people ([`strata_api::DEFAULT_RATE_PER`] unless the recipe says).
+    pub rate_per: f64,
     pub plugin_paths: Vec<PathBuf>,
     pub inputs: Inputs,
     pub stages: Vec<StageChoice>,
@@ -231,6 +239,9 @@ struct CanonicalRecipe<'a> {
     year: &'a str,
     area_kind: &'a str,
     year_start: String,
+    /// Absent at the default unit, so recipes that name none keep their fingerprints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_per: Option<f64>,
     inputs: BTreeMap<&'a str, &'a str>,
     /// Absent when empty, so recipes without a mapping keep their fingerprints.
     #[serde(skip_serializing_if = "crate::input::mapping::InputMapping::is_empty")]
@@ -259,6 +270,7 @@ impl Recipe {
         let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
         problems.check_schema(&raw.schema);
         let year_start = problems.year_start(&raw.year_start);
+        let rate_per = problems.rate_per(raw.rate_per.as_ref());
         let float_precision = problems.float_precision(&raw.outputs.float_precision);
         let inputs = problems.inputs(&raw.inputs, &dir);
         let stages = problems.stages(raw.stages.get_ref());
@@ -271,6 +283,7 @@ impl Recipe {
             area_kind: raw.area_kind,
             description: raw.description,
             year_start,
+            rate_per,
             plugin_paths: raw
                 .plugin_paths
                 .iter()
@@ -369,6 +382,7 @@ impl Recipe {
                 "{:04}-{:02}-{:02}",
                 self.year_start.0, self.year_start.1, self.year_start.2
             ),
+            rate_per: (self.rate_per != strata_api::DEFAULT_RATE_PER).then_some(self.rate_per),
             inputs: self
                 .inputs
                 .named()
@@ -464,6 +478,32 @@ impl Problems<'_> {
         }
     }
 
+    /// The per-population unit of every rate: a positive, finite number of people.
+    fn rate_per(&mut self, raw: Option<&Spanned<toml::Value>>) -> f64 {
+        let Some(raw) = raw else {
+            return strata_api::DEFAULT_RATE_PER;
+        };
+        let value = match raw.get_ref() {
+            toml::Value::Integer(i) => Some(*i as f64),
+            toml::Value::Float(f) => Some(*f),
+            _ => None,
+        };
+        match value {
+            Some(v) if v.is_finite() && v > 0.0 => v,
+            _ => {
+                self.push(
+                    Some(raw.span()),
+                    format!(
+                        "rate_per must be a positive number of people (e.g. 10000, the \
+                         publications' unit, or 1000), got {}",
+                        raw.get_ref()
+                    ),
+                );
+                strata_api::DEFAULT_RATE_PER
+            }
+        }
+    }
+
     /// Decimals of the output CSVs. An f64 holds 15-17 significant digits: more decimals print
     /// noise, and differ by machine.
     fn float_precision(&mut self, precision: &Option<Spanned<usize>>) -> usize {
@@ -498,6 +538,7 @@ impl Problems<'_> {
                     root: dir.join(&s.root),
                     scale: s.scale,
                     seed: s.seed,
+                    areas_from_practices: s.areas_from_practices,
                 }
             }),
             population: opt(&raw.population),

@@ -19,6 +19,11 @@ pub struct SyntheticSpec {
     /// 1.0 is a full year (about 47 million records in 2023/24).
     pub scale: f64,
     pub seed: u64,
+    /// The recipe's areas are made of the generator's practices (a practice, sub-ICB or other
+    /// level under the generator's areas): each area's population is shared out over its
+    /// practices by list size, as the records are, and summed into the recipe's areas through
+    /// the recipe's practice map.
+    pub areas_from_practices: bool,
 }
 
 fn synth_error(spec: &SyntheticSpec, e: impl std::fmt::Display) -> Error {
@@ -30,26 +35,59 @@ pub fn generator(spec: &SyntheticSpec) -> Result<Generator> {
     Generator::from_config_file(&spec.root, &spec.config).map_err(|e| synth_error(spec, e))
 }
 
-/// The generator's population at the spec's scale into `counts.population`.
+/// The generator's population at the spec's scale into `counts.population`; with
+/// `practice_areas` (the recipe's practice → area map, for `areas_from_practices`) each
+/// generator area's population is shared out over its practices and summed into their areas.
 pub fn population_into(
     generator: &Generator,
     spec: &SyntheticSpec,
+    practice_areas: Option<&std::collections::HashMap<String, u32>>,
     counts: &mut StratifiedCounts,
     shape: &DerivationShape,
 ) -> Result<usize> {
     let find = |categories: &[String], value: &str| categories.iter().position(|c| c == value);
     let rows = generator.population_scaled(spec.scale);
+    let area_index: std::collections::HashMap<&str, usize> = counts
+        .areas
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.code.as_str(), i))
+        .collect();
+    // Recipe areas and their share of each generator area's population.
+    let mut shares: std::collections::HashMap<String, Vec<(usize, f64)>> = Default::default();
+    match practice_areas {
+        Some(practice_area) => {
+            for (area, practices) in generator.practice_shares() {
+                let mut by_area: std::collections::BTreeMap<usize, f64> = Default::default();
+                for (practice, share) in practices {
+                    let recipe_area = practice_area.get(&practice).ok_or_else(|| {
+                        synth_error(
+                            spec,
+                            format!(
+                                "practice `{practice}` of the synthetic area `{area}` is not in \
+                                 the recipe's practice map (areas_from_practices needs every \
+                                 practice of the synthetic year there)"
+                            ),
+                        )
+                    })?;
+                    *by_area.entry(*recipe_area as usize).or_default() += share;
+                }
+                shares.insert(area, by_area.into_iter().collect());
+            }
+        }
+        None => {
+            for (code, &i) in &area_index {
+                shares.insert(code.to_string(), vec![(i, 1.0)]);
+            }
+        }
+    }
     for row in &rows {
-        let area = counts
-            .areas
-            .iter()
-            .position(|a| a.code == row.area_code)
-            .ok_or_else(|| {
-                synth_error(
-                    spec,
-                    format!("area `{}` is not in the recipe's areas", row.area_code),
-                )
-            })?;
+        let targets = shares.get(&row.area_code).ok_or_else(|| {
+            synth_error(
+                spec,
+                format!("area `{}` is not in the recipe's areas", row.area_code),
+            )
+        })?;
         let coords = [
             find(
                 &shape.imd_quintile.categories,
@@ -68,7 +106,9 @@ pub fn population_into(
             ));
         };
         let cell = counts.cell_index(&[q, s, g]);
-        counts.population_of_mut(area)[cell] += row.population;
+        for &(area, share) in targets {
+            counts.population_of_mut(area)[cell] += row.population * share;
+        }
     }
     Ok(rows.len())
 }
@@ -293,6 +333,7 @@ mod tests {
             // About 142,000 records: two row groups.
             scale: 0.003,
             seed: 7,
+            areas_from_practices: false,
         };
         let generator = generator(&spec).expect("generator");
         let base = std::env::temp_dir().join(format!("strata-synth-{}", std::process::id()));

@@ -5,7 +5,10 @@
 //! the published value, the reproduced value, the tolerance and whether it is within it.
 //!
 //! Published rates are whole numbers per 10,000, so a reproduced rate within ±0.5 of a published
-//! one is the same published figure whatever the relative tolerance.
+//! one is the same published figure whatever the relative tolerance. The published file may say
+//! another unit (`rate_per` at its top level); a run whose recipe prints rates per another unit
+//! than the published file's has its rates converted to the published unit before they are
+//! compared, and the publication's worked example is computed in the published unit.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -210,6 +213,11 @@ fn split_ratio(text: &str) -> Option<(f64, String)> {
     number.trim().parse().ok().map(|v| (v, stars))
 }
 
+/// The unit the published file's rates are per: its top-level `rate_per`, or 10,000.
+fn published_rate_per(published: &toml::Table) -> f64 {
+    number_of(published.get("rate_per")).unwrap_or(strata_api::DEFAULT_RATE_PER)
+}
+
 fn fmt(v: Option<f64>, decimals: usize) -> String {
     v.map(|v| format!("{v:.decimals$}"))
         .unwrap_or_else(|| "—".into())
@@ -218,21 +226,35 @@ fn fmt(v: Option<f64>, decimals: usize) -> String {
 /// Compares a run's tables with the published figures; returns the `verify` table and whether
 /// every figure is within tolerance.
 ///
-/// `ratio` is the recipe's ratio method, run on the publication's worked example.
+/// `ratio` is the recipe's ratio method, run on the publication's worked example. The run's rates
+/// are per [`strata_api::DEFAULT_RATE_PER`] people ([`verify_rates_per`] for another unit).
 pub fn verify(
     published: &toml::Table,
     tables: &[Table],
     tol: &Tolerances,
     ratio: Option<&dyn RatioMethod>,
 ) -> (Table, bool) {
+    verify_rates_per(published, tables, tol, ratio, strata_api::DEFAULT_RATE_PER)
+}
+
+/// [`verify`] of a run whose rates are per `run_rate_per` people.
+pub fn verify_rates_per(
+    published: &toml::Table,
+    tables: &[Table],
+    tol: &Tolerances,
+    ratio: Option<&dyn RatioMethod>,
+    run_rate_per: f64,
+) -> (Table, bool) {
+    let published_rate_per = published_rate_per(published);
+    let to_published = published_rate_per / run_rate_per;
     let mut checks = Vec::new();
-    national_rates(published, tables, tol, &mut checks);
+    national_rates(published, tables, tol, to_published, &mut checks);
     let stars = factor_ratios(published, tables, tol, &mut checks);
-    summaries(published, tables, tol, &mut checks);
+    summaries(published, tables, tol, to_published, &mut checks);
     annex_a(published, tables, tol, &mut checks);
     exclusions(published, tables, tol, &mut checks);
     if let Some(ratio) = ratio {
-        worked_example(published, ratio, tol, &mut checks);
+        worked_example(published, ratio, tol, published_rate_per, &mut checks);
     }
     // A gated section with nothing compared (missing from the published file or from the run, an
     // empty or unrelated file) is a failure, never a silent pass.
@@ -368,6 +390,7 @@ fn national_rates(
     published: &toml::Table,
     tables: &[Table],
     tol: &Tolerances,
+    to_published: f64,
     checks: &mut Vec<Check>,
 ) {
     let Some(rates) = published.get("national_rates").and_then(|v| v.as_table()) else {
@@ -378,7 +401,10 @@ fn national_rates(
     };
     let reproduced: HashMap<String, f64> = out
         .rows()
-        .filter_map(|r| out.number(r, "rate").map(|v| (out.text(r, "measure"), v)))
+        .filter_map(|r| {
+            out.number(r, "rate")
+                .map(|v| (out.text(r, "measure"), v * to_published))
+        })
         .collect();
     for (measure, value) in rates {
         let Some(p) = value
@@ -393,7 +419,10 @@ fn national_rates(
         checks.push(Check {
             section: "national_rates",
             kind: "round_trip",
-            figure: format!("{measure} rate per 10,000"),
+            figure: format!(
+                "{measure} rate per {}",
+                strata_api::rate_per_text(published_rate_per(published))
+            ),
             published: fmt(Some(p), 0),
             reproduced: fmt(r, 1),
             tolerance: format!("±{:.0}% (or ±0.5)", tol.national_rate_relative * 100.0),
@@ -475,7 +504,14 @@ fn factor_ratios(
     Some((agree, total))
 }
 
-fn summaries(published: &toml::Table, tables: &[Table], tol: &Tolerances, checks: &mut Vec<Check>) {
+/// `to_published` converts the run's rates (the one-SD range) to the published unit.
+fn summaries(
+    published: &toml::Table,
+    tables: &[Table],
+    tol: &Tolerances,
+    to_published: f64,
+    checks: &mut Vec<Check>,
+) {
     let Some(summary) = published.get("summary").and_then(|v| v.as_table()) else {
         return;
     };
@@ -510,7 +546,9 @@ fn summaries(published: &toml::Table, tables: &[Table], tol: &Tolerances, checks
             ("within_1sd_upper", true),
         ] {
             let Some(p) = number(key) else { continue };
-            let r = value(measure, key).and_then(|(v, _)| v);
+            let r = value(measure, key)
+                .and_then(|(v, _)| v)
+                .map(|v| if relative { v * to_published } else { v });
             let (ok, tolerance) = if relative {
                 let allowed = (tol.range_relative * p).max(0.5);
                 (
@@ -1126,10 +1164,12 @@ fn exclusions_by_reason(
 
 /// Section 3.1's worked example: the recipe's ratio method on the publication's own two rates
 /// must give the printed ratio. Independent of the synthetic year: no run figure enters.
+/// The printed rates are per `published_rate_per` people.
 fn worked_example(
     published: &toml::Table,
     ratio: &dyn RatioMethod,
     tol: &Tolerances,
+    published_rate_per: f64,
     checks: &mut Vec<Check>,
 ) {
     let Some(example) = published.get("worked_example").and_then(|v| v.as_table()) else {
@@ -1161,7 +1201,7 @@ fn worked_example(
         return;
     };
     let r = ratio
-        .ratios(&[base], &[other])
+        .ratios(&[base], &[other], published_rate_per)
         .ok()
         .and_then(|v| v.first().and_then(|v| v.value));
     checks.push(Check {
@@ -1275,6 +1315,42 @@ mod tests {
         assert!(!ok);
         // One of two stars agrees: 50% < 95%.
         assert_eq!(verdict("share of published stars reproduced"), text("NO"));
+    }
+
+    /// A run whose rates are per 1,000 is compared with figures per 10,000 in their unit: the
+    /// same verdicts as the run per 10,000, and the reproduced rate printed per 10,000.
+    #[test]
+    fn rates_per_another_unit_are_compared_in_the_published_unit() {
+        let published: toml::Table = toml::from_str("[national_rates]\nxray = 2764").unwrap();
+        let rates = |xray: f64| {
+            vec![table(
+                "national_rates",
+                &["measure", "rate"],
+                vec![vec![text("xray"), Value::Number(xray)]],
+            )]
+        };
+        let reproduced = |t: &Table| t.rows[0][3].clone();
+        let (t, _) = verify_rates_per(
+            &published,
+            &rates(279.0),
+            &Tolerances::default(),
+            None,
+            1_000.0,
+        );
+        let within = |t: &Table| t.rows[0][5] == text("yes");
+        assert!(within(&t));
+        assert_eq!(reproduced(&t), text("2790.0"));
+        assert_eq!(t.rows[0][1], text("xray rate per 10,000"));
+        // Taken as per 10,000, the same number is a tenth of the published rate.
+        assert!(!within(
+            &verify(&published, &rates(279.0), &Tolerances::default(), None).0
+        ));
+        // A published file per 1,000 compared with a run per 10,000.
+        let per_thousand: toml::Table =
+            toml::from_str("rate_per = 1000\n[national_rates]\nxray = 276.4").unwrap();
+        let (t, _) = verify(&per_thousand, &rates(2764.0), &Tolerances::default(), None);
+        assert!(within(&t));
+        assert_eq!(t.rows[0][1], text("xray rate per 1,000"));
     }
 
     /// An empty or unrelated published file, a run without a table, a figure that cannot be read:

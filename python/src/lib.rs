@@ -21,7 +21,7 @@ use arrow_schema::{ArrowError, DataType, Field, Schema};
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use strata::output::{ColumnKind, column_kind};
-use strata::pipeline::{ActivityFrame, InputOverrides};
+use strata::pipeline::{InputFrame, InputOverrides};
 use strata_api::{Table, Value};
 
 pyo3::create_exception!(_strata, StrataError, PyException);
@@ -159,20 +159,36 @@ fn batches_of(frame: &Bound<'_, PyAny>) -> PyResult<Vec<RecordBatch>> {
         .map_err(arrow_error)
 }
 
-/// The overrides of a run from Python's arguments; `activity` is a path or a frame.
+/// A path, or a frame labelled `<{type} {what}>` for messages and the manifest.
+enum PathOrFrame {
+    Path(PathBuf),
+    Frame(InputFrame),
+}
+
+fn path_or_frame(input: &Bound<'_, PyAny>, what: &str) -> PyResult<PathOrFrame> {
+    if let Ok(path) = input.extract::<PathBuf>() {
+        return Ok(PathOrFrame::Path(path));
+    }
+    let kind = input.get_type().name()?.to_string();
+    Ok(PathOrFrame::Frame(InputFrame {
+        label: format!("<{kind} {what}>"),
+        batches: batches_of(input)?,
+    }))
+}
+
+/// The overrides of a run from Python's arguments; `activity`, `counts` and `population` are
+/// each a path or a frame.
 #[allow(clippy::too_many_arguments)]
 fn overrides(
     activity: Option<&Bound<'_, PyAny>>,
-    counts: Option<PathBuf>,
-    population: Option<PathBuf>,
+    counts: Option<&Bound<'_, PyAny>>,
+    population: Option<&Bound<'_, PyAny>>,
     scale: Option<f64>,
     seed: Option<u64>,
     threads: Option<usize>,
     mapping: Option<PathBuf>,
 ) -> PyResult<InputOverrides> {
     let mut o = InputOverrides {
-        counts,
-        population,
         scale,
         seed,
         threads,
@@ -180,17 +196,73 @@ fn overrides(
         ..Default::default()
     };
     if let Some(activity) = activity {
-        if let Ok(path) = activity.extract::<PathBuf>() {
-            o.activity = Some(path);
-        } else {
-            let kind = activity.get_type().name()?.to_string();
-            o.activity_frame = Some(ActivityFrame {
-                label: format!("<{kind} activity>"),
-                batches: batches_of(activity)?,
-            });
+        match path_or_frame(activity, "activity")? {
+            PathOrFrame::Path(p) => o.activity = Some(p),
+            PathOrFrame::Frame(f) => o.activity_frame = Some(f),
+        }
+    }
+    if let Some(counts) = counts {
+        match path_or_frame(counts, "counts")? {
+            PathOrFrame::Path(p) => o.counts = Some(p),
+            PathOrFrame::Frame(f) => o.counts_frame = Some(f),
+        }
+    }
+    if let Some(population) = population {
+        match path_or_frame(population, "population")? {
+            PathOrFrame::Path(p) => o.population = Some(p),
+            PathOrFrame::Frame(f) => o.population_frame = Some(f),
         }
     }
     Ok(o)
+}
+
+/// Runs `work` on its own thread and, until it answers, calls `progress(stage, done, total,
+/// unit)` whenever the engine's latest stage has moved ([`strata::progress::snapshot`]), every
+/// tenth of a second at most, with the GIL released in between. An interrupt (Ctrl-C, a
+/// notebook's stop button) or an exception from `progress` returns at once; the run's thread
+/// then finishes on its own and its answer is dropped.
+fn with_progress<T: Send + 'static>(
+    py: Python<'_>,
+    progress: &Bound<'_, PyAny>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> PyResult<T> {
+    use std::sync::mpsc::RecvTimeoutError;
+    let (answer, answered) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("strata-run".into())
+        .spawn(move || {
+            let _ = answer.send(work());
+        })
+        .map_err(|e| RunError::new_err(format!("cannot start the run's thread: {e}")))?;
+    let mut shown = None;
+    let mut answered = Some(answered);
+    loop {
+        // The receiver goes to the GIL-free wait and back (it is `Send`, not `Sync`).
+        let waiting = answered
+            .take()
+            .ok_or_else(|| RunError::new_err("the run's answer was already taken"))?;
+        let (waiting, got) = py.detach(move || {
+            let got = waiting.recv_timeout(std::time::Duration::from_millis(100));
+            (waiting, got)
+        });
+        answered = Some(waiting);
+        let now = strata::progress::snapshot();
+        if now != shown {
+            if let Some(s) = &now {
+                progress.call1((s.stage.clone(), s.done, s.total, s.unit))?;
+            }
+            shown = now;
+        }
+        match got {
+            Ok(value) => return Ok(value),
+            Err(RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(RunError::new_err(
+                    "the run's thread stopped without an answer",
+                ));
+            }
+        }
+    }
 }
 
 type Batches = Vec<(String, Py<PyAny>)>;
@@ -208,31 +280,34 @@ fn to_python(py: Python<'_>, tables: &[Table]) -> PyResult<Batches> {
 /// Runs a recipe: every output table (write order) as a pyarrow RecordBatch, and the manifest
 /// as JSON text.
 #[pyfunction]
-#[pyo3(signature = (recipe, activity=None, counts=None, population=None, scale=None, seed=None, threads=None, mapping=None))]
+#[pyo3(signature = (recipe, activity=None, counts=None, population=None, scale=None, seed=None, threads=None, mapping=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
     recipe: PathBuf,
     activity: Option<Bound<'_, PyAny>>,
-    counts: Option<PathBuf>,
-    population: Option<PathBuf>,
+    counts: Option<Bound<'_, PyAny>>,
+    population: Option<Bound<'_, PyAny>>,
     scale: Option<f64>,
     seed: Option<u64>,
     threads: Option<usize>,
     mapping: Option<PathBuf>,
+    progress: Option<Bound<'_, PyAny>>,
 ) -> PyResult<(Batches, String)> {
     let o = overrides(
         activity.as_ref(),
-        counts,
-        population,
+        counts.as_ref(),
+        population.as_ref(),
         scale,
         seed,
         threads,
         mapping,
     )?;
-    let run = py
-        .detach(|| strata::run_in_memory(&recipe, &o))
-        .map_err(raised)?;
+    let run = match progress {
+        Some(progress) => with_progress(py, &progress, move || strata::run_in_memory(&recipe, &o))?,
+        None => py.detach(|| strata::run_in_memory(&recipe, &o)),
+    }
+    .map_err(raised)?;
     let manifest = run
         .files
         .iter()

@@ -136,3 +136,89 @@ def test_check_plugins_verify_and_diff() -> None:
     table, ok = strata.verify(ROOT / "configs" / YEARS[0], scale=SCALE)
     assert table.height > 0 and "within_tolerance" in table.columns
     assert isinstance(ok, bool)
+
+
+def _example_with_stratum_counts(tmp_path: pathlib.Path) -> pathlib.Path:
+    """The example recipe, its inputs where they are, writing its stratum counts and population."""
+    text = (ROOT / "configs" / "example.toml").read_text().replace('"../data', f'"{ROOT / "data"}')
+    assert "[outputs]" in text
+    recipe = tmp_path / "example.toml"
+    recipe.write_text(text.replace("[outputs]", "[outputs]\nstratum_counts = true", 1))
+    return recipe
+
+
+def test_counts_and_population_frames_give_the_tables_of_their_files(
+    tmp_path: pathlib.Path,
+) -> None:
+    example = _example_with_stratum_counts(tmp_path)
+    record_level = strata.run(example)
+    counts, population = record_level.tables["stratum_counts"], record_level.tables["stratum_population"]
+    counts_csv, population_csv = tmp_path / "counts.csv", tmp_path / "population.csv"
+    counts_csv.write_bytes(strata.to_csv(counts))
+    population_csv.write_bytes(strata.to_csv(population))
+    from_files = strata.run(example, counts=counts_csv, population=population_csv)
+    assert from_files.manifest["inputs"]["counts"]["rows"] == counts.height
+    # pandas with the codes as categories and the rows shuffled; pyarrow in small batches.
+    shuffled = counts.to_pandas().sample(frac=1.0, random_state=3).reset_index(drop=True)
+    for column in ("area_code", "sex", "age_band", "imd_quintile", "measure"):
+        shuffled[column] = shuffled[column].astype(str).astype("category")
+    frames = {
+        "polars": (counts, population),
+        "pandas": (shuffled, population.to_pandas()),
+        "pyarrow": (
+            pa.Table.from_batches(counts.to_arrow().to_batches(max_chunksize=50)),
+            population.to_arrow(),
+        ),
+    }
+    for kind, (c, p) in frames.items():
+        result = strata.run(example, counts=c, population=p)
+        assert result.tables.keys() == from_files.tables.keys(), kind
+        for name, want in from_files.tables.items():
+            assert strata.to_csv(result.tables[name]) == strata.to_csv(want), f"{kind}: {name}"
+        inputs = result.manifest["inputs"]
+        assert inputs["counts"]["path"].endswith("counts>"), inputs
+        assert inputs["population"]["rows"] == population.height, kind
+    # The frame's area rates are the record-level run's.
+    assert strata.to_csv(from_files.tables["area_rates"]) == strata.to_csv(
+        record_level.tables["area_rates"]
+    )
+
+
+def test_a_bad_count_in_a_frame_is_reported_at_its_row_and_column(tmp_path: pathlib.Path) -> None:
+    example = _example_with_stratum_counts(tmp_path)
+    record_level = strata.run(example)
+    counts = record_level.tables["stratum_counts"]
+    bad = counts.with_columns(
+        pl.when(pl.int_range(pl.len()) == 6).then(-3).otherwise(pl.col("tests")).alias("tests")
+    )
+    with pytest.raises(strata.RunError) as caught:
+        strata.run(example, counts=bad, population=record_level.tables["stratum_population"])
+    message = str(caught.value)
+    assert "row 7" in message and "tests" in message and "-3" in message, message
+    with pytest.raises(strata.RunError) as caught:
+        strata.run(example, counts=counts.drop("measure"), population=record_level.tables["stratum_population"])
+    assert "measure" in str(caught.value) and "required column missing" in str(caught.value)
+
+
+def test_progress_is_reported_while_a_run_goes_on() -> None:
+    events: list[tuple[str, int, int | None, str]] = []
+    result = strata.run(
+        ROOT / "configs" / YEARS[0],
+        scale=SCALE,
+        progress=lambda *event: events.append(event),
+    )
+    assert "area_rates" in result.tables
+    assert events, "no progress reported"
+    stages = [stage for stage, *_ in events]
+    assert all(isinstance(s, str) and s for s in stages), stages
+    for stage, done, total, unit in events:
+        assert unit in ("records", "bytes")
+        assert total is None or 0 <= done <= total, (stage, done, total)
+    # A callback that raises stops the wait with its exception.
+    def fail(*_: object) -> None:
+        raise KeyError("stop")
+
+    with pytest.raises(KeyError):
+        strata.run(ROOT / "configs" / YEARS[0], scale=SCALE, progress=fail)
+    # The built-in reporters draw without failing (tqdm is installed in the test venv).
+    assert "area_rates" in strata.run(ROOT / "configs" / "example.toml", progress=True).tables

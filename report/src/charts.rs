@@ -43,7 +43,7 @@ struct Bar {
     upper: f64,
 }
 
-/// Graph N: area standardised rates per 10,000 of one measure, lowest to highest, with 95%
+/// Graph N: area standardised rates of one measure, lowest to highest, with 95%
 /// confidence whiskers and a line at the national rate. `measure` indexes `input.measures`.
 pub fn ranked_chart_svg(input: &ReportInput, measure: usize) -> String {
     let caption = plain(&format!(
@@ -93,7 +93,10 @@ pub fn ranked_chart_svg(input: &ReportInput, measure: usize) -> String {
     let drawn = draw_ranked(
         &mut svg,
         (width, height),
-        &caption,
+        (
+            &caption,
+            &format!("Standardised rate per {}", input.rate_per()),
+        ),
         &bars,
         national,
         y_max,
@@ -111,7 +114,7 @@ type DrawResult = Result<(), Box<dyn std::error::Error>>;
 fn draw_ranked(
     svg: &mut String,
     size: (u32, u32),
-    caption: &str,
+    (caption, y_desc): (&str, &str),
     bars: &[Bar],
     national: Option<f64>,
     y_max: f64,
@@ -136,7 +139,7 @@ fn draw_ranked(
         .x_labels(n)
         .x_label_formatter(&|_| String::new())
         .y_label_formatter(&|y| format::rate(*y))
-        .y_desc("Standardised rate per 10,000")
+        .y_desc(y_desc)
         .axis_desc_style((FONT, 14))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(0xe8, 0xed, 0xee))

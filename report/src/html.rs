@@ -67,11 +67,12 @@ pub(crate) fn measure_sentences(input: &ReportInput, measure: usize) -> Vec<Stri
     let stat = |name: &str| input.summary_stat(measure, name);
     let value = |name: &str| stat(name).map(|(v, _)| v);
     let mut sentences = Vec::new();
+    let unit = input.rate_per();
 
     let national = value("national_rate").or_else(|| input.national_rate(measure));
     if let Some(national) = national {
         sentences.push(format!(
-            "The national rate was {} {label} tests per 10,000 registered population.",
+            "The national rate was {} {label} tests per {unit} registered population.",
             format::rate(national)
         ));
     }
@@ -87,13 +88,13 @@ pub(crate) fn measure_sentences(input: &ReportInput, measure: usize) -> Vec<Stri
     };
     match (value("share_within_1sd"), sd_range) {
         (Some(share), Some((lo, hi))) => sentences.push(format!(
-            "{} of {plural} were within one standard deviation of the mean, that is between {} and {} tests per 10,000 population.",
+            "{} of {plural} were within one standard deviation of the mean, that is between {} and {} tests per {unit} population.",
             format::percent(share),
             format::rate(lo),
             format::rate(hi)
         )),
         (None, Some((lo, hi))) => sentences.push(format!(
-            "One standard deviation of the mean extended from {} to {} tests per 10,000 population.",
+            "One standard deviation of the mean extended from {} to {} tests per {unit} population.",
             format::rate(lo),
             format::rate(hi)
         )),
@@ -110,7 +111,7 @@ pub(crate) fn measure_sentences(input: &ReportInput, measure: usize) -> Vec<Stri
         value("max_standardised_rate"),
     ) {
         sentences.push(format!(
-            "Standardised rates ranged from {} to {} tests per 10,000 population.",
+            "Standardised rates ranged from {} to {} tests per {unit} population.",
             format::rate(min),
             format::rate(max)
         ));
@@ -212,8 +213,9 @@ pub fn report_html(input: &ReportInput) -> Result<String, ReportError> {
     for (n, (group, measures)) in measure_groups(input).iter().enumerate() {
         let _ = write!(
             h,
-            "<table>\n<caption>Table {}. National imaging rates per 10,000 by {group}, {}</caption>\n<thead><tr><th scope=\"col\"></th>",
+            "<table>\n<caption>Table {}. National imaging rates per {} by {group}, {}</caption>\n<thead><tr><th scope=\"col\"></th>",
             n + 1,
+            input.rate_per(),
             escape(input.year_label)
         );
         for &m in measures {
@@ -223,7 +225,11 @@ pub fn report_html(input: &ReportInput) -> Result<String, ReportError> {
                 escape(input.measure_label(m))
             );
         }
-        h.push_str("</tr></thead>\n<tbody><tr><th scope=\"row\">Rate per 10,000 people</th>");
+        let _ = write!(
+            h,
+            "</tr></thead>\n<tbody><tr><th scope=\"row\">Rate per {} people</th>",
+            input.rate_per()
+        );
         for &m in measures {
             let rate = input
                 .national_rate(m)

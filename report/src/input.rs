@@ -58,7 +58,7 @@ pub(crate) fn is_edoc(key: &str) -> bool {
     )
 }
 
-/// Confidence limits of one area × measure, on the standardised-rate scale (per 10,000).
+/// Confidence limits of one area × measure, on the standardised-rate scale.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfidenceLimits {
     /// Index into [`ReportInput::areas`].
@@ -176,6 +176,11 @@ impl<'a> ReportInput<'a> {
             .get(measure)
             .map(|m| m.label.as_str())
             .unwrap_or("unknown measure")
+    }
+
+    /// The unit rates are per, as printed: `10,000`.
+    pub(crate) fn rate_per(&self) -> String {
+        strata_api::rate_per_text(self.rates.rate_per)
     }
 
     pub(crate) fn area(&self, area: usize) -> Option<&'a Area> {

@@ -270,11 +270,12 @@ pub fn map_svg(input: &ReportInput, measure: usize) -> Result<String, ReportErro
     let mut y = MARGIN + CAPTION_HEIGHT + 10.0;
     let _ = writeln!(
         svg,
-        "<g class=\"legend\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"{}\" y=\"{}\" font-weight=\"bold\">Standardised rate</text>\n<text x=\"{}\" y=\"{}\">per 10,000 population</text>",
+        "<g class=\"legend\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"{}\" y=\"{}\" font-weight=\"bold\">Standardised rate</text>\n<text x=\"{}\" y=\"{}\">per {} population</text>",
         coord(legend_x),
         coord(y),
         coord(legend_x),
-        coord(y + 15.0)
+        coord(y + 15.0),
+        input.rate_per()
     );
     y += 28.0;
     let min = finite.iter().copied().fold(f64::INFINITY, f64::min);

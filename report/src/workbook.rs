@@ -73,9 +73,11 @@ fn note(n: usize) -> String {
 /// The workbook's notes, in order.
 fn notes(input: &ReportInput) -> Vec<String> {
     let mut notes = vec![
-        "Rates are per 10,000 registered population, indirectly standardised for age, sex and \
-         deprivation (IMD quintile); observed and expected are numbers of tests."
-            .to_string(),
+        format!(
+            "Rates are per {} registered population, indirectly standardised for age, sex and \
+             deprivation (IMD quintile); observed and expected are numbers of tests.",
+            input.rate_per()
+        ),
         format!(
             "Confidence limits are on the standardised-rate scale, by the method named in the \
              CI method column: {}.",
@@ -119,12 +121,13 @@ fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
     let mut sheets = Vec::new();
     let kind = input.area_kind;
     let year = input.year_label;
+    let unit = input.rate_per();
 
     // National rates.
     sheets.push(SheetTable {
         name: sheet_name("National_rates", &mut taken),
         title: format!(
-            "National imaging rates per 10,000 by measure, {year} {}",
+            "National imaging rates per {unit} by measure, {year} {}",
             note(NOTE_RATES)
         ),
         description: "This worksheet contains one table, one row per measure.".into(),
@@ -133,7 +136,7 @@ fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
             "Measure key".into(),
             "Observed tests".into(),
             "Population".into(),
-            "Rate per 10,000".into(),
+            format!("Rate per {unit}"),
         ],
         rows: input
             .rates
@@ -183,7 +186,7 @@ fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
         sheets.push(SheetTable {
             name: sheet_name(&format!("SR_{}", label.label), &mut taken),
             title: format!(
-                "Standardised {} rates per 10,000 by {kind}, {year} {} {}",
+                "Standardised {} rates per {unit} by {kind}, {year} {} {}",
                 label.label,
                 note(NOTE_RATES),
                 note(NOTE_CI)
@@ -195,8 +198,8 @@ fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
                 "Observed tests".into(),
                 "Expected tests".into(),
                 "Population".into(),
-                "Crude rate per 10,000".into(),
-                "Standardised rate per 10,000".into(),
+                format!("Crude rate per {unit}"),
+                format!("Standardised rate per {unit}"),
                 "95% lower limit".into(),
                 "95% upper limit".into(),
                 "99.8% lower limit".into(),
@@ -222,7 +225,7 @@ fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
             "Factor",
             "Category",
             "Measure",
-            "Standardised rate per 10,000",
+            &format!("Standardised rate per {unit}"),
             "Ratio",
             "Ratio method",
             "Test statistic",
@@ -304,6 +307,23 @@ fn unique_headers(headers: &[String]) -> Vec<String> {
     out
 }
 
+/// Excel's limit on the characters in a cell.
+const EXCEL_CELL_CHARS: usize = 32_767;
+
+/// A cell's text as Excel can hold it: a longer text (at practice level, e.g. the list of
+/// thousands of areas above twice the national rate) is cut at a character boundary with a note
+/// saying the whole text is in the table's CSV file.
+fn excel_text(text: &str) -> std::borrow::Cow<'_, str> {
+    const MARK: &str = " … (cut to fit Excel's cell limit; the CSV table has the whole text)";
+    if text.chars().count() <= EXCEL_CELL_CHARS {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let keep = EXCEL_CELL_CHARS - MARK.chars().count();
+    let mut cut: String = text.chars().take(keep).collect();
+    cut.push_str(MARK);
+    std::borrow::Cow::Owned(cut)
+}
+
 fn write_table_sheet(
     sheet: &mut Worksheet,
     table: &SheetTable,
@@ -320,7 +340,7 @@ fn write_table_sheet(
             let c = c as u16;
             match cell {
                 Cell::Text(t) => {
-                    sheet.write_string(r, c, t)?;
+                    sheet.write_string(r, c, excel_text(t).as_ref())?;
                 }
                 Cell::Number(x, fmt) => {
                     let format = match formats.iter().find(|(f, _)| f == fmt) {
@@ -476,4 +496,18 @@ pub fn workbook_xlsx(input: &ReportInput) -> Result<Vec<u8>, ReportError> {
         write_table_sheet(sheet, table, &bold)?;
     }
     Ok(workbook.save_to_buffer()?)
+}
+
+#[cfg(test)]
+mod excel_text_tests {
+    use super::*;
+
+    #[test]
+    fn text_longer_than_an_excel_cell_is_cut_with_a_note() {
+        let long = "é".repeat(40_000);
+        let cut = excel_text(&long);
+        assert_eq!(cut.chars().count(), EXCEL_CELL_CHARS);
+        assert!(cut.ends_with("the CSV table has the whole text)"));
+        assert_eq!(excel_text("short"), "short");
+    }
 }

@@ -118,6 +118,7 @@ fn rates_of(
     }
     (
         StandardisedRates {
+            rate_per: strata_api::DEFAULT_RATE_PER,
             method: "standardisation.indirect".into(),
             national: national_rates,
             areas,

@@ -8,7 +8,7 @@ use chrono::Datelike;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Poisson};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// One row of the population table (SPEC §3 aggregated entry).
@@ -610,6 +610,25 @@ impl Generator {
             }
         }
         rows
+    }
+
+    /// Each area's practices with their shares of its list size (by area code). Records are
+    /// drawn to a practice within their area by list size whatever their stratum, so a practice's
+    /// expected activity in a stratum is its share of its area's, and its population is that
+    /// share of the area's population: the practice's age, sex and IMD mix is its area's (the
+    /// synthetic year's assumption; no open file gives a practice's IMD mix).
+    pub fn practice_shares(&self) -> BTreeMap<String, Vec<(String, f64)>> {
+        self.reference
+            .areas
+            .iter()
+            .zip(&self.reference.practices)
+            .map(|(area, (codes, weights))| {
+                (
+                    area.code.clone(),
+                    codes.iter().cloned().zip(weights.shares()).collect(),
+                )
+            })
+            .collect()
     }
 
     /// Expected complete-case tests of a measure in an area and stratum at scale 1.

@@ -57,6 +57,20 @@ impl Cumulative {
         self.totals.last().copied().unwrap_or(0.0)
     }
 
+    /// Each weight over the total (all zero when the total is).
+    pub fn shares(&self) -> Vec<f64> {
+        let total = self.total();
+        let mut previous = 0.0;
+        self.totals
+            .iter()
+            .map(|&t| {
+                let w = t - previous;
+                previous = t;
+                if total > 0.0 { w / total } else { 0.0 }
+            })
+            .collect()
+    }
+
     /// Index for a uniform draw `u` in [0, 1); `None` when all weights are zero.
     pub fn pick(&self, u: f64) -> Option<usize> {
         let total = self.total();

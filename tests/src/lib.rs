@@ -313,3 +313,5 @@ pub fn build_fixture(name: &str, library: &str, into: &Path) -> PathBuf {
     std::fs::copy(target.join("debug").join(&file), &dest).expect("copy built library");
     dest
 }
+
+pub mod attack;

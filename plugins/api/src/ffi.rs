@@ -168,16 +168,29 @@ pub struct FfiVTable {
 // ---------------------------------------------------------------------------------------------
 // Column layouts per stage: the names both sides agree on.
 
-pub const RATIO_INPUTS: [&str; 2] = ["base_rate", "comparison_rate"];
+pub const RATIO_INPUTS: [&str; 3] = ["base_rate", "comparison_rate", "rate_per"];
 pub const CI_INPUTS: [&str; 3] = ["observed", "expected", "scale"];
-pub const SIGNIFICANCE_INPUTS: [&str; 6] = [
+pub const SIGNIFICANCE_INPUTS: [&str; 7] = [
     "base_rate",
     "comparison_rate",
     "base_observed",
     "comparison_observed",
     "base_expected",
     "comparison_expected",
+    "rate_per",
 ];
+
+/// The one per-population unit of a call's `rate_per` column (the host repeats it on every row);
+/// any value for a call of no rows, which computes nothing.
+fn unit_of(rate_per: &[f64]) -> Result<f64, MethodError> {
+    match rate_per.split_first() {
+        None => Ok(crate::DEFAULT_RATE_PER),
+        Some((&first, rest)) if rest.iter().all(|&v| v == first) => Ok(first),
+        Some(_) => Err(MethodError::new(
+            "input column `rate_per` holds more than one value",
+        )),
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Plugin side: what `export_plugin!` expands to call.
@@ -345,6 +358,7 @@ fn compute_configured(
             let out = m.ratios(
                 column(inputs, RATIO_INPUTS[0])?,
                 column(inputs, RATIO_INPUTS[1])?,
+                unit_of(column(inputs, RATIO_INPUTS[2])?)?,
             )?;
             let values = out.iter().map(|r| r.value.unwrap_or(f64::NAN)).collect();
             let notes = out
@@ -379,6 +393,7 @@ fn compute_configured(
                     comparison_observed: c[3][i],
                     base_expected: c[4][i],
                     comparison_expected: c[5][i],
+                    rate_per: c[6][i],
                 })
                 .collect();
             let out = m.test(&comparisons)?;
@@ -665,11 +680,14 @@ impl crate::RatioMethod for ForeignMethod {
         &self,
         base_rate: &[f64],
         comparison_rate: &[f64],
+        rate_per: f64,
     ) -> Result<Vec<RatioValue>, MethodError> {
         let rows = base_rate.len();
+        let unit = vec![rate_per; rows];
         let (cols, notes) = self.call(&[
             (RATIO_INPUTS[0], base_rate),
             (RATIO_INPUTS[1], comparison_rate),
+            (RATIO_INPUTS[2], &unit),
         ])?;
         let values = find(&self.id, &cols, "ratio", rows)?;
         values
@@ -751,13 +769,14 @@ impl crate::SignificanceMethod for ForeignMethod {
     }
     fn test(&self, comparisons: &[Comparison]) -> Result<Vec<SignificanceResult>, MethodError> {
         let rows = comparisons.len();
-        let cols: [Vec<f64>; 6] = [
+        let cols: [Vec<f64>; 7] = [
             comparisons.iter().map(|c| c.base_rate).collect(),
             comparisons.iter().map(|c| c.comparison_rate).collect(),
             comparisons.iter().map(|c| c.base_observed).collect(),
             comparisons.iter().map(|c| c.comparison_observed).collect(),
             comparisons.iter().map(|c| c.base_expected).collect(),
             comparisons.iter().map(|c| c.comparison_expected).collect(),
+            comparisons.iter().map(|c| c.rate_per).collect(),
         ];
         let inputs: Vec<(&str, &[f64])> = SIGNIFICANCE_INPUTS
             .iter()

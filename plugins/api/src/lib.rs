@@ -24,7 +24,9 @@ pub use types::*;
 
 /// Version of the stage traits and the C ABI. Bumped on any change a plugin could observe.
 /// 2: every stage kind crosses (the serialized `call` entry of the vtable).
-pub const API_VERSION: u32 = 2;
+/// 3: rates carry the recipe's per-population unit (`rate_per` in the counts, rates, factor rates,
+/// comparisons and the ratio call; a `rate_per` input column of the ratio and significance stages).
+pub const API_VERSION: u32 = 3;
 
 /// The compiler this crate was built with. A shared-library plugin must match it exactly.
 pub const RUSTC_VERSION: &str = env!("STRATA_RUSTC_VERSION");

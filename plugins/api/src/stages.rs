@@ -63,7 +63,7 @@ pub trait StandardisationMethod: Send + Sync {
 pub trait ConfidenceIntervalMethod: Send + Sync {
     fn method_name(&self) -> String;
     /// One [`Limits`] per configured level. `scale[i]` turns row i's O/E into a standardised rate
-    /// (national rate per 10,000), so limits come back on the rate scale.
+    /// (the national rate, per the recipe's unit), so limits come back on the rate scale.
     fn limits(
         &self,
         observed: &[f64],
@@ -88,11 +88,13 @@ pub trait FactorMethod: Send + Sync {
 /// Ratio of a category's standardised rate to the base category's.
 pub trait RatioMethod: Send + Sync {
     fn method_name(&self) -> String;
-    /// Rates per 10,000; one result per pair.
+    /// One result per pair of standardised rates, both per `rate_per` people (the recipe's
+    /// unit, [`DEFAULT_RATE_PER`] unless it names one).
     fn ratios(
         &self,
         base_rate: &[f64],
         comparison_rate: &[f64],
+        rate_per: f64,
     ) -> Result<Vec<RatioValue>, MethodError>;
 }
 

@@ -6,8 +6,26 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Rates in every output are per this many people.
-pub const PER_POPULATION: f64 = 10_000.0;
+/// The per-population unit of rates when a recipe names none (`rate_per`): the DID publications
+/// print rates per 10,000 registered population.
+pub const DEFAULT_RATE_PER: f64 = 10_000.0;
+
+/// A per-population unit as titles and method names print it: `10,000`, `1,000`, `100,000`
+/// (whole numbers with thousands separators; a fractional unit as written).
+pub fn rate_per_text(rate_per: f64) -> String {
+    if rate_per.fract() != 0.0 || !rate_per.is_finite() || rate_per.abs() >= 1e15 {
+        return rate_per.to_string();
+    }
+    let digits = format!("{}", rate_per.abs() as u64);
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
 
 /// One area (CCG, ICB, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,10 +61,13 @@ pub struct StratifiedCounts {
     pub dimensions: Vec<Dimension>,
     pub tests: Vec<f64>,
     pub population: Vec<f64>,
+    /// Rates computed from these counts are per this many people (the recipe's `rate_per`,
+    /// [`DEFAULT_RATE_PER`] unless it names one); every rate-producing stage scales by it.
+    pub rate_per: f64,
 }
 
 impl StratifiedCounts {
-    /// All zero, shaped for these areas, measures and dimensions.
+    /// All zero, shaped for these areas, measures and dimensions, rates per [`DEFAULT_RATE_PER`].
     pub fn zeroed(areas: Vec<Area>, measures: Vec<String>, dimensions: Vec<Dimension>) -> Self {
         let cells: usize = dimensions.iter().map(|d| d.categories.len()).product();
         let tests = vec![0.0; measures.len() * areas.len() * cells];
@@ -57,6 +78,7 @@ impl StratifiedCounts {
             dimensions,
             tests,
             population,
+            rate_per: DEFAULT_RATE_PER,
         }
     }
 
@@ -138,6 +160,7 @@ impl StratifiedCounts {
             .collect();
         let mut out =
             StratifiedCounts::zeroed(self.areas.clone(), self.measures.clone(), dimensions);
+        out.rate_per = self.rate_per;
         out.copy_known_cells_from(self);
         out
     }
@@ -156,6 +179,7 @@ impl StratifiedCounts {
             .collect();
         let mut out =
             StratifiedCounts::zeroed(self.areas.clone(), self.measures.clone(), dimensions);
+        out.rate_per = self.rate_per;
         out.copy_known_cells_from(self);
         out
     }
@@ -199,11 +223,11 @@ pub struct NationalRate {
     pub measure: usize,
     pub observed: f64,
     pub population: f64,
-    /// Per [`PER_POPULATION`].
+    /// Per [`StandardisedRates::rate_per`] people.
     pub rate: f64,
 }
 
-/// One area × measure row of the standardisation stage. Rates per [`PER_POPULATION`].
+/// One area × measure row of the standardisation stage. Rates per [`StandardisedRates::rate_per`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AreaRate {
     pub area: usize,
@@ -214,18 +238,21 @@ pub struct AreaRate {
     pub crude_rate: f64,
     /// `observed / expected × national rate`; NaN when expected is 0.
     pub standardised_rate: f64,
-    /// The national rate this area's ratio is scaled by (per [`PER_POPULATION`]).
+    /// The national rate this area's ratio is scaled by.
     pub national_rate: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StandardisedRates {
     pub method: String,
+    /// Every rate here is per this many people (the counts' [`StratifiedCounts::rate_per`]).
+    pub rate_per: f64,
     pub national: Vec<NationalRate>,
     pub areas: Vec<AreaRate>,
 }
 
-/// One category of one factor, standardised for the other factors. Rates per [`PER_POPULATION`].
+/// One category of one factor, standardised for the other factors. Rates per
+/// [`FactorRates::rate_per`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FactorRate {
     pub factor: String,
@@ -245,9 +272,11 @@ pub struct FactorRate {
     pub standardised_rate: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FactorRates {
     pub method: String,
+    /// Every rate here is per this many people (the counts' [`StratifiedCounts::rate_per`]).
+    pub rate_per: f64,
     pub rows: Vec<FactorRate>,
 }
 
@@ -258,11 +287,14 @@ pub struct RatioValue {
     pub note: Option<String>,
 }
 
-/// The two categories a significance test compares. Rates per [`PER_POPULATION`].
+/// The two categories a significance test compares.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Comparison {
+    /// Standardised rates per `rate_per` people.
     pub base_rate: f64,
     pub comparison_rate: f64,
+    /// The recipe's per-population unit of the two rates.
+    pub rate_per: f64,
     pub base_observed: f64,
     pub comparison_observed: f64,
     pub base_expected: f64,
@@ -544,6 +576,16 @@ impl Default for StarThresholds {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn units_print_with_thousands_separators() {
+        assert_eq!(super::rate_per_text(10_000.0), "10,000");
+        assert_eq!(super::rate_per_text(1_000.0), "1,000");
+        assert_eq!(super::rate_per_text(100.0), "100");
+        assert_eq!(super::rate_per_text(100_000.0), "100,000");
+        assert_eq!(super::rate_per_text(1_000_000.0), "1,000,000");
+        assert_eq!(super::rate_per_text(2.5), "2.5");
+    }
+
     use super::*;
 
     #[test]

@@ -5,17 +5,37 @@
 //! `suppress_max` (default 7) becomes the text `symbol` (default `*`); any other count is rounded to
 //! the nearest `round_to` (default 5), halves away from zero (12 → 10, 13 → 15, 8 → 10).
 //!
-//! **Secondary rule.** A *group* is a set of member cells whose sum is published as a total. When a
-//! group's total is published (not suppressed) and exactly one member is suppressed, that member
-//! could be recovered as total − the others, so the group's smallest other non-zero member (by its
-//! unrounded value; ties to the first row or column) is suppressed too; if there is none, the total
-//! is. This repeats until no group is left with a single suppressed member, so that a cell
-//! suppressed for one group is checked in every other group it belongs to.
+//! **Presets** (`preset = "…"`, which fixes `suppress_max` and `round_to`; naming either beside it
+//! is an error):
+//! - `"nhs-england-sub-national"`: NHS England's current rule for sub-national counts: 0 kept,
+//!   1–7 suppressed, others rounded to the nearest 5 (the defaults without a preset). Standardised
+//!   rates and their confidence limits need no control and are never touched (they are not count
+//!   columns).
+//! - `"hes-pre-2018"`: the HES Analysis Guide's rule before 2018: 1–5 suppressed, no rounding,
+//!   with secondary suppression.
+//!
+//! **Secondary rule.** A *group* is a set of member cells whose sum is published as a total: one
+//! equation total = Σ members. A suppressed cell could be recovered from it when the equation has
+//! exactly one unknown: one suppressed member while the total is published (then the group's
+//! smallest other non-zero member, by its unrounded value, ties to the first row or column, is
+//! suppressed too; if there is none, the total is), or a suppressed total while every member is
+//! published (then the smallest non-zero member is suppressed). When counts are published exactly
+//! (`round_to = 1`), k suppressed members that are all 1 are recovered too (k cells, each at least
+//! 1 since zeros are printed, summing to k), so the smallest other non-zero member joins them.
+//! This repeats until no group exposes a cell, so that a cell suppressed for one group is checked
+//! in every other group it belongs to (a sub-ICB hidden in its ICB's equation is checked against
+//! its own practices). `tests/tests/it/disclosure_attack.rs` tries the differencing attack on the
+//! results.
 //!
 //! Totals convention (all optional; without any, only the primary rule applies):
-//! - `group_by = "<column>"`: rows sharing this column's value form a group, per count column.
-//!   Without it, all rows form one group. A table that lacks the column (one parameter set serves
-//!   every output table) gets the primary rule only: its rows have no published total.
+//! - `group_by = "<column>"` or `["<column>", …]`: rows sharing these columns' values form a
+//!   group, per count column. Without it, all rows form one group. A table that lacks one of the
+//!   columns (one parameter set serves every output table) gets the primary rule only: its rows
+//!   have no published total.
+//! - `hierarchy = { code = "<column>", parent = "<column>" }`: areas inside areas in one table
+//!   (e.g. practices, their sub-ICBs and their ICBs): within a `group_by` key, the rows whose
+//!   `parent` is another row's `code` are that row's members and the row is their total. Children
+//!   whose parent is not a row form a group only with `total_published_elsewhere`.
 //! - `total_row_column = "<column>"` and `total_row_label` (default `"total"`): the row whose text in
 //!   that column equals the label (ignoring ASCII case) is its group's total row; the other rows
 //!   are its members. At most one total row per group.
@@ -49,12 +69,6 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     configure,
 };
 
-fn default_suppress_max() -> u64 {
-    7
-}
-fn default_round_to() -> u64 {
-    5
-}
 fn default_symbol() -> String {
     "*".into()
 }
@@ -62,22 +76,79 @@ fn default_total_row_label() -> String {
     "total".into()
 }
 
+/// A named rule: the thresholds of a published disclosure policy, chosen in the recipe by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Preset {
+    /// NHS England's current rule for sub-national counts: 0 kept, 1-7 suppressed, others rounded
+    /// to the nearest 5. Standardised rates and their limits need no control.
+    #[serde(rename = "nhs-england-sub-national")]
+    NhsEnglandSubNational,
+    /// The HES Analysis Guide's rule before 2018: 1-5 suppressed, no rounding, with secondary
+    /// suppression so a suppressed cell cannot be found by differencing.
+    #[serde(rename = "hes-pre-2018")]
+    HesPre2018,
+}
+
+impl Preset {
+    /// (suppress_max, round_to).
+    pub fn thresholds(self) -> (u64, u64) {
+        match self {
+            Preset::NhsEnglandSubNational => (7, 5),
+            Preset::HesPre2018 => (5, 1),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::NhsEnglandSubNational => "nhs-england-sub-national",
+            Preset::HesPre2018 => "hes-pre-2018",
+        }
+    }
+}
+
+/// One column name or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Columns {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Columns {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Columns::One(c) => vec![c],
+            Columns::Many(cs) => cs,
+        }
+    }
+}
+
+/// Rows that are areas inside other rows' areas: a row whose `parent` value is another row's
+/// `code` value (within the same `group_by` key) is that row's child, and the parent row's
+/// count is the total of its children's.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hierarchy {
+    pub code: String,
+    pub parent: String,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NhsParams {
-    #[serde(default = "default_suppress_max")]
-    suppress_max: u64,
-    #[serde(default = "default_round_to")]
-    round_to: u64,
+    preset: Option<Preset>,
+    suppress_max: Option<u64>,
+    round_to: Option<u64>,
     #[serde(default = "default_symbol")]
     symbol: String,
-    group_by: Option<String>,
+    group_by: Option<Columns>,
     total_row_column: Option<String>,
     #[serde(default = "default_total_row_label")]
     total_row_label: String,
     #[serde(default)]
     total_published_elsewhere: bool,
     total_column: Option<String>,
+    hierarchy: Option<Hierarchy>,
 }
 
 fn configure(params: &Params) -> Result<Configured, ParamError> {
@@ -88,30 +159,39 @@ fn configure(params: &Params) -> Result<Configured, ParamError> {
 /// The configured rule.
 #[derive(Debug, Clone)]
 pub struct NhsSubNational {
+    pub preset: Option<Preset>,
     pub suppress_max: f64,
     pub round_to: f64,
     pub symbol: String,
-    pub group_by: Option<String>,
+    /// Rows sharing the values of these columns form a group (empty: all rows).
+    pub group_by: Vec<String>,
     pub total_row_column: Option<String>,
     pub total_row_label: String,
     pub total_published_elsewhere: bool,
     pub total_column: Option<String>,
+    pub hierarchy: Option<Hierarchy>,
 }
 
 impl Default for NhsSubNational {
     fn default() -> Self {
+        let (suppress_max, round_to) = Preset::NhsEnglandSubNational.thresholds();
         NhsSubNational {
-            suppress_max: default_suppress_max() as f64,
-            round_to: default_round_to() as f64,
+            preset: None,
+            suppress_max: suppress_max as f64,
+            round_to: round_to as f64,
             symbol: default_symbol(),
-            group_by: None,
+            group_by: Vec::new(),
             total_row_column: None,
             total_row_label: default_total_row_label(),
             total_published_elsewhere: false,
             total_column: None,
+            hierarchy: None,
         }
     }
 }
+
+/// A parent's child rows and, if it is a row of the table, the parent's row.
+type Family = (Vec<usize>, Option<usize>);
 
 /// (row, column index) of a cell.
 type Cell = (usize, usize);
@@ -134,21 +214,61 @@ enum CountCell {
 
 impl NhsSubNational {
     fn from_params(p: NhsParams) -> Result<Self, ParamError> {
-        if p.round_to == 0 {
+        let (suppress_max, round_to) = match p.preset {
+            Some(preset) => {
+                for (key, given) in [("suppress_max", p.suppress_max), ("round_to", p.round_to)] {
+                    if given.is_some() {
+                        return Err(ParamError::new(
+                            key,
+                            format!(
+                                "preset `{}` fixes suppress_max and round_to; drop `{key}` or the preset",
+                                preset.name()
+                            ),
+                        ));
+                    }
+                }
+                preset.thresholds()
+            }
+            None => {
+                let (suppress_max, round_to) = Preset::NhsEnglandSubNational.thresholds();
+                (
+                    p.suppress_max.unwrap_or(suppress_max),
+                    p.round_to.unwrap_or(round_to),
+                )
+            }
+        };
+        if round_to == 0 {
             return Err(ParamError::new("round_to", "round_to must be at least 1"));
         }
         if p.symbol.is_empty() {
             return Err(ParamError::new("symbol", "symbol must not be empty"));
         }
+        let group_by = p.group_by.map(Columns::into_vec).unwrap_or_default();
+        if let Some(h) = &p.hierarchy {
+            if h.code == h.parent {
+                return Err(ParamError::new(
+                    "hierarchy",
+                    "hierarchy.code and hierarchy.parent must be different columns",
+                ));
+            }
+            if group_by.iter().any(|c| *c == h.code || *c == h.parent) {
+                return Err(ParamError::new(
+                    "group_by",
+                    "group_by must not name a hierarchy column (children and parent differ in them)",
+                ));
+            }
+        }
         Ok(NhsSubNational {
-            suppress_max: p.suppress_max as f64,
-            round_to: p.round_to as f64,
+            preset: p.preset,
+            suppress_max: suppress_max as f64,
+            round_to: round_to as f64,
             symbol: p.symbol,
-            group_by: p.group_by,
+            group_by,
             total_row_column: p.total_row_column,
             total_row_label: p.total_row_label,
             total_published_elsewhere: p.total_published_elsewhere,
             total_column: p.total_column,
+            hierarchy: p.hierarchy,
         })
     }
 
@@ -209,26 +329,48 @@ impl NhsSubNational {
             }
         }
 
+        // One parameter set serves every output table; a table without a grouping column (e.g. a
+        // list of providers) publishes no total over its rows: primary rule only.
+        if self
+            .group_by
+            .iter()
+            .any(|name| !table.columns.iter().any(|c| c == name))
+        {
+            return Ok(groups);
+        }
+        let key_cols: Vec<usize> = self
+            .group_by
+            .iter()
+            .map(|name| Self::column(table, name, "group_by"))
+            .collect::<Result<_, _>>()?;
+        let key_of = |values: &[Value]| -> Vec<String> {
+            key_cols
+                .iter()
+                .map(|&c| Self::key_text(&values[c]))
+                .collect()
+        };
+        if let Some(hierarchy) = &self.hierarchy
+            && table.columns.contains(&hierarchy.parent)
+        {
+            self.hierarchy_groups(table, count_cols, hierarchy, &key_of, &mut groups)?;
+        }
+
         if self.total_row_column.is_none() && !self.total_published_elsewhere {
             return Ok(groups);
         }
-        let group_col = match &self.group_by {
-            // One parameter set serves every output table; a table without the grouping column
-            // (e.g. a list of providers) publishes no total over its rows: primary rule only.
-            Some(name) if !table.columns.iter().any(|c| c == name) => return Ok(groups),
-            Some(name) => Some(Self::column(table, name, "group_by")?),
-            None => None,
-        };
+        if self.hierarchy.is_some() && self.total_row_column.is_none() {
+            // With a hierarchy, `total_published_elsewhere` speaks of the top rows' totals, which
+            // `hierarchy_groups` has made.
+            return Ok(groups);
+        }
         let marker_col = match &self.total_row_column {
             Some(name) => Some(Self::column(table, name, "total_row_column")?),
             None => None,
         };
         // Group key → (member rows, total row).
-        let mut row_groups: BTreeMap<String, (Vec<usize>, Option<usize>)> = BTreeMap::new();
+        let mut row_groups: BTreeMap<Vec<String>, (Vec<usize>, Option<usize>)> = BTreeMap::new();
         for (row, values) in table.rows.iter().enumerate() {
-            let key = group_col
-                .map(|c| Self::key_text(&values[c]))
-                .unwrap_or_default();
+            let key = key_of(values);
             let is_total = marker_col.is_some_and(|c| {
                 matches!(&values[c], Value::Text(t) if t.eq_ignore_ascii_case(&self.total_row_label))
             });
@@ -236,8 +378,9 @@ impl NhsSubNational {
             if is_total {
                 if entry.1.is_some() {
                     return Err(MethodError::new(format!(
-                        "table `{}` has more than one total row in group `{key}`",
-                        table.name
+                        "table `{}` has more than one total row in group `{}`",
+                        table.name,
+                        key.join(", ")
                     )));
                 }
                 entry.1 = Some(row);
@@ -258,14 +401,128 @@ impl NhsSubNational {
         }
         Ok(groups)
     }
+
+    /// The cell to suppress next so that `group`'s equation (total = Σ members) does not give
+    /// away a suppressed cell, if it would: exactly one unknown (a member while the total is
+    /// published, or the total while every member is), or, when counts are published exactly
+    /// (`round_to` 1), suppressed members that are all 1 (k cells ≥ 1 summing to k are all 1).
+    fn exposed(
+        &self,
+        group: &Group,
+        cells: &BTreeMap<Cell, CountCell>,
+        suppressed: &BTreeSet<Cell>,
+    ) -> Option<Cell> {
+        let total_hidden = group.total.is_some_and(|t| suppressed.contains(&t));
+        let hidden: Vec<&Cell> = group
+            .members
+            .iter()
+            .filter(|m| suppressed.contains(m))
+            .collect();
+        // The smallest published non-zero member (by its unrounded value; ties to the first).
+        let complement = || {
+            group
+                .members
+                .iter()
+                .filter(|m| !suppressed.contains(m))
+                .filter_map(|m| match cells.get(m) {
+                    Some(CountCell::Count(n)) if *n > 0.0 => Some((*m, *n)),
+                    _ => None,
+                })
+                .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+                .map(|(cell, _)| cell)
+        };
+        // Members hidden, total published (here or in another table).
+        let members_exposed = !total_hidden
+            && match hidden.len() {
+                0 => false,
+                1 => true,
+                k => {
+                    self.round_to == 1.0
+                        && hidden.iter().all(
+                            |m| matches!(cells.get(*m), Some(CountCell::Count(n)) if *n == 1.0),
+                        )
+                        && k >= 2
+                }
+            };
+        if members_exposed {
+            // With no published member left to hide, the total goes (if it is in this table).
+            return complement().or(group.total.filter(|t| !suppressed.contains(t)));
+        }
+        if total_hidden && hidden.is_empty() {
+            return complement();
+        }
+        None
+    }
+
+    /// The groups a hierarchy makes: each row's children (rows naming it as parent, same key) with
+    /// the row as their total; children whose parent is not a row of the table form a group whose
+    /// total is published elsewhere when `total_published_elsewhere`, else none.
+    fn hierarchy_groups(
+        &self,
+        table: &Table,
+        count_cols: &[usize],
+        hierarchy: &Hierarchy,
+        key_of: &dyn Fn(&[Value]) -> Vec<String>,
+        groups: &mut Vec<Group>,
+    ) -> Result<(), MethodError> {
+        let code_col = Self::column(table, &hierarchy.code, "hierarchy.code")?;
+        let parent_col = Self::column(table, &hierarchy.parent, "hierarchy.parent")?;
+        // (key, code) → row.
+        let mut row_of: BTreeMap<(Vec<String>, String), usize> = BTreeMap::new();
+        for (row, values) in table.rows.iter().enumerate() {
+            let code = Self::key_text(&values[code_col]);
+            if row_of.insert((key_of(values), code.clone()), row).is_some() {
+                return Err(MethodError::new(format!(
+                    "table `{}` row {}: `{}` = `{code}` appears twice in one group, so its \
+                     children's total is ambiguous",
+                    table.name,
+                    row + 1,
+                    hierarchy.code
+                )));
+            }
+        }
+        // (key, parent code) → (children, parent row).
+        let mut families: BTreeMap<(Vec<String>, String), Family> = BTreeMap::new();
+        for (row, values) in table.rows.iter().enumerate() {
+            let parent = match &values[parent_col] {
+                Value::Missing => continue,
+                Value::Text(t) if t.is_empty() => continue,
+                other => Self::key_text(other),
+            };
+            let key = (key_of(values), parent);
+            let total = row_of.get(&key).copied();
+            let entry = families.entry(key).or_insert((Vec::new(), total));
+            entry.0.push(row);
+        }
+        for (children, parent_row) in families.into_values() {
+            if parent_row.is_none() && !self.total_published_elsewhere {
+                continue;
+            }
+            for &col in count_cols {
+                groups.push(Group {
+                    members: children.iter().map(|&r| (r, col)).collect(),
+                    total: parent_row.map(|r| (r, col)),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 impl DisclosureMethod for NhsSubNational {
     fn method_name(&self) -> String {
-        format!(
-            "nhs sub-national: 1-{} suppressed, others rounded to {}, secondary suppression",
-            self.suppress_max, self.round_to
-        )
+        let rule = if self.round_to == 1.0 {
+            format!("1-{} suppressed, no rounding", self.suppress_max)
+        } else {
+            format!(
+                "1-{} suppressed, others rounded to {}",
+                self.suppress_max, self.round_to
+            )
+        };
+        match self.preset {
+            Some(preset) => format!("{}: {rule}, secondary suppression", preset.name()),
+            None => format!("nhs sub-national: {rule}, secondary suppression"),
+        }
     }
 
     fn protect(&self, table: &mut Table, count_columns: &[String]) -> Result<usize, MethodError> {
@@ -320,31 +577,7 @@ impl DisclosureMethod for NhsSubNational {
         loop {
             let mut added = false;
             for group in &groups {
-                let total_published = group.total.is_none_or(|t| !suppressed.contains(&t));
-                let hidden = group
-                    .members
-                    .iter()
-                    .filter(|m| suppressed.contains(m))
-                    .count();
-                if !total_published || hidden != 1 {
-                    continue;
-                }
-                let complement = group
-                    .members
-                    .iter()
-                    .filter(|m| !suppressed.contains(m))
-                    .filter_map(|m| match cells.get(m) {
-                        Some(CountCell::Count(n)) if *n > 0.0 => Some((*m, *n)),
-                        _ => None,
-                    })
-                    .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-                let to_hide = match (complement, group.total) {
-                    (Some((cell, _)), _) => Some(cell),
-                    (None, Some(total)) => Some(total),
-                    // The total is in another table: nothing here can hide the cell.
-                    (None, None) => None,
-                };
-                if let Some(cell) = to_hide {
+                if let Some(cell) = self.exposed(group, &cells, &suppressed) {
                     added |= suppressed.insert(cell);
                 }
             }
@@ -572,6 +805,116 @@ mod tests {
             let hidden = t.rows[..2].iter().filter(|r| r[col] == star()).count();
             assert_ne!(hidden, 1);
         }
+    }
+
+    #[test]
+    fn presets() {
+        let hes = method("preset = \"hes-pre-2018\"");
+        assert_eq!((hes.suppress_max, hes.round_to), (5.0, 1.0));
+        assert_eq!(hes.primary(5.0), None);
+        assert_eq!(hes.primary(6.0), Some(6.0));
+        assert_eq!(hes.primary(13.0), Some(13.0));
+        assert_eq!(hes.primary(0.0), Some(0.0));
+        assert!(
+            hes.method_name()
+                .starts_with("hes-pre-2018: 1-5 suppressed, no rounding")
+        );
+        let nhs = method("preset = \"nhs-england-sub-national\"");
+        assert_eq!((nhs.suppress_max, nhs.round_to), (7.0, 5.0));
+        assert_eq!(nhs.primary(8.0), Some(10.0));
+        let err = configure(
+            &Params::from_toml_str("preset = \"hes-pre-2018\"\nround_to = 5").expect("toml"),
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(err.key.as_deref(), Some("round_to"));
+        let err = configure(&Params::from_toml_str("preset = \"hes-2024\"").expect("toml"))
+            .err()
+            .expect("refused");
+        assert_eq!(err.key.as_deref(), Some("preset"));
+    }
+
+    /// A table of areas at three levels: ICB X; sub-ICBs A, B, C in X; practices in each.
+    fn tree(rows: &[(&str, &str, f64)]) -> Table {
+        let mut t = Table::new(
+            "t",
+            "test",
+            &["measure", "area_code", "parent_code", "tests"],
+        );
+        for (area, parent, tests) in rows {
+            let parent = if parent.is_empty() {
+                Value::Missing
+            } else {
+                text(parent)
+            };
+            t.rows
+                .push(vec![text("ct"), text(area), parent, num(*tests)]);
+        }
+        t
+    }
+
+    #[test]
+    fn hierarchy_hides_a_parent_recoverable_from_its_children() {
+        // X = A + B + C = 55 + 50 + 4. C (4) is suppressed, so in X's equation the smallest other
+        // sub-ICB, B (50), goes too. B's practices (20, 30) are published, so B could be summed
+        // back and C found as X − A − B: B's smallest practice, b1 (20), goes too (B and b1 are
+        // then two unknowns of B's equation). In A, a1 (3) is suppressed and a3 (12), the
+        // smallest other, goes with it. C and c1 (4) are two unknowns of C's equation.
+        let m = method(
+            "preset = \"hes-pre-2018\"\ngroup_by = \"measure\"\nhierarchy = { code = \"area_code\", parent = \"parent_code\" }",
+        );
+        let mut t = tree(&[
+            ("X", "", 109.0),
+            ("A", "X", 55.0),
+            ("B", "X", 50.0),
+            ("C", "X", 4.0),
+            ("a1", "A", 3.0),
+            ("a2", "A", 40.0),
+            ("a3", "A", 12.0),
+            ("b1", "B", 20.0),
+            ("b2", "B", 30.0),
+            ("c1", "C", 4.0),
+            ("c2", "C", 0.0),
+        ]);
+        m.protect(&mut t, &["tests".into()]).expect("protects");
+        assert_eq!(
+            column(&t, 3),
+            [
+                num(109.0),
+                num(55.0),
+                star(),
+                star(),
+                star(),
+                num(40.0),
+                star(),
+                star(),
+                num(30.0),
+                star(),
+                num(0.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn ones_that_sum_to_their_number_are_hidden_with_another() {
+        // a1 = a2 = 1 under the HES rule: A − a3 = 2 with both ≥ 1 gives both away, so a3 goes.
+        let m = method(
+            "preset = \"hes-pre-2018\"\nhierarchy = { code = \"area_code\", parent = \"parent_code\" }",
+        );
+        let mut t = tree(&[
+            ("A", "", 32.0),
+            ("a1", "A", 1.0),
+            ("a2", "A", 1.0),
+            ("a3", "A", 30.0),
+        ]);
+        m.protect(&mut t, &["tests".into()]).expect("protects");
+        assert_eq!(column(&t, 3), [num(32.0), star(), star(), star()]);
+        // Under rounding the sum is not known exactly: two ones stay the only suppressions.
+        let m = method("total_row_column = \"area\"");
+        let mut t = counts("t", &[1.0, 1.0, 30.0]);
+        t.rows.push(vec![text("total"), num(32.0)]);
+        m.protect(&mut t, &["tests".into()]).expect("protects");
+        assert_eq!(column(&t, 1), [star(), star(), num(30.0), num(30.0)]);
     }
 
     #[test]

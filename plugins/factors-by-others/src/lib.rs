@@ -12,7 +12,8 @@
 //!   (0 where there is no population);
 //! - for a category c (a set of d's categories): `O_c = Σ_{k∈c,o} t_ko`,
 //!   `E_c = Σ_{k∈c,o} R_o · n_ko`;
-//! - `standardised_rate_c = O_c / E_c × national_rate × 10,000`, national rate `Σ t / Σ n`.
+//! - `standardised_rate_c = O_c / E_c × national_rate × U`, national rate `Σ t / Σ n`, U the
+//!   recipe's per-population unit (`rate_per`) carried in the counts.
 //!
 //! Edge cases: `standardised_rate` is NaN when `E_c` is 0 (no population in the category); tests in
 //! cells with no population count in `O_c` only. Rows with an undefined ratio downstream (odds at
@@ -49,8 +50,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use strata_api::{
-    Configured, FactorMethod, FactorRate, FactorRates, MethodError, PER_POPULATION, ParamError,
-    Params, PluginDescriptor, StageKind, StratifiedCounts,
+    Configured, FactorMethod, FactorRate, FactorRates, MethodError, ParamError, Params,
+    PluginDescriptor, StageKind, StratifiedCounts,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -615,7 +616,7 @@ impl FactorMethod for StandardisedByOthers {
                         }
                     }
                     let standardised_rate = if expected > 0.0 {
-                        observed / expected * national_rate * PER_POPULATION
+                        observed / expected * national_rate * counts.rate_per
                     } else {
                         f64::NAN
                     };
@@ -636,6 +637,7 @@ impl FactorMethod for StandardisedByOthers {
         }
         Ok(FactorRates {
             method: self.method_name(),
+            rate_per: counts.rate_per,
             rows,
         })
     }
@@ -733,7 +735,7 @@ mod tests {
         // Absolute level: O_f / E_f = 1/s with s = (P_f + 0.8 P_m) / (P_f + P_m), so the female
         // standardised rate is the national rate × 190,000 / 172,000.
         let tests: f64 = multiplicative(AGE_SHARE).tests.iter().sum();
-        let national = tests / 190_000.0 * PER_POPULATION;
+        let national = tests / 190_000.0 * strata_api::DEFAULT_RATE_PER;
         assert!((rate(&rates, "sex", "Female") - national * 190.0 / 172.0).abs() < 1e-9);
     }
 

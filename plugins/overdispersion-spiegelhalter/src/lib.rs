@@ -24,12 +24,25 @@
 //! also reports how many areas that flags (`flagged_unadjusted_…`) beside the n × (1 − level)
 //! expected by chance alone and the number flagged after adjustment (`flagged_adjusted_…`).
 //!
+//! **Small counts and many areas.** At practice level most expected counts are small and there
+//! are thousands of areas, so each area also gets its two-sided exact Poisson p-value of O given
+//! E (`strata_stats::exact_poisson_p_value`: doubling the smaller tail, below 1 − level exactly
+//! when the Garwood exact limits exclude E) and the two-sided normal p-value of its adjusted
+//! z-score, each with its Benjamini–Hochberg adjusted p-value over the measure's areas (the false
+//! discovery rate at which it would be flagged; `strata_stats::benjamini_hochberg`, as R's
+//! `p.adjust(method = "BH")`). Per level the measure's row counts the areas flagged by the exact
+//! test (`flagged_exact_…`, to set beside `expected_by_chance_…`) and those still flagged at a
+//! false discovery rate of 1 − level (`flagged_exact_fdr_…`, `flagged_adjusted_fdr_…`).
+//!
 //! Tables: `overdispersion` (one row per measure: `measure, areas, phi, tau2,
 //! winsorised_z_lower, winsorised_z_upper`, per level `expected_by_chance_<level>,
-//! flagged_unadjusted_<level>, flagged_adjusted_<level>`, `method`) and `overdispersed_limits`
+//! flagged_unadjusted_<level>, flagged_adjusted_<level>, flagged_exact_<level>,
+//! flagged_exact_fdr_<level>, flagged_adjusted_fdr_<level>`, `method`) and `overdispersed_limits`
 //! (one row per area × measure: `area_code, area_name, measure, observed, expected, ratio, z_score,
-//! adjusted_z_score`, per level `lower_<level>, upper_<level>, flag_<level>`, `method`); `observed`
-//! is the declared count. `<level>` is the percent with `_` for the point (`95`, `99_8`).
+//! adjusted_z_score, exact_poisson_p_value, exact_poisson_fdr_p_value, adjusted_p_value,
+//! adjusted_fdr_p_value`, per level `lower_<level>, upper_<level>, flag_<level>`, `method`);
+//! `observed` is the declared count. `<level>` is the percent with `_` for the point (`95`,
+//! `99_8`).
 //!
 //! FunnelPlotR's `"SHMI"` option truncates (drops) the extreme z-scores instead of winsorising
 //! them; this plugin winsorises for both transforms, as Spiegelhalter (2005) describes. The unit
@@ -285,6 +298,9 @@ impl Spiegelhalter {
             columns.push(format!("expected_by_chance_{tag}"));
             columns.push(format!("flagged_unadjusted_{tag}"));
             columns.push(format!("flagged_adjusted_{tag}"));
+            columns.push(format!("flagged_exact_{tag}"));
+            columns.push(format!("flagged_exact_fdr_{tag}"));
+            columns.push(format!("flagged_adjusted_fdr_{tag}"));
         }
         columns.push("method".into());
         let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
@@ -305,6 +321,10 @@ impl Spiegelhalter {
             "ratio",
             "z_score",
             "adjusted_z_score",
+            "exact_poisson_p_value",
+            "exact_poisson_fdr_p_value",
+            "adjusted_p_value",
+            "adjusted_fdr_p_value",
         ]
         .map(String::from)
         .to_vec();
@@ -356,7 +376,32 @@ impl OverdispersionMethod for Spiegelhalter {
             };
             let mut flagged_unadjusted = vec![0usize; quantiles.len()];
             let mut flagged_adjusted = vec![0usize; quantiles.len()];
-            for (&i, point) in rows.iter().zip(&points) {
+            let exact_p: Vec<Option<f64>> = rows
+                .iter()
+                .map(|&i| {
+                    let r = &rates.areas[i];
+                    strata_stats::exact_poisson_p_value(r.observed, r.expected)
+                })
+                .collect();
+            let adjusted_p: Vec<Option<f64>> = points
+                .iter()
+                .map(|point| {
+                    point.and_then(|p| {
+                        strata_stats::two_sided_normal_p(
+                            (p.y - theta) / (p.s * p.s + estimate.tau2).sqrt(),
+                        )
+                    })
+                })
+                .collect();
+            let exact_q = strata_stats::benjamini_hochberg(&exact_p);
+            let adjusted_q = strata_stats::benjamini_hochberg(&adjusted_p);
+            let below = |values: &[Option<f64>], level: f64| {
+                values
+                    .iter()
+                    .filter(|p| p.is_some_and(|p| p < 1.0 - level))
+                    .count() as f64
+            };
+            for (k, (&i, point)) in rows.iter().zip(&points).enumerate() {
                 let r = &rates.areas[i];
                 let area = counts_shape.areas.get(r.area).ok_or_else(|| {
                     MethodError::new(format!("area index {} out of range", r.area))
@@ -382,6 +427,9 @@ impl OverdispersionMethod for Spiegelhalter {
                     Value::finite(z),
                     Value::finite(adjusted),
                 ];
+                for p in [exact_p[k], exact_q[k], adjusted_p[k], adjusted_q[k]] {
+                    row.push(p.map_or(Value::Missing, Value::Number));
+                }
                 for (q, &quantile) in quantiles.iter().enumerate() {
                     if z.abs() > quantile {
                         flagged_unadjusted[q] += 1;
@@ -418,6 +466,9 @@ impl OverdispersionMethod for Spiegelhalter {
                 row.push(Value::Number(estimate.areas as f64 * (1.0 - level)));
                 row.push(Value::Number(flagged_unadjusted[q] as f64));
                 row.push(Value::Number(flagged_adjusted[q] as f64));
+                row.push(Value::Number(below(&exact_p, *level)));
+                row.push(Value::Number(below(&exact_q, *level)));
+                row.push(Value::Number(below(&adjusted_q, *level)));
             }
             row.push(Value::Text(method.clone()));
             estimates.rows.push(row);

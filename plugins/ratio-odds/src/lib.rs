@@ -1,6 +1,7 @@
 //! `ratio.odds` — the odds ratio the 2020/21 publication reports (section 3.1).
 //!
-//! With p the standardised rate per person (rate per 10,000 / 10,000):
+//! With p the standardised rate per person (the rate per U people / U, U the recipe's `rate_per`,
+//! 10,000 in the publications):
 //! `ratio = (p2 / (1 − p2)) / (p1 / (1 − p1))`, p1 the base category, p2 the comparison.
 //!
 //! Edge cases: odds are undefined when p ≥ 1 (more tests than people, as for X-ray at 75+); the
@@ -12,8 +13,8 @@
 
 use serde::Deserialize;
 use strata_api::{
-    Configured, MethodError, PER_POPULATION, ParamError, Params, PluginDescriptor, RatioMethod,
-    RatioValue, StageKind,
+    Configured, MethodError, ParamError, Params, PluginDescriptor, RatioMethod, RatioValue,
+    StageKind,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -37,9 +38,10 @@ fn configure(params: &Params) -> Result<Configured, ParamError> {
 pub struct OddsRatio;
 
 impl OddsRatio {
-    pub fn odds_ratio(base_rate: f64, comparison_rate: f64) -> RatioValue {
-        let p1 = base_rate / PER_POPULATION;
-        let p2 = comparison_rate / PER_POPULATION;
+    /// The odds ratio of two rates per `rate_per` people.
+    pub fn odds_ratio(base_rate: f64, comparison_rate: f64, rate_per: f64) -> RatioValue {
+        let p1 = base_rate / rate_per;
+        let p2 = comparison_rate / rate_per;
         let undefined = |why: String| RatioValue {
             value: None,
             note: Some(why),
@@ -73,11 +75,12 @@ impl RatioMethod for OddsRatio {
         &self,
         base_rate: &[f64],
         comparison_rate: &[f64],
+        rate_per: f64,
     ) -> Result<Vec<RatioValue>, MethodError> {
         Ok(base_rate
             .iter()
             .zip(comparison_rate)
-            .map(|(&b, &c)| Self::odds_ratio(b, c))
+            .map(|(&b, &c)| Self::odds_ratio(b, c, rate_per))
             .collect())
     }
 }
@@ -89,7 +92,9 @@ mod tests {
     #[test]
     fn published_worked_example_2020_21() {
         // §3.1: female 2,973, male 2,465 per 10,000 → p/(1-p) 0.4231 and 0.3271 → 0.77.
-        let r = OddsRatio::odds_ratio(2973.0, 2465.0).value.unwrap();
+        let r = OddsRatio::odds_ratio(2973.0, 2465.0, 10_000.0)
+            .value
+            .unwrap();
         assert!((r - 0.7731).abs() < 5e-4, "{r}");
         assert_eq!(format!("{r:.2}"), "0.77");
     }
@@ -97,27 +102,41 @@ mod tests {
     #[test]
     fn hand_worked_value() {
         // p1 = 0.1 → odds 1/9; p2 = 0.2 → odds 1/4; ratio 9/4.
-        let r = OddsRatio::odds_ratio(1000.0, 2000.0).value.unwrap();
+        let r = OddsRatio::odds_ratio(1000.0, 2000.0, 10_000.0)
+            .value
+            .unwrap();
         assert!((r - 2.25).abs() < 1e-12);
     }
 
     #[test]
     fn base_is_one() {
-        let r = OddsRatio::odds_ratio(500.0, 500.0).value.unwrap();
+        let r = OddsRatio::odds_ratio(500.0, 500.0, 10_000.0).value.unwrap();
         assert!((r - 1.0).abs() < 1e-15);
     }
 
     #[test]
     fn undefined_when_p_reaches_one() {
-        let r = OddsRatio::odds_ratio(1500.0, 12_000.0);
+        let r = OddsRatio::odds_ratio(1500.0, 12_000.0, 10_000.0);
         assert_eq!(r.value, None);
         assert!(r.note.unwrap().contains("≥ 1"));
-        assert_eq!(OddsRatio::odds_ratio(1500.0, 10_000.0).value, None);
+        assert_eq!(
+            OddsRatio::odds_ratio(1500.0, 10_000.0, 10_000.0).value,
+            None
+        );
+    }
+
+    #[test]
+    fn the_unit_scales_the_rates_into_proportions() {
+        // The hand-worked p1 = 0.1, p2 = 0.2 as rates per 1,000: the same 9/4.
+        let r = OddsRatio::odds_ratio(100.0, 200.0, 1_000.0).value.unwrap();
+        assert!((r - 2.25).abs() < 1e-12);
+        // 1,500 per 1,000 is p = 1.5: undefined, where per 10,000 it is p = 0.15.
+        assert_eq!(OddsRatio::odds_ratio(100.0, 1_500.0, 1_000.0).value, None);
     }
 
     #[test]
     fn undefined_when_base_is_zero() {
-        assert_eq!(OddsRatio::odds_ratio(0.0, 10.0).value, None);
+        assert_eq!(OddsRatio::odds_ratio(0.0, 10.0, 10_000.0).value, None);
     }
 
     #[test]

@@ -64,6 +64,7 @@ impl RatioMethod for RateRatio {
         &self,
         base_rate: &[f64],
         comparison_rate: &[f64],
+        _rate_per: f64,
     ) -> Result<Vec<RatioValue>, MethodError> {
         Ok(base_rate
             .iter()

@@ -21,7 +21,10 @@
 //! Edge cases: a missing (non-finite) or negative rate, or both rates 0 (χ² = 0/0), gives a NaN
 //! statistic and p-value and no stars.
 //!
-//! Parameters: none.
+//! Parameters: `star_thresholds` (above); `count_basis` (default 10,000, the published unit): the
+//! rates are re-expressed per `count_basis` people before the statistic, whatever the recipe's
+//! `rate_per`, so a recipe that prints rates per 1,000 keeps the published stars. A `count_basis`
+//! other than 10,000 is a different test, named in the method name.
 //!
 //! Checked against the publications: all 200 of the 248 published sex, deprivation and age stars
 //! whose class is fixed by the published ratios and national rates match (see
@@ -31,8 +34,8 @@
 use serde::Deserialize;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 use strata_api::{
-    Comparison, Configured, MethodError, ParamError, Params, PluginDescriptor, SignificanceMethod,
-    SignificanceResult, StageKind, StarThresholds, stars_for,
+    Comparison, Configured, DEFAULT_RATE_PER, MethodError, ParamError, Params, PluginDescriptor,
+    SignificanceMethod, SignificanceResult, StageKind, StarThresholds, rate_per_text, stars_for,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -48,19 +51,40 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
 struct PearsonParams {
     #[serde(default = "StarThresholds::published_parameter")]
     star_thresholds: Vec<f64>,
+    #[serde(default = "published_count_basis")]
+    count_basis: f64,
+}
+
+/// The unit the publications' rates, and so their χ², are per.
+fn published_count_basis() -> f64 {
+    DEFAULT_RATE_PER
 }
 
 fn configure(params: &Params) -> Result<Configured, ParamError> {
     let p: PearsonParams = params.parse()?;
     let stars = StarThresholds::from_parameter(p.star_thresholds)?;
+    if !(p.count_basis.is_finite() && p.count_basis > 0.0) {
+        return Err(ParamError {
+            key: Some("count_basis".into()),
+            message: format!(
+                "`count_basis` must be a positive number of people, got {}",
+                p.count_basis
+            ),
+        });
+    }
     Ok(Configured::Significance(Box::new(
-        ConfiguredPearsonRatesPer10k { stars },
+        ConfiguredPearsonRatesPer10k {
+            stars,
+            count_basis: p.count_basis,
+        },
     )))
 }
 
-/// The method with the recipe's star thresholds.
+/// The method with the recipe's star thresholds and count basis.
 struct ConfiguredPearsonRatesPer10k {
     stars: StarThresholds,
+    /// Rates are re-expressed per this many people before the statistic.
+    count_basis: f64,
 }
 
 /// The published Pearson chi-square on two rates per 10,000.
@@ -104,15 +128,25 @@ fn chi_square_1df_sf(statistic: f64) -> f64 {
 
 impl SignificanceMethod for ConfiguredPearsonRatesPer10k {
     fn method_name(&self) -> String {
-        self.stars
-            .method_name("Pearson chi-square on rates per 10,000 (1 df)")
+        self.stars.method_name(&format!(
+            "Pearson chi-square on rates per {} (1 df)",
+            rate_per_text(self.count_basis)
+        ))
     }
 
     fn test(&self, comparisons: &[Comparison]) -> Result<Vec<SignificanceResult>, MethodError> {
         Ok(comparisons
             .iter()
             .map(|c| {
-                let mut r = PearsonRatesPer10k::test_rates(c.base_rate, c.comparison_rate);
+                // 1.0 when the recipe's unit is the count basis, so the published path does no
+                // arithmetic on the rates.
+                let to_basis = self.count_basis / c.rate_per;
+                let (base, comparison) = if to_basis == 1.0 {
+                    (c.base_rate, c.comparison_rate)
+                } else {
+                    (c.base_rate * to_basis, c.comparison_rate * to_basis)
+                };
+                let mut r = PearsonRatesPer10k::test_rates(base, comparison);
                 r.stars = self.stars.stars(r.p_value);
                 r
             })
@@ -139,6 +173,7 @@ mod tests {
             comparison_observed: 0.0,
             base_expected: 0.0,
             comparison_expected: 0.0,
+            rate_per: 10_000.0,
         };
         assert_eq!(m.test(&[c]).expect("test")[0].stars, "*");
         assert!(
@@ -173,6 +208,40 @@ mod tests {
             comparison_observed: f64::NAN,
             base_expected: f64::NAN,
             comparison_expected: f64::NAN,
+            rate_per: 10_000.0,
+        }
+    }
+
+    #[test]
+    fn rates_per_another_unit_are_tested_on_the_count_basis() {
+        let configure =
+            |text: &str| (DESCRIPTOR.configure)(&Params::from_toml_str(text).expect("toml"));
+        let Ok(Configured::Significance(published)) = configure("") else {
+            panic!("configures");
+        };
+        // §3.1's X-ray rates printed per 1,000 (297.3 and 246.5): the published χ² all the same.
+        let per_thousand = Comparison {
+            rate_per: 1_000.0,
+            ..comparison(297.3, 246.5)
+        };
+        let r = &published.test(&[per_thousand]).expect("test")[0];
+        assert_close(r.statistic, 47.4556822361162, 1e-12);
+        assert_eq!(r.stars, "***");
+        // A count basis of 1,000 is another test: χ² a tenth, named so.
+        let Ok(Configured::Significance(thousand)) = configure("count_basis = 1000") else {
+            panic!("configures");
+        };
+        let r = &thousand.test(&[per_thousand]).expect("test")[0];
+        assert_close(r.statistic, 4.74556822361162, 1e-12);
+        assert_eq!(
+            thousand.method_name(),
+            "Pearson chi-square on rates per 1,000 (1 df)"
+        );
+        for bad in ["count_basis = 0", "count_basis = -5", "count_basis = nan"] {
+            let Err(e) = configure(bad) else {
+                panic!("{bad} configures");
+            };
+            assert_eq!(e.key.as_deref(), Some("count_basis"), "{bad}");
         }
     }
 

@@ -159,6 +159,7 @@ mod tests {
             comparison_observed: o2,
             base_expected: e1,
             comparison_expected: e2,
+            rate_per: f64::NAN,
         }
     }
 

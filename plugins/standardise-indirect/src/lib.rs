@@ -7,9 +7,12 @@
 //!
 //! - national stratum rate `R_j = Σ_a t_aj / Σ_a n_aj` (0 where `Σ_a n_aj = 0`);
 //! - `expected_a = Σ_j R_j · n_aj`, `observed_a = Σ_j t_aj`;
-//! - `national_rate = Σ_aj t_aj / Σ_aj n_aj × 10,000`;
-//! - `crude_rate_a = observed_a / population_a × 10,000`;
-//! - `standardised_rate_a = observed_a / expected_a × national_rate`.
+//! - `national_rate = Σ_aj t_aj / Σ_aj n_aj × U`;
+//! - `crude_rate_a = observed_a / population_a × U`;
+//! - `standardised_rate_a = observed_a / expected_a × national_rate`,
+//!
+//! with U the recipe's per-population unit (`rate_per`, 10,000 in the DID publications), carried
+//! in the counts.
 //!
 //! Edge cases:
 //! - tests in a stratum with no population count in `observed` (and in the national rate) but add
@@ -27,8 +30,8 @@
 
 use serde::Deserialize;
 use strata_api::{
-    AreaRate, Configured, MethodError, NationalRate, PER_POPULATION, ParamError, Params,
-    PluginDescriptor, StageKind, StandardisationMethod, StandardisedRates, StratifiedCounts,
+    AreaRate, Configured, MethodError, NationalRate, ParamError, Params, PluginDescriptor,
+    StageKind, StandardisationMethod, StandardisedRates, StratifiedCounts,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -206,6 +209,7 @@ impl StandardisationMethod for IndirectStandardisation {
 
         let mut result = StandardisedRates {
             method: self.method_name(),
+            rate_per: counts.rate_per,
             national: Vec::with_capacity(counts.measures.len()),
             areas: Vec::with_capacity(counts.measures.len() * n_areas),
         };
@@ -229,7 +233,7 @@ impl StandardisationMethod for IndirectStandardisation {
                 .map(|(&tests, &people)| if people > 0.0 { tests / people } else { 0.0 })
                 .collect();
             let total_tests: f64 = national_tests.iter().sum();
-            let national_rate = total_tests / total_population * PER_POPULATION;
+            let national_rate = total_tests / total_population * counts.rate_per;
             result.national.push(NationalRate {
                 measure,
                 observed: total_tests,
@@ -247,7 +251,7 @@ impl StandardisationMethod for IndirectStandardisation {
                     .map(|(&people, &rate)| people * rate)
                     .sum();
                 let crude_rate = if population > 0.0 {
-                    observed / population * PER_POPULATION
+                    observed / population * counts.rate_per
                 } else {
                     f64::NAN
                 };

@@ -11,7 +11,7 @@
 //! UKHSA PHEindicatormethods (R), `R/ISRatio.R`.
 
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
-use statrs::function::gamma::{checked_gamma_lr, ln_gamma};
+use statrs::function::gamma::{checked_gamma_lr, checked_gamma_ur, ln_gamma};
 use strata_api::{Limits, ParamError};
 
 /// The confidence levels every CI plugin reports unless the recipe says otherwise.
@@ -228,5 +228,136 @@ mod tests {
         assert_eq!(limits[0].lower[0], 10.0);
         assert_eq!(limits[0].upper[0], 40.0);
         assert!(limits[0].lower[1].is_nan());
+    }
+}
+
+/// Two-sided exact Poisson p-value of O given expected E (the doubling rule):
+/// p = min(1, 2 · min(P(X ≤ O), P(X ≥ O))), X ~ Poisson(E), through the regularized incomplete
+/// gamma functions (P(X ≤ O) = Q(O + 1, E), P(X ≥ O) = P(O, E) for O > 0, 1 at O = 0), so
+/// neither tail is taken as 1 − the other and a fractional O (imputed counts) is continuous.
+/// It is below 1 − level exactly when the Garwood exact limits at that level exclude E, so it
+/// flags the areas the exact funnel does. `None` without a valid O or a positive, finite E.
+pub fn exact_poisson_p_value(observed: f64, expected: f64) -> Option<f64> {
+    if !(is_valid_count(observed) && expected > 0.0 && expected.is_finite()) {
+        return None;
+    }
+    let lower_tail = checked_gamma_ur(observed + 1.0, expected).ok()?;
+    let upper_tail = if observed == 0.0 {
+        1.0
+    } else {
+        checked_gamma_lr(observed, expected).ok()?
+    };
+    Some((2.0 * lower_tail.min(upper_tail)).min(1.0))
+}
+
+/// Benjamini–Hochberg adjusted p-values (the false discovery rate at which each test would be
+/// rejected), in the order given: sorted ascending p₍ᵢ₎ of the m present values, q₍ᵢ₎ =
+/// min over j ≥ i of m · p₍ⱼ₎ / j, at most 1; a missing p stays missing and does not count in m.
+/// As R's `p.adjust(method = "BH")` and SciPy's `false_discovery_control`.
+pub fn benjamini_hochberg(p_values: &[Option<f64>]) -> Vec<Option<f64>> {
+    let mut present: Vec<(usize, f64)> = p_values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.map(|p| (i, p)))
+        .collect();
+    present.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    let m = present.len() as f64;
+    let mut adjusted = vec![None; p_values.len()];
+    let mut running_min = 1.0f64;
+    for (rank, &(i, p)) in present.iter().enumerate().rev() {
+        running_min = running_min.min(m * p / (rank as f64 + 1.0));
+        adjusted[i] = Some(running_min);
+    }
+    adjusted
+}
+
+/// Two-sided standard normal p-value of a z-score, 2 · P(Z > |z|) from the upper tail.
+pub fn two_sided_normal_p(z: f64) -> Option<f64> {
+    z.is_finite()
+        .then(|| (2.0 * Normal::standard().sf(z.abs())).min(1.0))
+}
+
+#[cfg(test)]
+mod p_value_tests {
+    use super::*;
+
+    /// SciPy 1.17.1: `min(1, 2 * min(poisson.cdf(o, e), poisson.sf(o - 1, e)))`; the fractional
+    /// O from `gammaincc(o + 1, e)` and `gammainc(o, e)`.
+    #[test]
+    fn exact_poisson_p_values_equal_scipys() {
+        for (o, e, p) in [
+            (0.0, 0.5, 1.0),
+            (0.0, 3.2, 0.08152440795673244),
+            (1.0, 0.3, 0.5183635586365641),
+            (2.0, 7.5, 0.04051343011332877),
+            (5.0, 1.1, 0.010870586922478468),
+            (9.0, 4.0, 0.04272686897596829),
+            (12.0, 20.5, 0.06206820337546209),
+            (150.0, 120.0, 0.009126882608302472),
+            (40.0, 41.3, 0.9213011265672101),
+            (3.5, 2.0, 0.4404451830485681),
+        ] {
+            let got = exact_poisson_p_value(o, e).expect("a p-value");
+            assert!(
+                (got - p).abs() <= 1e-10 * p,
+                "O {o} E {e}: {got} against {p}"
+            );
+        }
+        assert_eq!(exact_poisson_p_value(3.0, 0.0), None);
+        assert_eq!(exact_poisson_p_value(-1.0, 2.0), None);
+        assert_eq!(exact_poisson_p_value(f64::NAN, 2.0), None);
+    }
+
+    /// Below 1 − level exactly when the exact limits exclude E.
+    #[test]
+    fn exact_p_value_agrees_with_the_exact_limits() {
+        for o in 0..40 {
+            for e10 in 1..400 {
+                let (o, e) = (o as f64, e10 as f64 / 10.0);
+                let p = exact_poisson_p_value(o, e).expect("p");
+                let outside = e < exact_lower(o, 0.95) || e > exact_upper(o, 0.95);
+                assert_eq!(p < 0.05, outside, "O {o} E {e} p {p}");
+            }
+        }
+    }
+
+    /// SciPy 1.17.1 `false_discovery_control([0.01, 0.04, 0.03, 0.005, 0.5, 0.2, 0.04])`
+    /// (the missing value left out): 0.035, 0.056, 0.056, 0.035, 0.5, 0.233…, 0.056.
+    #[test]
+    fn benjamini_hochberg_equals_scipys() {
+        let p = [
+            Some(0.01),
+            Some(0.04),
+            Some(0.03),
+            Some(0.005),
+            Some(0.5),
+            None,
+            Some(0.2),
+            Some(0.04),
+        ];
+        let want = [
+            Some(0.035),
+            Some(0.055999999999999994),
+            Some(0.055999999999999994),
+            Some(0.035),
+            Some(0.5),
+            None,
+            Some(0.23333333333333336),
+            Some(0.055999999999999994),
+        ];
+        let got = benjamini_hochberg(&p);
+        for (g, w) in got.iter().zip(want) {
+            match (g, w) {
+                (Some(g), Some(w)) => assert!((g - w).abs() <= 1e-15, "{g} against {w}"),
+                (None, None) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(benjamini_hochberg(&[]), Vec::<Option<f64>>::new());
+        assert_eq!(
+            two_sided_normal_p(1.959963984540054).map(|p| (p * 1e9).round()),
+            Some(5e7)
+        );
+        assert_eq!(two_sided_normal_p(f64::NAN), None);
     }
 }

@@ -379,6 +379,7 @@ mod tests {
             })
             .collect();
         let rates = StandardisedRates {
+            rate_per: strata_api::DEFAULT_RATE_PER,
             method: "test".into(),
             national: vec![NationalRate {
                 measure: 0,

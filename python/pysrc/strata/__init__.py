@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, NamedTuple
+import sys
+import time
+from typing import Any, Callable, NamedTuple, Union
 
 import polars as pl
 
@@ -20,6 +22,7 @@ from ._strata import RecipeError, RunError, StrataError
 __version__ = _strata.__version__
 __all__ = [
     "Run",
+    "Progress",
     "run",
     "verify",
     "diff",
@@ -48,34 +51,118 @@ def _path(p: str | os.PathLike[str] | None) -> str | None:
     return None if p is None else os.fspath(p)
 
 
+def _path_or_frame(p: Any) -> Any:
+    """A path as text; a frame (anything with ``__arrow_c_stream__``) as it is."""
+    return os.fspath(p) if isinstance(p, (str, os.PathLike)) else p
+
+
+#: ``progress(stage, done, total, unit)``: the stage under way, how far its bar has come and of
+#: how much (``None`` for a stage without a bar), in ``unit`` (``"records"`` or ``"bytes"``).
+Progress = Callable[[str, int, Union[int, None], str], None]
+
+
+class _TqdmProgress:
+    """One tqdm bar per stage (``tqdm.auto``: a widget in a notebook, text on a terminal)."""
+
+    def __init__(self, tqdm: Any) -> None:
+        self._tqdm = tqdm
+        self._bar: Any = None
+        self._stage: str | None = None
+
+    def __call__(self, stage: str, done: int, total: int | None, unit: str) -> None:
+        if stage != self._stage or self._bar is None or (total and self._bar.total != total):
+            self.close()
+            self._bar = self._tqdm(
+                total=total, desc=stage, unit=unit[:-1] if unit.endswith("s") else unit,
+                unit_scale=True, leave=False,
+            )
+            self._stage = stage
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class _TextProgress:
+    """A line on stderr per stage and at most one a second within it, without tqdm."""
+
+    def __init__(self) -> None:
+        self._stage: str | None = None
+        self._shown = 0.0
+
+    def __call__(self, stage: str, done: int, total: int | None, unit: str) -> None:
+        now = time.monotonic()
+        if stage == self._stage and now - self._shown < 1.0:
+            return
+        self._stage, self._shown = stage, now
+        of = f" of {total:,}" if total else ""
+        print(f"strata: {stage} {done:,}{of} {unit}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def _interactive() -> bool:
+    return "ipykernel" in sys.modules or sys.stderr.isatty()
+
+
+def _reporter(progress: bool | Progress | None) -> Any:
+    """What draws a run's progress: yours, tqdm's, a text line, or nothing."""
+    if progress is False or (progress is None and not _interactive()):
+        return None
+    if callable(progress):
+        return progress
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _TextProgress()
+    return _TqdmProgress(tqdm)
+
+
 def run(
     recipe: str | os.PathLike[str],
     activity: Any = None,
-    counts: str | os.PathLike[str] | None = None,
-    population: str | os.PathLike[str] | None = None,
+    counts: Any = None,
+    population: Any = None,
     scale: float | None = None,
     seed: int | None = None,
     threads: int | None = None,
     mapping: str | os.PathLike[str] | None = None,
+    progress: bool | Progress | None = None,
 ) -> Run:
     """Runs a recipe and returns its tables and manifest; writes nothing.
 
-    ``activity`` is a record-level extract: a path (Parquet, CSV or gzip CSV), or a table in
-    memory — a polars or pandas DataFrame or a pyarrow Table, handed over through the Arrow C
-    stream interface without copying to a file. Without ``activity`` or ``counts`` the recipe's own
-    input runs (the synthetic year at ``scale`` and ``seed`` for the year recipes)."""
-    if activity is not None and isinstance(activity, (str, os.PathLike)):
-        activity = os.fspath(activity)
-    batches, manifest = _strata.run(
-        os.fspath(recipe),
-        activity,
-        _path(counts),
-        _path(population),
-        scale,
-        seed,
-        threads,
-        _path(mapping),
-    )
+    ``activity`` is a record-level extract, ``counts`` aggregated stratum counts (``area_code, sex,
+    age_band, imd_quintile, measure, tests``) and ``population`` the population (``area_code, sex,
+    age_band, imd_quintile, population``): each a path (Parquet or CSV for activity, CSV for the
+    others), or a table in memory — a polars or pandas DataFrame or a pyarrow Table, handed over
+    through the Arrow C stream interface without copying to a file, and checked as its file would
+    be (errors name its row and column). Without ``activity`` or ``counts`` the recipe's own input
+    runs (the synthetic year at ``scale`` and ``seed`` for the year recipes).
+
+    ``progress``: ``None`` shows it in a notebook or on a terminal (with tqdm when installed, else
+    a line on stderr), ``True`` always, ``False`` never; a callable is called as
+    ``progress(stage, done, total, unit)`` while the run goes on. The engine runs with the GIL
+    released, and an interrupt stops the wait."""
+    reporter = _reporter(progress)
+    try:
+        batches, manifest = _strata.run(
+            os.fspath(recipe),
+            None if activity is None else _path_or_frame(activity),
+            None if counts is None else _path_or_frame(counts),
+            None if population is None else _path_or_frame(population),
+            scale,
+            seed,
+            threads,
+            _path(mapping),
+            reporter,
+        )
+    finally:
+        close = getattr(reporter, "close", None)
+        if callable(close) and not callable(progress):
+            close()
     return Run({name: _frame(b) for name, b in batches}, json.loads(manifest))
 
 

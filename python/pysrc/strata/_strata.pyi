@@ -1,4 +1,4 @@
-from typing import Any
+from typing import Any, Callable
 
 __version__: str
 
@@ -9,12 +9,13 @@ class RunError(StrataError): ...
 def run(
     recipe: str,
     activity: Any = None,
-    counts: str | None = None,
-    population: str | None = None,
+    counts: Any = None,
+    population: Any = None,
     scale: float | None = None,
     seed: int | None = None,
     threads: int | None = None,
     mapping: str | None = None,
+    progress: Callable[[str, int, int | None, str], None] | None = None,
 ) -> tuple[list[tuple[str, Any]], str]: ...
 def verify(
     recipe: str, scale: float | None = None, seed: int | None = None, threads: int | None = None

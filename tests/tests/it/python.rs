@@ -2,7 +2,7 @@
 //! which checks every table of both years against the command line's CSV, byte for byte, and
 //! in-memory polars, pandas and pyarrow frames against the file they came from.
 //!
-//! The venv (`target/python-venv`: maturin, polars, pyarrow, pandas, pytest from PyPI) is made on
+//! The venv (`target/python-venv`: maturin, polars, pyarrow, pandas, pytest, tqdm from PyPI) is made on
 //! first use and kept. Without python3 or PyPI the test says so and passes, except under
 //! `CI=true`, where it fails: CI must run the suite.
 
@@ -13,13 +13,22 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-const PACKAGES: [&str; 5] = ["maturin>=1.9,<2", "polars", "pyarrow", "pandas", "pytest"];
+const PACKAGES: [&str; 6] = [
+    "maturin>=1.9,<2",
+    "polars",
+    "pyarrow",
+    "pandas",
+    "pytest",
+    "tqdm",
+];
 
 /// The venv's folder, made and filled if it is not there; `Err` says why it cannot be.
 fn venv() -> Result<PathBuf, String> {
     let venv = workspace().join("target").join("python-venv");
     let ready = venv.join(".strata-packages");
-    if ready.exists() {
+    // The packages it was filled with are written in the marker: a venv of an older list is
+    // topped up.
+    if std::fs::read_to_string(&ready).is_ok_and(|listed| listed == PACKAGES.join("\n")) {
         return Ok(venv);
     }
     let made = Command::new("python3")

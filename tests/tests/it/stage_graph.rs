@@ -154,6 +154,20 @@ fn adding_the_overdispersion_stage_adds_its_tables_and_changes_no_other_byte() {
         String::from_utf8(output(&widened.dir, "overdispersed_limits.csv").unwrap()).unwrap();
     let header: Vec<&str> = limits.lines().next().unwrap().split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    // Each area's Benjamini–Hochberg adjusted p-value is at least its own p-value, and at most 1.
+    let (p_col, q_col) = (
+        col("exact_poisson_p_value"),
+        col("exact_poisson_fdr_p_value"),
+    );
+    let mut with_p = 0;
+    for line in limits.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        if let (Ok(p), Ok(q)) = (cells[p_col].parse::<f64>(), cells[q_col].parse::<f64>()) {
+            assert!(p <= q * (1.0 + 1e-5) && q <= 1.0, "{line}");
+            with_p += 1;
+        }
+    }
+    assert!(with_p > 0, "{limits}");
     let (ratio, lower, upper, flag) = (
         col("ratio"),
         col("lower_95"),
