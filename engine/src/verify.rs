@@ -53,6 +53,18 @@ pub struct Tolerances {
     /// publication's own rates: absolute difference (printed to 2 dp, so ±0.005 is "the same").
     #[serde(default = "default_worked")]
     pub worked_example_absolute: f64,
+    /// Counts of Annex A's Tables A.1–A.4: relative difference…
+    #[serde(default = "default_annex_count")]
+    pub annex_count_relative: f64,
+    /// …or this many tests, whichever is wider (the tables print counts rounded to hundreds).
+    #[serde(default = "default_annex_count_absolute")]
+    pub annex_count_absolute: f64,
+    /// Shares of Tables A.1–A.4: absolute difference.
+    #[serde(default = "default_annex_share")]
+    pub annex_share_absolute: f64,
+    /// The biggest shortfall sentence after Table A.3 ("around 7% lower"): absolute difference.
+    #[serde(default = "default_shortfall")]
+    pub shortfall_share_absolute: f64,
     /// Sections whose figures decide the exit code; the others are reported only.
     #[serde(default = "default_gate")]
     pub gate: Vec<String>,
@@ -113,6 +125,18 @@ fn default_exclusions_share() -> f64 {
 fn default_worked() -> f64 {
     0.005
 }
+fn default_annex_count() -> f64 {
+    0.10
+}
+fn default_annex_count_absolute() -> f64 {
+    50.0
+}
+fn default_annex_share() -> f64 {
+    0.01
+}
+fn default_shortfall() -> f64 {
+    0.01
+}
 
 impl Default for Tolerances {
     fn default() -> Self {
@@ -127,6 +151,10 @@ impl Default for Tolerances {
             exclusions_relative: default_exclusions(),
             exclusions_share_absolute: default_exclusions_share(),
             worked_example_absolute: default_worked(),
+            annex_count_relative: default_annex_count(),
+            annex_count_absolute: default_annex_count_absolute(),
+            annex_share_absolute: default_annex_share(),
+            shortfall_share_absolute: default_shortfall(),
             gate: default_gate(),
             reported_only: Vec::new(),
         }
@@ -435,9 +463,18 @@ fn section_kind(section: &str) -> &'static str {
 
 /// A printed figure that cannot be read as one: a failing row naming it.
 fn unparsable(section: &'static str, figure: &str, printed: &toml::Value) -> Check {
+    unparsable_kind(section, section_kind(section), figure, printed)
+}
+
+fn unparsable_kind(
+    section: &'static str,
+    kind: &'static str,
+    figure: &str,
+    printed: &toml::Value,
+) -> Check {
     Check {
         section,
-        kind: section_kind(section),
+        kind,
         figure: figure.to_string(),
         published: printed.to_string(),
         reproduced: "—".into(),
@@ -583,6 +620,13 @@ fn summaries(
             .find(|r| out.text(r, "measure") == measure && out.text(r, "statistic") == statistic)
             .map(|r| (out.number(r, "value"), out.text(r, "areas")))
     };
+    if summary
+        .get("standardised_within_10pct_of_crude")
+        .and_then(|v| v.as_str())
+        == Some("most")
+    {
+        most_within_crude(&out, checks);
+    }
     for (measure, figures) in summary {
         let Some(figures) = figures.as_table() else {
             continue;
@@ -630,6 +674,26 @@ fn summaries(
                 ok,
             });
         }
+        if let Some(code) = figures.get("highest_area").and_then(|v| v.as_str()) {
+            let highest = value(measure, "max_standardised_rate")
+                .map(|(_, areas)| areas)
+                .unwrap_or_default();
+            let ok = highest.split("; ").any(|a| a == code);
+            checks.push(Check {
+                section: "summary",
+                // The named area is an outlier the synthetic config places (`[[outliers]]`).
+                kind: "round_trip",
+                figure: format!("{measure} highest_area"),
+                published: code.into(),
+                reproduced: if highest.is_empty() {
+                    "—".into()
+                } else {
+                    highest.clone()
+                },
+                tolerance: "the same".into(),
+                ok,
+            });
+        }
         for key in ["areas_above_2x_national", "areas_above_4x_national"] {
             let Some(codes) = figures.get(key).and_then(|v| v.as_array()) else {
                 continue;
@@ -637,7 +701,20 @@ fn summaries(
             let listed = value(measure, key)
                 .map(|(_, areas)| areas)
                 .unwrap_or_default();
-            let listed: Vec<&str> = listed.split("; ").collect();
+            let listed: Vec<&str> = listed.split("; ").filter(|a| !a.is_empty()).collect();
+            // "five CCGs had more than twice the national rate": where the sentence counts them
+            // (`<key>_count`), no other area may be above the multiple.
+            if let Some(count) = number_of(figures.get(&format!("{key}_count"))) {
+                checks.push(Check {
+                    section: "summary",
+                    kind: "round_trip",
+                    figure: format!("{measure} {key} count"),
+                    published: fmt(Some(count), 0),
+                    reproduced: listed.len().to_string(),
+                    tolerance: "the same".into(),
+                    ok: listed.len() as f64 == count,
+                });
+            }
             for code in codes.iter().filter_map(|c| c.as_str()) {
                 checks.push(Check {
                     section: "summary",
@@ -657,6 +734,39 @@ fn summaries(
             }
         }
     }
+}
+
+/// "For most CCGs the standardised rate was within 10% of the crude rate": over every measure,
+/// more than half of the area × measure pairs are. The generator is never told it.
+fn most_within_crude(out: &Indexed, checks: &mut Vec<Check>) {
+    let (mut within, mut pairs) = (0.0, 0.0);
+    for r in out.rows() {
+        if out.text(r, "statistic") != "share_within_10pct_of_crude" {
+            continue;
+        }
+        let areas = out
+            .rows()
+            .find(|a| {
+                out.text(a, "measure") == out.text(r, "measure")
+                    && out.text(a, "statistic") == "areas_with_rate"
+            })
+            .and_then(|a| out.number(a, "value"));
+        if let (Some(share), Some(areas)) = (out.number(r, "value"), areas) {
+            within += share * areas;
+            pairs += areas;
+        }
+    }
+    let share = (pairs > 0.0).then(|| within / pairs);
+    checks.push(Check {
+        section: "summary",
+        kind: "derived",
+        figure: "share of areas (every measure) with a standardised rate within 10% of crude"
+            .into(),
+        published: "most".into(),
+        reproduced: fmt(share, 2),
+        tolerance: "> 0.50".into(),
+        ok: share.is_some_and(|s| s > 0.5),
+    });
 }
 
 fn annex_a(published: &toml::Table, tables: &[Table], tol: &Tolerances, checks: &mut Vec<Check>) {
@@ -691,54 +801,343 @@ fn annex_a(published: &toml::Table, tables: &[Table], tol: &Tolerances, checks: 
             });
         }
     }
-    for (list, table, column, what) in [
-        (
-            "providers_no_practice",
-            "dq_providers_no_practice",
-            "provider_code",
-            "Table A.1",
-        ),
-        (
-            "providers_incomplete",
-            "dq_providers_incomplete",
-            "provider_code",
-            "Table A.2",
-        ),
-        (
-            "areas_incomplete",
-            "dq_areas_incomplete",
-            "area_code",
-            "Table A.3",
-        ),
-        (
-            "areas_missing_submissions",
-            "dq_areas_missing_submissions",
-            "area_code",
-            "Table A.4",
-        ),
-    ] {
-        let Some(rows) = annex.get(list).and_then(|v| v.as_array()) else {
+    annex_tables(annex, tables, tol, checks);
+    largest_shortfall(annex, tables, tol, checks);
+}
+
+/// How a printed Annex A figure maps onto a column of the run's table.
+#[derive(Clone, Copy)]
+enum Field {
+    /// A count of tests (printed rounded, to hundreds or thousands).
+    Count,
+    /// A share, printed as a fraction; the run's column is in percent.
+    Share,
+    /// A code or a field name, compared without regard to case.
+    Text,
+}
+
+/// One printed column of an Annex A table: its key in the published file, the run's column, what
+/// it is, and its kind of check (what the generator was told of it).
+struct Column {
+    printed: &'static str,
+    run: &'static str,
+    field: Field,
+    kind: &'static str,
+}
+
+const fn column(
+    printed: &'static str,
+    run: &'static str,
+    field: Field,
+    kind: &'static str,
+) -> Column {
+    Column {
+        printed,
+        run,
+        field,
+        kind,
+    }
+}
+
+/// One of Tables A.1–A.4: its list in the published file, the run's table, the key column and
+/// the printed columns.
+struct AnnexTable {
+    list: &'static str,
+    table: &'static str,
+    key: &'static str,
+    what: &'static str,
+    columns: &'static [Column],
+}
+
+/// The generator is given Table A.1's counts and shares (provider faults) and Table A.2's totals
+/// and missing counts (provider sizes and faults), Table A.3's and A.4's shares (area top-ups,
+/// missing months); the areas' totals and missing counts follow from the population and rates.
+const ANNEX_TABLES: [AnnexTable; 4] = [
+    AnnexTable {
+        list: "providers_no_practice",
+        table: "dq_providers_no_practice",
+        key: "provider_code",
+        what: "Table A.1",
+        columns: &[
+            column(
+                "no_practice_tests",
+                "no_practice_tests",
+                Field::Count,
+                "round_trip",
+            ),
+            column(
+                "no_practice_share",
+                "no_practice_pct",
+                Field::Share,
+                "round_trip",
+            ),
+            column(
+                "no_lsoa_tests",
+                "no_practice_no_lsoa_tests",
+                Field::Count,
+                "round_trip",
+            ),
+            column(
+                "no_lsoa_share",
+                "no_practice_no_lsoa_pct",
+                Field::Share,
+                "round_trip",
+            ),
+        ],
+    },
+    AnnexTable {
+        list: "providers_incomplete",
+        table: "dq_providers_incomplete",
+        key: "provider_code",
+        what: "Table A.2",
+        columns: &[
+            column("total_tests", "total_tests", Field::Count, "round_trip"),
+            column(
+                "missing_tests",
+                "incomplete_tests",
+                Field::Count,
+                "round_trip",
+            ),
+            column(
+                "missing_share",
+                "incomplete_pct",
+                Field::Share,
+                "round_trip",
+            ),
+            column(
+                "most_common_missing",
+                "most_common_missing",
+                Field::Text,
+                "round_trip",
+            ),
+        ],
+    },
+    AnnexTable {
+        list: "areas_incomplete",
+        table: "dq_areas_incomplete",
+        key: "area_code",
+        what: "Table A.3",
+        columns: &[
+            column("total_tests", "total_tests", Field::Count, "derived"),
+            column("missing_tests", "incomplete_tests", Field::Count, "derived"),
+            column(
+                "missing_share",
+                "incomplete_pct",
+                Field::Share,
+                "round_trip",
+            ),
+            column(
+                "most_common_missing",
+                "most_common_missing",
+                Field::Text,
+                "round_trip",
+            ),
+        ],
+    },
+    AnnexTable {
+        list: "areas_missing_submissions",
+        table: "dq_areas_missing_submissions",
+        key: "area_code",
+        what: "Table A.4",
+        columns: &[
+            column("total_tests", "total_tests", Field::Count, "derived"),
+            column(
+                "missing_tests",
+                "estimated_missing",
+                Field::Count,
+                "derived",
+            ),
+            column("missing_share", "missing_pct", Field::Share, "round_trip"),
+            column("provider_code", "main_provider", Field::Text, "round_trip"),
+        ],
+    },
+];
+
+/// Tables A.1–A.4: every printed row is listed, each of its printed numbers is within tolerance,
+/// and a row the run lists but the publication does not is a failing row (where the publication
+/// prints the whole table: `[annex_a] tables_printed_in_full`, every table when absent).
+fn annex_tables(annex: &toml::Table, tables: &[Table], tol: &Tolerances, checks: &mut Vec<Check>) {
+    let printed_in_full = |list: &str| match annex
+        .get("tables_printed_in_full")
+        .and_then(|v| v.as_array())
+    {
+        Some(lists) => lists.iter().any(|l| l.as_str() == Some(list)),
+        None => true,
+    };
+    for spec in &ANNEX_TABLES {
+        let Some(rows) = annex.get(spec.list).and_then(|v| v.as_array()) else {
             continue;
         };
-        let listed: Vec<String> = find(tables, table)
-            .map(|t| t.rows().map(|r| t.text(r, column)).collect())
-            .unwrap_or_default();
+        let out = find(tables, spec.table);
+        let printed_codes: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| r.as_table())
+            .filter_map(|r| r.get(spec.key).and_then(|v| v.as_str()))
+            .collect();
         for row in rows.iter().filter_map(|r| r.as_table()) {
-            let Some(code) = row.get(column).and_then(|v| v.as_str()) else {
+            let Some(code) = row.get(spec.key).and_then(|v| v.as_str()) else {
                 continue;
             };
-            let ok = listed.iter().any(|l| l == code);
+            let found = out
+                .as_ref()
+                .and_then(|t| t.rows().find(|r| t.text(r, spec.key) == code));
             checks.push(Check {
                 section: "annex_a",
                 kind: "round_trip",
-                figure: format!("{what} lists {code}"),
+                figure: format!("{} lists {code}", spec.what),
                 published: "listed".into(),
-                reproduced: if ok { "listed" } else { "not listed" }.into(),
+                reproduced: if found.is_some() {
+                    "listed"
+                } else {
+                    "not listed"
+                }
+                .into(),
                 tolerance: "listed".into(),
-                ok,
+                ok: found.is_some(),
+            });
+            for c in spec.columns {
+                let Some(printed) = row.get(c.printed) else {
+                    continue;
+                };
+                let reproduced = out.as_ref().zip(found).map(|(t, r)| match c.field {
+                    Field::Text => (None, t.text(r, c.run)),
+                    _ => (t.number(r, c.run), String::new()),
+                });
+                checks.push(annex_figure(spec.what, code, c, printed, reproduced, tol));
+            }
+        }
+        if !printed_in_full(spec.list) {
+            continue;
+        }
+        let Some(out) = out else { continue };
+        for r in out.rows() {
+            let code = out.text(r, spec.key);
+            if printed_codes.contains(&code.as_str()) {
+                continue;
+            }
+            checks.push(Check {
+                section: "annex_a",
+                kind: "derived",
+                figure: format!("{} lists {code}, which the publication does not", spec.what),
+                published: "not listed".into(),
+                reproduced: "listed".into(),
+                tolerance: "only the printed rows".into(),
+                ok: false,
             });
         }
     }
+}
+
+/// One printed number (or field) of an Annex A row against the run's.
+fn annex_figure(
+    what: &str,
+    code: &str,
+    c: &Column,
+    printed: &toml::Value,
+    reproduced: Option<(Option<f64>, String)>,
+    tol: &Tolerances,
+) -> Check {
+    let figure = format!("{what} {code} {}", c.printed);
+    let number = number_of(Some(printed));
+    let (published, shown, tolerance, ok) = match (c.field, number, reproduced) {
+        (Field::Text, _, reproduced) => {
+            let p = printed.as_str().unwrap_or_default();
+            let r = reproduced.map(|(_, t)| t).unwrap_or_default();
+            let ok = !r.is_empty() && r.eq_ignore_ascii_case(p);
+            (p.to_string(), r, "the same".to_string(), ok)
+        }
+        (Field::Count, Some(p), reproduced) => {
+            let r = reproduced.and_then(|(v, _)| v);
+            let allowed = (tol.annex_count_relative * p).max(tol.annex_count_absolute);
+            (
+                fmt(Some(p), 0),
+                fmt(r, 0),
+                format!(
+                    "±{:.0}% (or ±{:.0} tests)",
+                    tol.annex_count_relative * 100.0,
+                    tol.annex_count_absolute
+                ),
+                r.is_some_and(|r| (r - p).abs() <= allowed + 1e-9),
+            )
+        }
+        (Field::Share, Some(p), reproduced) => {
+            let r = reproduced.and_then(|(v, _)| v).map(|pct| pct / 100.0);
+            (
+                format!("{:.1}%", p * 100.0),
+                r.map(|r| format!("{:.1}%", r * 100.0))
+                    .unwrap_or_else(|| "—".into()),
+                format!("±{:.1} points", tol.annex_share_absolute * 100.0),
+                r.is_some_and(|r| (r - p).abs() <= tol.annex_share_absolute + 1e-9),
+            )
+        }
+        (_, None, _) => return unparsable_kind("annex_a", c.kind, &figure, printed),
+    };
+    Check {
+        section: "annex_a",
+        kind: c.kind,
+        figure,
+        published,
+        reproduced: if shown.is_empty() {
+            "—".into()
+        } else {
+            shown
+        },
+        tolerance,
+        ok,
+    }
+}
+
+/// The sentence after Table A.3 ("The biggest shortfall is for NHS Birmingham and Solihull CCG,
+/// which has standardised rates around 7% lower than expected"): the listed area with the largest
+/// share of its tests left out for a missing age, sex or LSOA is the printed one, and that share
+/// (by which its complete-case standardised rates fall short) is within tolerance of the printed
+/// percentage. The generator is told Table A.3's shares, never this sentence.
+fn largest_shortfall(
+    annex: &toml::Table,
+    tables: &[Table],
+    tol: &Tolerances,
+    checks: &mut Vec<Check>,
+) {
+    let (Some(area), Some(share)) = (
+        annex.get("largest_shortfall_area").and_then(|v| v.as_str()),
+        number_of(annex.get("largest_shortfall_share")),
+    ) else {
+        return;
+    };
+    let largest = find(tables, "dq_areas_incomplete").and_then(|t| {
+        t.rows()
+            .filter_map(|r| {
+                t.number(r, "incomplete_pct")
+                    .map(|v| (t.text(r, "area_code"), v))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+    });
+    let (code, pct) = match &largest {
+        Some((code, pct)) => (Some(code.as_str()), Some(*pct / 100.0)),
+        None => (None, None),
+    };
+    checks.push(Check {
+        section: "annex_a",
+        kind: "derived",
+        figure: "area with the biggest shortfall for missing age, sex or LSOA".into(),
+        published: area.into(),
+        reproduced: code.unwrap_or("—").into(),
+        tolerance: "the same".into(),
+        ok: code == Some(area),
+    });
+    checks.push(Check {
+        section: "annex_a",
+        kind: "derived",
+        figure: format!("standardised rates of {area} lower than expected for missing fields"),
+        published: format!("around {:.0}%", share * 100.0),
+        reproduced: pct
+            .filter(|_| code == Some(area))
+            .map(|p| format!("{:.1}%", p * 100.0))
+            .unwrap_or_else(|| "—".into()),
+        tolerance: format!("±{:.1} points", tol.shortfall_share_absolute * 100.0),
+        ok: code == Some(area)
+            && pct.is_some_and(|p| (p - share).abs() <= tol.shortfall_share_absolute + 1e-9),
+    });
 }
 
 fn number_of(v: Option<&toml::Value>) -> Option<f64> {
@@ -765,6 +1164,9 @@ fn exclusions(
             .sum::<f64>()
     };
     let (tests, share) = (sum("tests"), sum("pct") / 100.0);
+    if let Some(annex) = published.get("annex_a").and_then(|v| v.as_table()) {
+        exclusions_by_reason(annex, &out, tables, tol, checks);
+    }
     if let Some(p) = number_of(printed.get("incomplete_cases")) {
         checks.push(Check {
             section: "exclusions",
@@ -787,6 +1189,73 @@ fn exclusions(
             tolerance: format!("±{:.1} points", tol.exclusions_share_absolute * 100.0),
             ok: (share - p).abs() <= tol.exclusions_share_absolute + 1e-9,
         });
+    }
+}
+
+/// Annex A's omissions by first reason ("Nationally, 208,000 (0.4%) imaging tests with a valid ICB
+/// were omitted … because no deprivation score could be imputed from LSOA, a further 144,000
+/// (0.3%) had gender missing and a further 500 (0.0%) had no date of birth") against the run's
+/// `dq_exclusions`. The 2020/21 "85,000 (0.2%) … no valid CCG" counts the unattributed only
+/// (`omitted_no_area_scope = "unattributed"`), so it is compared with that route's tests.
+fn exclusions_by_reason(
+    annex: &toml::Table,
+    out: &Indexed,
+    tables: &[Table],
+    tol: &Tolerances,
+    checks: &mut Vec<Check>,
+) {
+    let unattributed_only =
+        annex.get("omitted_no_area_scope").and_then(|v| v.as_str()) == Some("unattributed");
+    let routes = find(tables, "dq_routes");
+    for (reason, key, what) in [
+        ("no_area", "omitted_no_area", "no valid area"),
+        ("no_imd", "omitted_no_lsoa", "no deprivation score (LSOA)"),
+        ("no_sex", "omitted_no_sex", "sex missing"),
+        ("no_age", "omitted_no_age", "age missing"),
+    ] {
+        let row = |t: &Indexed, column: &str, value: &str| {
+            t.rows()
+                .find(|r| t.text(r, column) == value)
+                .map(|r| (t.number(r, "tests"), t.number(r, "pct")))
+        };
+        let reproduced = if reason == "no_area" && unattributed_only {
+            routes
+                .as_ref()
+                .and_then(|t| row(t, "route", "unattributed"))
+        } else {
+            row(out, "reason", reason)
+        };
+        let (tests, pct) = reproduced.unwrap_or((None, None));
+        if let Some(p) = number_of(annex.get(&format!("{key}_count"))) {
+            let allowed = (tol.exclusions_relative * p).max(tol.annex_count_absolute);
+            checks.push(Check {
+                section: "exclusions",
+                kind: "round_trip",
+                figure: format!("tests left out of rates: {what}"),
+                published: fmt(Some(p), 0),
+                reproduced: fmt(tests, 0),
+                tolerance: format!(
+                    "±{:.0}% (or ±{:.0} tests)",
+                    tol.exclusions_relative * 100.0,
+                    tol.annex_count_absolute
+                ),
+                ok: tests.is_some_and(|r| (r - p).abs() <= allowed + 1e-9),
+            });
+        }
+        if let Some(p) = number_of(annex.get(&format!("{key}_share"))) {
+            let r = pct.map(|pct| pct / 100.0);
+            checks.push(Check {
+                section: "exclusions",
+                kind: "round_trip",
+                figure: format!("share of tests left out of rates: {what}"),
+                published: format!("{:.1}%", p * 100.0),
+                reproduced: r
+                    .map(|r| format!("{:.2}%", r * 100.0))
+                    .unwrap_or_else(|| "—".into()),
+                tolerance: format!("±{:.1} points", tol.exclusions_share_absolute * 100.0),
+                ok: r.is_some_and(|r| (r - p).abs() <= tol.exclusions_share_absolute + 1e-9),
+            });
+        }
     }
 }
 
@@ -1141,6 +1610,170 @@ mod tests {
             None,
         );
         assert!(!ok, "{:?}", t.rows);
+    }
+
+    /// Tables A.1–A.4: a printed row's numbers are checked with the recipe's tolerances, a row
+    /// the run lists but the publication does not fails (where the table is printed whole), and
+    /// the biggest-shortfall sentence names the area with the largest incomplete share.
+    #[test]
+    fn annex_a_numbers_extra_rows_and_the_shortfall_sentence_are_checked() {
+        let published = |in_full: &str| {
+            toml::from_str::<toml::Table>(&format!(
+                r#"
+                [annex_a]
+                {in_full}
+                largest_shortfall_area = "15E"
+                largest_shortfall_share = 0.07
+                [[annex_a.areas_incomplete]]
+                area_code = "15E"
+                total_tests = 653000
+                missing_tests = 43000
+                missing_share = 0.065
+                most_common_missing = "sex"
+                "#
+            ))
+            .unwrap()
+        };
+        let areas = |rows: Vec<(&str, f64, f64, f64, &str)>| {
+            table(
+                "dq_areas_incomplete",
+                &[
+                    "area_code",
+                    "total_tests",
+                    "incomplete_tests",
+                    "incomplete_pct",
+                    "most_common_missing",
+                ],
+                rows.into_iter()
+                    .map(|(code, total, missing, pct, field)| {
+                        vec![
+                            text(code),
+                            Value::Number(total),
+                            Value::Number(missing),
+                            Value::Number(pct),
+                            text(field),
+                        ]
+                    })
+                    .collect(),
+            )
+        };
+        let tol = Tolerances {
+            gate: vec!["annex_a".into()],
+            ..Tolerances::default()
+        };
+        let verdict = |t: &Table, figure: &str| {
+            t.rows
+                .iter()
+                .find(|r| r[1] == text(figure))
+                .map(|r| r[5].clone())
+                .unwrap_or_else(|| panic!("no row {figure}: {:?}", t.rows))
+        };
+        // 700,000 is 7.2% over 653,000 (within 10%); 47,000 is 9.3% over; 6.7% is 0.2 points
+        // over 6.5%; "Sex" is "sex" whatever the case; 6.7% is "around 7%".
+        let run = areas(vec![("15E", 700e3, 47e3, 6.7, "Sex")]);
+        let (t, ok) = verify(&published(""), std::slice::from_ref(&run), &tol, None);
+        assert!(ok, "{:?}", t.rows);
+        assert_eq!(verdict(&t, "Table A.3 15E total_tests"), text("yes"));
+        assert_eq!(
+            verdict(&t, "Table A.3 15E most_common_missing"),
+            text("yes")
+        );
+        assert_eq!(
+            verdict(
+                &t,
+                "area with the biggest shortfall for missing age, sex or LSOA"
+            ),
+            text("yes")
+        );
+        // 800,000 is 22.5% over; LSOA is not sex; 8.2% is 1.7 points over 6.5% and 1.2 from 7%.
+        let run = areas(vec![("15E", 800e3, 47e3, 8.2, "LSOA")]);
+        let (t, ok) = verify(&published(""), std::slice::from_ref(&run), &tol, None);
+        assert!(!ok);
+        for figure in [
+            "Table A.3 15E total_tests",
+            "Table A.3 15E missing_share",
+            "Table A.3 15E most_common_missing",
+            "standardised rates of 15E lower than expected for missing fields",
+        ] {
+            assert_eq!(verdict(&t, figure), text("NO"), "{figure}");
+        }
+        // An area the publication does not list fails, and takes the biggest shortfall…
+        let run = areas(vec![
+            ("15E", 700e3, 47e3, 6.7, "Sex"),
+            ("01T", 107e3, 8e3, 7.5, "LSOA"),
+        ]);
+        let (t, ok) = verify(&published(""), std::slice::from_ref(&run), &tol, None);
+        assert!(!ok);
+        assert_eq!(
+            verdict(&t, "Table A.3 lists 01T, which the publication does not").clone(),
+            text("NO")
+        );
+        // …unless the table is not printed whole; the sentence still fails.
+        let (t, ok) = verify(
+            &published("tables_printed_in_full = []"),
+            std::slice::from_ref(&run),
+            &tol,
+            None,
+        );
+        assert!(!ok);
+        assert!(
+            !t.rows
+                .iter()
+                .any(|r| r[1] == text("Table A.3 lists 01T, which the publication does not"))
+        );
+        assert_eq!(
+            verdict(
+                &t,
+                "area with the biggest shortfall for missing age, sex or LSOA"
+            ),
+            text("NO")
+        );
+    }
+
+    /// Annex A's omissions by first reason; 2020/21's "no valid CCG" is the unattributed route.
+    #[test]
+    fn exclusions_by_reason_follow_the_printed_scope() {
+        let published = |scope: &str| {
+            toml::from_str::<toml::Table>(&format!(
+                "[exclusions]\nincomplete_cases = 392000\n[annex_a]\nomitted_no_area_count = 85000\n\
+                 omitted_no_area_share = 0.002\n{scope}"
+            ))
+            .unwrap()
+        };
+        let tables = vec![
+            table(
+                "dq_exclusions",
+                &["reason", "tests", "pct"],
+                vec![vec![
+                    text("no_area"),
+                    Value::Number(238e3),
+                    Value::Number(0.68),
+                ]],
+            ),
+            table(
+                "dq_routes",
+                &["route", "tests", "pct"],
+                vec![vec![
+                    text("unattributed"),
+                    Value::Number(86e3),
+                    Value::Number(0.25),
+                ]],
+            ),
+        ];
+        let tol = Tolerances {
+            gate: vec!["exclusions".into()],
+            reported_only: vec!["tests left out of rates (incomplete cases)".into()],
+            ..Tolerances::default()
+        };
+        let (t, ok) = verify(&published(""), &tables, &tol, None);
+        assert!(!ok, "238,000 is not 85,000: {:?}", t.rows);
+        let (t, ok) = verify(
+            &published("omitted_no_area_scope = \"unattributed\""),
+            &tables,
+            &tol,
+            None,
+        );
+        assert!(ok, "{:?}", t.rows);
     }
 
     #[test]

@@ -263,6 +263,9 @@ pub struct PublishedNote {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct AnnexA {
+    /// Share of patients living in another area than their practice's ("around 7%").
+    #[serde(default)]
+    pub resident_different_area_share: f64,
     pub route_gp_practice_count: f64,
     pub route_gp_practice_share: f64,
     pub route_lsoa_count: f64,
@@ -300,6 +303,10 @@ pub struct ProviderIncomplete {
     pub provider_code: String,
     pub total_tests: f64,
     pub missing_tests: f64,
+    /// The printed percentage, more precise than the rounded counts' ratio (9,000 of 11,000 is
+    /// printed 83.3%).
+    #[serde(default)]
+    pub missing_share: Option<f64>,
     pub most_common_missing: String,
 }
 

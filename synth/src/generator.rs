@@ -81,11 +81,36 @@ pub struct ProviderFaults {
 impl ProviderFaults {
     /// Chance a record is excluded from the rates.
     pub fn loss(&self) -> f64 {
-        1.0 - (1.0 - self.non_english)
-            * (1.0 - self.unknown)
-            * (1.0 - self.missing_lsoa)
-            * (1.0 - self.missing_sex)
-            * (1.0 - self.missing_age)
+        self.loss_in((0.0, 0.0))
+    }
+
+    /// Chance a record is excluded from the rates in an area with these Table A.3 top-ups
+    /// (missing LSOA, missing sex).
+    fn loss_in(&self, area: (f64, f64)) -> f64 {
+        self.reason_shares(area).iter().sum()
+    }
+
+    /// Chance of each first reason a record is left out, as `dq_exclusions` counts them:
+    /// non-English practice, unattributed, then among attributed records no LSOA (IMD), a
+    /// further no sex, a further no age. A missing LSOA falls only on records with a practice
+    /// code (one without either is unattributed, which `unknown` counts).
+    fn reason_shares(&self, area: (f64, f64)) -> [f64; 5] {
+        let attributed = (1.0 - self.non_english) * (1.0 - self.unknown);
+        let lsoa = (1.0 - self.no_practice) * (1.0 - (1.0 - self.missing_lsoa) * (1.0 - area.0));
+        let sex = 1.0 - (1.0 - self.missing_sex) * (1.0 - area.1);
+        [
+            self.non_english,
+            (1.0 - self.non_english) * self.unknown,
+            attributed * lsoa,
+            attributed * (1.0 - lsoa) * sex,
+            attributed * (1.0 - lsoa) * (1.0 - sex) * self.missing_age,
+        ]
+    }
+
+    /// Share of attributed records missing LSOA, sex or age (Tables A.2 and A.3).
+    fn incomplete_share(&self, area: (f64, f64)) -> f64 {
+        let [_, _, lsoa, sex, age] = self.reason_shares(area);
+        (lsoa + sex + age) / ((1.0 - self.non_english) * (1.0 - self.unknown)).max(1e-12)
     }
 }
 
@@ -117,8 +142,8 @@ impl Weyl {
     }
 }
 
-/// Steps: frac(√p) for the primes 2, 3, 5, 7, 11, 13, 17, 19, 23, 29.
-const STEPS: [f64; 10] = [
+/// Steps: frac(√p) for the primes 2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37.
+const STEPS: [f64; 12] = [
     0.414_213_562_373_095_1,
     0.732_050_807_568_877_2,
     0.236_067_977_499_789_7,
@@ -129,6 +154,8 @@ const STEPS: [f64; 10] = [
     0.358_898_943_540_673_6,
     0.795_831_523_312_719_5,
     0.385_164_807_134_504,
+    0.567_764_362_830_021_9,
+    0.082_762_530_298_219_4,
 ];
 
 /// A uniform draw: from the record's stream when systematic, else from the RNG.
@@ -153,7 +180,14 @@ pub struct Generator {
     /// Extra chance per area of a missing LSOA and of a missing sex, on top of its providers' faults,
     /// so the areas of Table A.3 reach their printed incomplete shares.
     area_faults: Vec<(f64, f64)>,
-    missing_months: Vec<[bool; 12]>,
+    /// Per provider and month, the chance a record is not submitted (1 for a missing month; less
+    /// where the provider's catchment share alone would lose more than Table A.4 prints).
+    missing_months: Vec<[f64; 12]>,
+    /// Share of records whose patient lives in another area than the practice's (Annex A).
+    resident_elsewhere: f64,
+    /// Per area: the areas its residents-elsewhere live in (areas sharing a trust's catchment),
+    /// weighted by how much of the catchment they share.
+    neighbours: Vec<(Vec<usize>, Cumulative)>,
     days: Vec<(String, usize)>,
     month_choice: Cumulative,
     month_days: Vec<Vec<usize>>,
@@ -278,24 +312,39 @@ impl Generator {
         for row in &annex.providers_no_practice {
             if let Some(&p) = reference.provider_index.get(&row.provider_code) {
                 let volume = named_volume[&p];
-                faults[p].unknown = (row.no_lsoa_tests / volume).min(1.0);
-                faults[p].no_practice = (row.no_practice_share - faults[p].unknown).clamp(0.0, 1.0);
+                // A missing LSOA falls only on records with a practice, so the records with
+                // neither are the unattributed ones: P(no practice) = u + (1 − u)·no_practice.
+                let unknown = (row.no_lsoa_tests / volume).min(0.999);
+                faults[p].unknown = unknown;
+                faults[p].no_practice =
+                    ((row.no_practice_share - unknown) / (1.0 - unknown)).clamp(0.0, 1.0);
             }
         }
         for row in &annex.providers_incomplete {
             if let Some(&p) = reference.provider_index.get(&row.provider_code) {
-                let rate = (row.missing_tests / row.total_tests.max(1.0)).min(0.999);
+                let rate = row
+                    .missing_share
+                    .unwrap_or(row.missing_tests / row.total_tests.max(1.0))
+                    .min(0.999);
                 match row.most_common_missing.as_str() {
                     "sex" => faults[p].missing_sex = rate,
                     "age" => faults[p].missing_age = rate,
-                    _ => faults[p].missing_lsoa = rate,
+                    // Only records with a practice can lose their LSOA; one whose attributed
+                    // tests nearly all miss it (NFO: 100%) has nearly all a practice.
+                    _ => {
+                        let with_practice = (1.0 - faults[p].no_practice).max(rate).max(0.05);
+                        faults[p].no_practice = 1.0 - with_practice;
+                        faults[p].missing_lsoa = (rate / with_practice).min(1.0)
+                    }
                 }
             }
         }
 
-        // Missing submission months per provider, and the share of an area it must supply.
+        // Missing submission months per provider. Table A.4 prints missing over recorded tests,
+        // m; the share of the area's would-be records lost is then m / (1 + m), which is also by how
+        // much its rates fall short.
         let mut missing_months = vec![[false; 12]; reference.providers.len()];
-        let mut forced: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n_areas];
+        let mut missing_supply: Vec<MissingSupply> = Vec::new();
         let mut area_shortfall = vec![0.0; n_areas];
         for missing in &config.missing_submissions {
             let p = *reference
@@ -316,20 +365,67 @@ impl Generator {
                         missing.area_code
                     ))
                 })?;
-            let mut lost_share = 0.0;
+            let mut year_lost = 0.0;
             for month in &missing.months {
                 let m = month_keys
                     .iter()
                     .position(|k| k == month)
                     .ok_or_else(|| config_error(format!("month {month} is not in the year")))?;
                 missing_months[p][m] = true;
-                lost_share += month_share[m];
+                year_lost += month_share[m];
             }
-            forced[a].push((p, (missing.missing_share / lost_share.max(1e-9)).min(0.95)));
-            area_shortfall[a] = 1.0 - (1.0 - area_shortfall[a]) * (1.0 - missing.missing_share);
+            // Annex A estimates a provider's missing tests as its typical (median) month times
+            // the months missing, E; with a share w of the area's drawn records D, missing over
+            // recorded is D·w·E / (D·(1 − w·Y)), Y the share of the year really lost. Setting it
+            // to the printed m gives w = m / (E + m·Y); the area then really loses w·Y.
+            let mut months: Vec<f64> = (0..12)
+                .map(|m| {
+                    if missing_months[p][m] {
+                        0.0
+                    } else {
+                        month_share[m]
+                    }
+                })
+                .collect();
+            months.sort_by(f64::total_cmp);
+            let estimated = 0.5 * (months[5] + months[6]) * missing.months.len() as f64;
+            let m = missing.missing_share;
+            let supply = (m / (estimated + m * year_lost).max(1e-9)).min(0.95);
+            missing_supply.push(MissingSupply {
+                area: a,
+                provider: p,
+                supply,
+                months: missing_months[p],
+            });
+            let lost = supply * year_lost;
+            area_shortfall[a] = 1.0 - (1.0 - area_shortfall[a]) * (1.0 - lost);
         }
 
-        // Provider choice per area: forced suppliers, independent sector by national volume, trusts by catchment.
+        // Area effects and stratum effects per measure.
+        let calibrations = calibrate_measures(
+            &config,
+            &published,
+            published_path,
+            &reference,
+            &area_shortfall,
+        )?;
+        // Expected complete-case records per area (the modalities; EDOC tests are among them).
+        let area_complete: Vec<f64> = (0..n_areas)
+            .map(|a| {
+                calibrations[..MODALITIES.len()]
+                    .iter()
+                    .map(|c| {
+                        (0..STRATA)
+                            .map(|j| {
+                                c.area_effects[a] * c.fitted.lambda[j] * reference.population[a][j]
+                            })
+                            .sum::<f64>()
+                    })
+                    .sum()
+            })
+            .collect();
+
+        // Independent-sector providers by their published national volume.
         let independent: Vec<(usize, f64)> = reference
             .providers
             .iter()
@@ -337,49 +433,63 @@ impl Generator {
             .filter(|(_, p)| p.independent)
             .filter_map(|(i, _)| named_volume.get(&i).map(|v| (i, v / national_records)))
             .collect();
-        let independent_total: f64 = independent.iter().map(|(_, s)| s).sum();
-        let all_trusts: Vec<(usize, f64)> = reference
-            .providers
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| !p.independent)
-            .map(|(i, _)| (i, 1.0))
-            .collect();
-        let remaining_share: Vec<f64> = (0..n_areas)
-            .map(|a| {
-                (1.0 - forced[a].iter().map(|(_, s)| s).sum::<f64>() - independent_total).max(0.0)
+        // Table A.3 areas: the incomplete share their providers give them, topped up to the printed one
+        // (5% above it, so "more than" the threshold holds after sampling) in the most common field.
+        let mut area_target = vec![None; n_areas];
+        for row in &published.annex_a.areas_incomplete {
+            if let Some(a) = reference.areas.iter().position(|x| x.code == row.area_code) {
+                area_target[a] = Some((row.missing_share * 1.05, row.most_common_missing == "sex"));
+            }
+        }
+        // Which faults of a provider Annex A names (the others take the national background).
+        let named: Vec<NamedFaults> = (0..reference.providers.len())
+            .map(|p| NamedFaults {
+                unknown: annex
+                    .providers_no_practice
+                    .iter()
+                    .any(|r| reference.provider_index.get(&r.provider_code) == Some(&p)),
+                field: annex
+                    .providers_incomplete
+                    .iter()
+                    .find(|r| reference.provider_index.get(&r.provider_code) == Some(&p))
+                    .map(|r| r.most_common_missing.clone()),
             })
             .collect();
-        let catchment_of = |a: usize| {
-            if reference.catchment[a].is_empty() {
-                &all_trusts
-            } else {
-                &reference.catchment[a]
-            }
-        };
-        // Trusts named in Annex A get a size so that their national volume matches the printed total;
-        // other trusts are chosen by catchment share alone.
-        let area_records: Vec<f64> = {
-            let people: Vec<f64> = reference
-                .population
-                .iter()
-                .map(|p| p.iter().sum())
-                .collect();
-            let total: f64 = people.iter().sum();
-            people
-                .iter()
-                .map(|p| national_records * p / total.max(1.0))
-                .collect()
-        };
+        // The national counts by first reason Annex A prints: non-English practice, unattributed,
+        // no LSOA (IMD), a further no sex, a further no age.
+        let reason_targets = [
+            annex.route_non_english_count,
+            annex.route_unknown_count,
+            annex.omitted_no_lsoa_count,
+            annex.omitted_no_sex_count,
+            annex.omitted_no_age_count,
+        ];
+        // Trust sizes (so the named trusts' recorded volume is the printed one) and the national
+        // background faults (so the counts by reason are the printed ones) depend on each other
+        // through the areas' provider mix and gross-up: fitted together by fixed-point iteration.
         let mut trust_size = vec![1.0; reference.providers.len()];
-        for _ in 0..30 {
+        let mut layout = Layout::default();
+        for _ in 0..40 {
+            layout = Layout::build(&LayoutInputs {
+                reference: &reference,
+                faults: &faults,
+                trust_size: &trust_size,
+                independent: &independent,
+                missing_supply: &missing_supply,
+                month_share: &month_share,
+                area_target: &area_target,
+            });
             let mut volume = vec![0.0; reference.providers.len()];
+            let mut reasons = [0.0; 5];
             for a in 0..n_areas {
-                let trusts = catchment_of(a);
-                let weight_total: f64 = trusts.iter().map(|&(p, w)| w * trust_size[p]).sum();
-                for &(p, w) in trusts {
-                    volume[p] += area_records[a] * remaining_share[a] * w * trust_size[p]
-                        / weight_total.max(1e-12);
+                let drawn = area_complete[a] * layout.gross_up[a];
+                for &(p, share) in &layout.entries[a] {
+                    let recorded = drawn * share * layout.submitted[p];
+                    volume[p] += recorded;
+                    let by_reason = faults[p].reason_shares(layout.area_faults[a]);
+                    for r in 0..5 {
+                        reasons[r] += recorded * by_reason[r];
+                    }
                 }
             }
             for (&p, &target) in &named_volume {
@@ -387,157 +497,58 @@ impl Generator {
                     trust_size[p] *= (target / volume[p]).clamp(0.5, 2.0);
                 }
             }
-        }
-        // Table A.3 areas: the incomplete share their providers give them, topped up to the printed one
-        // (5% above it, so "more than" the threshold holds after sampling) in the most common field.
-        let mut area_target = vec![None; n_areas];
-        for row in &published.annex_a.areas_incomplete {
-            if let Some(a) = reference.areas.iter().position(|x| x.code == row.area_code) {
-                area_target[a] = Some((row.missing_share * 1.05, row.most_common_missing.clone()));
-            }
-        }
-        let mut area_faults = vec![(0.0, 0.0); n_areas];
-        let mut provider_choice = Vec::with_capacity(n_areas);
-        let mut gross_up = Vec::with_capacity(n_areas);
-        for a in 0..n_areas {
-            let trusts = catchment_of(a);
-            let trust_total: f64 = trusts.iter().map(|&(p, w)| w * trust_size[p]).sum();
-            let remaining = remaining_share[a];
-            let mut entries: Vec<(usize, f64)> = forced[a].clone();
-            entries.extend(independent.iter().copied());
-            entries.extend(
-                trusts
-                    .iter()
-                    .map(|&(p, w)| (p, remaining * w * trust_size[p] / trust_total.max(1e-12))),
-            );
-            // Share of drawn records that survive the provider's missing months and stay complete cases.
-            let drawn_total: f64 = entries.iter().map(|(_, s)| s).sum();
-            if let Some((target, field)) = &area_target[a] {
-                let baseline = entries
-                    .iter()
-                    .map(|&(p, s)| {
-                        let f = &faults[p];
-                        s * (1.0
-                            - (1.0 - f.missing_lsoa)
-                                * (1.0 - f.missing_sex)
-                                * (1.0 - f.missing_age))
-                    })
-                    .sum::<f64>()
-                    / drawn_total.max(1e-12);
-                let extra = ((target - baseline) / (1.0 - baseline)).clamp(0.0, 0.999);
-                area_faults[a] = if field == "sex" {
-                    (0.0, extra)
-                } else {
-                    (extra, 0.0)
-                };
-            }
-            let area_kept = (1.0 - area_faults[a].0) * (1.0 - area_faults[a].1);
-            let complete: f64 = entries
-                .iter()
-                .map(|&(p, s)| {
-                    let submitted = 1.0
-                        - (0..12)
-                            .filter(|&m| missing_months[p][m])
-                            .map(|m| month_share[m])
-                            .sum::<f64>();
-                    s * submitted * (1.0 - faults[p].loss())
+            // Named providers' own faults stay; the background is scaled on the rest, so each
+            // reason's share of the recorded tests is the printed count's share of the printed total.
+            let recorded: f64 = volume.iter().sum::<f64>().max(1.0);
+            let factor: Vec<f64> = (0..5)
+                .map(|r| {
+                    if reasons[r] > 0.0 {
+                        (reason_targets[r] / national_records * recorded / reasons[r])
+                            .clamp(0.5, 2.0)
+                    } else {
+                        1.0
+                    }
                 })
-                .sum::<f64>()
-                / drawn_total.max(1e-12)
-                * area_kept;
-            gross_up.push(1.0 / complete.max(0.02));
-            let (providers, weights): (Vec<usize>, Vec<f64>) = entries.into_iter().unzip();
-            provider_choice.push((providers, Cumulative::new(weights)));
+                .collect();
+            for (p, f) in faults.iter_mut().enumerate() {
+                let n = &named[p];
+                f.non_english = (f.non_english * factor[0]).min(0.5);
+                if !n.unknown {
+                    f.unknown = (f.unknown * factor[1]).min(0.5);
+                }
+                if n.field.as_deref() != Some("lsoa") {
+                    f.missing_lsoa = (f.missing_lsoa * factor[2]).min(0.5);
+                }
+                if n.field.as_deref() != Some("sex") {
+                    f.missing_sex = (f.missing_sex * factor[3]).min(0.5);
+                }
+                if n.field.as_deref() != Some("age") {
+                    f.missing_age = (f.missing_age * factor[4]).min(0.5);
+                }
+            }
         }
-
-        // Area effects and stratum effects per measure.
-        let population = reference.national_population();
-        let area_population: Vec<f64> = reference
-            .population
-            .iter()
-            .map(|p| p.iter().sum())
+        let provider_choice = layout
+            .entries
+            .into_iter()
+            .map(|entries| {
+                let (providers, weights): (Vec<usize>, Vec<f64>) = entries.into_iter().unzip();
+                (providers, Cumulative::new(weights))
+            })
             .collect();
-        let mut calibrations = Vec::with_capacity(MEASURES.len());
-        for (m, &measure) in MEASURES.iter().enumerate() {
-            let targets = measure_targets(&published, published_path, measure)?;
-            let national = targets.national_rate * 1e4;
-            let (mean, sd, within) = match published.spread(measure) {
-                Some(s) => (
-                    0.5 * (s.lower + s.upper),
-                    0.5 * (s.upper - s.lower),
-                    s.share_within_1sd,
-                ),
-                None => {
-                    let spread = config
-                        .spread
-                        .get(measure)
-                        .copied()
-                        .unwrap_or(config.default_spread);
-                    (national, spread.cv * national, spread.share_within_1sd)
-                }
-            };
-            let mut fixed: Vec<Option<f64>> = vec![None; n_areas];
-            // Named outliers above 2x (or 4x) national are the only areas allowed above that multiple.
-            let smallest_multiple = config
-                .outliers
-                .iter()
-                .filter(|o| o.measure == measure)
-                .map(|o| o.rate_multiple.floor())
-                .fold(f64::INFINITY, f64::min);
-            let cap = if smallest_multiple >= 2.0 {
-                0.97 * smallest_multiple * national
-            } else {
-                f64::INFINITY
-            };
-            for outlier in config.outliers.iter().filter(|o| o.measure == measure) {
-                let a = *reference
-                    .area_index
-                    .get(&outlier.area_code)
-                    .ok_or_else(|| {
-                        config_error(format!("outlier: unknown area {}", outlier.area_code))
-                    })?;
-                fixed[a] = Some(outlier.rate_multiple * national);
-            }
-            for a in 0..n_areas {
-                if area_shortfall[a] > 0.0 {
-                    fixed[a] = Some(fixed[a].unwrap_or(mean) * (1.0 - area_shortfall[a]));
-                }
-            }
-            let mut rng = ChaCha8Rng::seed_from_u64(
-                config.calibration_seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(m as u64 + 1)),
-            );
-            let area_rates = area_targets(
-                &area_population,
-                national,
-                mean,
-                sd,
-                within,
-                &fixed,
-                cap,
-                &mut rng,
-            );
-            let effects: Vec<f64> = area_rates.iter().map(|t| t / national).collect();
-            let mut effective = [0.0; STRATA];
-            for a in 0..n_areas {
-                for j in 0..STRATA {
-                    effective[j] += effects[a] * reference.population[a][j];
-                }
-            }
-            let fitted =
-                fit_stratum_effects(&targets, config.ratio_method, &effective, &population)
-                    .map_err(|message| SynthError::Calibration {
-                        measure: measure.to_string(),
-                        message,
-                    })?;
-            calibrations.push(MeasureCalibration {
-                measure: measure.to_string(),
-                targets,
-                fitted,
-                area_effects: effects,
-            });
-        }
+        let (gross_up, area_faults) = (layout.gross_up, layout.area_faults);
+        let missing_months: Vec<[f64; 12]> = missing_months
+            .iter()
+            .zip(&layout.drop)
+            .map(|(months, &drop)| months.map(|missing| if missing { drop } else { 0.0 }))
+            .collect();
 
+        let neighbours = neighbouring_areas(&reference);
         let mut generator = Generator {
+            resident_elsewhere: published
+                .annex_a
+                .resident_different_area_share
+                .clamp(0.0, 0.5),
+            neighbours,
             month_choice: Cumulative::new(month_share.iter().copied()),
             config,
             reference,
@@ -744,6 +755,11 @@ impl Generator {
             (0..n_areas).flat_map(|_| fresh(&STEPS[6..7])).collect();
         let mut month_streams: Vec<Weyl> =
             (0..n_providers).flat_map(|_| fresh(&STEPS[7..8])).collect();
+        let mut drop_streams: Vec<Weyl> = (0..n_providers)
+            .flat_map(|_| fresh(&STEPS[10..11]))
+            .collect();
+        let mut residence_streams: Vec<Weyl> =
+            (0..n_areas).flat_map(|_| fresh(&STEPS[11..12])).collect();
         // Per provider: non-English, unknown, no practice, missing LSOA, missing sex, missing age.
         let mut fault_streams: Vec<Vec<Weyl>> =
             (0..n_providers).map(|_| fresh(&STEPS[0..6])).collect();
@@ -782,11 +798,36 @@ impl Generator {
                             let month = self.month_choice.pick(u).unwrap_or(0);
                             let day = self.month_days[month]
                                 [rng.random_range(0..self.month_days[month].len())];
-                            if self.missing_months[provider][month] {
-                                continue; // the provider did not submit this month
+                            let dropped = self.missing_months[provider][month];
+                            if dropped > 0.0
+                                && (dropped >= 1.0
+                                    || uniform(&mut rng, &mut drop_streams[provider], even)
+                                        < dropped)
+                            {
+                                continue; // the provider did not submit this record's month
                             }
                             let faults = &self.faults[provider];
-                            let pool = &self.reference.lsoas[a][q];
+                            // Some patients live in a neighbouring area (same IMD quintile, so
+                            // their stratum is the same whichever area attribution gives them).
+                            let home = if self.resident_elsewhere > 0.0
+                                && uniform(&mut rng, &mut residence_streams[a], even)
+                                    < self.resident_elsewhere
+                            {
+                                let (areas, weights) = &self.neighbours[a];
+                                weights
+                                    .pick(rng.random())
+                                    .map(|i| areas[i])
+                                    .filter(|&b| {
+                                        self.reference.lsoas[b][q]
+                                            .by_age
+                                            .get(g)
+                                            .is_some_and(|c| c.total() > 0.0)
+                                    })
+                                    .unwrap_or(a)
+                            } else {
+                                a
+                            };
+                            let pool = &self.reference.lsoas[home][q];
                             let mut lsoa = pool.by_age[g]
                                 .pick(rng.random())
                                 .map(|i| pool.codes[i].clone());
@@ -807,14 +848,20 @@ impl Generator {
                                 if uniform(&mut rng, &mut streams[2], even) < faults.no_practice {
                                     practice = None;
                                 }
-                                if uniform(&mut rng, &mut streams[3], even) < faults.missing_lsoa {
-                                    lsoa = None;
-                                }
-                                if self.area_faults[a].0 > 0.0
-                                    && uniform(&mut rng, &mut area_streams[a][0], even)
-                                        < self.area_faults[a].0
-                                {
-                                    lsoa = None;
+                                // A record without a practice keeps its LSOA (its only route to
+                                // an area); one with neither is what `unknown` draws.
+                                if practice.is_some() {
+                                    if uniform(&mut rng, &mut streams[3], even)
+                                        < faults.missing_lsoa
+                                    {
+                                        lsoa = None;
+                                    }
+                                    if self.area_faults[a].0 > 0.0
+                                        && uniform(&mut rng, &mut area_streams[a][0], even)
+                                            < self.area_faults[a].0
+                                    {
+                                        lsoa = None;
+                                    }
                                 }
                             }
                             let area_sex_missing = self.area_faults[a].1 > 0.0
@@ -883,6 +930,296 @@ impl Generator {
             sink(batch).map_err(|e| SynthError::Sink(e.to_string()))?;
         }
         Ok(emitted)
+    }
+}
+
+/// Per area, the other areas sharing a trust's catchment with it (a stand-in for its neighbours),
+/// weighted by Σ over shared trusts of the two areas' catchment weights.
+fn neighbouring_areas(reference: &Reference) -> Vec<(Vec<usize>, Cumulative)> {
+    let n_areas = reference.areas.len();
+    let mut by_trust: HashMap<usize, Vec<(usize, f64)>> = HashMap::new();
+    for (a, trusts) in reference.catchment.iter().enumerate() {
+        for &(p, w) in trusts {
+            by_trust.entry(p).or_default().push((a, w));
+        }
+    }
+    (0..n_areas)
+        .map(|a| {
+            let mut weight = vec![0.0; n_areas];
+            for &(p, w) in &reference.catchment[a] {
+                for &(b, v) in by_trust.get(&p).map(|v| v.as_slice()).unwrap_or(&[]) {
+                    if b != a {
+                        weight[b] += w * v;
+                    }
+                }
+            }
+            let (areas, weights): (Vec<usize>, Vec<f64>) = weight
+                .into_iter()
+                .enumerate()
+                .filter(|&(_, w)| w > 0.0)
+                .unzip();
+            (areas, Cumulative::new(weights))
+        })
+        .collect()
+}
+
+/// Area and stratum effects of every measure: each area's target rate from the printed spread
+/// (or the config's), the named outliers and the missing-submission shortfalls, then the stratum
+/// effects fitted to the printed ratios.
+fn calibrate_measures(
+    config: &YearConfig,
+    published: &Published,
+    published_path: &Path,
+    reference: &Reference,
+    area_shortfall: &[f64],
+) -> Result<Vec<MeasureCalibration>, SynthError> {
+    let n_areas = reference.areas.len();
+    let config_error = |message: String| SynthError::Config {
+        path: PathBuf::from(published_path),
+        message,
+    };
+    let population = reference.national_population();
+    let area_population: Vec<f64> = reference
+        .population
+        .iter()
+        .map(|p| p.iter().sum())
+        .collect();
+    let mut calibrations = Vec::with_capacity(MEASURES.len());
+    for (m, &measure) in MEASURES.iter().enumerate() {
+        let targets = measure_targets(published, published_path, measure)?;
+        let national = targets.national_rate * 1e4;
+        let (mean, sd, within) = match published.spread(measure) {
+            Some(s) => (
+                0.5 * (s.lower + s.upper),
+                0.5 * (s.upper - s.lower),
+                s.share_within_1sd,
+            ),
+            None => {
+                let spread = config
+                    .spread
+                    .get(measure)
+                    .copied()
+                    .unwrap_or(config.default_spread);
+                (national, spread.cv * national, spread.share_within_1sd)
+            }
+        };
+        let mut fixed: Vec<Option<f64>> = vec![None; n_areas];
+        // Named outliers above 2x (or 4x) national are the only areas allowed above that multiple.
+        let smallest_multiple = config
+            .outliers
+            .iter()
+            .filter(|o| o.measure == measure)
+            .map(|o| o.rate_multiple.floor())
+            .fold(f64::INFINITY, f64::min);
+        let cap = if smallest_multiple >= 2.0 {
+            0.97 * smallest_multiple * national
+        } else {
+            f64::INFINITY
+        };
+        for outlier in config.outliers.iter().filter(|o| o.measure == measure) {
+            let a = *reference
+                .area_index
+                .get(&outlier.area_code)
+                .ok_or_else(|| {
+                    config_error(format!("outlier: unknown area {}", outlier.area_code))
+                })?;
+            fixed[a] = Some(outlier.rate_multiple * national);
+        }
+        for a in 0..n_areas {
+            if area_shortfall[a] > 0.0 {
+                fixed[a] = Some(fixed[a].unwrap_or(mean) * (1.0 - area_shortfall[a]));
+            }
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            config.calibration_seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(m as u64 + 1)),
+        );
+        let area_rates = area_targets(
+            &area_population,
+            national,
+            mean,
+            sd,
+            within,
+            &fixed,
+            cap,
+            &mut rng,
+        );
+        let effects: Vec<f64> = area_rates.iter().map(|t| t / national).collect();
+        let mut effective = [0.0; STRATA];
+        for a in 0..n_areas {
+            for j in 0..STRATA {
+                effective[j] += effects[a] * reference.population[a][j];
+            }
+        }
+        let fitted = fit_stratum_effects(&targets, config.ratio_method, &effective, &population)
+            .map_err(|message| SynthError::Calibration {
+                measure: measure.to_string(),
+                message,
+            })?;
+        calibrations.push(MeasureCalibration {
+            measure: measure.to_string(),
+            targets,
+            fitted,
+            area_effects: effects,
+        });
+    }
+    Ok(calibrations)
+}
+
+/// A provider that must supply `supply` of an area's would-be records (its catchment share
+/// included), so that its missing months lose the printed share of the area.
+#[derive(Debug, Clone, Copy)]
+struct MissingSupply {
+    area: usize,
+    provider: usize,
+    supply: f64,
+    /// The provider's missing months.
+    months: [bool; 12],
+}
+
+/// Which faults Annex A sets for a provider itself: the unattributed share (Table A.1) and the
+/// most common missing field (Table A.2).
+struct NamedFaults {
+    unknown: bool,
+    field: Option<String>,
+}
+
+/// What the areas' provider mix is built from.
+struct LayoutInputs<'a> {
+    reference: &'a Reference,
+    faults: &'a [ProviderFaults],
+    trust_size: &'a [f64],
+    independent: &'a [(usize, f64)],
+    missing_supply: &'a [MissingSupply],
+    /// Share of the year's records in each month.
+    month_share: &'a [f64],
+    /// Table A.3 areas: the incomplete share to reach, and whether sex (else LSOA) is topped up.
+    area_target: &'a [Option<(f64, bool)>],
+}
+
+/// Per area: providers with their share of drawn records, the Table A.3 top-ups (missing LSOA,
+/// missing sex) and the gross-up for records lost to exclusions and missing months.
+#[derive(Debug, Default)]
+struct Layout {
+    entries: Vec<Vec<(usize, f64)>>,
+    area_faults: Vec<(f64, f64)>,
+    gross_up: Vec<f64>,
+    /// Per provider: the chance a record of a missing month is not submitted.
+    drop: Vec<f64>,
+    /// Per provider: the share of its drawn records submitted.
+    submitted: Vec<f64>,
+}
+
+impl Layout {
+    fn build(inputs: &LayoutInputs) -> Layout {
+        let reference = inputs.reference;
+        let n_areas = reference.areas.len();
+        let all_trusts: Vec<(usize, f64)> = reference
+            .providers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.independent)
+            .map(|(i, _)| (i, 1.0))
+            .collect();
+        let independent_total: f64 = inputs.independent.iter().map(|(_, s)| s).sum();
+        let mut layout = Layout::default();
+        let mut drop = vec![1.0; reference.providers.len()];
+        for a in 0..n_areas {
+            let trusts = if reference.catchment[a].is_empty() {
+                &all_trusts
+            } else {
+                &reference.catchment[a]
+            };
+            let trust_total: f64 = trusts
+                .iter()
+                .map(|&(p, w)| w * inputs.trust_size[p])
+                .sum::<f64>()
+                .max(1e-12);
+            let catchment_share = |p: usize| {
+                trusts
+                    .iter()
+                    .filter(|&&(t, _)| t == p)
+                    .map(|&(t, w)| w * inputs.trust_size[t] / trust_total)
+                    .sum::<f64>()
+            };
+            // A forced supplier's own share on top of its catchment share c: s + (R − s)·c = supply,
+            // R the share left to trusts before any forced supplier.
+            let supplies: Vec<&MissingSupply> = inputs
+                .missing_supply
+                .iter()
+                .filter(|m| m.area == a)
+                .collect();
+            let left = (1.0 - independent_total).max(0.0);
+            let mut forced: Vec<(usize, f64)> = Vec::new();
+            for m in &supplies {
+                let c = catchment_share(m.provider);
+                let s = ((m.supply - left * c) / (1.0 - c).max(1e-9)).clamp(0.0, 0.95);
+                forced.push((m.provider, s));
+                // A catchment share that alone loses more than printed: the provider submits part
+                // of those months (at most 48%, so each stays below half its typical month).
+                if s == 0.0 && left * c > 0.0 {
+                    drop[m.provider] = (m.supply / (left * c)).clamp(0.52, 1.0);
+                }
+            }
+            let forced_total: f64 = forced.iter().map(|(_, s)| s).sum();
+            if forced_total > left * 0.95 {
+                let shrink = left * 0.95 / forced_total;
+                forced.iter_mut().for_each(|(_, s)| *s *= shrink);
+            }
+            let remaining = (left - forced.iter().map(|(_, s)| s).sum::<f64>()).max(0.0);
+            let mut entries = forced;
+            entries.extend(inputs.independent.iter().copied());
+            entries.extend(
+                trusts
+                    .iter()
+                    .map(|&(p, w)| (p, remaining * w * inputs.trust_size[p] / trust_total)),
+            );
+            layout.entries.push(entries);
+        }
+        layout.submitted = inputs.missing_supply.iter().fold(
+            vec![1.0; reference.providers.len()],
+            |mut submitted, m| {
+                let lost: f64 = (0..12)
+                    .filter(|&month| m.months[month])
+                    .map(|month| inputs.month_share[month])
+                    .sum();
+                submitted[m.provider] = 1.0 - lost * drop[m.provider];
+                submitted
+            },
+        );
+        layout.drop = drop;
+        for a in 0..n_areas {
+            let entries = &layout.entries[a];
+            let drawn_total: f64 = entries.iter().map(|(_, s)| s).sum::<f64>().max(1e-12);
+            let mut area_faults = (0.0, 0.0);
+            if let Some((target, sex)) = inputs.area_target[a] {
+                let mix = |f: &dyn Fn(&ProviderFaults) -> f64| {
+                    entries
+                        .iter()
+                        .map(|&(p, s)| s * f(&inputs.faults[p]))
+                        .sum::<f64>()
+                        / drawn_total
+                };
+                let baseline = mix(&|f| f.incomplete_share((0.0, 0.0)));
+                let extra = ((target - baseline) / (1.0 - baseline)).clamp(0.0, 0.999);
+                area_faults = if sex {
+                    (0.0, extra)
+                } else {
+                    // The LSOA top-up falls only on records with a practice code.
+                    let with_practice = mix(&|f| 1.0 - f.no_practice).max(0.05);
+                    ((extra / with_practice).min(0.999), 0.0)
+                };
+            }
+            let complete: f64 = entries
+                .iter()
+                .map(|&(p, s)| {
+                    s * layout.submitted[p] * (1.0 - inputs.faults[p].loss_in(area_faults))
+                })
+                .sum::<f64>()
+                / drawn_total;
+            layout.gross_up.push(1.0 / complete.max(0.02));
+            layout.area_faults.push(area_faults);
+        }
+        layout
     }
 }
 
@@ -1000,6 +1337,11 @@ mod tests {
             no_practice: 0.9,
             ..Default::default()
         };
-        assert!((faults.loss() - 0.75).abs() < 1e-12);
+        // A missing LSOA falls only on the 10% of records with a practice: 0.05 lost for LSOA,
+        // then half of the other 0.95 for sex: 0.525.
+        assert!((faults.loss() - 0.525).abs() < 1e-12);
+        let [non_english, unknown, lsoa, sex, age] = faults.reason_shares((0.0, 0.0));
+        assert_eq!((non_english, unknown, age), (0.0, 0.0, 0.0));
+        assert!((lsoa - 0.05).abs() < 1e-12 && (sex - 0.475).abs() < 1e-12);
     }
 }

@@ -18,10 +18,16 @@
 //! - **Area effects** `u_a`: a share of areas within one SD of the mean and that range as printed (or the
 //!   config's spread), assigned to areas by a seeded shuffle, named outliers forced, shortfalls of missing
 //!   submissions applied; the population-weighted mean effect is 1 so national rates hold.
-//! - **Faults** (Annex A): per-provider probabilities of no practice, no practice and no LSOA, missing LSOA,
-//!   sex or age from Tables A.1/A.2, national background shares from the route and omission counts, and
-//!   missing provider-months from the config. Records lost to exclusions or missing months are grossed up
-//!   per area, so complete-case counts keep their calibrated expectation.
+//! - **Faults** (Annex A): per-provider probabilities of no practice, no practice and no LSOA, missing LSOA
+//!   (only on records with a practice: one with neither is unattributed), sex or age from Tables A.1/A.2,
+//!   and national background shares; the named trusts' sizes and the background shares are fitted
+//!   together (fixed point over the areas' provider mix and gross-up) so that the named providers'
+//!   recorded volumes and the national counts by first reason (non-English, unattributed, no LSOA, a
+//!   further no sex, a further no age) are Annex A's. Table A.3's areas are topped up to their printed
+//!   share; Table A.4's providers supply the share of their area that, with their missing months, makes
+//!   Annex A's estimate (the median month times the months missing) the printed share, submitting part of
+//!   those months where their catchment share alone would lose more. Records lost to exclusions or
+//!   missing months are grossed up per area, so complete-case counts keep their calibrated expectation.
 //! - **Records**: provider from the area's trust catchment (plus independent-sector providers at their
 //!   published national volume), practice by list size, LSOA by the age band's population within the area
 //!   and quintile, date by month weights, exam code from the year's EDOC list or the config's other codes.
@@ -33,8 +39,10 @@
 //!
 //! ## Limits
 //! EDOC tests are drawn as subsets of their modality; where an EDOC expectation exceeds its modality's in a
-//! cell the remainder is clamped at zero ([`Generator::clamped_expected`] reports it). Patients are placed in
-//! an LSOA of their practice's area (no cross-border residence). Trust sizes are not modelled: within an
+//! cell the remainder is clamped at zero ([`Generator::clamped_expected`] reports it). A share of patients
+//! (Annex A's `resident_different_area_share`, about 7% in 2020/21 and 3% in 2023/24) live in an LSOA
+//! of another area that shares a trust's catchment with their practice's (a stand-in for a
+//! neighbour), in the same IMD quintile: attribution by practice and by LSOA then differ. Trust sizes are not modelled: within an
 //! area trusts are chosen by catchment share.
 
 // Stratum, area and category arithmetic reads best with explicit indices shared across arrays.
