@@ -200,18 +200,15 @@ fn read_full_extract(
     names: &mut BTreeMap<String, String>,
     warnings: &mut Vec<String>,
 ) -> Result<()> {
-    let column = |name: &str| -> Result<Vec<Option<&str>>> {
-        let header = columns.get(&name.to_lowercase()).ok_or_else(|| {
-            Error::data_hint(
-                &t.path,
-                None,
-                Some(name),
-                "required column missing from the DM01 full extract".into(),
-                "the full extract has Period, Provider Org Code, Diagnostic Tests, the 14 weekly \
-                 bands, Total WL and Total Activity",
-            )
-        })?;
-        t.column(header)
+    let column = |name: &str| {
+        layout_column(
+            t,
+            columns,
+            name,
+            "the DM01 full extract",
+            "the full extract has Period, Provider Org Code, Diagnostic Tests, the 14 weekly \
+             bands, Total WL and Total Activity",
+        )
     };
     let periods = column("Period")?;
     let providers = column("Provider Org Code")?;
@@ -275,6 +272,18 @@ fn read_full_extract(
         }
         entry.1 += count(t, &activity, row, "Total Activity")?;
     }
+    unknown_tests_and_totals(t, &unknown_tests, &totals, warnings);
+    Ok(())
+}
+
+/// Warnings on the full extract's rows of tests DM01 does not name, and on TOTAL rows that are
+/// not the sum of their tests.
+fn unknown_tests_and_totals(
+    t: &TextTable,
+    unknown_tests: &BTreeMap<String, usize>,
+    totals: &BTreeMap<(String, String, String), (f64, f64, usize)>,
+    warnings: &mut Vec<String>,
+) {
     if !unknown_tests.is_empty() {
         warnings.push(format!(
             "{}: rows of tests DM01 does not name were left out: {}",
@@ -303,7 +312,6 @@ fn read_full_extract(
                 .join("; ")
         ));
     }
-    Ok(())
 }
 
 /// The older provider file: one month and test, given by the recipe.
@@ -331,18 +339,15 @@ fn read_provider_file(
             format!("the recipe's period `{period}` is not a month"),
         )
     })?;
-    let column = |name: &str| -> Result<Vec<Option<&str>>> {
-        let header = columns.get(&name.to_lowercase()).ok_or_else(|| {
-            Error::data_hint(
-                &t.path,
-                None,
-                Some(name),
-                "required column missing from the DM01 provider file".into(),
-                "the provider file has Provider Code, Provider Name, Total Waiting List, Number \
-                 waiting 6+ Weeks, Number waiting 13+ Weeks and the 14 weekly bands",
-            )
-        })?;
-        t.column(header)
+    let column = |name: &str| {
+        layout_column(
+            t,
+            columns,
+            name,
+            "the DM01 provider file",
+            "the provider file has Provider Code, Provider Name, Total Waiting List, Number \
+             waiting 6+ Weeks, Number waiting 13+ Weeks and the 14 weekly bands",
+        )
     };
     let providers = column("Provider Code")?;
     let provider_names = column("Provider Name")?;
@@ -373,31 +378,7 @@ fn read_provider_file(
             ));
         };
         let weeks = weeks_of(t, row, &bands, &band_headers)?;
-        let all_weeks: f64 = weeks.iter().sum();
-        check_sum(
-            t,
-            row,
-            "Total Waiting List",
-            count(t, &total, row, "Total Waiting List")?,
-            all_weeks,
-            "the 14 weekly bands",
-        )?;
-        check_sum(
-            t,
-            row,
-            "Number waiting 6+ Weeks",
-            count(t, &six, row, "Number waiting 6+ Weeks")?,
-            weeks[6..].iter().sum(),
-            "the bands from 06 < 07 Weeks",
-        )?;
-        check_sum(
-            t,
-            row,
-            "Number waiting 13+ Weeks",
-            count(t, &thirteen, row, "Number waiting 13+ Weeks")?,
-            weeks[WAITING_WEEK_BANDS - 1],
-            "the 13+ Weeks band",
-        )?;
+        check_provider_totals(t, row, &weeks, [&total, &six, &thirteen])?;
         let mut done = 0.0;
         for (values, name) in activity.iter().zip([
             "Waiting List Activity",
@@ -421,6 +402,60 @@ fn read_provider_file(
         }
     }
     Ok(())
+}
+
+/// A column of one of DM01's layouts by its published name (any case), or an error naming the
+/// layout and what it holds.
+fn layout_column<'t>(
+    t: &'t TextTable,
+    columns: &HashMap<String, String>,
+    name: &str,
+    layout: &str,
+    holds: &str,
+) -> Result<Vec<Option<&'t str>>> {
+    let header = columns.get(&name.to_lowercase()).ok_or_else(|| {
+        Error::data_hint(
+            &t.path,
+            None,
+            Some(name),
+            format!("required column missing from {layout}"),
+            holds,
+        )
+    })?;
+    t.column(header)
+}
+
+/// The provider file's three totals against the weekly bands they sum.
+fn check_provider_totals(
+    t: &TextTable,
+    row: usize,
+    weeks: &[f64; WAITING_WEEK_BANDS],
+    [total, six, thirteen]: [&[Option<&str>]; 3],
+) -> Result<()> {
+    check_sum(
+        t,
+        row,
+        "Total Waiting List",
+        count(t, total, row, "Total Waiting List")?,
+        weeks.iter().sum(),
+        "the 14 weekly bands",
+    )?;
+    check_sum(
+        t,
+        row,
+        "Number waiting 6+ Weeks",
+        count(t, six, row, "Number waiting 6+ Weeks")?,
+        weeks[6..].iter().sum(),
+        "the bands from 06 < 07 Weeks",
+    )?;
+    check_sum(
+        t,
+        row,
+        "Number waiting 13+ Weeks",
+        count(t, thirteen, row, "Number waiting 13+ Weeks")?,
+        weeks[WAITING_WEEK_BANDS - 1],
+        "the 13+ Weeks band",
+    )
 }
 
 /// A value every full-extract row has.

@@ -258,30 +258,17 @@ pub fn verify_rates_per(
     if let Some(ratio) = ratio {
         worked_example(published, ratio, tol, published_rate_per, &mut checks);
     }
-    // A gated section with nothing compared (missing from the published file or from the run, an
-    // empty or unrelated file) is a failure, never a silent pass.
-    for section in SECTIONS {
-        let compared = if section == "stars" {
-            // With ratios compared, the share row below says whether any stars were.
-            stars.is_some()
-        } else {
-            checks.iter().any(|c| c.section == section)
-        };
-        if !compared && tol.gate.iter().any(|g| g == section) {
-            checks.push(Check {
-                section,
-                kind: section_kind(section),
-                figure: "no figure compared: the section is missing from the published file or \
-                         its table from the run"
-                    .into(),
-                published: "—".into(),
-                reproduced: "—".into(),
-                tolerance: "—".into(),
-                ok: false,
-            });
-        }
-    }
+    nothing_compared(&mut checks, stars.is_some(), tol);
+    verify_table(checks, stars, tol)
+}
 
+/// The `verify` table of the checks (and the share of stars reproduced), and whether every gated
+/// figure is within tolerance.
+fn verify_table(
+    mut checks: Vec<Check>,
+    stars: Option<(usize, usize)>,
+    tol: &Tolerances,
+) -> (Table, bool) {
     let mut t = Table::new(
         "verify",
         "Published figures against the reproduced ones",
@@ -452,6 +439,32 @@ fn figure_check(entry: &toml::Value, tables: &[Table]) -> Check {
     }
 }
 
+/// A gated section with nothing compared (missing from the published file or from the run, an
+/// empty or unrelated file) is a failure, never a silent pass.
+fn nothing_compared(checks: &mut Vec<Check>, stars_compared: bool, tol: &Tolerances) {
+    for section in SECTIONS {
+        let compared = if section == "stars" {
+            // With ratios compared, the share row below says whether any stars were.
+            stars_compared
+        } else {
+            checks.iter().any(|c| c.section == section)
+        };
+        if !compared && tol.gate.iter().any(|g| g == section) {
+            checks.push(Check {
+                section,
+                kind: section_kind(section),
+                figure: "no figure compared: the section is missing from the published file or \
+                         its table from the run"
+                    .into(),
+                published: "—".into(),
+                reproduced: "—".into(),
+                tolerance: "—".into(),
+                ok: false,
+            });
+        }
+    }
+}
+
 /// The kind of every check in a section, where the section has one kind.
 fn section_kind(section: &str) -> &'static str {
     match section {
@@ -615,11 +628,6 @@ fn summaries(
     let Some(out) = find(tables, "summary") else {
         return;
     };
-    let value = |measure: &str, statistic: &str| {
-        out.rows()
-            .find(|r| out.text(r, "measure") == measure && out.text(r, "statistic") == statistic)
-            .map(|r| (out.number(r, "value"), out.text(r, "areas")))
-    };
     if summary
         .get("standardised_within_10pct_of_crude")
         .and_then(|v| v.as_str())
@@ -631,107 +639,151 @@ fn summaries(
         let Some(figures) = figures.as_table() else {
             continue;
         };
-        let number = |k: &str| {
-            figures
-                .get(k)
-                .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+        let run = SummaryOf { out: &out, measure };
+        spread_figures(&run, figures, tol, to_published, checks);
+        highest_area(&run, figures, checks);
+        areas_above_multiples(&run, figures, checks);
+    }
+}
+
+/// One measure's rows of the run's `summary` table.
+struct SummaryOf<'a> {
+    out: &'a Indexed<'a>,
+    measure: &'a str,
+}
+
+impl SummaryOf<'_> {
+    /// A statistic's value and its `areas` text.
+    fn value(&self, statistic: &str) -> Option<(Option<f64>, String)> {
+        let out = self.out;
+        out.rows()
+            .find(|r| {
+                out.text(r, "measure") == self.measure && out.text(r, "statistic") == statistic
+            })
+            .map(|r| (out.number(r, "value"), out.text(r, "areas")))
+    }
+
+    fn areas(&self, statistic: &str) -> String {
+        self.value(statistic)
+            .map(|(_, areas)| areas)
+            .unwrap_or_default()
+    }
+}
+
+/// The printed one-SD share and range and the share within 10% of crude.
+fn spread_figures(
+    run: &SummaryOf,
+    figures: &toml::Table,
+    tol: &Tolerances,
+    to_published: f64,
+    checks: &mut Vec<Check>,
+) {
+    let measure = run.measure;
+    for (key, relative) in [
+        ("share_within_1sd", false),
+        ("share_within_10pct_of_crude", false),
+        ("within_1sd_lower", true),
+        ("within_1sd_upper", true),
+    ] {
+        let Some(p) = number_of(figures.get(key)) else {
+            continue;
         };
-        for (key, relative) in [
-            ("share_within_1sd", false),
-            ("share_within_10pct_of_crude", false),
-            ("within_1sd_lower", true),
-            ("within_1sd_upper", true),
-        ] {
-            let Some(p) = number(key) else { continue };
-            let r = value(measure, key)
-                .and_then(|(v, _)| v)
-                .map(|v| if relative { v * to_published } else { v });
-            let (ok, tolerance) = if relative {
-                let allowed = (tol.range_relative * p).max(0.5);
-                (
-                    r.is_some_and(|r| (r - p).abs() <= allowed),
-                    format!("±{:.0}% (or ±0.5)", tol.range_relative * 100.0),
-                )
+        let r = run
+            .value(key)
+            .and_then(|(v, _)| v)
+            .map(|v| if relative { v * to_published } else { v });
+        let (ok, tolerance) = if relative {
+            let allowed = (tol.range_relative * p).max(0.5);
+            (
+                r.is_some_and(|r| (r - p).abs() <= allowed),
+                format!("±{:.0}% (or ±0.5)", tol.range_relative * 100.0),
+            )
+        } else {
+            (
+                r.is_some_and(|r| (r - p).abs() <= tol.share_absolute + 1e-9),
+                format!("±{:.0} points", tol.share_absolute * 100.0),
+            )
+        };
+        checks.push(Check {
+            section: "summary",
+            // The generator fits each printed one-SD share and range (`synth/src/calibrate.rs`)
+            // but is never told the share within 10% of crude.
+            kind: if key == "share_within_10pct_of_crude" {
+                "derived"
             } else {
-                (
-                    r.is_some_and(|r| (r - p).abs() <= tol.share_absolute + 1e-9),
-                    format!("±{:.0} points", tol.share_absolute * 100.0),
-                )
-            };
+                "round_trip"
+            },
+            figure: format!("{measure} {key}"),
+            published: fmt(Some(p), if relative { 0 } else { 2 }),
+            reproduced: fmt(r, if relative { 0 } else { 2 }),
+            tolerance,
+            ok,
+        });
+    }
+}
+
+/// The area the sentence names as the highest.
+fn highest_area(run: &SummaryOf, figures: &toml::Table, checks: &mut Vec<Check>) {
+    let Some(code) = figures.get("highest_area").and_then(|v| v.as_str()) else {
+        return;
+    };
+    let highest = run.areas("max_standardised_rate");
+    let ok = highest.split("; ").any(|a| a == code);
+    checks.push(Check {
+        section: "summary",
+        // The named area is an outlier the synthetic config places (`[[outliers]]`).
+        kind: "round_trip",
+        figure: format!("{} highest_area", run.measure),
+        published: code.into(),
+        reproduced: if highest.is_empty() {
+            "—".into()
+        } else {
+            highest.clone()
+        },
+        tolerance: "the same".into(),
+        ok,
+    });
+}
+
+/// The areas named above twice and four times the national rate, and how many, where the
+/// sentence counts them.
+fn areas_above_multiples(run: &SummaryOf, figures: &toml::Table, checks: &mut Vec<Check>) {
+    let measure = run.measure;
+    for key in ["areas_above_2x_national", "areas_above_4x_national"] {
+        let Some(codes) = figures.get(key).and_then(|v| v.as_array()) else {
+            continue;
+        };
+        let listed = run.areas(key);
+        let listed: Vec<&str> = listed.split("; ").filter(|a| !a.is_empty()).collect();
+        // "five CCGs had more than twice the national rate": where the sentence counts them
+        // (`<key>_count`), no other area may be above the multiple.
+        if let Some(count) = number_of(figures.get(&format!("{key}_count"))) {
             checks.push(Check {
                 section: "summary",
-                // The generator fits each printed one-SD share and range (`synth/src/calibrate.rs`)
-                // but is never told the share within 10% of crude.
-                kind: if key == "share_within_10pct_of_crude" {
-                    "derived"
-                } else {
-                    "round_trip"
-                },
-                figure: format!("{measure} {key}"),
-                published: fmt(Some(p), if relative { 0 } else { 2 }),
-                reproduced: fmt(r, if relative { 0 } else { 2 }),
-                tolerance,
-                ok,
-            });
-        }
-        if let Some(code) = figures.get("highest_area").and_then(|v| v.as_str()) {
-            let highest = value(measure, "max_standardised_rate")
-                .map(|(_, areas)| areas)
-                .unwrap_or_default();
-            let ok = highest.split("; ").any(|a| a == code);
-            checks.push(Check {
-                section: "summary",
-                // The named area is an outlier the synthetic config places (`[[outliers]]`).
                 kind: "round_trip",
-                figure: format!("{measure} highest_area"),
-                published: code.into(),
-                reproduced: if highest.is_empty() {
-                    "—".into()
-                } else {
-                    highest.clone()
-                },
+                figure: format!("{measure} {key} count"),
+                published: fmt(Some(count), 0),
+                reproduced: listed.len().to_string(),
                 tolerance: "the same".into(),
-                ok,
+                ok: listed.len() as f64 == count,
             });
         }
-        for key in ["areas_above_2x_national", "areas_above_4x_national"] {
-            let Some(codes) = figures.get(key).and_then(|v| v.as_array()) else {
-                continue;
-            };
-            let listed = value(measure, key)
-                .map(|(_, areas)| areas)
-                .unwrap_or_default();
-            let listed: Vec<&str> = listed.split("; ").filter(|a| !a.is_empty()).collect();
-            // "five CCGs had more than twice the national rate": where the sentence counts them
-            // (`<key>_count`), no other area may be above the multiple.
-            if let Some(count) = number_of(figures.get(&format!("{key}_count"))) {
-                checks.push(Check {
-                    section: "summary",
-                    kind: "round_trip",
-                    figure: format!("{measure} {key} count"),
-                    published: fmt(Some(count), 0),
-                    reproduced: listed.len().to_string(),
-                    tolerance: "the same".into(),
-                    ok: listed.len() as f64 == count,
-                });
-            }
-            for code in codes.iter().filter_map(|c| c.as_str()) {
-                checks.push(Check {
-                    section: "summary",
-                    // The named areas are outliers the synthetic config places (`[[outliers]]`).
-                    kind: "round_trip",
-                    figure: format!("{measure} {key} lists {code}"),
-                    published: "listed".into(),
-                    reproduced: if listed.contains(&code) {
-                        "listed"
-                    } else {
-                        "not listed"
-                    }
-                    .into(),
-                    tolerance: "listed".into(),
-                    ok: listed.contains(&code),
-                });
-            }
+        for code in codes.iter().filter_map(|c| c.as_str()) {
+            checks.push(Check {
+                section: "summary",
+                // The named areas are outliers the synthetic config places (`[[outliers]]`).
+                kind: "round_trip",
+                figure: format!("{measure} {key} lists {code}"),
+                published: "listed".into(),
+                reproduced: if listed.contains(&code) {
+                    "listed"
+                } else {
+                    "not listed"
+                }
+                .into(),
+                tolerance: "listed".into(),
+                ok: listed.contains(&code),
+            });
         }
     }
 }

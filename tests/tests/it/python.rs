@@ -1,6 +1,6 @@
-//! The Python package (`python/`): builds it into a venv with maturin and runs its pytest suite,
-//! which checks every table of both years against the command line's CSV, byte for byte, and
-//! in-memory polars, pandas and pyarrow frames against the file they came from.
+//! The Python package (`python/`): builds its wheel with maturin, installs it into a venv and runs
+//! its pytest suite, which checks every table of both years against the command line's CSV, byte
+//! for byte, and in-memory polars, pandas and pyarrow frames against the file they came from.
 //!
 //! The venv (`target/python-venv`: maturin, polars, pyarrow, pandas, pytest, tqdm from PyPI) is made on
 //! first use and kept. Without python3 or PyPI the test says so and passes, except under
@@ -78,13 +78,28 @@ fn the_python_package_passes_its_pytest_suite() {
         std::env::var("PATH").unwrap_or_default()
     );
     let python = workspace().join("python");
+    // The wheel a user would install (debug profile: a test build), installed into the venv in
+    // place of any earlier one.
+    let wheels = workspace().join("target").join("python-wheels");
+    let _ = std::fs::remove_dir_all(&wheels);
     run(
         Command::new(bin.join("maturin"))
-            .args(["develop", "--quiet"])
+            .args(["build", "--quiet", "--out"])
+            .arg(&wheels)
             .current_dir(&python)
-            .env("VIRTUAL_ENV", &venv)
             .env("PATH", &path),
-        "maturin develop",
+        "maturin build",
+    );
+    let wheel = std::fs::read_dir(&wheels)
+        .expect("maturin wrote its wheel folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .expect("maturin built a wheel");
+    run(
+        Command::new(bin.join("pip"))
+            .args(["install", "--quiet", "--force-reinstall", "--no-deps"])
+            .arg(&wheel),
+        "pip install the wheel",
     );
     run(
         Command::new(bin.join("python"))
