@@ -125,18 +125,7 @@ impl CountRatioMethod for ExactConditional {
         period_a: &[f64],
         period_b: &[f64],
     ) -> Result<Vec<CountRatio>, MethodError> {
-        if period_a.len() != period_b.len() {
-            return Err(MethodError::new(format!(
-                "{} earlier counts for {} later ones",
-                period_a.len(),
-                period_b.len()
-            )));
-        }
-        period_a
-            .iter()
-            .zip(period_b)
-            .map(|(&a, &b)| self.interval(a, b))
-            .collect()
+        strata_stats::count_pairs(period_a, period_b, |a, b| self.interval(a, b))
     }
 }
 

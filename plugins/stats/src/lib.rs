@@ -12,7 +12,28 @@
 
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 use statrs::function::gamma::{checked_gamma_lr, checked_gamma_ur, ln_gamma};
-use strata_api::{Limits, ParamError};
+use strata_api::{Limits, MethodError, ParamError};
+
+/// `interval(a, b)` of every pair of two periods' counts, refusing columns of different lengths
+/// (the loop of every count-ratio method).
+pub fn count_pairs<T>(
+    period_a: &[f64],
+    period_b: &[f64],
+    interval: impl Fn(f64, f64) -> Result<T, MethodError>,
+) -> Result<Vec<T>, MethodError> {
+    if period_a.len() != period_b.len() {
+        return Err(MethodError::new(format!(
+            "{} earlier counts for {} later ones",
+            period_a.len(),
+            period_b.len()
+        )));
+    }
+    period_a
+        .iter()
+        .zip(period_b)
+        .map(|(&a, &b)| interval(a, b))
+        .collect()
+}
 
 /// The confidence levels every CI plugin reports unless the recipe says otherwise.
 pub const DEFAULT_LEVELS: [f64; 2] = [0.95, 0.998];
