@@ -1492,9 +1492,16 @@ fn record_level_stream(
         ActivityInput::Synthetic(..) => None,
     };
     let references = References::read(recipe, areas)?;
-    let table = attribution_table(prepared, areas, timer)?;
-    // The pass hands the derivation each new value once, with the exam-code list.
+    if prepared.methods.attribution().is_none() {
+        return Err(Error::Usage(
+            "record-level activity needs stage `attribution`".into(),
+        ));
+    }
+    // The pass hands the derivation each new value once, with the exam-code list, and the
+    // attribution each new practice class × LSOA area once.
     let derive = |input: &DerivationInput| derive_checked(prepared, input);
+    let attribute =
+        |candidates: &[strata_api::AttributionCandidate]| attribute_checked(prepared, candidates);
     let lookups = lookups(&references, areas.len(), activity);
     // Each dimension's last category holds records whose value is not known (the counts'
     // `unknown` category, which the exclusions stage resolves).
@@ -1506,13 +1513,16 @@ fn record_level_stream(
     let pass = Pass::new(
         &lookups,
         &derive,
+        &attribute,
         references.exam_codes.clone(),
-        &table,
         shape.measures.len(),
         dims,
         recipe.year_start,
     );
     let result = read_and_count(pass, extract.as_ref(), activity, timer)?;
+    // Attribution ran inside the pass: its record goes where the stage order puts it.
+    let at = timer.stages.len().saturating_sub(1);
+    timer.stages.insert(at, attribution_record(&result));
     timer.stages.push(derivation_record(&result));
     for (total, tests) in counts.tests.iter_mut().zip(&result.tests) {
         *total += *tests as f64;
@@ -1540,54 +1550,40 @@ fn record_level_stream(
     ))
 }
 
-/// Runs the attribution stage once over every practice class × LSOA class candidate.
-fn attribution_table(
+/// The attribution plugin's call, its answers checked: one per candidate.
+fn attribute_checked(
     prepared: &Prepared,
-    areas: &[Area],
-    timer: &mut Timer,
-) -> Result<input::activity::AttributionTable> {
-    use input::activity::AttributionTable;
+    candidates: &[strata_api::AttributionCandidate],
+) -> Result<Vec<strata_api::Attribution>> {
     let attribution = prepared
         .methods
         .attribution()
         .ok_or_else(|| Error::Usage("record-level activity needs stage `attribution`".into()))?;
-    // Attribution is tabled for every practice class × LSOA class: quadratic in the areas.
-    const MAX_AREAS: usize = 8_000;
-    if areas.len() > MAX_AREAS {
-        let path = prepared
-            .recipe
-            .inputs
-            .areas
-            .as_ref()
-            .map(|p| p.path.clone());
-        return Err(Error::data_hint(
-            path.as_deref().unwrap_or(std::path::Path::new("areas")),
-            None,
-            None,
-            format!(
-                "{} areas: record-level input is counted for at most {MAX_AREAS} areas (its \
-                 attribution table grows with the square of the areas)",
-                areas.len()
-            ),
-            "count at a coarser level, or aggregate the records first and pass --counts",
+    let a = attribution
+        .attribute(candidates)
+        .map_err(|e| method_error(StageKind::Attribution, prepared, e))?;
+    if a.len() != candidates.len() {
+        return Err(method_error(
+            StageKind::Attribution,
+            prepared,
+            strata_api::MethodError::new("returned a different number of rows than it was given"),
         ));
     }
-    let candidates = AttributionTable::candidates(areas.len());
-    timer.time("attribution", candidates.len() as u64, || {
-        let a = attribution
-            .attribute(&candidates)
-            .map_err(|e| method_error(StageKind::Attribution, prepared, e))?;
-        if a.len() != candidates.len() {
-            return Err(method_error(
-                StageKind::Attribution,
-                prepared,
-                strata_api::MethodError::new(
-                    "returned a different number of rows than it was given",
-                ),
-            ));
-        }
-        Ok((AttributionTable::new(areas.len(), &a), a.len() as u64))
-    })
+    Ok(a)
+}
+
+/// The attribution's stage record: it ran inside the pass, once per distinct practice class ×
+/// LSOA area met, so its rows are those candidates and its time the pass's measure of it.
+fn attribution_record(result: &input::activity::PassResult) -> StageRecord {
+    let a = &result.attribution;
+    StageRecord {
+        stage: "attribution".into(),
+        rows_in: a.candidates,
+        rows_out: a.candidates,
+        seconds: a.seconds,
+        cpu_seconds: a.cpu_seconds,
+        peak_rss_mib: None,
+    }
 }
 
 /// The lookups the pass resolves codes against, with the extract's value maps.

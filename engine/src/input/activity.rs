@@ -93,56 +93,29 @@ pub struct Lookups<'a> {
     pub value_maps: [Option<&'a super::mapping::ValueMap>; 8],
 }
 
-/// Attribution of every practice class × LSOA class, from one call of the attribution plugin.
-pub struct AttributionTable {
-    classes: usize,
-    area: Vec<u32>,
-    /// Per candidate, its outcome: what the quality cube keeps of it.
-    outcome: Vec<u32>,
-    /// (area, route, has practice, has LSOA) of each outcome.
-    outcomes: Vec<(Option<u32>, Route, bool, bool)>,
+/// (area, route, has practice, has LSOA) of an attribution outcome: what the quality cube keeps.
+type Outcome = (Option<u32>, Route, bool, bool);
+
+/// Attribution of the practice class × LSOA class combinations the records hold, each handed to
+/// the attribution plugin once, when first met: linear in the data, where tabling every practice
+/// class × LSOA class up front grew with the square of the areas.
+#[derive(Default)]
+struct Attributions {
+    /// Distinct candidates handed to the plugin, by (practice class, LSOA area slot).
+    candidates: Dictionary<(u32, u32)>,
+    /// The plugin's answer for each candidate, index for index.
+    attributed: Vec<strata_api::Attribution>,
+    outcomes: Dictionary<Outcome>,
+    seconds: f64,
+    cpu_seconds: f64,
 }
 
-impl AttributionTable {
-    /// The distinct candidates to attribute (practice class × LSOA area) for `areas` areas.
-    pub fn candidates(areas: usize) -> Vec<AttributionCandidate> {
-        let classes = areas as u32 + FIRST_AREA_CLASS;
-        let mut out = Vec::new();
-        for p in 0..classes {
-            for lsoa_area in std::iter::once(None).chain((0..areas as u32).map(Some)) {
-                out.push(AttributionCandidate {
-                    practice: practice_lookup(p),
-                    lsoa_area,
-                });
-            }
-        }
-        out
-    }
-
-    /// Builds the table from the plugin's answers for [`AttributionTable::candidates`].
-    pub fn new(areas: usize, attributed: &[strata_api::Attribution]) -> AttributionTable {
-        let classes = areas + FIRST_AREA_CLASS as usize;
-        let mut area = Vec::with_capacity(classes * classes);
-        let mut outcome = Vec::with_capacity(classes * classes);
-        let mut outcomes = Dictionary::default();
-        for p in 0..classes {
-            for l in 0..classes as u32 {
-                let lsoa_slot = match lsoa_area(l) {
-                    None => 0,
-                    Some(a) => a as usize + 1,
-                };
-                let a = attributed[p * (areas + 1) + lsoa_slot];
-                area.push(a.area.unwrap_or(NONE));
-                outcome.push(outcomes.intern(&(a.area, a.route, p != 0, l != 0)) as u32);
-            }
-        }
-        AttributionTable {
-            classes,
-            area,
-            outcome,
-            outcomes: outcomes.values,
-        }
-    }
+/// The attribution stage's record of the pass: the distinct candidates it attributed and the
+/// time the plugin took over them.
+pub struct AttributionRecord {
+    pub candidates: u64,
+    pub seconds: f64,
+    pub cpu_seconds: f64,
 }
 
 fn practice_lookup(class: u32) -> PracticeLookup {
@@ -157,6 +130,11 @@ fn practice_lookup(class: u32) -> PracticeLookup {
 /// LSOA classes: 0 missing, 1 not in the lookup, 2 in the lookup without an area, 3 + area.
 fn lsoa_area(class: u32) -> Option<u32> {
     class.checked_sub(FIRST_AREA_CLASS)
+}
+
+/// The attribution candidate's LSOA slot of an LSOA class: 0 no area, 1 + area.
+fn lsoa_slot(class: u32) -> u32 {
+    lsoa_area(class).map_or(0, |a| a + 1)
 }
 
 /// What stopped a pass early.
@@ -230,12 +208,17 @@ fn shorten(text: &str) -> String {
 }
 
 type DeriveFn<'a> = dyn Fn(&DerivationInput) -> Result<Derived> + Sync + 'a;
+/// The attribution plugin's call, one answer per candidate (checked by the caller).
+pub type AttributeFn<'a> =
+    dyn Fn(&[AttributionCandidate]) -> Result<Vec<strata_api::Attribution>> + Sync + 'a;
 
 /// Tables shared by the workers: every distinct value met, its derived result, the values
 /// reported in warnings.
 struct Shared<'a> {
     lookups: &'a Lookups<'a>,
     derive: &'a DeriveFn<'a>,
+    attribute: &'a AttributeFn<'a>,
+    attributions: Attributions,
     exam_code_list: Vec<(String, String)>,
     providers: Dictionary<String>,
     /// Smallest raw (untrimmed) code of each provider: the published order sorts raw codes.
@@ -289,6 +272,42 @@ impl Shared<'_> {
             self.modalities.values[modality as usize].clone(),
             self.exams.values[exam as usize].clone(),
         )
+    }
+
+    /// Attributes (practice class, LSOA class) combinations: those not met before in one call of
+    /// the attribution plugin. Answers each combination's (area or NONE, outcome id).
+    fn attribute_new(&mut self, combinations: &[(u32, u32)]) -> Result<Vec<(u32, u32)>> {
+        let at = &mut self.attributions;
+        let first_new = at.candidates.values.len();
+        let ids: Vec<usize> = combinations
+            .iter()
+            .map(|&(practice, lsoa)| at.candidates.intern(&(practice, lsoa_slot(lsoa))))
+            .collect();
+        if at.candidates.values.len() > first_new {
+            let new: Vec<AttributionCandidate> = at.candidates.values[first_new..]
+                .iter()
+                .map(|&(practice, slot)| AttributionCandidate {
+                    practice: practice_lookup(practice),
+                    lsoa_area: slot.checked_sub(1),
+                })
+                .collect();
+            let (start, cpu) = (Instant::now(), crate::metrics::cpu_seconds());
+            let answers = (self.attribute)(&new)?;
+            at.seconds += start.elapsed().as_secs_f64();
+            at.cpu_seconds += crate::metrics::cpu_seconds() - cpu;
+            at.attributed.extend(answers);
+        }
+        Ok(combinations
+            .iter()
+            .zip(ids)
+            .map(|(&(practice, lsoa), id)| {
+                let a = at.attributed[id];
+                let outcome = at
+                    .outcomes
+                    .intern(&(a.area, a.route, practice != 0, lsoa != 0));
+                (a.area.unwrap_or(NONE), outcome as u32)
+            })
+            .collect())
     }
 
     /// Derives the values met since the last call, in one call of the derivation plugin.
@@ -838,10 +857,10 @@ pub struct Tally {
     /// Pair id by (modality id, exam id), UNRESOLVED until met.
     pair_rows: Vec<Vec<u32>>,
     pair_info: Vec<PairInfo>,
-    classes: usize,
-    attr_area: Vec<u32>,
-    attr_outcome: Vec<u32>,
-    outcomes: usize,
+    /// (area or NONE, outcome) by practice class << 32 | LSOA class, as attributed so far.
+    attributed: FastMap<u64, (u32, u32)>,
+    /// The current batch's (area or NONE, outcome) per row.
+    row_attribution: Vec<(u32, u32)>,
     /// Records whose LSOA / practice code is in no lookup (for the warnings).
     unknown_lsoa: u64,
     unknown_practice: u64,
@@ -849,8 +868,8 @@ pub struct Tally {
     cells: usize,
     dims: [u32; 3],
     tests: Vec<u32>,
-    /// Slot of each (provider, outcome) block in `cube`, or UNRESOLVED.
-    slots: Vec<u32>,
+    /// Slot of each (provider, outcome) block in `cube`, by provider then outcome, or UNRESOLVED.
+    slots: Vec<Vec<u32>>,
     slot_keys: Vec<(u32, u32)>,
     cube: Vec<u32>,
     rows_since_flush: u64,
@@ -859,13 +878,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn new(
-        attribution: &AttributionTable,
-        measures: usize,
-        dims: [usize; 3],
-        month_starts: &[i64; 13],
-    ) -> Tally {
-        let areas = attribution.classes - FIRST_AREA_CLASS as usize;
+    fn new(areas: usize, measures: usize, dims: [usize; 3], month_starts: &[i64; 13]) -> Tally {
         let cells = dims.iter().product::<usize>();
         let year_days = month_starts[0];
         Tally {
@@ -880,10 +893,8 @@ impl Tally {
             pair_ids: Vec::new(),
             pair_rows: Vec::new(),
             pair_info: Vec::new(),
-            classes: attribution.classes,
-            attr_area: attribution.area.clone(),
-            attr_outcome: attribution.outcome.clone(),
-            outcomes: attribution.outcomes.len(),
+            attributed: FastMap::default(),
+            row_attribution: Vec::new(),
             unknown_lsoa: 0,
             unknown_practice: 0,
             areas,
@@ -973,6 +984,37 @@ impl Tally {
         Ok(())
     }
 
+    /// Area and outcome of the batch's rows, combinations not met before attributed together.
+    fn resolve_attribution(
+        &mut self,
+        shared: &Mutex<Shared>,
+        rows: usize,
+    ) -> std::result::Result<(), Stop> {
+        let key = |practice: u32, lsoa: u32| u64::from(practice) << 32 | u64::from(lsoa >> 8);
+        let (practice, lsoa) = (&self.resolved[PRACTICE], &self.resolved[LSOA]);
+        let mut missed = Vec::new();
+        let mut seen = FastSet::default();
+        for i in 0..rows {
+            let k = key(practice[i], lsoa[i]);
+            if !self.attributed.contains_key(&k) && seen.insert(k) {
+                missed.push((practice[i], lsoa[i] >> 8));
+            }
+        }
+        if !missed.is_empty() {
+            let answers = lock(shared)?.attribute_new(&missed)?;
+            for (&(p, l), answer) in missed.iter().zip(answers) {
+                self.attributed
+                    .insert(u64::from(p) << 32 | u64::from(l), answer);
+            }
+        }
+        self.row_attribution.clear();
+        for i in 0..rows {
+            self.row_attribution
+                .push(self.attributed[&key(practice[i], lsoa[i])]);
+        }
+        Ok(())
+    }
+
     /// Counts the batch's rows from their resolved values.
     fn count_rows(&mut self, rows: usize) {
         if self.rows_since_flush + rows as u64 >= u64::from(u32::MAX) {
@@ -981,12 +1023,13 @@ impl Tally {
         self.rows_since_flush += rows as u64;
         let resolved = std::mem::take(&mut self.resolved);
         let pairs = std::mem::take(&mut self.pair_ids);
+        let attributed = std::mem::take(&mut self.row_attribution);
         let [provider, practice, lsoa, sex, age, _, _, month] = &resolved;
         for i in 0..rows {
             self.add(
                 provider[i],
-                practice[i],
-                lsoa[i],
+                (practice[i], lsoa[i]),
+                attributed[i],
                 sex[i],
                 age[i],
                 pairs[i],
@@ -995,6 +1038,7 @@ impl Tally {
         }
         self.resolved = resolved;
         self.pair_ids = pairs;
+        self.row_attribution = attributed;
     }
 
     /// Counts one record from its resolved values.
@@ -1003,17 +1047,15 @@ impl Tally {
     fn add(
         &mut self,
         provider: u32,
-        practice: u32,
-        lsoa: u32,
+        (practice, lsoa): (u32, u32),
+        (area, outcome): (u32, u32),
         sex: u32,
         age: u32,
         pair: u32,
         month: u32,
     ) {
         let lsoa_class = lsoa >> 8;
-        let candidate = practice as usize * self.classes + lsoa_class as usize;
         let quintile = lsoa & 0xFF;
-        let area = self.attr_area[candidate];
         let info = &self.pair_info[pair as usize];
         if area != NONE {
             // An unknown value counts in its dimension's last category (`unknown`), which the
@@ -1030,18 +1072,19 @@ impl Tally {
         }
         self.unknown_lsoa += u64::from(lsoa_class == 1);
         self.unknown_practice += u64::from(practice == 1);
-        let slot_at = provider as usize * self.outcomes + self.attr_outcome[candidate] as usize;
-        if slot_at >= self.slots.len() {
-            self.slots
-                .resize((provider as usize + 1) * self.outcomes, UNRESOLVED);
+        let (p, o) = (provider as usize, outcome as usize);
+        if p >= self.slots.len() {
+            self.slots.resize(p + 1, Vec::new());
         }
-        let mut slot = self.slots[slot_at];
+        if o >= self.slots[p].len() {
+            self.slots[p].resize(o + 1, UNRESOLVED);
+        }
+        let mut slot = self.slots[p][o];
         if slot == UNRESOLVED {
             slot = self.slot_keys.len() as u32;
-            self.slot_keys
-                .push((provider, self.attr_outcome[candidate]));
+            self.slot_keys.push((provider, outcome));
             self.cube.resize(self.cube.len() + BLOCK, 0);
-            self.slots[slot_at] = slot;
+            self.slots[p][o] = slot;
         }
         let bits = (sex == NONE) as usize
             | ((age == NONE) as usize) << 1
@@ -1065,6 +1108,7 @@ pub struct PassResult {
     pub derivation_input: DerivationInput,
     pub derive_seconds: f64,
     pub derive_cpu_seconds: f64,
+    pub attribution: AttributionRecord,
     pub warnings: Vec<String>,
 }
 
@@ -1077,7 +1121,7 @@ pub type CountUnit<'f, U> =
 /// The pass: workers count batches into their own tallies, summed by [`Pass::finish`].
 pub struct Pass<'a> {
     shared: Mutex<Shared<'a>>,
-    attribution: &'a AttributionTable,
+    areas: usize,
     measures: usize,
     dims: [usize; 3],
     month_starts: [i64; 13],
@@ -1087,8 +1131,8 @@ impl<'a> Pass<'a> {
     pub fn new(
         lookups: &'a Lookups<'a>,
         derive: &'a DeriveFn<'a>,
+        attribute: &'a AttributeFn<'a>,
         exam_code_list: Vec<(String, String)>,
-        attribution: &'a AttributionTable,
         measures: usize,
         dims: [usize; 3],
         year_start: (i32, u32, u32),
@@ -1101,6 +1145,8 @@ impl<'a> Pass<'a> {
             shared: Mutex::new(Shared {
                 lookups,
                 derive,
+                attribute,
+                attributions: Attributions::default(),
                 exam_code_list,
                 providers: Dictionary::default(),
                 provider_first_raw: Vec::new(),
@@ -1117,7 +1163,7 @@ impl<'a> Pass<'a> {
                 unknown_practices: BTreeSet::new(),
                 month_starts,
             }),
-            attribution,
+            areas: lookups.areas,
             measures,
             dims,
             month_starts,
@@ -1125,12 +1171,7 @@ impl<'a> Pass<'a> {
     }
 
     pub fn tally(&self) -> Tally {
-        Tally::new(
-            self.attribution,
-            self.measures,
-            self.dims,
-            &self.month_starts,
-        )
+        Tally::new(self.areas, self.measures, self.dims, &self.month_starts)
     }
 
     /// Resolves and counts one batch into a worker's tally.
@@ -1165,6 +1206,7 @@ impl<'a> Pass<'a> {
             });
         }
         tally.resolve_pairs(&self.shared, rows)?;
+        tally.resolve_attribution(&self.shared, rows)?;
         tally.count_rows(rows);
         Ok(())
     }
@@ -1233,13 +1275,13 @@ impl<'a> Pass<'a> {
 
     /// Sums the workers' counters and builds the quality cells and warnings.
     pub fn finish(self, mut tallies: Vec<Tally>) -> Result<PassResult> {
-        let attribution = self.attribution;
         let shared = self
             .shared
             .into_inner()
             .map_err(|_| Error::Usage("a reader thread failed".into()))?;
         let (order, rank) = provider_ranks(&shared);
-        let (tests, cube, seen) = sum_tallies(attribution, &mut tallies, &rank);
+        let (tests, cube, seen) =
+            sum_tallies(&shared.attributions.outcomes.values, &mut tallies, &rank);
         let providers = order
             .iter()
             .map(|&p| shared.providers.values[p].clone())
@@ -1253,6 +1295,11 @@ impl<'a> Pass<'a> {
             derivation_input: shared.derivation_input(),
             derive_seconds: shared.derive_seconds,
             derive_cpu_seconds: shared.derive_cpu_seconds,
+            attribution: AttributionRecord {
+                candidates: shared.attributions.candidates.values.len() as u64,
+                seconds: shared.attributions.seconds,
+                cpu_seconds: shared.attributions.cpu_seconds,
+            },
             warnings,
         })
     }
@@ -1261,7 +1308,7 @@ impl<'a> Pass<'a> {
 /// The workers' counters summed: tests per measure × area × cell, the data-quality cube by
 /// provider rank, and how many records had each unrecognised value.
 fn sum_tallies(
-    attribution: &AttributionTable,
+    outcomes: &[Outcome],
     tallies: &mut [Tally],
     rank: &[u32],
 ) -> (Vec<u64>, BTreeMap<CubeKey, u64>, Unrecognised) {
@@ -1277,7 +1324,7 @@ fn sum_tallies(
         seen.unknown_practice += tally.unknown_practice;
         for (slot, &(provider, outcome)) in tally.slot_keys.iter().enumerate() {
             let block = &tally.cube_total[slot * BLOCK..(slot + 1) * BLOCK];
-            let (area, route, has_practice, has_lsoa) = attribution.outcomes[outcome as usize];
+            let (area, route, has_practice, has_lsoa) = outcomes[outcome as usize];
             for (i, &n) in block.iter().enumerate().filter(|(_, n)| **n > 0) {
                 let month = i % MONTH_SLOTS;
                 let bits = (i / MONTH_SLOTS) & 7;

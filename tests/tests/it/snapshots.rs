@@ -1,4 +1,5 @@
-//! Every output table of both published-year recipes, at a small synthetic scale, as reviewed
+//! Every output table of both published-year recipes and of the sub-ICB recipe, at a small
+//! synthetic scale, as reviewed
 //! snapshots in `snapshots/`: any change to any number is a diff someone reads.
 //!
 //! Accept a reviewed change with
@@ -120,11 +121,14 @@ fn assert_no_small_counts(file: &Path, text: &str) {
 }
 
 #[test]
-fn every_table_of_both_years_matches_its_snapshot_and_publishes_no_small_count() {
+fn every_table_of_the_year_and_level_recipes_matches_its_snapshot_and_publishes_no_small_count() {
     let mut expected: BTreeSet<String> = BTreeSet::new();
     for (recipe, tag) in [
         ("did-2020-21-ccg.toml", "did-2020-21-ccg"),
         ("did-2023-24-icb.toml", "did-2023-24-icb"),
+        // A geography level of its own (each area with its parent) and the overdispersion
+        // stage's tables (overdispersion.csv, overdispersed_limits.csv).
+        ("did-2023-24-sub-icb.toml", "did-2023-24-sub-icb"),
     ] {
         expected.extend(snapshot_recipe(recipe, tag));
     }
