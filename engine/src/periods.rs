@@ -13,18 +13,9 @@ use crate::error::{Error, Result};
 use crate::input::TextTable;
 use crate::recipe::Period;
 
-/// The modality keys of SPEC §3: what a provider × month count may be of.
-pub const MODALITIES: [&str; 9] = [
-    "xray",
-    "ultrasound",
-    "ct",
-    "mri",
-    "fluoroscopy",
-    "nuclear_medicine",
-    "pet",
-    "spect",
-    "medical_photography",
-];
+/// The modality keys of SPEC §3 (the synthetic year's list, which its records carry): what a
+/// provider × month count may be of.
+pub use strata_synth::MODALITIES;
 
 /// The measure every row of a provider × month sums to: all modalities together.
 pub const ALL_MEASURES: &str = "all";

@@ -49,15 +49,7 @@ fn default_level() -> f64 {
 
 fn configure(params: &Params) -> Result<Configured, ParamError> {
     let p: ExactConditionalParams = params.parse()?;
-    if !(p.level > 0.0 && p.level < 1.0) {
-        return Err(ParamError::new(
-            "level",
-            format!(
-                "level = {}: a confidence level lies strictly between 0 and 1 (e.g. 0.95)",
-                p.level
-            ),
-        ));
-    }
+    strata_stats::check_level(p.level)?;
     Ok(Configured::PeriodComparison(Box::new(ExactConditional {
         level: p.level,
     })))
@@ -72,13 +64,7 @@ impl ExactConditional {
     /// The ratio `b / a` and its limits; `Err` for a count that is not a finite non-negative
     /// number.
     pub fn interval(&self, a: f64, b: f64) -> Result<CountRatio, MethodError> {
-        for (which, count) in [("earlier", a), ("later", b)] {
-            if !(count.is_finite() && count >= 0.0) {
-                return Err(MethodError::new(format!(
-                    "{which} period's count is {count}: counts are finite and not negative"
-                )));
-            }
-        }
+        strata_stats::check_period_counts(a, b)?;
         if a == 0.0 && b == 0.0 {
             return Ok(CountRatio {
                 ratio: None,

@@ -35,6 +35,29 @@ pub fn count_pairs<T>(
         .collect()
 }
 
+/// Refuses an earlier- or later-period count that is not a finite, non-negative number.
+pub fn check_period_counts(a: f64, b: f64) -> Result<(), MethodError> {
+    for (which, count) in [("earlier", a), ("later", b)] {
+        if !(count.is_finite() && count >= 0.0) {
+            return Err(MethodError::new(format!(
+                "{which} period's count is {count}: counts are finite and not negative"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a single confidence level outside (0, 1), naming the `level` key.
+pub fn check_level(level: f64) -> Result<(), ParamError> {
+    if level > 0.0 && level < 1.0 {
+        return Ok(());
+    }
+    Err(ParamError::new(
+        "level",
+        format!("level = {level}: a confidence level lies strictly between 0 and 1 (e.g. 0.95)"),
+    ))
+}
+
 /// The confidence levels every CI plugin reports unless the recipe says otherwise.
 pub const DEFAULT_LEVELS: [f64; 2] = [0.95, 0.998];
 
