@@ -14,7 +14,9 @@
 #
 # Environment: STRATA (binary, default target/release/strata), ORACLE_SCALE (default 1),
 # ORACLE_DIR (default target/oracle/full at scale 1, else target/oracle/scale-<scale>),
-# ORACLE_RECIPE (default configs/did-2023-24-icb.toml), ORACLE_RUNS (default 1).
+# ORACLE_RECIPE (default configs/did-2023-24-icb.toml), ORACLE_RUNS (default 1), ORACLE_CLEAN (1:
+# remove the record files once compared), ORACLE_CSV (auto, the default: gzip only when the disk is
+# short; plain; gzip).
 # DuckDB comes from PyPI into target/duckdb-venv, by duckdb_compare.py's own mechanism.
 set -euo pipefail
 
@@ -44,19 +46,31 @@ else
     echo "$SCALE" > "$stamp"
 fi
 
-# (b) DuckDB's submission-order copies (rewritten when older than the source).
+# (b) DuckDB's submission-order copies (rewritten when older than the source). The CSV is written
+# gzip-compressed (`submission-order.csv.gz`, read by both sides as such) when the disk cannot hold
+# it plain with 2 GiB to spare: a full-scale plain CSV is about 4 GB, and CI's disk has run out
+# there. DuckDB measures the CSV's size on a 200,000-record sample first and says which it chose.
 PY=$(python3 -c 'import sys; sys.path.insert(0, "bench"); import duckdb_compare as d; print(d.duckdb_python(""))')
+# The CSV copy this directory holds, plain or gzip-compressed (empty when none).
+csv_form() {
+    local f
+    for f in "$OUT"/submission-order.csv "$OUT"/submission-order.csv.gz; do
+        if [[ -f $f ]]; then echo "$f"; return; fi
+    done
+}
 for ext in parquet csv; do
     target="$OUT/submission-order.$ext"
-    if [[ -f $target && $target -nt $OUT/activity.parquet ]]; then
-        echo "== submission order: reusing $target"
+    if [[ $ext == csv ]]; then existing=$(csv_form); else existing=$target; fi
+    if [[ -n $existing && -f $existing && $existing -nt $OUT/activity.parquet ]]; then
+        echo "== submission order: reusing $existing"
         continue
     fi
     echo "== submission order: DuckDB writes $target"
-    "$PY" - "$OUT/activity.parquet" "$target" "$ext" <<'EOF'
-import sys, time
+    rm -f "$OUT/submission-order.$ext" "$OUT/submission-order.$ext.gz"
+    "$PY" - "$OUT/activity.parquet" "$target" "$ext" "${ORACLE_CSV:-auto}" <<'EOF'
+import os, shutil, sys, time
 import duckdb
-source, target, ext = sys.argv[1:]
+source, target, ext, csv_mode = sys.argv[1:]
 q = lambda p: p.replace("'", "''")
 con = duckdb.connect()
 con.execute("SET enable_progress_bar = false")
@@ -68,15 +82,28 @@ if ext == "parquet":
 else:
     # The CSV from the sorted Parquet, in its order (DuckDB keeps insertion order): one sort.
     sorted_parquet = target.removesuffix(".csv") + ".parquet"
+    records = con.execute(f"SELECT count(*) FROM read_parquet('{q(sorted_parquet)}')").fetchone()[0]
+    sample = f"{target}.sample"
+    con.execute(f"""COPY (SELECT * FROM read_parquet('{q(sorted_parquet)}') LIMIT 200000)
+                    TO '{q(sample)}' (FORMAT csv, HEADER)""")
+    estimate = os.path.getsize(sample) / max(min(records, 200000), 1) * records
+    os.remove(sample)
+    free = shutil.disk_usage(os.path.dirname(os.path.abspath(target))).free
+    compress = csv_mode == "gzip" or (csv_mode == "auto" and free < estimate + 2 * 2**30)
+    if compress:
+        target += ".gz"
+    print(f"   disk: {free / 2**30:.1f} GiB free, the plain CSV would take ~{estimate / 2**30:.1f} GiB:"
+          f" writing {'gzip-compressed ' if compress else ''}{os.path.basename(target)}")
+    options = "FORMAT csv, HEADER" + (", COMPRESSION gzip" if compress else "")
     con.execute(f"""COPY (SELECT * FROM read_parquet('{q(sorted_parquet)}'))
-                    TO '{q(target)}.part' (FORMAT csv, HEADER)""")
+                    TO '{q(target)}.part' ({options})""")
+os.replace(f"{target}.part", target)
 print(f"   {time.perf_counter() - start:.1f} s, DuckDB {duckdb.__version__}")
 EOF
-    mv "$target.part" "$target"
 done
 
 # (c) strata against DuckDB on each form.
-forms=(activity.parquet submission-order.parquet submission-order.csv)
+forms=(activity.parquet submission-order.parquet "$(basename "$(csv_form)")")
 status=0
 for form in "${forms[@]}"; do
     echo
@@ -120,5 +147,12 @@ if [[ $status -ne 0 ]]; then
     echo "ci_oracle: FAILED (strata failed on a form or disagrees with DuckDB; see above)" >&2
 else
     echo "ci_oracle: strata agrees with DuckDB on every form"
+fi
+# ORACLE_CLEAN=1 (CI): once compared, remove the record files this script wrote (several GB at full
+# scale), so the build steps after it have the disk; the comparison JSON and the population stay.
+if [[ ${ORACLE_CLEAN:-0} == 1 ]]; then
+    rm -f "$OUT"/submission-order.parquet "$OUT"/submission-order.csv "$OUT"/submission-order.csv.gz \
+          "$OUT"/activity.parquet "$stamp"
+    echo "ci_oracle: removed the oracle's record files in $OUT (ORACLE_CLEAN=1)"
 fi
 exit $status
