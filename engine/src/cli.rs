@@ -182,6 +182,15 @@ struct SyntheticArgs {
     /// Seed of the synthetic year; default: the recipe's.
     #[arg(long)]
     seed: Option<u64>,
+    /// How the synthetic year draws its record counts: `poisson` (independent draws, realistic
+    /// noise; verify then allows each figure its sampling error) or `systematic` (totals exact
+    /// to ±1); default: the recipe's, else its calibration config's.
+    #[arg(long, value_parser = clap::builder::ValueParser::new(parse_sampling))]
+    sampling: Option<strata_synth::CountSampling>,
+}
+
+fn parse_sampling(s: &str) -> std::result::Result<strata_synth::CountSampling, String> {
+    s.parse()
 }
 
 impl SyntheticArgs {
@@ -190,6 +199,7 @@ impl SyntheticArgs {
         InputOverrides {
             scale: self.scale,
             seed: self.seed,
+            sampling: self.sampling,
             threads: self.threads.map(usize::from),
             ..Default::default()
         }
@@ -501,6 +511,7 @@ fn synth_command(
     };
     spec.scale = synthetic.scale.unwrap_or(spec.scale);
     spec.seed = synthetic.seed.unwrap_or(spec.seed);
+    spec.sampling = synthetic.sampling.or(spec.sampling);
     let start = std::time::Instant::now();
     let generator = crate::synthetic::generator(&spec)?;
     let records = crate::synthetic::write_files(&generator, &spec, dir)?;
@@ -509,9 +520,10 @@ fn synth_command(
         .unwrap_or(0);
     writeln!(
         out,
-        "{records} records (scale {}, seed {}) in {:.1} s: {} ({:.1} MB) and {}",
+        "{records} records (scale {}, seed {}, {} sampling) in {:.1} s: {} ({:.1} MB) and {}",
         spec.scale,
         spec.seed,
+        generator.config().count_sampling.name(),
         start.elapsed().as_secs_f64(),
         dir.join("activity.parquet").display(),
         size as f64 / 1e6,

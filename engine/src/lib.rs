@@ -108,6 +108,10 @@ fn manifest(
             sha256: input::checksum(&spec.config)?,
             scale: overrides.scale.unwrap_or(spec.scale),
             seed: overrides.seed.unwrap_or(spec.seed),
+            sampling: results
+                .synthetic_sampling
+                .map(|s| s.name().to_string())
+                .unwrap_or_default(),
             areas_from_practices: spec.areas_from_practices,
         }),
         _ => None,
@@ -317,10 +321,15 @@ pub fn verify_in_memory(
     })?;
     let published = verify::read_published(&published_path.path)?;
     let ratio = run.prepared.methods.ratio();
+    let tolerances = verify::Tolerances {
+        poisson_sampling: run.results.synthetic_sampling
+            == Some(strata_synth::CountSampling::Poisson),
+        ..recipe.tolerances.clone()
+    };
     let (table, ok) = verify::verify_rates_per(
         &published,
         &run.results.tables,
-        &recipe.tolerances,
+        &tolerances,
         ratio,
         recipe.rate_per,
     );

@@ -174,6 +174,8 @@ pub struct SyntheticRecord {
     pub sha256: String,
     pub scale: f64,
     pub seed: u64,
+    /// How the record counts were drawn (`poisson` or `systematic`).
+    pub sampling: String,
     /// The recipe's areas are made of the synthetic year's practices (absent when not).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub areas_from_practices: bool,

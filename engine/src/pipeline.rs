@@ -379,6 +379,9 @@ pub struct RunResults {
     pub stages: Vec<StageRecord>,
     pub warnings: Vec<String>,
     pub input_rows: BTreeMap<String, u64>,
+    /// How the synthetic year drew its record counts (none when the run read no synthetic year):
+    /// verify widens its tolerances by the sampling noise of Poisson draws.
+    pub synthetic_sampling: Option<strata_synth::CountSampling>,
 }
 
 /// Overrides of the recipe's inputs from the command line.
@@ -390,6 +393,8 @@ pub struct InputOverrides {
     /// Scale and seed of a recipe's synthetic year.
     pub scale: Option<f64>,
     pub seed: Option<u64>,
+    /// How the synthetic year draws its record counts, in place of the recipe's or config's.
+    pub sampling: Option<strata_synth::CountSampling>,
     /// Worker threads of the record-level pass (default: the machine's cores, at most 8).
     pub threads: Option<usize>,
     /// A mapping file (`input::mapping`) in place of the recipe's input mapping.
@@ -475,6 +480,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         timer: Timer { stages: Vec::new() },
         warnings: Vec::new(),
         input_rows: BTreeMap::new(),
+        synthetic_sampling: None,
     };
     let stratified = if has_stratified_source(&prepared.recipe, overrides) {
         Some(phases.stratified_input(overrides)?)
@@ -507,6 +513,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         stages: phases.timer.stages,
         warnings: phases.warnings,
         input_rows: phases.input_rows,
+        synthetic_sampling: phases.synthetic_sampling,
     })
 }
 
@@ -615,6 +622,7 @@ fn synthetic_spec(
     }
     spec.scale = overrides.scale.unwrap_or(spec.scale);
     spec.seed = overrides.seed.unwrap_or(spec.seed);
+    spec.sampling = overrides.sampling.or(spec.sampling);
     Ok(spec)
 }
 
@@ -625,6 +633,7 @@ struct Phases<'a> {
     timer: Timer,
     warnings: Vec<String>,
     input_rows: BTreeMap<String, u64>,
+    synthetic_sampling: Option<strata_synth::CountSampling>,
 }
 
 impl Phases<'_> {
@@ -754,9 +763,11 @@ impl Phases<'_> {
     fn synthetic_generator(&mut self, source: &Source) -> Result<Option<strata_synth::Generator>> {
         match source {
             Source::Synthetic(spec) => {
-                Ok(Some(self.timer.time("synthetic_calibration", 0, || {
+                let generator = self.timer.time("synthetic_calibration", 0, || {
                     Ok((crate::synthetic::generator(spec)?, 0))
-                })?))
+                })?;
+                self.synthetic_sampling = Some(generator.config().count_sampling);
+                Ok(Some(generator))
             }
             _ => Ok(None),
         }
@@ -2196,6 +2207,7 @@ mod tests {
         let spec = crate::synthetic::SyntheticSpec {
             scale: 0.001,
             areas_from_practices: false,
+            sampling: None,
             ..prepared
                 .recipe
                 .inputs

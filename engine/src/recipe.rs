@@ -127,6 +127,9 @@ struct RawSynthetic {
     /// The recipe's areas are made of the synthetic year's practices (practice or sub-ICB level).
     #[serde(default)]
     areas_from_practices: bool,
+    /// `poisson` or `systematic` in place of the config's `count_sampling`.
+    #[serde(default)]
+    sampling: Option<strata_synth::CountSampling>,
 }
 
 fn default_root() -> String {
@@ -652,6 +655,7 @@ impl Problems<'_> {
                     scale: s.scale,
                     seed: s.seed,
                     areas_from_practices: s.areas_from_practices,
+                    sampling: s.sampling,
                 }
             }),
             population: opt(&raw.population),

@@ -24,6 +24,9 @@ pub struct SyntheticSpec {
     /// practices by list size, as the records are, and summed into the recipe's areas through
     /// the recipe's practice map.
     pub areas_from_practices: bool,
+    /// How expected counts become record counts, in place of the config's `count_sampling`
+    /// (the recipe's `sampling` or `--sampling`); none keeps the config's.
+    pub sampling: Option<strata_synth::CountSampling>,
 }
 
 fn synth_error(spec: &SyntheticSpec, e: impl std::fmt::Display) -> Error {
@@ -32,7 +35,12 @@ fn synth_error(spec: &SyntheticSpec, e: impl std::fmt::Display) -> Error {
 
 /// Calibrates the generator (reads the reference data and the published figures).
 pub fn generator(spec: &SyntheticSpec) -> Result<Generator> {
-    Generator::from_config_file(&spec.root, &spec.config).map_err(|e| synth_error(spec, e))
+    let generator =
+        Generator::from_config_file(&spec.root, &spec.config).map_err(|e| synth_error(spec, e))?;
+    Ok(match spec.sampling {
+        Some(sampling) => generator.with_count_sampling(sampling),
+        None => generator,
+    })
 }
 
 /// The generator's population at the spec's scale into `counts.population`; with
@@ -334,6 +342,7 @@ mod tests {
             scale: 0.003,
             seed: 7,
             areas_from_practices: false,
+            sampling: None,
         };
         let generator = generator(&spec).expect("generator");
         let base = std::env::temp_dir().join(format!("strata-synth-{}", std::process::id()));

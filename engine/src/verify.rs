@@ -72,6 +72,71 @@ pub struct Tolerances {
     /// why beside each). One that names no figure is a failing row, so the list cannot go stale.
     #[serde(default)]
     pub reported_only: Vec<String>,
+    /// Standard errors of sampling noise a figure of a Poisson-sampled synthetic year may be off
+    /// by, beyond the tolerances above (see [`SamplingNoise`]).
+    #[serde(default = "default_sampling_z")]
+    pub sampling_z: f64,
+    /// The run's synthetic year drew its record counts by Poisson (set by the run, never by the
+    /// recipe): figures from counts get [`SamplingNoise`]'s allowance.
+    #[serde(skip)]
+    pub poisson_sampling: bool,
+}
+
+/// The sampling error of a figure of a Poisson-sampled synthetic year, which `verify` allows
+/// beside the recipe's tolerance: `sampling_z` standard errors (default 4: with some 300 figures
+/// a year, a run whose every figure is right still fails one by chance about 2% of the time).
+///
+/// Standard errors, with every stratum count O drawn as Poisson(E) (so Var O ≈ O):
+/// - a national rate r = O / P (P fixed): r / √O;
+/// - a factor's rate ratio R of standardised rates whose numerators are the category's and the
+///   reference's counts (O₁, O₀; indirect standardisation's expected counts are fixed by the
+///   population): R √(1/O₁ + 1/O₀), the delta method on log R;
+/// - an odds ratio of tests per person p₁, p₀: R √(1/(O₁(1−p₁)²) + 1/(O₀(1−p₀)²)), since
+///   d log(p/(1−p)) / dO = 1 / (O (1−p));
+/// - a count N (Annex A, exclusions): √N.
+///
+/// Shares are not widened: at full scale their binomial errors are below 0.05 points, far inside
+/// every share tolerance; the spread sentences and stars are compared with the recipe's
+/// tolerances alone.
+struct SamplingNoise {
+    z: f64,
+}
+
+impl SamplingNoise {
+    fn of(tol: &Tolerances) -> Option<SamplingNoise> {
+        tol.poisson_sampling
+            .then_some(SamplingNoise { z: tol.sampling_z })
+    }
+
+    /// The allowance for a figure with this standard error (0 when it is not finite).
+    fn allowance(&self, standard_error: f64) -> f64 {
+        if standard_error.is_finite() {
+            self.z * standard_error
+        } else {
+            0.0
+        }
+    }
+
+    /// The tolerance text with the allowance said after it.
+    fn said(&self, tolerance: String, allowance: f64, decimals: usize) -> String {
+        format!("{tolerance} or {}σ = ±{allowance:.decimals$}", self.z)
+    }
+}
+
+/// The allowance and tolerance text of a figure with `standard_error` under the run's sampling.
+fn with_sampling(
+    tol: &Tolerances,
+    tolerance: String,
+    standard_error: f64,
+    decimals: usize,
+) -> (f64, String) {
+    match SamplingNoise::of(tol) {
+        Some(noise) => {
+            let allowance = noise.allowance(standard_error);
+            (allowance, noise.said(tolerance, allowance, decimals))
+        }
+        None => (0.0, tolerance),
+    }
 }
 
 /// Every section verify checks.
@@ -137,6 +202,9 @@ fn default_annex_share() -> f64 {
 fn default_shortfall() -> f64 {
     0.01
 }
+fn default_sampling_z() -> f64 {
+    4.0
+}
 
 impl Default for Tolerances {
     fn default() -> Self {
@@ -157,6 +225,8 @@ impl Default for Tolerances {
             shortfall_share_absolute: default_shortfall(),
             gate: default_gate(),
             reported_only: Vec::new(),
+            sampling_z: default_sampling_z(),
+            poisson_sampling: false,
         }
     }
 }
@@ -250,7 +320,7 @@ pub fn verify_rates_per(
     let to_published = published_rate_per / run_rate_per;
     let mut checks = Vec::new();
     national_rates(published, tables, tol, to_published, &mut checks);
-    let stars = factor_ratios(published, tables, tol, &mut checks);
+    let stars = factor_ratios(published, tables, tol, run_rate_per, &mut checks);
     summaries(published, tables, tol, to_published, &mut checks);
     annex_a(published, tables, tol, &mut checks);
     exclusions(published, tables, tol, &mut checks);
@@ -509,11 +579,13 @@ fn national_rates(
     let Some(out) = find(tables, "national_rates") else {
         return;
     };
-    let reproduced: HashMap<String, f64> = out
+    // measure → (rate in the published unit, its Poisson standard error r / √O)
+    let reproduced: HashMap<String, (f64, f64)> = out
         .rows()
         .filter_map(|r| {
-            out.number(r, "rate")
-                .map(|v| (out.text(r, "measure"), v * to_published))
+            let rate = out.number(r, "rate")? * to_published;
+            let observed = out.number(r, "observed").unwrap_or(f64::NAN);
+            Some((out.text(r, "measure"), (rate, rate / observed.sqrt())))
         })
         .collect();
     for (measure, value) in rates {
@@ -524,8 +596,15 @@ fn national_rates(
             checks.push(unparsable("national_rates", measure, value));
             continue;
         };
-        let r = reproduced.get(measure).copied();
-        let allowed = (tol.national_rate_relative * p).max(0.5);
+        let r = reproduced.get(measure).map(|(rate, _)| *rate);
+        let standard_error = reproduced.get(measure).map_or(f64::NAN, |(_, se)| *se);
+        let (noise, tolerance) = with_sampling(
+            tol,
+            format!("±{:.0}% (or ±0.5)", tol.national_rate_relative * 100.0),
+            standard_error,
+            1,
+        );
+        let allowed = (tol.national_rate_relative * p).max(0.5).max(noise);
         checks.push(Check {
             section: "national_rates",
             kind: "round_trip",
@@ -535,10 +614,60 @@ fn national_rates(
             ),
             published: fmt(Some(p), 0),
             reproduced: fmt(r, 1),
-            tolerance: format!("±{:.0}% (or ±0.5)", tol.national_rate_relative * 100.0),
+            tolerance,
             ok: r.is_some_and(|r| (r - p).abs() <= allowed),
         });
     }
+}
+
+/// The term a category's count adds to Var(log ratio) under Poisson sampling (see
+/// [`SamplingNoise`]): 1/O for a rate ratio, 1/(O(1−p)²) for an odds ratio of tests per person p.
+fn log_ratio_variance_term(out: &Indexed, row: &[Value], run_rate_per: f64) -> f64 {
+    let observed = out.number(row, "observed").unwrap_or(f64::NAN);
+    if out.text(row, "ratio_method").contains("odds") {
+        let p = out.number(row, "standardised_rate").unwrap_or(f64::NAN) / run_rate_per;
+        1.0 / (observed * (1.0 - p).powi(2))
+    } else {
+        1.0 / observed
+    }
+}
+
+/// A run's factor ratio: its ratio, stars and Poisson standard error.
+type ReproducedRatio = (Option<f64>, String, f64);
+
+/// The run's factor ratios: (factor, code or label, measure) → (ratio, stars, Poisson standard
+/// error of the ratio against its factor's reference category, the row with ratio 1 and no test).
+fn reproduced_ratios(
+    out: &Indexed,
+    run_rate_per: f64,
+) -> HashMap<(String, String, String), ReproducedRatio> {
+    let mut reference: HashMap<(String, String), f64> = HashMap::new();
+    for r in out.rows() {
+        if out.number(r, "ratio") == Some(1.0) && out.text(r, "statistic").is_empty() {
+            reference
+                .entry((out.text(r, "factor"), out.text(r, "measure")))
+                .or_insert_with(|| log_ratio_variance_term(out, r, run_rate_per));
+        }
+    }
+    let mut reproduced = HashMap::new();
+    for r in out.rows() {
+        let factor = out.text(r, "factor");
+        let measure = out.text(r, "measure");
+        let ratio = out.number(r, "ratio");
+        let base = reference
+            .get(&(factor.clone(), measure.clone()))
+            .copied()
+            .unwrap_or(f64::NAN);
+        let own = log_ratio_variance_term(out, r, run_rate_per);
+        let standard_error = ratio.map_or(f64::NAN, |ratio| ratio * (own + base).sqrt());
+        let value = (ratio, out.text(r, "stars"), standard_error);
+        for key in [out.text(r, "category_code"), out.text(r, "category")] {
+            reproduced
+                .entry((factor.clone(), key, measure.clone()))
+                .or_insert_with(|| value.clone());
+        }
+    }
+    reproduced
 }
 
 /// Ratio checks per cell; returns (stars agreeing, stars compared).
@@ -546,22 +675,12 @@ fn factor_ratios(
     published: &toml::Table,
     tables: &[Table],
     tol: &Tolerances,
+    run_rate_per: f64,
     checks: &mut Vec<Check>,
 ) -> Option<(usize, usize)> {
     let factors = published.get("factor_ratios")?.as_table()?;
     let out = find(tables, "factor_ratios")?;
-    // (factor, code or label, measure) → (ratio, stars)
-    let mut reproduced: HashMap<(String, String, String), (Option<f64>, String)> = HashMap::new();
-    for r in out.rows() {
-        let value = (out.number(r, "ratio"), out.text(r, "stars"));
-        let factor = out.text(r, "factor");
-        let measure = out.text(r, "measure");
-        for key in [out.text(r, "category_code"), out.text(r, "category")] {
-            reproduced
-                .entry((factor.clone(), key, measure.clone()))
-                .or_insert_with(|| value.clone());
-        }
-    }
+    let reproduced = reproduced_ratios(&out, run_rate_per);
     let (mut agree, mut total) = (0, 0);
     for (factor, categories) in factors {
         let Some(categories) = categories.as_table() else {
@@ -582,27 +701,28 @@ fn factor_ratios(
                     continue;
                 };
                 let found = reproduced.get(&(factor.clone(), category.clone(), measure.clone()));
-                let (r, r_stars) = found
-                    .map(|(v, s)| (*v, s.clone()))
-                    .unwrap_or((None, String::new()));
+                let (r, r_stars, standard_error) = found
+                    .map(|(v, s, se)| (*v, s.clone(), *se))
+                    .unwrap_or((None, String::new(), f64::NAN));
+                let tolerance = if tol.ratio_relative > 0.0 {
+                    format!(
+                        "±{} or ±{}%",
+                        tol.ratio_absolute,
+                        tol.ratio_relative * 100.0
+                    )
+                } else {
+                    format!("±{}", tol.ratio_absolute)
+                };
+                let (noise, tolerance) = with_sampling(tol, tolerance, standard_error, 3);
+                let allowed = tol.ratio_absolute.max(tol.ratio_relative * p).max(noise);
                 checks.push(Check {
                     section: "factor_ratios",
                     kind: "round_trip",
                     figure: format!("{factor} {category} {measure}"),
                     published: printed.as_str().unwrap_or_default().to_string(),
                     reproduced: format!("{}{r_stars}", fmt(r, 2)),
-                    tolerance: if tol.ratio_relative > 0.0 {
-                        format!(
-                            "±{} or ±{}%",
-                            tol.ratio_absolute,
-                            tol.ratio_relative * 100.0
-                        )
-                    } else {
-                        format!("±{}", tol.ratio_absolute)
-                    },
-                    ok: r.is_some_and(|r| {
-                        (r - p).abs() <= tol.ratio_absolute.max(tol.ratio_relative * p) + 1e-9
-                    }),
+                    tolerance,
+                    ok: r.is_some_and(|r| (r - p).abs() <= allowed + 1e-9),
                 });
                 total += 1;
                 if found.is_some() && r_stars == p_stars {
@@ -1100,15 +1220,23 @@ fn annex_figure(
         }
         (Field::Count, Some(p), reproduced) => {
             let r = reproduced.and_then(|(v, _)| v);
-            let allowed = (tol.annex_count_relative * p).max(tol.annex_count_absolute);
-            (
-                fmt(Some(p), 0),
-                fmt(r, 0),
+            let (noise, tolerance) = with_sampling(
+                tol,
                 format!(
                     "±{:.0}% (or ±{:.0} tests)",
                     tol.annex_count_relative * 100.0,
                     tol.annex_count_absolute
                 ),
+                r.map_or(f64::NAN, f64::sqrt),
+                0,
+            );
+            let allowed = (tol.annex_count_relative * p)
+                .max(tol.annex_count_absolute)
+                .max(noise);
+            (
+                fmt(Some(p), 0),
+                fmt(r, 0),
+                tolerance,
                 r.is_some_and(|r| (r - p).abs() <= allowed + 1e-9),
             )
         }
@@ -1220,6 +1348,12 @@ fn exclusions(
         exclusions_by_reason(annex, &out, tables, tol, checks);
     }
     if let Some(p) = number_of(printed.get("incomplete_cases")) {
+        let (noise, tolerance) = with_sampling(
+            tol,
+            format!("±{:.0}%", tol.exclusions_relative * 100.0),
+            tests.sqrt(),
+            0,
+        );
         checks.push(Check {
             section: "exclusions",
             // The generator is given Annex A's counts by reason, whose sum this is.
@@ -1227,8 +1361,8 @@ fn exclusions(
             figure: "tests left out of rates (incomplete cases)".into(),
             published: fmt(Some(p), 0),
             reproduced: fmt(Some(tests), 0),
-            tolerance: format!("±{:.0}%", tol.exclusions_relative * 100.0),
-            ok: (tests - p).abs() <= tol.exclusions_relative * p,
+            tolerance,
+            ok: (tests - p).abs() <= (tol.exclusions_relative * p).max(noise),
         });
     }
     if let Some(p) = number_of(printed.get("incomplete_cases_share")) {
@@ -1279,18 +1413,26 @@ fn exclusions_by_reason(
         };
         let (tests, pct) = reproduced.unwrap_or((None, None));
         if let Some(p) = number_of(annex.get(&format!("{key}_count"))) {
-            let allowed = (tol.exclusions_relative * p).max(tol.annex_count_absolute);
+            let (noise, tolerance) = with_sampling(
+                tol,
+                format!(
+                    "±{:.0}% (or ±{:.0} tests)",
+                    tol.exclusions_relative * 100.0,
+                    tol.annex_count_absolute
+                ),
+                tests.map_or(f64::NAN, f64::sqrt),
+                0,
+            );
+            let allowed = (tol.exclusions_relative * p)
+                .max(tol.annex_count_absolute)
+                .max(noise);
             checks.push(Check {
                 section: "exclusions",
                 kind: "round_trip",
                 figure: format!("tests left out of rates: {what}"),
                 published: fmt(Some(p), 0),
                 reproduced: fmt(tests, 0),
-                tolerance: format!(
-                    "±{:.0}% (or ±{:.0} tests)",
-                    tol.exclusions_relative * 100.0,
-                    tol.annex_count_absolute
-                ),
+                tolerance,
                 ok: tests.is_some_and(|r| (r - p).abs() <= allowed + 1e-9),
             });
         }
@@ -1468,6 +1610,129 @@ mod tests {
 
     /// A run whose rates are per 1,000 is compared with figures per 10,000 in their unit: the
     /// same verdicts as the run per 10,000, and the reproduced rate printed per 10,000.
+    /// A Poisson-sampled synthetic year: each figure from counts is allowed `sampling_z` standard
+    /// errors beside the recipe's tolerance, worked by hand here: spect's rate 5.9 from 100 tests
+    /// has SE 5.9/√100 = 0.59 (4σ = 2.36 ≥ |5.9 − 5|); Male/Female spect 0.86 from 300 and 400
+    /// tests has SE 0.86·√(1/300 + 1/400) = 0.06568 (4σ = 0.263 ≥ 0.03). Without Poisson
+    /// sampling both fail (±0.5 and ±0.02), and a figure outside 4σ fails either way.
+    #[test]
+    fn poisson_sampling_widens_tolerances_by_the_sampling_error() {
+        let published: toml::Table = toml::from_str(
+            r#"
+            [national_rates]
+            spect = 5
+            xray = 2764
+            [factor_ratios.sex]
+            Male = { spect = "0.83" }
+            "#,
+        )
+        .unwrap();
+        let ratio_row = |category: &str, code: &str, ratio: f64, observed: f64, statistic: &str| {
+            vec![
+                text("sex"),
+                text(category),
+                text(code),
+                text("spect"),
+                Value::Number(ratio),
+                text(""),
+                Value::Number(observed),
+                text(statistic),
+                text("rate ratio"),
+            ]
+        };
+        let columns = [
+            "factor",
+            "category",
+            "category_code",
+            "measure",
+            "ratio",
+            "stars",
+            "observed",
+            "statistic",
+            "ratio_method",
+        ];
+        let tables = vec![
+            table(
+                "national_rates",
+                &["measure", "rate", "observed"],
+                vec![
+                    vec![text("spect"), Value::Number(5.9), Value::Number(100.0)],
+                    // 2764 + 4 · 2900/√10000 = 2764 + 116 < 2900: outside 4σ and outside 1%.
+                    vec![text("xray"), Value::Number(2900.0), Value::Number(10000.0)],
+                ],
+            ),
+            table(
+                "factor_ratios",
+                &columns,
+                vec![
+                    ratio_row("Female", "2", 1.0, 400.0, ""),
+                    ratio_row("Male", "1", 0.86, 300.0, "5.1"),
+                ],
+            ),
+        ];
+        let verdicts = |poisson_sampling: bool| {
+            let tol = Tolerances {
+                poisson_sampling,
+                ..Tolerances::default()
+            };
+            let (t, _) = verify(&published, &tables, &tol, None);
+            let row = |figure: &str| {
+                t.rows
+                    .iter()
+                    .find(|r| r[1] == text(figure))
+                    .unwrap()
+                    .clone()
+            };
+            [
+                row("spect rate per 10,000"),
+                row("xray rate per 10,000"),
+                row("sex Male spect"),
+            ]
+        };
+        let [spect, xray, male] = verdicts(true);
+        assert_eq!(spect[5], text("yes"));
+        assert_eq!(spect[4], text("±1% (or ±0.5) or 4σ = ±2.4"));
+        assert_eq!(xray[5], text("NO"));
+        assert_eq!(male[5], text("yes"));
+        assert_eq!(male[4], text("±0.02 or 4σ = ±0.263"));
+        let [spect, xray, male] = verdicts(false);
+        assert_eq!(spect[5], text("NO"));
+        assert_eq!(xray[5], text("NO"));
+        assert_eq!(male[5], text("NO"));
+        assert_eq!(male[4], text("±0.02"));
+    }
+
+    /// An odds ratio's term of Var(log R): 1/(O(1−p)²), with p the category's tests per person;
+    /// 100 tests at 2,000 per 10,000 (p = 0.2) give 1/(100 · 0.64) = 0.015625.
+    #[test]
+    fn the_odds_ratio_variance_term_counts_the_odds_not_the_rate() {
+        let columns = ["observed", "standardised_rate", "ratio_method"];
+        let odds = table(
+            "factor_ratios",
+            &columns,
+            vec![vec![
+                Value::Number(100.0),
+                Value::Number(2000.0),
+                text("odds ratio"),
+            ]],
+        );
+        let rate = table(
+            "factor_ratios",
+            &columns,
+            vec![vec![
+                Value::Number(100.0),
+                Value::Number(2000.0),
+                text("rate ratio"),
+            ]],
+        );
+        let term = |t: &Table| {
+            let indexed = find(std::slice::from_ref(t), "factor_ratios").unwrap();
+            log_ratio_variance_term(&indexed, &t.rows[0], 10_000.0)
+        };
+        assert!((term(&odds) - 0.015625).abs() < 1e-12);
+        assert!((term(&rate) - 0.01).abs() < 1e-12);
+    }
+
     #[test]
     fn rates_per_another_unit_are_compared_in_the_published_unit() {
         let published: toml::Table = toml::from_str("[national_rates]\nxray = 2764").unwrap();

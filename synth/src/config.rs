@@ -56,6 +56,30 @@ pub enum CountSampling {
     Systematic,
 }
 
+impl CountSampling {
+    /// The name a config, a recipe and the command line give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CountSampling::Poisson => "poisson",
+            CountSampling::Systematic => "systematic",
+        }
+    }
+}
+
+impl std::str::FromStr for CountSampling {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "poisson" => Ok(CountSampling::Poisson),
+            "systematic" => Ok(CountSampling::Systematic),
+            other => Err(format!(
+                "`{other}` is not a count sampling: `poisson` or `systematic`"
+            )),
+        }
+    }
+}
+
 /// Ratio definition of the year's section 3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

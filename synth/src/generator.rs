@@ -570,6 +570,14 @@ impl Generator {
         &self.config
     }
 
+    /// The same calibrated year with records drawn by `sampling` in place of the config's
+    /// `count_sampling` (the calibration does not depend on it: only how expected counts become
+    /// record counts does).
+    pub fn with_count_sampling(mut self, sampling: CountSampling) -> Generator {
+        self.config.count_sampling = sampling;
+        self
+    }
+
     pub fn reference(&self) -> &Reference {
         &self.reference
     }

@@ -191,3 +191,54 @@ fn a_mapping_without_an_extract_is_refused() {
     );
     assert!(!world.dir.join("out").exists(), "nothing written");
 }
+
+/// `--sampling poisson` draws the synthetic year's counts independently (the manifest says so)
+/// and verify then allows every figure from counts its sampling error (`4σ` in the tolerance);
+/// the recipe's own (systematic) sampling gives other counts and the recipe's tolerances alone.
+/// A sampling that does not exist is refused, exit 2, naming the two that do.
+#[test]
+fn poisson_sampling_is_recorded_and_widens_verify_by_its_error() {
+    let tmp = temp_dir("sampling");
+    let recipe = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/did-2023-24-icb.toml"
+    );
+    let run = |sampling: &str| {
+        let out = tmp.path().join(sampling);
+        let (code, stdout, err) = strata(&[
+            "verify",
+            recipe,
+            "--scale=0.002",
+            &format!("--sampling={sampling}"),
+            "--out",
+            &out.to_string_lossy(),
+        ]);
+        assert!(code == 0 || code == 1, "{stdout}{err}");
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        let verify = std::fs::read_to_string(out.join("verify.csv")).unwrap();
+        let national = std::fs::read_to_string(out.join("national_rates.csv")).unwrap();
+        (manifest["synthetic"]["sampling"].clone(), verify, national)
+    };
+    let (poisson, poisson_verify, poisson_national) = run("poisson");
+    let (systematic, systematic_verify, systematic_national) = run("systematic");
+    assert_eq!(poisson, "poisson");
+    assert_eq!(systematic, "systematic");
+    assert_ne!(poisson_national, systematic_national);
+    let national_xray = |verify: &str| {
+        verify
+            .lines()
+            .find(|l| l.contains("xray rate per 10,000"))
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        national_xray(&poisson_verify).contains("4σ = ±"),
+        "{poisson_verify}"
+    );
+    assert!(!systematic_verify.contains('σ'), "{systematic_verify}");
+
+    let (code, _, err) = strata(&["run", recipe, "--sampling=uniform"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`poisson` or `systematic`"), "{err}");
+}
