@@ -119,7 +119,10 @@ impl SamplingNoise {
 
     /// The tolerance text with the allowance said after it.
     fn said(&self, tolerance: String, allowance: f64, decimals: usize) -> String {
-        format!("{tolerance} or {}σ = ±{allowance:.decimals$}", self.z)
+        format!(
+            "{tolerance} or ±{allowance:.decimals$} ({} standard errors)",
+            self.z
+        )
     }
 }
 
@@ -1612,9 +1615,9 @@ mod tests {
     /// same verdicts as the run per 10,000, and the reproduced rate printed per 10,000.
     /// A Poisson-sampled synthetic year: each figure from counts is allowed `sampling_z` standard
     /// errors beside the recipe's tolerance, worked by hand here: spect's rate 5.9 from 100 tests
-    /// has SE 5.9/√100 = 0.59 (4σ = 2.36 ≥ |5.9 − 5|); Male/Female spect 0.86 from 300 and 400
-    /// tests has SE 0.86·√(1/300 + 1/400) = 0.06568 (4σ = 0.263 ≥ 0.03). Without Poisson
-    /// sampling both fail (±0.5 and ±0.02), and a figure outside 4σ fails either way.
+    /// has standard error 5.9/√100 = 0.59 (4 of them: 2.36 ≥ |5.9 − 5|); Male/Female spect 0.86
+    /// from 300 and 400 tests has 0.86·√(1/300 + 1/400) = 0.06568 (4 of them: 0.263 ≥ 0.03). Without Poisson
+    /// sampling both fail (±0.5 and ±0.02), and a figure outside 4 of them fails either way.
     #[test]
     fn poisson_sampling_widens_tolerances_by_the_sampling_error() {
         let published: toml::Table = toml::from_str(
@@ -1657,7 +1660,7 @@ mod tests {
                 &["measure", "rate", "observed"],
                 vec![
                     vec![text("spect"), Value::Number(5.9), Value::Number(100.0)],
-                    // 2764 + 4 · 2900/√10000 = 2764 + 116 < 2900: outside 4σ and outside 1%.
+                    // 2764 + 4 · 2900/√10000 = 2764 + 116 < 2900: outside 4 standard errors and 1%.
                     vec![text("xray"), Value::Number(2900.0), Value::Number(10000.0)],
                 ],
             ),
@@ -1691,10 +1694,10 @@ mod tests {
         };
         let [spect, xray, male] = verdicts(true);
         assert_eq!(spect[5], text("yes"));
-        assert_eq!(spect[4], text("±1% (or ±0.5) or 4σ = ±2.4"));
+        assert_eq!(spect[4], text("±1% (or ±0.5) or ±2.4 (4 standard errors)"));
         assert_eq!(xray[5], text("NO"));
         assert_eq!(male[5], text("yes"));
-        assert_eq!(male[4], text("±0.02 or 4σ = ±0.263"));
+        assert_eq!(male[4], text("±0.02 or ±0.263 (4 standard errors)"));
         let [spect, xray, male] = verdicts(false);
         assert_eq!(spect[5], text("NO"));
         assert_eq!(xray[5], text("NO"));

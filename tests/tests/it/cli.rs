@@ -193,7 +193,8 @@ fn a_mapping_without_an_extract_is_refused() {
 }
 
 /// `--sampling poisson` draws the synthetic year's counts independently (the manifest says so)
-/// and verify then allows every figure from counts its sampling error (`4σ` in the tolerance);
+/// and verify then allows every figure from counts its sampling error ("4 standard errors" in
+/// the tolerance);
 /// the recipe's own (systematic) sampling gives other counts and the recipe's tolerances alone.
 /// A sampling that does not exist is refused, exit 2, naming the two that do.
 #[test]
@@ -233,10 +234,13 @@ fn poisson_sampling_is_recorded_and_widens_verify_by_its_error() {
             .to_string()
     };
     assert!(
-        national_xray(&poisson_verify).contains("4σ = ±"),
+        national_xray(&poisson_verify).contains("(4 standard errors)"),
         "{poisson_verify}"
     );
-    assert!(!systematic_verify.contains('σ'), "{systematic_verify}");
+    assert!(
+        !systematic_verify.contains("standard errors"),
+        "{systematic_verify}"
+    );
 
     let (code, _, err) = strata(&["run", recipe, "--sampling=uniform"]);
     assert_eq!(code, 2, "{err}");
