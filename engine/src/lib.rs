@@ -32,6 +32,8 @@ pub use error::{Error, Result};
 use output::{InputRecord, Manifest, RunFiles, SyntheticRecord};
 use pipeline::{InputOverrides, Prepared, RunResults};
 use recipe::Recipe;
+/// How a synthetic year draws its record counts (`--sampling`).
+pub use strata_synth::CountSampling;
 
 /// Reads a recipe and configures its plugins: everything `strata check` checks.
 pub fn check(recipe_path: &Path) -> Result<Prepared> {

@@ -187,10 +187,12 @@ fn overrides(
     seed: Option<u64>,
     threads: Option<usize>,
     mapping: Option<PathBuf>,
+    sampling: Option<&str>,
 ) -> PyResult<InputOverrides> {
     let mut o = InputOverrides {
         scale,
         seed,
+        sampling: count_sampling(sampling)?,
         threads,
         mapping,
         ..Default::default()
@@ -277,10 +279,17 @@ fn to_python(py: Python<'_>, tables: &[Table]) -> PyResult<Batches> {
         .collect()
 }
 
+/// `poisson` or `systematic` (a `ValueError` names the two otherwise).
+fn count_sampling(sampling: Option<&str>) -> PyResult<Option<strata::CountSampling>> {
+    sampling
+        .map(|s| s.parse().map_err(pyo3::exceptions::PyValueError::new_err))
+        .transpose()
+}
+
 /// Runs a recipe: every output table (write order) as a pyarrow RecordBatch, and the manifest
 /// as JSON text.
 #[pyfunction]
-#[pyo3(signature = (recipe, activity=None, counts=None, population=None, scale=None, seed=None, threads=None, mapping=None, progress=None))]
+#[pyo3(signature = (recipe, activity=None, counts=None, population=None, scale=None, seed=None, threads=None, mapping=None, progress=None, sampling=None))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
@@ -293,6 +302,7 @@ fn run(
     threads: Option<usize>,
     mapping: Option<PathBuf>,
     progress: Option<Bound<'_, PyAny>>,
+    sampling: Option<&str>,
 ) -> PyResult<(Batches, String)> {
     let o = overrides(
         activity.as_ref(),
@@ -302,6 +312,7 @@ fn run(
         seed,
         threads,
         mapping,
+        sampling,
     )?;
     let run = match progress {
         Some(progress) => with_progress(py, &progress, move || strata::run_in_memory(&recipe, &o))?,
@@ -320,17 +331,19 @@ fn run(
 /// Runs a recipe and compares it with its published figures: the `verify` table and whether
 /// every gated figure is within tolerance.
 #[pyfunction]
-#[pyo3(signature = (recipe, scale=None, seed=None, threads=None))]
+#[pyo3(signature = (recipe, scale=None, seed=None, threads=None, sampling=None))]
 fn verify(
     py: Python<'_>,
     recipe: PathBuf,
     scale: Option<f64>,
     seed: Option<u64>,
     threads: Option<usize>,
+    sampling: Option<&str>,
 ) -> PyResult<(Py<PyAny>, bool)> {
     let o = InputOverrides {
         scale,
         seed,
+        sampling: count_sampling(sampling)?,
         threads,
         ..Default::default()
     };

@@ -138,6 +138,16 @@ def test_check_plugins_verify_and_diff() -> None:
     assert isinstance(ok, bool)
 
 
+def test_poisson_sampling_is_chosen_by_name_and_widens_verify() -> None:
+    year = ROOT / "configs" / YEARS[0]
+    table, _ = strata.verify(year, scale=SCALE, sampling="poisson")
+    assert table["tolerance"].str.contains("standard errors").any()
+    run = strata.run(year, scale=SCALE, sampling="poisson", progress=False)
+    assert run.manifest["synthetic"]["sampling"] == "poisson"
+    with pytest.raises(ValueError, match="`poisson` or `systematic`"):
+        strata.verify(year, scale=SCALE, sampling="uniform")
+
+
 def _example_with_stratum_counts(tmp_path: pathlib.Path) -> pathlib.Path:
     """The example recipe, its inputs where they are, writing its stratum counts and population."""
     text = (ROOT / "configs" / "example.toml").read_text().replace('"../data', f'"{ROOT / "data"}')

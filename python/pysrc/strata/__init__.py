@@ -131,6 +131,7 @@ def run(
     threads: int | None = None,
     mapping: str | os.PathLike[str] | None = None,
     progress: bool | Progress | None = None,
+    sampling: str | None = None,
 ) -> Run:
     """Runs a recipe and returns its tables and manifest; writes nothing.
 
@@ -140,7 +141,8 @@ def run(
     others), or a table in memory — a polars or pandas DataFrame or a pyarrow Table, handed over
     through the Arrow C stream interface without copying to a file, and checked as its file would
     be (errors name its row and column). Without ``activity`` or ``counts`` the recipe's own input
-    runs (the synthetic year at ``scale`` and ``seed`` for the year recipes).
+    runs (the synthetic year at ``scale`` and ``seed`` for the year recipes; ``sampling``
+    ``"poisson"`` draws its counts independently, ``"systematic"`` exact to ±1).
 
     ``progress``: ``None`` shows it in a notebook or on a terminal (with tqdm when installed, else
     a line on stderr), ``True`` always, ``False`` never; a callable is called as
@@ -158,6 +160,7 @@ def run(
             threads,
             _path(mapping),
             reporter,
+            sampling,
         )
     finally:
         close = getattr(reporter, "close", None)
@@ -171,11 +174,13 @@ def verify(
     scale: float | None = None,
     seed: int | None = None,
     threads: int | None = None,
+    sampling: str | None = None,
 ) -> tuple[pl.DataFrame, bool]:
     """Runs a recipe and compares every published figure with the reproduced one: the verify
     table (one row per figure, with its kind and tolerance) and whether every gated figure is
-    within tolerance."""
-    table, ok = _strata.verify(os.fspath(recipe), scale, seed, threads)
+    within tolerance. With ``sampling="poisson"`` the synthetic year's counts are drawn
+    independently and each figure from counts is allowed its sampling error."""
+    table, ok = _strata.verify(os.fspath(recipe), scale, seed, threads, sampling)
     return _frame(table), ok
 
 

@@ -16,9 +16,14 @@ def run(
     threads: int | None = None,
     mapping: str | None = None,
     progress: Callable[[str, int, int | None, str], None] | None = None,
+    sampling: str | None = None,
 ) -> tuple[list[tuple[str, Any]], str]: ...
 def verify(
-    recipe: str, scale: float | None = None, seed: int | None = None, threads: int | None = None
+    recipe: str,
+    scale: float | None = None,
+    seed: int | None = None,
+    threads: int | None = None,
+    sampling: str | None = None,
 ) -> tuple[Any, bool]: ...
 def diff(
     recipe_a: str, recipe_b: str, scale: float | None = None, seed: int | None = None
