@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod board;
+pub mod cdc;
 pub mod cli;
 pub mod dates;
 pub mod diff;
@@ -24,6 +25,7 @@ pub mod recipe;
 pub mod spark;
 pub mod sql;
 pub mod synthetic;
+pub mod synthetic_cdc;
 pub mod verify;
 
 use std::path::{Path, PathBuf};

@@ -99,6 +99,18 @@ struct RawInputs {
     dm01: Vec<Spanned<RawDm01>>,
     /// Synthetic DM01 waiting lists in place of files.
     synthetic_dm01: Option<Spanned<RawSyntheticProviderMonths>>,
+    /// Provider → ICB (`provider_code, icb_code, icb_name`), for DM01 activity by ICB.
+    provider_icbs: Option<Spanned<String>>,
+    /// Community diagnostic centre activity files (`crate::cdc`).
+    #[serde(default)]
+    cdc_activity: Vec<Spanned<String>>,
+    /// CDC test type names → DM01 test codes (or `NOT_DM01`).
+    #[serde(default)]
+    cdc_test_names: Option<Spanned<BTreeMap<String, String>>>,
+    /// The approved CDC site list the activity is joined to by site code.
+    cdc_sites: Option<Spanned<String>>,
+    /// Synthetic DM01 activity and CDC activity in place of files.
+    synthetic_cdc: Option<Spanned<RawSyntheticProviderMonths>>,
     practices: Option<Spanned<String>>,
     non_english_practices: Option<Spanned<String>>,
     lsoa: Option<Spanned<String>>,
@@ -221,6 +233,12 @@ pub struct Inputs {
     /// The DM01 files as inputs (checked to exist, checksummed in the manifest).
     pub dm01_paths: Vec<InputPath>,
     pub synthetic_dm01: Option<SyntheticProviderMonths>,
+    pub provider_icbs: Option<InputPath>,
+    pub cdc_activity: Vec<InputPath>,
+    pub cdc_test_names: crate::cdc::TestNames,
+    pub cdc_sites: Option<InputPath>,
+    /// Synthetic DM01 activity and CDC activity (seed 004).
+    pub synthetic_cdc: Option<SyntheticProviderMonths>,
     /// How the record-level extract's columns and codes are read (empty: as SPEC §3 names them).
     pub mapping: crate::input::mapping::InputMapping,
     /// The mapping file the mapping starts from, if any (checked and checksummed as an input).
@@ -244,6 +262,8 @@ impl Inputs {
             ("boundaries", &self.boundaries),
             ("provider_months", &self.provider_months),
             ("provider_regions", &self.provider_regions),
+            ("provider_icbs", &self.provider_icbs),
+            ("cdc_sites", &self.cdc_sites),
             ("mapping", &self.mapping_file),
         ]
         .into_iter()
@@ -258,6 +278,12 @@ impl Inputs {
             self.synthetic_dm01
                 .as_ref()
                 .map(|s| ("synthetic_dm01", &s.config)),
+        )
+        .chain(self.cdc_activity.iter().map(|p| ("cdc_activity", p)))
+        .chain(
+            self.synthetic_cdc
+                .as_ref()
+                .map(|s| ("synthetic_cdc", &s.config)),
         )
         .collect()
     }
@@ -706,6 +732,21 @@ impl Problems<'_> {
                     seed: spec.seed,
                 }
             }),
+            provider_icbs: opt(&raw.provider_icbs),
+            cdc_activity: raw.cdc_activity.iter().map(resolve).collect(),
+            cdc_test_names: self.cdc_test_names(raw.cdc_test_names.as_ref()),
+            cdc_sites: opt(&raw.cdc_sites),
+            synthetic_cdc: raw.synthetic_cdc.as_ref().map(|s| {
+                let spec = s.get_ref();
+                SyntheticProviderMonths {
+                    config: InputPath {
+                        written: spec.config.clone(),
+                        path: dir.join(&spec.config),
+                        span: Span::from(s),
+                    },
+                    seed: spec.seed,
+                }
+            }),
             mapping: Default::default(),
             mapping_file: None,
         };
@@ -714,6 +755,20 @@ impl Problems<'_> {
         }
         self.check_sources(raw, dir, &inputs);
         inputs
+    }
+
+    /// `[inputs.cdc_test_names]`, each value a DM01 test code or `NOT_DM01`.
+    fn cdc_test_names(
+        &mut self,
+        raw: Option<&Spanned<BTreeMap<String, String>>>,
+    ) -> crate::cdc::TestNames {
+        let Some(raw) = raw else {
+            return Default::default();
+        };
+        crate::cdc::TestNames::new(raw.get_ref()).unwrap_or_else(|e| {
+            self.push(Some(raw.span()), format!("inputs.cdc_test_names: {e}"));
+            Default::default()
+        })
     }
 
     /// Reads the recipe's `[inputs.mapping]` (and the files it extends) into `inputs`.
@@ -769,13 +824,19 @@ impl Problems<'_> {
                     .into(),
             );
         }
-        let waits = !inputs.dm01.is_empty() || inputs.synthetic_dm01.is_some();
-        if !inputs.dm01.is_empty() && inputs.synthetic_dm01.is_some() {
+        let waits = !inputs.dm01.is_empty()
+            || inputs.synthetic_dm01.is_some()
+            || inputs.synthetic_cdc.is_some();
+        let dm01_sources = !inputs.dm01.is_empty() as usize
+            + inputs.synthetic_dm01.is_some() as usize
+            + inputs.synthetic_cdc.is_some() as usize;
+        if dm01_sources > 1 {
             self.push(
                 None,
-                "inputs: name `dm01` files or `synthetic_dm01`, not both".into(),
+                "inputs: name one of `dm01` files, `synthetic_dm01` or `synthetic_cdc`".into(),
             );
         }
+        self.check_cdc_sources(inputs);
         if (monthly > 0 || waits) && inputs.provider_regions.is_none() {
             self.push(
                 None,
@@ -831,6 +892,54 @@ impl Problems<'_> {
             self.push(
                 None,
                 "inputs: `population` is required (only the synthetic year brings its own)".into(),
+            );
+        }
+    }
+
+    /// CDC activity (files or synthetic) needs DM01, the providers' ICBs and a test-name map;
+    /// files and the synthetic set exclude each other.
+    fn check_cdc_sources(&mut self, inputs: &Inputs) {
+        let files = !inputs.cdc_activity.is_empty();
+        if files && inputs.synthetic_cdc.is_some() {
+            self.push(
+                None,
+                "inputs: name `cdc_activity` files or `synthetic_cdc`, not both".into(),
+            );
+        }
+        if !(files || inputs.synthetic_cdc.is_some()) {
+            return;
+        }
+        if inputs.provider_icbs.is_none() {
+            self.push(
+                None,
+                "inputs: CDC activity needs `provider_icbs` (provider → ICB), for DM01 \
+                 activity by ICB"
+                    .into(),
+            );
+        }
+        if files && inputs.dm01.is_empty() {
+            self.push(
+                None,
+                "inputs: `cdc_activity` needs `dm01` files: shares are of DM01 activity".into(),
+            );
+        }
+        if inputs.cdc_test_names == Default::default() {
+            self.push(
+                None,
+                "inputs: CDC activity needs `[inputs.cdc_test_names]`: each test type name → \
+                 its DM01 code or \"NOT_DM01\""
+                    .into(),
+            );
+        }
+        if let Some(s) = &inputs.synthetic_cdc
+            && !s.config.path.is_file()
+        {
+            self.push(
+                Some(s.config.span.start..s.config.span.end),
+                format!(
+                    "inputs.synthetic_cdc: config `{}` not found",
+                    s.config.written
+                ),
             );
         }
     }
