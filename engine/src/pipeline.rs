@@ -755,16 +755,21 @@ impl Phases<'_> {
             let n = records.len() as u64;
             Ok((records, n))
         })?;
-        self.input_rows
-            .insert("cdc_activity".into(), records.len() as u64);
+        // The manifest counts rows under the input's recipe key.
+        let key = if inputs.synthetic_cdc.is_some() {
+            "synthetic_cdc"
+        } else {
+            "cdc_activity"
+        };
+        self.input_rows.insert(key.into(), records.len() as u64);
         let mut activity = crate::cdc::assemble(records, names)?;
         (activity.provider_icbs, activity.icbs) = crate::cdc::read_provider_icbs(&icbs_path.path)?;
+        self.input_rows
+            .insert("provider_icbs".into(), activity.provider_icbs.len() as u64);
         if let Some(sites) = &inputs.cdc_sites {
             activity.listed_sites = crate::cdc::read_sites(&sites.path)?;
-        }
-        if let Some(dm01) = &board.waiting_lists {
             self.input_rows
-                .insert("dm01".into(), dm01.rows.len() as u64);
+                .insert("cdc_sites".into(), activity.listed_sites.len() as u64);
         }
         board.setting_activity = Some(activity);
         Ok(())
