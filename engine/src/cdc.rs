@@ -41,7 +41,7 @@ const COLUMNS: [&str; 9] = [
 
 /// The recipe's map of test type names (compared ignoring case and surrounding spaces) to DM01
 /// test codes, or [`NOT_DM01`].
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct TestNames(BTreeMap<String, Option<String>>);
 
 impl TestNames {
@@ -63,6 +63,10 @@ impl TestNames {
             out.insert(name.trim().to_lowercase(), test);
         }
         Ok(TestNames(out))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// The DM01 code of a test type name: `Some(None)` for a test DM01 does not count, `None`

@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod board;
 pub mod cdc;
+pub mod charts;
 pub mod cli;
 pub mod dates;
 pub mod diff;
@@ -72,6 +73,9 @@ pub fn run_in_memory(recipe_path: &Path, overrides: &InputOverrides) -> Result<R
             &manifest.recipe_fingerprint,
             &String::from_utf8_lossy(&manifest_bytes),
         )?);
+    }
+    if prepared.recipe.write_publication {
+        files.extend(charts::files(&prepared.recipe, &results.tables)?);
     }
     files.push(("manifest.json".into(), manifest_bytes));
     Ok(Run {

@@ -42,6 +42,43 @@ struct RawRecipe {
     /// The two periods a period comparison sets side by side (seed 002).
     #[serde(default)]
     comparison: Option<Spanned<RawComparison>>,
+    /// Line charts of output tables the publication draws (`crate::charts`).
+    #[serde(default)]
+    charts: Vec<ChartSpec>,
+}
+
+/// One `[[charts]]` entry: a line chart of one output table's rows, x a column of labels
+/// (months), one line per value of the `series` column and column of `y`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartSpec {
+    /// The file's name under `charts/`, without `.svg`.
+    pub name: String,
+    pub title: String,
+    pub table: String,
+    /// Rows whose columns hold these values (as text).
+    #[serde(default, rename = "where")]
+    pub filter: BTreeMap<String, String>,
+    /// The x column; its values, sorted, are the x positions.
+    pub x: String,
+    /// The column whose values name the series, and the values drawn, in order.
+    pub series: String,
+    pub series_values: Vec<String>,
+    /// The value columns: each series × column is one line.
+    pub y: Vec<ChartColumn>,
+    pub y_label: String,
+}
+
+/// A value column of a chart and how its lines are labelled and drawn.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartColumn {
+    pub column: String,
+    /// Appended to the series value in the legend (empty: the series value alone).
+    #[serde(default)]
+    pub label: String,
+    #[serde(default)]
+    pub dashed: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -360,6 +397,8 @@ pub struct Recipe {
     pub tolerances: crate::verify::Tolerances,
     /// `[comparison]`: the two periods, earlier first.
     pub comparison: Option<(Period, Period)>,
+    /// `[[charts]]`: line charts the publication draws from output tables.
+    pub charts: Vec<ChartSpec>,
 }
 
 /// The canonical form hashed into the recipe fingerprint.
@@ -381,6 +420,9 @@ struct CanonicalRecipe<'a> {
     /// Absent without a comparison, so other recipes keep their fingerprints.
     #[serde(skip_serializing_if = "Option::is_none")]
     comparison: Option<[(String, String, String); 2]>,
+    /// Absent without CDC activity, so other recipes keep their fingerprints.
+    #[serde(skip_serializing_if = "crate::cdc::TestNames::is_empty")]
+    cdc_test_names: &'a crate::cdc::TestNames,
 }
 
 impl Recipe {
@@ -434,6 +476,7 @@ impl Recipe {
             published: raw.published.as_ref().map(resolve),
             tolerances: raw.verify.map(|v| v.into_inner()).unwrap_or_default(),
             comparison,
+            charts: raw.charts,
             source: source.clone(),
         };
         let mut found = problems.found;
@@ -545,6 +588,7 @@ impl Recipe {
             comparison: self.comparison.as_ref().map(|(a, b)| {
                 [a, b].map(|p| (p.label.clone(), p.month(0), p.month(p.months() - 1)))
             }),
+            cdc_test_names: &self.inputs.cdc_test_names,
         };
         let json = serde_json::to_string(&canonical).unwrap_or_default();
         hex(&Sha256::digest(json.as_bytes()))
@@ -923,7 +967,7 @@ impl Problems<'_> {
                 "inputs: `cdc_activity` needs `dm01` files: shares are of DM01 activity".into(),
             );
         }
-        if inputs.cdc_test_names == Default::default() {
+        if inputs.cdc_test_names.is_empty() {
             self.push(
                 None,
                 "inputs: CDC activity needs `[inputs.cdc_test_names]`: each test type name → \

@@ -116,6 +116,17 @@ params = { tests = ["CT", "MRI", "GASTROSCOPY"] }
 
 [outputs]
 dir = "out"
+
+[[charts]]
+name = "ct_mri"
+title = "CDC share of CT and MRI"
+table = "cdc_share_england"
+where = { measure = "cdc_share" }
+x = "month"
+series = "test"
+series_values = ["CT", "MRI"]
+y = [{ column = "share_pct" }, { column = "share_pct_year_earlier", label = "a year before", dashed = true }]
+y_label = "%"
 "#,
     )
     .unwrap();
@@ -217,6 +228,32 @@ fn a_file_strata_did_not_write_gives_the_hand_worked_shares() {
     assert_eq!(find(&join, &[("cdc_code", "AAA01")])["finding"], "joined");
     let quiet = find(&join, &[("cdc_code", "CCC03")]);
     assert!(quiet["finding"].contains("no activity"), "{quiet:?}");
+    // The recipe's chart: CT at 8.7% (100 / 1,150) in August 2024, 3.0% the year before.
+    let svg = std::fs::read_to_string(tmp.path().join("out/charts/ct_mri.svg")).unwrap();
+    for title in [
+        "<title>CT, 2024-08: 8.7</title>",
+        "<title>CT, a year before, 2024-08: 3.0</title>",
+        "<title>MRI, 2024-08: 15.0</title>",
+    ] {
+        assert!(svg.contains(title), "{title} not in the chart");
+    }
+}
+
+#[test]
+fn a_chart_of_a_column_the_table_lacks_is_refused_naming_it() {
+    let tmp = temp_dir("cdc-chart");
+    let recipe = write_world(tmp.path(), CDC_FILE);
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    std::fs::write(
+        &recipe,
+        text.replace("share_pct_year_earlier", "share_last_year"),
+    )
+    .unwrap();
+    let (code, out, err) = strata(&["run", recipe.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}{err}");
+    for part in ["chart `ct_mri`", "no column `share_last_year`"] {
+        assert!(err.contains(part), "`{part}` not in: {err}");
+    }
 }
 
 #[test]
@@ -309,6 +346,11 @@ fn the_cdc_recipe_verifies_and_is_snapshotted() {
     let j2h6r: Vec<_> = join.iter().filter(|r| r["cdc_code"] == "J2H6R").collect();
     assert_eq!(j2h6r.len(), 2, "West Kent and West Essex CDCs");
     assert!(j2h6r.iter().all(|r| r["finding"].contains("not joined")));
+    let chart = std::fs::read_to_string(tmp.path().join("a/charts/cdc_share_ct_mri.svg")).unwrap();
+    assert!(
+        chart.contains("<title>MRI, 2024-08: 13.5</title>"),
+        "{chart}"
+    );
     let header = texts[0][1].lines().next().unwrap();
     let august: Vec<&str> = texts[0][1]
         .lines()
