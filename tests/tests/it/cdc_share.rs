@@ -366,3 +366,41 @@ fn the_cdc_recipe_verifies_and_is_snapshotted() {
     );
     snapshot("cdc-share-2024__cdc_site_join", &texts[0][2]);
 }
+
+#[test]
+fn a_recipe_whose_cdc_inputs_cannot_work_is_refused_before_any_data_is_read() {
+    let cases = [
+        (
+            "\"Plain X-ray\" = \"NOT_DM01\"",
+            "\"Plain X-ray\" = \"XRAY\"",
+            vec![
+                "recipe.toml:",
+                "inputs.cdc_test_names",
+                "`XRAY`",
+                "not a DM01 test code",
+            ],
+        ),
+        (
+            "dm01 = [{ file = \"dm01.csv\" }]\n",
+            "",
+            vec!["recipe.toml", "`cdc_activity` needs `dm01` files"],
+        ),
+        (
+            "provider_icbs = \"icbs.csv\"\n",
+            "",
+            vec!["recipe.toml", "needs `provider_icbs`"],
+        ),
+    ];
+    for (i, (from, to, parts)) in cases.into_iter().enumerate() {
+        let tmp = temp_dir(&format!("cdc-recipe-bad-{i}"));
+        let recipe = write_world(tmp.path(), CDC_FILE);
+        let text = std::fs::read_to_string(&recipe).unwrap();
+        assert!(text.contains(from), "{from}");
+        std::fs::write(&recipe, text.replacen(from, to, 1)).unwrap();
+        let (code, out, err) = strata(&["run", recipe.to_str().unwrap()]);
+        assert_eq!(code, 2, "{out}{err}");
+        for part in &parts {
+            assert!(err.contains(part), "`{part}` not in: {err}");
+        }
+    }
+}

@@ -562,6 +562,34 @@ mod tests {
         assert_eq!(back.areas, counts.areas);
     }
 
+    #[test]
+    fn a_setting_share_request_round_trips() {
+        let input = SettingShareInput {
+            sites: vec![SettingSite {
+                code: "J2H6R".into(),
+                name: "West Kent CDC".into(),
+                region_code: "Y59".into(),
+                region_name: "South East".into(),
+                icb_code: "QKS".into(),
+            }],
+            activity: vec![SettingActivityRow {
+                site: 0,
+                month: "2024-08".into(),
+                test_name: "Plain X-ray".into(),
+                dm01_test: None,
+                tests: 12.0,
+            }],
+            provider_icbs: vec!["QKS".into()],
+            ..SettingShareInput::default()
+        };
+        let bytes = encode(&Request::SettingShare(Cow::Borrowed(&input))).unwrap();
+        let back: Request<'static> = decode(&bytes).unwrap();
+        let Request::SettingShare(back) = back else {
+            panic!("another request: {back:?}")
+        };
+        assert_eq!(*back, input);
+    }
+
     struct KeepAll;
 
     impl crate::ExclusionRule for KeepAll {
