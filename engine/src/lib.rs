@@ -6,6 +6,8 @@
 
 pub mod bench;
 pub mod board;
+pub mod cdc;
+pub mod charts;
 pub mod cli;
 pub mod dates;
 pub mod diff;
@@ -24,6 +26,7 @@ pub mod recipe;
 pub mod spark;
 pub mod sql;
 pub mod synthetic;
+pub mod synthetic_cdc;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -72,6 +75,9 @@ pub fn run_in_memory(recipe_path: &Path, overrides: &InputOverrides) -> Result<R
             &manifest.recipe_fingerprint,
             &String::from_utf8_lossy(&manifest_bytes),
         )?);
+    }
+    if prepared.recipe.write_publication {
+        files.extend(charts::files(&prepared.recipe, &results.tables)?);
     }
     files.push(("manifest.json".into(), manifest_bytes));
     Ok(Run {

@@ -11,8 +11,8 @@ use strata_api::{
     Area, AttributionMethod, Comparison, ConfidenceIntervalMethod, Configured, CountRatioMethod,
     DataQualityMethod, DerivationInput, DerivationRules, DerivationShape, DisclosureMethod,
     ExcludedUnknowns, ExclusionRule, FactorMethod, FactorRate, OverdispersionMethod, QualityInput,
-    RatioMethod, SignificanceMethod, Slot, StageKind, StandardisationMethod, StratifiedCounts,
-    SummaryMethod, Table, Value, WaitingTimesMethod,
+    RatioMethod, SettingShareMethod, SignificanceMethod, Slot, StageKind, StandardisationMethod,
+    StratifiedCounts, SummaryMethod, Table, Value, WaitingTimesMethod,
 };
 
 use crate::board::Board;
@@ -92,6 +92,7 @@ impl Methods {
     method_of!(disclosure, Disclosure, DisclosureMethod);
     method_of!(period_comparison, PeriodComparison, CountRatioMethod);
     method_of!(waiting_times, WaitingTimes, WaitingTimesMethod);
+    method_of!(setting_share, SettingShare, SettingShareMethod);
 }
 
 /// The plugin each stage uses, for the manifest.
@@ -333,8 +334,12 @@ fn recipe_source_slots(recipe: &Recipe) -> BTreeSet<Slot> {
     if inputs.provider_months.is_some() || inputs.synthetic_provider_months.is_some() {
         slots.insert(Slot::ProviderMonths);
     }
-    if !inputs.dm01.is_empty() || inputs.synthetic_dm01.is_some() {
+    if !inputs.dm01.is_empty() || inputs.synthetic_dm01.is_some() || inputs.synthetic_cdc.is_some()
+    {
         slots.insert(Slot::WaitingLists);
+    }
+    if !inputs.cdc_activity.is_empty() || inputs.synthetic_cdc.is_some() {
+        slots.insert(Slot::SettingActivity);
     }
     slots
 }
@@ -494,6 +499,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
     };
     let mut board = Board::new(activity_counts, quality, provider_months);
     board.waiting_lists = phases.waiting_lists()?;
+    phases.setting_activity(&mut board)?;
     phases.run_board(&mut board, context.as_ref())?;
 
     let Board {
@@ -724,6 +730,58 @@ impl Phases<'_> {
         self.input_rows
             .insert("dm01".into(), lists.rows.len() as u64);
         Ok(Some(lists))
+    }
+
+    /// CDC activity (and, from the synthetic set, DM01 activity too) on the board, with the site
+    /// list and the providers' ICBs; nothing without CDC activity.
+    fn setting_activity(&mut self, board: &mut Board) -> Result<()> {
+        let inputs = &self.prepared.recipe.inputs;
+        let (Some(regions_path), Some(icbs_path)) =
+            (&inputs.provider_regions, &inputs.provider_icbs)
+        else {
+            return Ok(());
+        };
+        if inputs.cdc_activity.is_empty() && inputs.synthetic_cdc.is_none() {
+            return Ok(());
+        }
+        let names = &inputs.cdc_test_names;
+        let records = self.timer.time("read_cdc_activity", 0, || {
+            let records = match &inputs.synthetic_cdc {
+                Some(spec) => {
+                    let regions = crate::periods::read_provider_regions(&regions_path.path)?;
+                    let (dm01, records) = crate::synthetic_cdc::cdc_share(spec, &regions)?;
+                    board.waiting_lists = Some(dm01);
+                    records
+                }
+                None => {
+                    let mut all = Vec::new();
+                    for file in &inputs.cdc_activity {
+                        all.extend(crate::cdc::read_activity(&file.path, names)?);
+                    }
+                    all
+                }
+            };
+            let n = records.len() as u64;
+            Ok((records, n))
+        })?;
+        // The manifest counts rows under the input's recipe key.
+        let key = if inputs.synthetic_cdc.is_some() {
+            "synthetic_cdc"
+        } else {
+            "cdc_activity"
+        };
+        self.input_rows.insert(key.into(), records.len() as u64);
+        let mut activity = crate::cdc::assemble(records, names)?;
+        (activity.provider_icbs, activity.icbs) = crate::cdc::read_provider_icbs(&icbs_path.path)?;
+        self.input_rows
+            .insert("provider_icbs".into(), activity.provider_icbs.len() as u64);
+        if let Some(sites) = &inputs.cdc_sites {
+            activity.listed_sites = crate::cdc::read_sites(&sites.path)?;
+            self.input_rows
+                .insert("cdc_sites".into(), activity.listed_sites.len() as u64);
+        }
+        board.setting_activity = Some(activity);
+        Ok(())
     }
 
     /// The period comparison's provider × month counts, from the recipe's file or its synthetic
@@ -969,6 +1027,7 @@ impl Phases<'_> {
             StageKind::DataQuality => self.data_quality(board, &context()?.source),
             StageKind::PeriodComparison => self.period_comparison(board),
             StageKind::WaitingTimes => self.waiting_times(board),
+            StageKind::SettingShare => self.setting_share(board),
             StageKind::Disclosure => self.disclosure(board),
             // The reading pass calls them.
             StageKind::Attribution | StageKind::Derivation => Ok(()),
@@ -1218,6 +1277,40 @@ impl Phases<'_> {
             |t| t.iter().map(|t| t.rows.len()).sum(),
         )?;
         board.give_tables(Slot::WaitsTables, tables);
+        Ok(())
+    }
+
+    /// The setting-share stage's tables from the setting's activity and DM01 activity.
+    fn setting_share(&mut self, board: &mut Board) -> Result<()> {
+        let kind = StageKind::SettingShare;
+        let method = configured(self.prepared.methods.setting_share(), kind)?;
+        let lists = given(&board.waiting_lists, kind, Slot::WaitingLists)?;
+        let activity = given(&board.setting_activity, kind, Slot::SettingActivity)?;
+        let input = strata_api::SettingShareInput {
+            sites: activity.sites.clone(),
+            activity: activity.activity.clone(),
+            listed_sites: activity.listed_sites.clone(),
+            provider_icbs: lists
+                .providers
+                .iter()
+                .map(|p| {
+                    activity
+                        .provider_icbs
+                        .get(&p.code)
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect(),
+            icbs: activity.icbs.clone(),
+            dm01: lists.clone(),
+        };
+        let tables = self.stage(
+            kind,
+            input.activity.len() + input.dm01.rows.len(),
+            || method.tables(&input),
+            |t| t.iter().map(|t| t.rows.len()).sum(),
+        )?;
+        board.give_tables(Slot::SettingShareTables, tables);
         Ok(())
     }
 

@@ -42,6 +42,43 @@ struct RawRecipe {
     /// The two periods a period comparison sets side by side (seed 002).
     #[serde(default)]
     comparison: Option<Spanned<RawComparison>>,
+    /// Line charts of output tables the publication draws (`crate::charts`).
+    #[serde(default)]
+    charts: Vec<ChartSpec>,
+}
+
+/// One `[[charts]]` entry: a line chart of one output table's rows, x a column of labels
+/// (months), one line per value of the `series` column and column of `y`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartSpec {
+    /// The file's name under `charts/`, without `.svg`.
+    pub name: String,
+    pub title: String,
+    pub table: String,
+    /// Rows whose columns hold these values (as text).
+    #[serde(default, rename = "where")]
+    pub filter: BTreeMap<String, String>,
+    /// The x column; its values, sorted, are the x positions.
+    pub x: String,
+    /// The column whose values name the series, and the values drawn, in order.
+    pub series: String,
+    pub series_values: Vec<String>,
+    /// The value columns: each series × column is one line.
+    pub y: Vec<ChartColumn>,
+    pub y_label: String,
+}
+
+/// A value column of a chart and how its lines are labelled and drawn.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartColumn {
+    pub column: String,
+    /// Appended to the series value in the legend (empty: the series value alone).
+    #[serde(default)]
+    pub label: String,
+    #[serde(default)]
+    pub dashed: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +136,18 @@ struct RawInputs {
     dm01: Vec<Spanned<RawDm01>>,
     /// Synthetic DM01 waiting lists in place of files.
     synthetic_dm01: Option<Spanned<RawSyntheticProviderMonths>>,
+    /// Provider → ICB (`provider_code, icb_code, icb_name`), for DM01 activity by ICB.
+    provider_icbs: Option<Spanned<String>>,
+    /// Community diagnostic centre activity files (`crate::cdc`).
+    #[serde(default)]
+    cdc_activity: Vec<Spanned<String>>,
+    /// CDC test type names → DM01 test codes (or `NOT_DM01`).
+    #[serde(default)]
+    cdc_test_names: Option<Spanned<BTreeMap<String, String>>>,
+    /// The approved CDC site list the activity is joined to by site code.
+    cdc_sites: Option<Spanned<String>>,
+    /// Synthetic DM01 activity and CDC activity in place of files.
+    synthetic_cdc: Option<Spanned<RawSyntheticProviderMonths>>,
     practices: Option<Spanned<String>>,
     non_english_practices: Option<Spanned<String>>,
     lsoa: Option<Spanned<String>>,
@@ -224,6 +273,12 @@ pub struct Inputs {
     /// The DM01 files as inputs (checked to exist, checksummed in the manifest).
     pub dm01_paths: Vec<InputPath>,
     pub synthetic_dm01: Option<SyntheticProviderMonths>,
+    pub provider_icbs: Option<InputPath>,
+    pub cdc_activity: Vec<InputPath>,
+    pub cdc_test_names: crate::cdc::TestNames,
+    pub cdc_sites: Option<InputPath>,
+    /// Synthetic DM01 activity and CDC activity (seed 004).
+    pub synthetic_cdc: Option<SyntheticProviderMonths>,
     /// How the record-level extract's columns and codes are read (empty: as SPEC §3 names them).
     pub mapping: crate::input::mapping::InputMapping,
     /// The mapping file the mapping starts from, if any (checked and checksummed as an input).
@@ -247,6 +302,8 @@ impl Inputs {
             ("boundaries", &self.boundaries),
             ("provider_months", &self.provider_months),
             ("provider_regions", &self.provider_regions),
+            ("provider_icbs", &self.provider_icbs),
+            ("cdc_sites", &self.cdc_sites),
             ("mapping", &self.mapping_file),
         ]
         .into_iter()
@@ -261,6 +318,12 @@ impl Inputs {
             self.synthetic_dm01
                 .as_ref()
                 .map(|s| ("synthetic_dm01", &s.config)),
+        )
+        .chain(self.cdc_activity.iter().map(|p| ("cdc_activity", p)))
+        .chain(
+            self.synthetic_cdc
+                .as_ref()
+                .map(|s| ("synthetic_cdc", &s.config)),
         )
         .collect()
     }
@@ -337,6 +400,8 @@ pub struct Recipe {
     pub tolerances: crate::verify::Tolerances,
     /// `[comparison]`: the two periods, earlier first.
     pub comparison: Option<(Period, Period)>,
+    /// `[[charts]]`: line charts the publication draws from output tables.
+    pub charts: Vec<ChartSpec>,
 }
 
 /// The canonical form hashed into the recipe fingerprint.
@@ -358,6 +423,9 @@ struct CanonicalRecipe<'a> {
     /// Absent without a comparison, so other recipes keep their fingerprints.
     #[serde(skip_serializing_if = "Option::is_none")]
     comparison: Option<[(String, String, String); 2]>,
+    /// Absent without CDC activity, so other recipes keep their fingerprints.
+    #[serde(skip_serializing_if = "crate::cdc::TestNames::is_empty")]
+    cdc_test_names: &'a crate::cdc::TestNames,
 }
 
 impl Recipe {
@@ -411,6 +479,7 @@ impl Recipe {
             published: raw.published.as_ref().map(resolve),
             tolerances: raw.verify.map(|v| v.into_inner()).unwrap_or_default(),
             comparison,
+            charts: raw.charts,
             source: source.clone(),
         };
         let mut found = problems.found;
@@ -522,6 +591,7 @@ impl Recipe {
             comparison: self.comparison.as_ref().map(|(a, b)| {
                 [a, b].map(|p| (p.label.clone(), p.month(0), p.month(p.months() - 1)))
             }),
+            cdc_test_names: &self.inputs.cdc_test_names,
         };
         let json = serde_json::to_string(&canonical).unwrap_or_default();
         hex(&Sha256::digest(json.as_bytes()))
@@ -710,6 +780,21 @@ impl Problems<'_> {
                     seed: spec.seed,
                 }
             }),
+            provider_icbs: opt(&raw.provider_icbs),
+            cdc_activity: raw.cdc_activity.iter().map(resolve).collect(),
+            cdc_test_names: self.cdc_test_names(raw.cdc_test_names.as_ref()),
+            cdc_sites: opt(&raw.cdc_sites),
+            synthetic_cdc: raw.synthetic_cdc.as_ref().map(|s| {
+                let spec = s.get_ref();
+                SyntheticProviderMonths {
+                    config: InputPath {
+                        written: spec.config.clone(),
+                        path: dir.join(&spec.config),
+                        span: Span::from(s),
+                    },
+                    seed: spec.seed,
+                }
+            }),
             mapping: Default::default(),
             mapping_file: None,
         };
@@ -718,6 +803,20 @@ impl Problems<'_> {
         }
         self.check_sources(raw, dir, &inputs);
         inputs
+    }
+
+    /// `[inputs.cdc_test_names]`, each value a DM01 test code or `NOT_DM01`.
+    fn cdc_test_names(
+        &mut self,
+        raw: Option<&Spanned<BTreeMap<String, String>>>,
+    ) -> crate::cdc::TestNames {
+        let Some(raw) = raw else {
+            return Default::default();
+        };
+        crate::cdc::TestNames::new(raw.get_ref()).unwrap_or_else(|e| {
+            self.push(Some(raw.span()), format!("inputs.cdc_test_names: {e}"));
+            Default::default()
+        })
     }
 
     /// Reads the recipe's `[inputs.mapping]` (and the files it extends) into `inputs`.
@@ -773,13 +872,19 @@ impl Problems<'_> {
                     .into(),
             );
         }
-        let waits = !inputs.dm01.is_empty() || inputs.synthetic_dm01.is_some();
-        if !inputs.dm01.is_empty() && inputs.synthetic_dm01.is_some() {
+        let waits = !inputs.dm01.is_empty()
+            || inputs.synthetic_dm01.is_some()
+            || inputs.synthetic_cdc.is_some();
+        let dm01_sources = !inputs.dm01.is_empty() as usize
+            + inputs.synthetic_dm01.is_some() as usize
+            + inputs.synthetic_cdc.is_some() as usize;
+        if dm01_sources > 1 {
             self.push(
                 None,
-                "inputs: name `dm01` files or `synthetic_dm01`, not both".into(),
+                "inputs: name one of `dm01` files, `synthetic_dm01` or `synthetic_cdc`".into(),
             );
         }
+        self.check_cdc_sources(inputs);
         if (monthly > 0 || waits) && inputs.provider_regions.is_none() {
             self.push(
                 None,
@@ -835,6 +940,54 @@ impl Problems<'_> {
             self.push(
                 None,
                 "inputs: `population` is required (only the synthetic year brings its own)".into(),
+            );
+        }
+    }
+
+    /// CDC activity (files or synthetic) needs DM01, the providers' ICBs and a test-name map;
+    /// files and the synthetic set exclude each other.
+    fn check_cdc_sources(&mut self, inputs: &Inputs) {
+        let files = !inputs.cdc_activity.is_empty();
+        if files && inputs.synthetic_cdc.is_some() {
+            self.push(
+                None,
+                "inputs: name `cdc_activity` files or `synthetic_cdc`, not both".into(),
+            );
+        }
+        if !(files || inputs.synthetic_cdc.is_some()) {
+            return;
+        }
+        if inputs.provider_icbs.is_none() {
+            self.push(
+                None,
+                "inputs: CDC activity needs `provider_icbs` (provider → ICB), for DM01 \
+                 activity by ICB"
+                    .into(),
+            );
+        }
+        if files && inputs.dm01.is_empty() {
+            self.push(
+                None,
+                "inputs: `cdc_activity` needs `dm01` files: shares are of DM01 activity".into(),
+            );
+        }
+        if inputs.cdc_test_names.is_empty() {
+            self.push(
+                None,
+                "inputs: CDC activity needs `[inputs.cdc_test_names]`: each test type name → \
+                 its DM01 code or \"NOT_DM01\""
+                    .into(),
+            );
+        }
+        if let Some(s) = &inputs.synthetic_cdc
+            && !s.config.path.is_file()
+        {
+            self.push(
+                Some(s.config.span.start..s.config.span.end),
+                format!(
+                    "inputs.synthetic_cdc: config `{}` not found",
+                    s.config.written
+                ),
             );
         }
     }

@@ -18,6 +18,8 @@
 //! - [`funnel_svg`]: standardised ratio (observed / expected) against expected tests, with the
 //!   control limits of the run's confidence-interval method at each of its levels
 //!   ([`FunnelLimits`]), so a point is outside the funnel exactly when its own limits exclude 1.
+//! - [`line_chart_svg`]: a line chart of series over labelled months, for a chart a recipe asks
+//!   for by name (`[[charts]]`), e.g. a monthly share against the same month a year before.
 //! - [`report_html`]: the publication's structure with its sentences filled from the run, the SVGs
 //!   inlined, and the manifest.
 //!
@@ -31,6 +33,7 @@ mod charts;
 pub mod format;
 mod html;
 mod input;
+mod line;
 mod map;
 mod svg;
 mod workbook;
@@ -41,6 +44,7 @@ pub use input::{
     Boundaries, ConfidenceLimits, FactorRatioRow, FunnelLimits, MeasureLabel, ReportInput,
     publication_label,
 };
+pub use line::{LineChart, LineSeries, line_chart_svg};
 pub use map::map_svg;
 pub use workbook::workbook_xlsx;
 

@@ -49,6 +49,7 @@
 #![allow(clippy::needless_range_loop)]
 
 mod calibrate;
+pub mod cdc;
 mod config;
 mod csvio;
 mod error;

@@ -27,6 +27,7 @@ pub fn builtin() -> Vec<PluginDescriptor> {
         strata_ratio_odds::DESCRIPTOR,
         strata_ratio_rate::DESCRIPTOR,
         strata_rules_did::DESCRIPTOR,
+        strata_share_cdc::DESCRIPTOR,
         strata_significance_pearson::DESCRIPTOR,
         strata_significance_poisson::DESCRIPTOR,
         strata_standardise_indirect::DESCRIPTOR,

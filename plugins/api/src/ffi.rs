@@ -6,8 +6,9 @@
 //! - Columns of `f64` carry the stages whose methods are element-wise — [`StageKind::Ratio`],
 //!   [`StageKind::ConfidenceInterval`] and [`StageKind::Significance`] (`compute`).
 //! - The structured stages (attribution, derivation, exclusions, standardisation, factors,
-//!   summary, data quality, period comparison, waiting times, disclosure) exchange their plain data types encoded as bytes through
-//!   one generic entry, `call` ([`call`]).
+//!   summary, data quality, period comparison, waiting times, setting share, disclosure)
+//!   exchange their plain data types encoded as bytes through one generic entry, `call`
+//!   ([`call`]).
 //!
 //! Every exported symbol carries the plugin's own prefix (`<prefix>_strata_api_version`, ...), so the
 //! same crate links statically beside others without duplicate symbols. A library file
@@ -887,6 +888,7 @@ fn configure_structured(
         StageKind::DataQuality => Configured::DataQuality(Box::new(s)),
         StageKind::PeriodComparison => Configured::PeriodComparison(Box::new(s)),
         StageKind::WaitingTimes => Configured::WaitingTimes(Box::new(s)),
+        StageKind::SettingShare => Configured::SettingShare(Box::new(s)),
         StageKind::Disclosure => Configured::Disclosure(Box::new(s)),
         numeric => {
             return Err(refuse(format!(

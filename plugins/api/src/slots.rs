@@ -32,6 +32,9 @@ pub enum Slot {
     ProviderMonths,
     /// DM01 waiting lists by provider × month × diagnostic test.
     WaitingLists,
+    /// A setting's activity by site × month × test (e.g. community diagnostic centres), with its
+    /// site list and the ICB of every DM01 provider.
+    SettingActivity,
     /// Table `national_rates`.
     NationalRatesTable,
     /// Table `area_rates`.
@@ -54,6 +57,8 @@ pub enum Slot {
     PeriodComparisonTable,
     /// The waiting-times stage's tables (`waits`).
     WaitsTables,
+    /// The setting-share stage's tables (`cdc_share`, `cdc_share_england`, `cdc_site_join`).
+    SettingShareTables,
     /// Every table the other stages gave. A stage that takes it runs after every other stage.
     AllTables,
 }
@@ -70,6 +75,7 @@ impl Slot {
             Slot::Ratios => "factor ratios",
             Slot::ProviderMonths => "tests by provider and month",
             Slot::WaitingLists => "DM01 waiting lists",
+            Slot::SettingActivity => "activity by site of a setting",
             Slot::NationalRatesTable => "table national_rates",
             Slot::AreaRatesTable => "table area_rates",
             Slot::FactorRatiosTable => "table factor_ratios",
@@ -80,6 +86,7 @@ impl Slot {
             Slot::StratumTables => "tables stratum_counts and stratum_population",
             Slot::PeriodComparisonTable => "table period_comparison",
             Slot::WaitsTables => "waiting-times tables",
+            Slot::SettingShareTables => "setting-share tables",
             Slot::AllTables => "every table",
         }
     }
@@ -117,6 +124,7 @@ impl StageKind {
             StageKind::DataQuality => &[Slot::QualityCube],
             StageKind::PeriodComparison => &[Slot::ProviderMonths],
             StageKind::WaitingTimes => &[Slot::WaitingLists],
+            StageKind::SettingShare => &[Slot::WaitingLists, Slot::SettingActivity],
             StageKind::Disclosure => &[Slot::AllTables],
         }
     }
@@ -137,6 +145,7 @@ impl StageKind {
             StageKind::DataQuality => &[Slot::DataQualityTables],
             StageKind::PeriodComparison => &[Slot::PeriodComparisonTable],
             StageKind::WaitingTimes => &[Slot::WaitsTables],
+            StageKind::SettingShare => &[Slot::SettingShareTables],
             // Protects the tables in place.
             StageKind::Disclosure => &[],
         }
@@ -157,6 +166,7 @@ mod tests {
                     || *slot == Slot::QualityCube
                     || *slot == Slot::ProviderMonths
                     || *slot == Slot::WaitingLists
+                    || *slot == Slot::SettingActivity
                     || StageKind::ALL.iter().any(|k| k.gives().contains(slot));
                 assert!(given, "{kind} takes {slot}, which no kind gives");
             }

@@ -155,6 +155,14 @@ pub trait WaitingTimesMethod: Send + Sync {
     fn tables(&self, input: &WaitingListInput) -> Result<Vec<Table>, MethodError>;
 }
 
+/// Setting share (seed 004): the share of DM01 activity done in a setting outside hospital (e.g.
+/// community diagnostic centres), from the setting's activity by site and DM01's activity by
+/// provider, e.g. by test × month × England, region and ICB.
+pub trait SettingShareMethod: Send + Sync {
+    fn method_name(&self) -> String;
+    fn tables(&self, input: &SettingShareInput) -> Result<Vec<Table>, MethodError>;
+}
+
 /// Statistical disclosure control of published counts.
 pub trait DisclosureMethod: Send + Sync {
     fn method_name(&self) -> String;

@@ -532,6 +532,64 @@ pub struct WaitingListInput {
     pub rows: Vec<WaitingListRow>,
 }
 
+/// One site of a care setting outside hospital (e.g. a community diagnostic centre) as its
+/// activity file names it, with the region and ICB the file puts it in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingSite {
+    pub code: String,
+    pub name: String,
+    pub region_code: String,
+    pub region_name: String,
+    pub icb_code: String,
+}
+
+/// Tests one site did in one month of one test type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingActivityRow {
+    /// Index into [`SettingShareInput::sites`].
+    pub site: u32,
+    /// `YYYY-MM`.
+    pub month: String,
+    /// The test type as the file names it (e.g. `Computed Tomography`).
+    pub test_name: String,
+    /// The DM01 test it is (e.g. `CT`), `None` for a test DM01 does not count (e.g. plain X-ray).
+    pub dm01_test: Option<String>,
+    pub tests: f64,
+}
+
+/// One site of the setting's reference list (e.g. NHS England's approved CDC sites), which
+/// activity is joined to by site code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListedSite {
+    pub code: String,
+    pub name: String,
+    pub icb_code: String,
+    pub host_trust_code: String,
+}
+
+/// An ICB: code and name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedArea {
+    pub code: String,
+    pub name: String,
+}
+
+/// What a setting-share stage takes: the setting's activity by site, and DM01 activity (the
+/// denominator) by provider, each provider with its region and ICB.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SettingShareInput {
+    pub sites: Vec<SettingSite>,
+    pub activity: Vec<SettingActivityRow>,
+    /// The setting's reference list of sites (empty when the recipe names none).
+    pub listed_sites: Vec<ListedSite>,
+    /// DM01 by provider × month × test; only `total_activity` is a denominator.
+    pub dm01: WaitingListInput,
+    /// Each DM01 provider's ICB code (parallel to `dm01.providers`; empty when not known).
+    pub provider_icbs: Vec<String>,
+    /// ICB names by code, for every ICB a provider or site is in.
+    pub icbs: Vec<NamedArea>,
+}
+
 /// The ratio of a later period's count to an earlier one's, with confidence limits; `None` where
 /// the method cannot give one (e.g. no tests in the earlier period), with a note saying why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

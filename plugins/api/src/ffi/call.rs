@@ -1,5 +1,6 @@
 //! The serialized call: how the structured stages (attribution, derivation, exclusions,
-//! standardisation, factors, summary, data quality, period comparison, waiting times, disclosure) cross the C ABI.
+//! standardisation, factors, summary, data quality, period comparison, waiting times, setting share,
+//! disclosure) cross the C ABI.
 //!
 //! One entry, [`super::FfiVTable::call`], takes a [`Request`] encoded with bincode (serde, the
 //! standard configuration) and answers a [`Response`] in bytes the plugin owns until
@@ -32,6 +33,7 @@ pub enum Request<'a> {
     Protect(Cow<'a, Table>, Cow<'a, [String]>),
     CountRatios(Cow<'a, [f64]>, Cow<'a, [f64]>),
     WaitingTimes(Cow<'a, WaitingListInput>),
+    SettingShare(Cow<'a, SettingShareInput>),
 }
 
 /// What a structured stage answers; one variant per request.
@@ -112,6 +114,7 @@ pub fn answer(configured: &Configured, request: Request<'_>) -> Result<Response,
         (C::Disclosure(m), R::Describe) => described(m.method_name(), None, None),
         (C::PeriodComparison(m), R::Describe) => described(m.method_name(), None, None),
         (C::WaitingTimes(m), R::Describe) => described(m.method_name(), None, None),
+        (C::SettingShare(m), R::Describe) => described(m.method_name(), None, None),
         (C::Attribution(m), R::Attribute(c)) => Response::Attributions(m.attribute(&c)?),
         (C::Derivation(m), R::Derive(input)) => Response::Derived(m.derive(&input)?),
         (C::Exclusions(m), R::Exclude(counts)) => Response::Counts(m.apply(&counts)?),
@@ -133,6 +136,7 @@ pub fn answer(configured: &Configured, request: Request<'_>) -> Result<Response,
             Response::CountRatios(m.intervals(&a, &b)?)
         }
         (C::WaitingTimes(m), R::WaitingTimes(input)) => Response::Tables(m.tables(&input)?),
+        (C::SettingShare(m), R::SettingShare(input)) => Response::Tables(m.tables(&input)?),
         (configured, request) => {
             return Err(MethodError::foreign(format!(
                 "a `{}` plugin cannot answer {}",
@@ -157,6 +161,7 @@ fn request_name(request: &Request<'_>) -> &'static str {
         Request::Protect(..) => "protect",
         Request::CountRatios(..) => "count_ratios",
         Request::WaitingTimes(_) => "waiting_times",
+        Request::SettingShare(_) => "setting_share",
     }
 }
 
@@ -488,6 +493,21 @@ impl crate::WaitingTimesMethod for ForeignStructured {
     }
 }
 
+impl crate::SettingShareMethod for ForeignStructured {
+    fn method_name(&self) -> String {
+        self.method_name.clone()
+    }
+    fn tables(&self, input: &SettingShareInput) -> Result<Vec<Table>, MethodError> {
+        match self
+            .method
+            .request(&Request::SettingShare(Cow::Borrowed(input)))?
+        {
+            Response::Tables(t) => Ok(t),
+            _ => Err(self.method.mismatch("setting_share")),
+        }
+    }
+}
+
 impl crate::DisclosureMethod for ForeignStructured {
     fn method_name(&self) -> String {
         self.method_name.clone()
@@ -540,6 +560,34 @@ mod tests {
         assert_eq!(back.population, counts.population);
         assert!(back.tests[1].is_nan() && back.tests[0] == 0.0);
         assert_eq!(back.areas, counts.areas);
+    }
+
+    #[test]
+    fn a_setting_share_request_round_trips() {
+        let input = SettingShareInput {
+            sites: vec![SettingSite {
+                code: "J2H6R".into(),
+                name: "West Kent CDC".into(),
+                region_code: "Y59".into(),
+                region_name: "South East".into(),
+                icb_code: "QKS".into(),
+            }],
+            activity: vec![SettingActivityRow {
+                site: 0,
+                month: "2024-08".into(),
+                test_name: "Plain X-ray".into(),
+                dm01_test: None,
+                tests: 12.0,
+            }],
+            provider_icbs: vec!["QKS".into()],
+            ..SettingShareInput::default()
+        };
+        let bytes = encode(&Request::SettingShare(Cow::Borrowed(&input))).unwrap();
+        let back: Request<'static> = decode(&bytes).unwrap();
+        let Request::SettingShare(back) = back else {
+            panic!("another request: {back:?}")
+        };
+        assert_eq!(*back, input);
     }
 
     struct KeepAll;

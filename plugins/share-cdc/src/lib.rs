@@ -1,0 +1,721 @@
+//! `share.cdc-over-dm01` — the community diagnostic centre (CDC) share of DM01 activity (seed
+//! 004), by test × month × England, NHS region and ICB.
+//!
+//! For a level (England, a region, an ICB), a month `m` and a DM01 test `t`:
+//! - **CDC share** `100 · C(t, m) / D(t, m)`: `C` the CDC tests of type `t` the CDC activity file
+//!   puts in the level, `D` the DM01 `Total Activity` of test `t` of the providers in the level
+//!   (a provider's region from `provider_regions`, its ICB from `provider_icbs`). The file has no
+//!   link from a CDC to a trust, so the two are counted apart and set side by side; `ALL` is the
+//!   sum over the `tests` parameter (default all fifteen DM01 tests).
+//! - **Share of all DM01 activity** of each test or group in `share_of_all` (default CT, MRI,
+//!   and CT with MRI): `100 · D(group, m) / D(ALL, m)`, over every setting.
+//! - **CDC tests** in the month and **cumulative** from the file's first month, over every test
+//!   type, DM01's or not (the CDC programme's own count).
+//!
+//! Each share is set against the same month a year earlier (`share_pct_year_earlier`,
+//! `change_pct_points`). A level × month without DM01 activity of the test has no share (a note
+//! says so); months outside DM01 have no shares, only CDC tests. Tables: `cdc_share_england`
+//! (England, published exactly as NHS England's national totals are), `cdc_share` (regions and
+//! ICBs: its `numerator` and `denominator` are declared counts, so the recipe's disclosure stage
+//! protects them; shares are of the unprotected counts) and `cdc_site_join`, the join of the
+//! activity's CDCs to the approved-site list by site code: a code the list gives to two CDCs
+//! (`J2H6R`) is a finding, never joined to either.
+//!
+//! Reference: NHS England, *Diagnostics Waiting Times and Activity (DM01)* and *Community
+//! Diagnostic Centre activity*, monthly.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use strata_api::{
+    Configured, MethodError, ParamError, Params, PluginDescriptor, SettingShareInput,
+    SettingShareMethod, StageKind, Table, Value,
+};
+
+pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
+    id: "share.cdc-over-dm01",
+    stage: StageKind::SettingShare,
+    version: env!("CARGO_PKG_VERSION"),
+    description: "CDC share of DM01 activity by test, month, England, region and ICB, against a year earlier; CT and MRI share of DM01; cumulative CDC tests",
+    configure,
+};
+
+const DM01_TESTS: [&str; 15] = [
+    "MRI",
+    "CT",
+    "NON_OBSTETRIC_ULTRASOUND",
+    "BARIUM_ENEMA",
+    "DEXA_SCAN",
+    "AUDIOLOGY_ASSESSMENTS",
+    "ECHOCARDIOGRAPHY",
+    "ELECTROPHYSIOLOGY",
+    "PERIPHERAL_NEUROPHYSIOLOGY",
+    "SLEEP_STUDIES",
+    "URODYNAMICS",
+    "COLONOSCOPY",
+    "FLEXI_SIGMOIDOSCOPY",
+    "CYSTOSCOPY",
+    "GASTROSCOPY",
+];
+
+/// The test key of every DM01 test the parameters name together.
+const ALL: &str = "ALL";
+/// The test key of CDC tests of every type.
+const ALL_TYPES: &str = "ALL_TYPES";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShareParams {
+    #[serde(default = "default_tests")]
+    tests: Vec<String>,
+    #[serde(default = "default_share_of_all")]
+    share_of_all: Vec<Vec<String>>,
+}
+
+fn default_tests() -> Vec<String> {
+    DM01_TESTS.iter().map(|t| t.to_string()).collect()
+}
+
+fn default_share_of_all() -> Vec<Vec<String>> {
+    vec![
+        vec!["CT".into()],
+        vec!["MRI".into()],
+        vec!["CT".into(), "MRI".into()],
+    ]
+}
+
+fn configure(params: &Params) -> Result<Configured, ParamError> {
+    let p: ShareParams = params.parse()?;
+    let unknown = |t: &String| !DM01_TESTS.contains(&t.as_str());
+    if p.tests.is_empty() || p.tests.iter().any(unknown) {
+        return Err(ParamError::new(
+            "tests",
+            format!(
+                "tests must name DM01 tests (of {}): {:?}",
+                DM01_TESTS.join(", "),
+                p.tests
+            ),
+        ));
+    }
+    if let Some(g) = p
+        .share_of_all
+        .iter()
+        .find(|g| g.is_empty() || g.iter().any(|t| !p.tests.contains(t)))
+    {
+        return Err(ParamError::new(
+            "share_of_all",
+            format!("each group names one or more of the `tests`: {g:?}"),
+        ));
+    }
+    Ok(Configured::SettingShare(Box::new(CdcShare {
+        tests: p.tests,
+        share_of_all: p.share_of_all,
+    })))
+}
+
+/// The CDC share of DM01 activity.
+pub struct CdcShare {
+    pub tests: Vec<String>,
+    pub share_of_all: Vec<Vec<String>>,
+}
+
+/// (level order, code): 0 England, 1 region, 2 ICB.
+type Level = (u8, String);
+
+/// What is summed per level × month × test: CDC tests, DM01 activity.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    cdc: f64,
+    dm01: f64,
+}
+
+/// Sums by level, then month, then test key; names by level.
+#[derive(Default)]
+struct Summed {
+    sums: BTreeMap<Level, BTreeMap<String, BTreeMap<String, Sums>>>,
+    names: BTreeMap<Level, String>,
+    /// Months DM01 has activity in (any level).
+    dm01_months: BTreeSet<String>,
+}
+
+impl Summed {
+    fn add(&mut self, level: &Level, month: &str, test: &str, sums: Sums) {
+        let cell = self
+            .sums
+            .entry(level.clone())
+            .or_default()
+            .entry(month.to_string())
+            .or_default()
+            .entry(test.to_string())
+            .or_default();
+        cell.cdc += sums.cdc;
+        cell.dm01 += sums.dm01;
+    }
+
+    fn get(&self, level: &Level, month: &str, test: &str) -> Sums {
+        self.sums
+            .get(level)
+            .and_then(|m| m.get(month))
+            .and_then(|t| t.get(test))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+fn england() -> Level {
+    (0, "E92000001".into())
+}
+
+impl CdcShare {
+    /// The levels a row counts in, with their names.
+    fn levels(
+        region: (&str, &str),
+        icb: &str,
+        icb_names: &BTreeMap<&str, &str>,
+    ) -> Vec<(Level, String)> {
+        let mut out = vec![(england(), "England".to_string())];
+        if !region.0.is_empty() {
+            out.push(((1, region.0.to_string()), region.1.to_string()));
+        }
+        if !icb.is_empty() {
+            let name = icb_names.get(icb).copied().unwrap_or(icb);
+            out.push(((2, icb.to_string()), name.to_string()));
+        }
+        out
+    }
+
+    /// Every count summed into its levels: DM01 activity of the `tests`, CDC tests by DM01 test
+    /// and of every type.
+    fn sum(&self, input: &SettingShareInput) -> Result<Summed, MethodError> {
+        let icb_names: BTreeMap<&str, &str> = input
+            .icbs
+            .iter()
+            .map(|a| (a.code.as_str(), a.name.as_str()))
+            .collect();
+        let mut out = Summed::default();
+        for row in input
+            .dm01
+            .rows
+            .iter()
+            .filter(|r| self.tests.contains(&r.test))
+        {
+            let i = row.provider as usize;
+            let (Some(p), Some(icb)) = (input.dm01.providers.get(i), input.provider_icbs.get(i))
+            else {
+                return Err(MethodError::new(format!(
+                    "a DM01 row names provider {i} of {}",
+                    input.dm01.providers.len()
+                )));
+            };
+            out.dm01_months.insert(row.month.clone());
+            let dm01 = Sums {
+                cdc: 0.0,
+                dm01: row.total_activity,
+            };
+            for (level, name) in Self::levels((&p.region_code, &p.region_name), icb, &icb_names) {
+                out.add(&level, &row.month, &row.test, dm01);
+                out.add(&level, &row.month, ALL, dm01);
+                out.names.entry(level).or_insert(name);
+            }
+        }
+        for row in &input.activity {
+            let site = input.sites.get(row.site as usize).ok_or_else(|| {
+                MethodError::new(format!("an activity row names site {}", row.site))
+            })?;
+            let cdc = Sums {
+                cdc: row.tests,
+                dm01: 0.0,
+            };
+            let region = (site.region_code.as_str(), site.region_name.as_str());
+            for (level, name) in Self::levels(region, &site.icb_code, &icb_names) {
+                out.add(&level, &row.month, ALL_TYPES, cdc);
+                if let Some(test) = row.dm01_test.as_ref().filter(|t| self.tests.contains(t)) {
+                    out.add(&level, &row.month, test, cdc);
+                    out.add(&level, &row.month, ALL, cdc);
+                }
+                out.names.entry(level).or_insert(name);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `YYYY-MM` twelve months earlier.
+fn year_earlier(month: &str) -> Option<String> {
+    let (y, m) = month.split_once('-')?;
+    Some(format!("{:04}-{m}", y.parse::<i32>().ok()? - 1))
+}
+
+fn number(v: Option<f64>) -> Value {
+    v.map(Value::Number).unwrap_or(Value::Missing)
+}
+
+/// One row before it is a table row.
+struct Row<'a> {
+    level: &'a Level,
+    name: &'a str,
+    month: &'a str,
+    measure: &'static str,
+    test: String,
+    numerator: f64,
+    denominator: Option<f64>,
+    share: Option<f64>,
+    share_before: Option<f64>,
+    method: String,
+    note: &'static str,
+}
+
+impl Row<'_> {
+    fn values(self) -> Vec<Value> {
+        let level = ["england", "region", "icb"][self.level.0 as usize];
+        let change = self.share.zip(self.share_before).map(|(a, b)| a - b);
+        vec![
+            Value::Text(level.into()),
+            Value::Text(self.level.1.clone()),
+            Value::Text(self.name.into()),
+            Value::Text(self.month.into()),
+            Value::Text(self.measure.into()),
+            Value::Text(self.test),
+            Value::Number(self.numerator),
+            number(self.denominator),
+            number(self.share),
+            number(self.share_before),
+            number(change),
+            Value::Text(self.method),
+            Value::Text(self.note.into()),
+        ]
+    }
+}
+
+const COLUMNS: [&str; 13] = [
+    "level",
+    "code",
+    "name",
+    "month",
+    "measure",
+    "test",
+    "numerator",
+    "denominator",
+    "share_pct",
+    "share_pct_year_earlier",
+    "change_pct_points",
+    "method",
+    "note",
+];
+
+/// `100 · a / b`, none when `b` is 0.
+fn pct(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0).then(|| 100.0 * a / b)
+}
+
+impl CdcShare {
+    /// The rows of one level: CDC shares by test, shares of all DM01 activity, CDC tests and
+    /// their running total.
+    fn level_rows<'a>(&self, s: &'a Summed, level: &'a Level, name: &'a str) -> Vec<Row<'a>> {
+        let Some(months) = s.sums.get(level) else {
+            return Vec::new();
+        };
+        let mut rows = Vec::new();
+        let mut cumulative = 0.0;
+        for month in months.keys() {
+            let before = year_earlier(month);
+            let row =
+                |measure, test: String, numerator, denominator, share, share_before, note| Row {
+                    level,
+                    name,
+                    month,
+                    measure,
+                    test,
+                    numerator,
+                    denominator,
+                    share,
+                    share_before,
+                    method: String::new(),
+                    note,
+                };
+            if s.dm01_months.contains(month) {
+                let tests = std::iter::once(ALL).chain(self.tests.iter().map(String::as_str));
+                for test in tests {
+                    let now = s.get(level, month, test);
+                    if now.cdc == 0.0 && now.dm01 == 0.0 {
+                        continue;
+                    }
+                    let earlier = before.as_ref().map(|b| s.get(level, b, test));
+                    let share_before = earlier.and_then(|e| pct(e.cdc, e.dm01));
+                    let share = pct(now.cdc, now.dm01);
+                    let note = if share.is_none() {
+                        "no DM01 activity of the test: no share"
+                    } else {
+                        ""
+                    };
+                    let test = test.to_string();
+                    rows.push(row(
+                        "cdc_share",
+                        test,
+                        now.cdc,
+                        Some(now.dm01),
+                        share,
+                        share_before,
+                        note,
+                    ));
+                }
+                for group in &self.share_of_all {
+                    let of = |m: &str| group.iter().map(|t| s.get(level, m, t).dm01).sum::<f64>();
+                    let all = |m: &str| s.get(level, m, ALL).dm01;
+                    let share_before = before.as_ref().and_then(|b| pct(of(b), all(b)));
+                    let (n, d) = (of(month), all(month));
+                    let note = if d > 0.0 {
+                        ""
+                    } else {
+                        "no DM01 activity: no share"
+                    };
+                    rows.push(row(
+                        "share_of_dm01",
+                        group.join("+"),
+                        n,
+                        Some(d),
+                        pct(n, d),
+                        share_before,
+                        note,
+                    ));
+                }
+            }
+            let tests = s.get(level, month, ALL_TYPES).cdc;
+            cumulative += tests;
+            let all_types = || ALL_TYPES.to_string();
+            rows.push(row("cdc_tests", all_types(), tests, None, None, None, ""));
+            rows.push(row(
+                "cdc_tests_cumulative",
+                all_types(),
+                cumulative,
+                None,
+                None,
+                None,
+                "",
+            ));
+        }
+        rows
+    }
+
+    fn method_for(&self, measure: &str) -> String {
+        match measure {
+            "cdc_share" => "CDC tests / DM01 total activity, same test and month".into(),
+            "share_of_dm01" => "DM01 total activity of the tests / of all DM01 tests".into(),
+            "cdc_tests" => "CDC tests of every type in the month".into(),
+            _ => "CDC tests of every type, running total from the file's first month".into(),
+        }
+    }
+}
+
+/// The join of the activity's CDCs to the site list by site code: one row per CDC of the
+/// activity, then one per listed site without activity.
+fn site_join(input: &SettingShareInput, method: &str) -> Table {
+    let mut t = Table::new(
+        "cdc_site_join",
+        "CDC activity joined to the approved-site list by site code: duplicate codes and unlisted sites",
+        &[
+            "cdc_code",
+            "cdc_name",
+            "icb_code",
+            "listed_sites",
+            "listed_names",
+            "finding",
+            "cdc_tests",
+            "method",
+        ],
+    )
+    .with_counts(&["cdc_tests"]);
+    let mut tests = vec![0.0; input.sites.len()];
+    for row in &input.activity {
+        if let Some(t) = tests.get_mut(row.site as usize) {
+            *t += row.tests;
+        }
+    }
+    let listed = |code: &str| -> Vec<&str> {
+        input
+            .listed_sites
+            .iter()
+            .filter(|l| l.code == code)
+            .map(|l| l.name.as_str())
+            .collect()
+    };
+    for (site, n) in input.sites.iter().zip(tests) {
+        let names = listed(&site.code);
+        let finding = match names.len() {
+            0 => "not in the site list",
+            1 => "joined",
+            _ => "site code given to more than one CDC in the site list: not joined to any",
+        };
+        t.rows.push(vec![
+            Value::Text(site.code.clone()),
+            Value::Text(site.name.clone()),
+            Value::Text(site.icb_code.clone()),
+            Value::Number(names.len() as f64),
+            Value::Text(names.join("; ")),
+            Value::Text(finding.into()),
+            Value::Number(n),
+            Value::Text(method.into()),
+        ]);
+    }
+    for l in &input.listed_sites {
+        if input.sites.iter().all(|s| s.code != l.code) {
+            t.rows.push(vec![
+                Value::Text(l.code.clone()),
+                Value::Text(l.name.clone()),
+                Value::Text(l.icb_code.clone()),
+                Value::Number(listed(&l.code).len() as f64),
+                Value::Text(listed(&l.code).join("; ")),
+                Value::Text("listed, no activity in the file".into()),
+                Value::Number(0.0),
+                Value::Text(method.into()),
+            ]);
+        }
+    }
+    t
+}
+
+impl SettingShareMethod for CdcShare {
+    fn method_name(&self) -> String {
+        format!(
+            "CDC share of DM01 total activity ({} tests)",
+            self.tests.len()
+        )
+    }
+
+    fn tables(&self, input: &SettingShareInput) -> Result<Vec<Table>, MethodError> {
+        let summed = self.sum(input)?;
+        let mut england = Table::new(
+            "cdc_share_england",
+            "Community diagnostic centre share of DM01 activity, England, by test and month",
+            &COLUMNS,
+        );
+        let mut sub = Table::new(
+            "cdc_share",
+            "Community diagnostic centre share of DM01 activity by NHS region and ICB, by test and month",
+            &COLUMNS,
+        )
+        .with_counts(&["numerator", "denominator"]);
+        for (level, name) in &summed.names {
+            let table = if level.0 == 0 { &mut england } else { &mut sub };
+            for mut row in self.level_rows(&summed, level, name) {
+                row.method = format!("{}: {}", self.method_name(), self.method_for(row.measure));
+                table.rows.push(row.values());
+            }
+        }
+        let join = site_join(input, "site code against the approved-site list");
+        Ok(vec![england, sub, join])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_api::{
+        ListedSite, NamedArea, RegionalProvider, SettingActivityRow, SettingSite, WaitingListInput,
+        WaitingListRow,
+    };
+
+    fn provider(code: &str, region: &str) -> RegionalProvider {
+        RegionalProvider {
+            code: code.into(),
+            name: code.into(),
+            region_code: region.into(),
+            region_name: format!("Region {region}"),
+        }
+    }
+
+    fn dm01(provider: u32, month: &str, test: &str, activity: f64) -> WaitingListRow {
+        WaitingListRow {
+            provider,
+            month: month.into(),
+            test: test.into(),
+            weeks: vec![0.0; 14],
+            total_activity: activity,
+        }
+    }
+
+    fn site(code: &str, name: &str, region: &str, icb: &str) -> SettingSite {
+        SettingSite {
+            code: code.into(),
+            name: name.into(),
+            region_code: region.into(),
+            region_name: format!("Region {region}"),
+            icb_code: icb.into(),
+        }
+    }
+
+    fn cdc(site: u32, month: &str, test: Option<&str>, tests: f64) -> SettingActivityRow {
+        SettingActivityRow {
+            site,
+            month: month.into(),
+            test_name: test.unwrap_or("Plain X-ray").into(),
+            dm01_test: test.map(String::from),
+            tests,
+        }
+    }
+
+    /// Two trusts (P1 in ICB I1, P2 in I2, both region R), two CDCs (S1 in I1; S2 in I2, whose
+    /// code the site list gives twice), August 2023 and 2024.
+    fn input() -> SettingShareInput {
+        let mut dm = Vec::new();
+        for (month, k) in [("2023-08", 1.0), ("2024-08", 2.0)] {
+            dm.extend([
+                dm01(0, month, "CT", 100.0 * k),
+                dm01(0, month, "MRI", 50.0 * k),
+                dm01(1, month, "CT", 300.0 * k),
+                dm01(1, month, "ECHOCARDIOGRAPHY", 150.0 * k),
+            ]);
+        }
+        SettingShareInput {
+            sites: vec![site("S1", "One", "R", "I1"), site("S2", "Two", "R", "I2")],
+            activity: vec![
+                cdc(0, "2023-08", Some("CT"), 10.0),
+                cdc(0, "2024-08", Some("CT"), 40.0),
+                cdc(0, "2024-08", Some("MRI"), 25.0),
+                cdc(1, "2024-08", Some("CT"), 20.0),
+                cdc(1, "2024-08", None, 15.0),
+            ],
+            listed_sites: vec![
+                ListedSite {
+                    code: "S2".into(),
+                    name: "Two".into(),
+                    icb_code: "I2".into(),
+                    host_trust_code: "P2".into(),
+                },
+                ListedSite {
+                    code: "S2".into(),
+                    name: "Two elsewhere".into(),
+                    icb_code: "I3".into(),
+                    host_trust_code: "P9".into(),
+                },
+            ],
+            dm01: WaitingListInput {
+                providers: vec![provider("P1", "R"), provider("P2", "R")],
+                rows: dm,
+            },
+            provider_icbs: vec!["I1".into(), "I2".into()],
+            icbs: vec![
+                NamedArea {
+                    code: "I1".into(),
+                    name: "ICB one".into(),
+                },
+                NamedArea {
+                    code: "I2".into(),
+                    name: "ICB two".into(),
+                },
+            ],
+        }
+    }
+
+    fn cell(t: &Table, keys: &[(&str, &str)], column: &str) -> Value {
+        let index = |c: &str| t.columns.iter().position(|x| x == c).unwrap();
+        let row = t
+            .rows
+            .iter()
+            .find(|r| {
+                keys.iter()
+                    .all(|(c, v)| r[index(c)] == Value::Text(v.to_string()))
+            })
+            .unwrap_or_else(|| panic!("no row {keys:?} in {}", t.name));
+        row[index(column)].clone()
+    }
+
+    fn tables() -> Vec<Table> {
+        let Ok(Configured::SettingShare(m)) = configure(&Params::default()) else {
+            panic!("default parameters configure");
+        };
+        m.tables(&input()).unwrap()
+    }
+
+    #[test]
+    fn shares_are_cdc_tests_over_dm01_activity_of_the_same_test_and_month() {
+        let t = tables();
+        let ct = [
+            ("month", "2024-08"),
+            ("measure", "cdc_share"),
+            ("test", "CT"),
+        ];
+        // England: CDC CT 40 + 20 over DM01 CT 200 + 600; a year earlier 10 / 400.
+        assert_eq!(cell(&t[0], &ct, "numerator"), Value::Number(60.0));
+        assert_eq!(cell(&t[0], &ct, "denominator"), Value::Number(800.0));
+        assert_eq!(cell(&t[0], &ct, "share_pct"), Value::Number(7.5));
+        assert_eq!(
+            cell(&t[0], &ct, "share_pct_year_earlier"),
+            Value::Number(2.5)
+        );
+        assert_eq!(cell(&t[0], &ct, "change_pct_points"), Value::Number(5.0));
+        // ICB I2: 20 / 600; region R is England here.
+        let i2 = [&ct[..], &[("code", "I2")]].concat();
+        assert_eq!(
+            cell(&t[1], &i2, "share_pct"),
+            Value::Number(100.0 * 20.0 / 600.0)
+        );
+        assert_eq!(cell(&t[1], &i2, "name"), Value::Text("ICB two".into()));
+        // ALL: DM01-type CDC tests 85 (the X-ray not among them) over all DM01 1,200.
+        let all = [
+            ("month", "2024-08"),
+            ("measure", "cdc_share"),
+            ("test", "ALL"),
+        ];
+        assert_eq!(cell(&t[0], &all, "numerator"), Value::Number(85.0));
+        assert_eq!(cell(&t[0], &all, "denominator"), Value::Number(1200.0));
+    }
+
+    #[test]
+    fn ct_and_mri_share_of_dm01_and_cumulative_cdc_tests() {
+        let t = tables();
+        let both = [
+            ("month", "2024-08"),
+            ("measure", "share_of_dm01"),
+            ("test", "CT+MRI"),
+        ];
+        assert_eq!(cell(&t[0], &both, "numerator"), Value::Number(900.0));
+        assert_eq!(cell(&t[0], &both, "share_pct"), Value::Number(75.0));
+        let cumulative = [("month", "2024-08"), ("measure", "cdc_tests_cumulative")];
+        assert_eq!(cell(&t[0], &cumulative, "numerator"), Value::Number(110.0));
+        let month = [("month", "2024-08"), ("measure", "cdc_tests")];
+        assert_eq!(cell(&t[0], &month, "numerator"), Value::Number(100.0));
+    }
+
+    #[test]
+    fn only_sub_national_counts_are_declared_for_disclosure() {
+        let t = tables();
+        assert!(t[0].counts.is_empty());
+        assert_eq!(t[1].counts, ["numerator", "denominator"]);
+        assert!(
+            t[1].rows
+                .iter()
+                .all(|r| r[0] != Value::Text("england".into()))
+        );
+    }
+
+    #[test]
+    fn a_site_code_listed_twice_is_a_finding_not_a_join() {
+        let t = &tables()[2];
+        let s2 = [("cdc_code", "S2")];
+        assert_eq!(cell(t, &s2, "listed_sites"), Value::Number(2.0));
+        let finding = cell(t, &s2, "finding");
+        assert_eq!(
+            finding,
+            Value::Text(
+                "site code given to more than one CDC in the site list: not joined to any".into()
+            )
+        );
+        assert_eq!(
+            cell(t, &[("cdc_code", "S1")], "finding"),
+            Value::Text("not in the site list".into())
+        );
+    }
+
+    #[test]
+    fn parameters_name_dm01_tests() {
+        for text in [
+            "tests = [\"XRAY\"]",
+            "tests = [\"CT\"]\nshare_of_all = [[\"CT\", \"GASTROSCOPY\"]]",
+            "share_of_all = [[]]",
+        ] {
+            let params = Params::from_toml_str(text).expect("toml");
+            assert!(configure(&params).is_err(), "{text}");
+        }
+    }
+}
