@@ -55,8 +55,9 @@ pub(crate) struct RankedLabels<'a> {
     pub(crate) whiskers: bool,
     /// The reference line's legend entry, given its value.
     pub(crate) reference: fn(f64) -> String,
-    /// A bar's value (and limits) in its tooltip, and the y axis' labels.
+    /// A bar's value and its limits in its tooltip, and the y axis' labels.
     pub(crate) value: fn(f64) -> String,
+    pub(crate) limit: fn(f64) -> String,
     pub(crate) axis: fn(f64) -> String,
 }
 
@@ -69,6 +70,7 @@ fn rate_labels<'a>(caption: &'a str, y_desc: &'a str) -> RankedLabels<'a> {
         whiskers: true,
         reference: |rate| format!("National rate ({})", format::rate(rate)),
         value: format::rate,
+        limit: |x| format::thousands(x, 1),
         axis: format::rate,
     }
 }
@@ -256,12 +258,7 @@ fn draw_ranked(
     for (i, b) in bars.iter().enumerate() {
         let (x0, y0) = chart.backend_coord(&(SegmentValue::Exact(i), b.rate));
         let (x1, y1) = chart.backend_coord(&(SegmentValue::Exact(i + 1), 0.0));
-        // The year reports' limits at one decimal place, whatever the bar's own format.
-        let limit = if labels.whiskers {
-            |x: f64| format::thousands(x, 1)
-        } else {
-            labels.value
-        };
+        let limit = labels.limit;
         let ci = if b.lower.is_finite() && b.upper.is_finite() {
             format!(" (95% CI {} to {})", limit(b.lower), limit(b.upper))
         } else {

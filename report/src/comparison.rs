@@ -342,7 +342,8 @@ pub fn trusts_ranked_svg(input: &ComparisonInput, measure: &str) -> String {
         whiskers: true,
         reference: |r| format!("England ({})", ratio3(r)),
         value: ratio3,
-        axis: |y| format::ratio(y),
+        limit: ratio3,
+        axis: format::ratio,
     };
     ranked_svg(&labels, bars, england)
 }
@@ -387,6 +388,7 @@ fn waits_labels(caption: &str) -> RankedLabels<'_> {
         whiskers: false,
         reference: |share| format!("England ({})", pct(share)),
         value: pct,
+        limit: pct,
         axis: |y| format::thousands(y, 0),
     }
 }
@@ -492,17 +494,19 @@ fn england_sentence(input: &ComparisonInput) -> Option<String> {
 /// The trusts' sentence: how many fell, and which recovered most and least (all modalities).
 fn trusts_sentence(input: &ComparisonInput) -> Option<String> {
     let rows = input.rows();
-    let mut trusts = input.whole_period("provider", ALL);
-    trusts.retain(|r| rows.number(r, "recovery_rank").is_finite());
-    trusts.sort_by(|a, b| {
-        rows.number(a, "recovery_rank")
-            .total_cmp(&rows.number(b, "recovery_rank"))
-    });
-    let (best, worst) = (trusts.first()?, trusts.last()?);
+    let trusts = input.whole_period("provider", ALL);
     let fell = trusts
         .iter()
         .filter(|r| rows.number(r, "change") < 0.0)
         .count();
+    // Ranked: the trusts with a ratio (none without tests in the earlier period).
+    let mut ranked = trusts.clone();
+    ranked.retain(|r| rows.number(r, "recovery_rank").is_finite());
+    ranked.sort_by(|a, b| {
+        rows.number(a, "recovery_rank")
+            .total_cmp(&rows.number(b, "recovery_rank"))
+    });
+    let (best, worst) = (ranked.first()?, ranked.last()?);
     let name = |r: &[Value]| format!("{} ({})", rows.text(r, "name"), rows.text(r, "code"));
     Some(format!(
         "{fell} of {} trusts carried out fewer tests across all modalities. The trust that \

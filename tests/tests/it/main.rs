@@ -16,6 +16,7 @@ mod adding_a_method;
 mod atomic_outputs;
 mod bad_input;
 mod cli;
+mod comparison_publication;
 mod determinism;
 mod disclosure_attack;
 mod dynamic_plugin;
