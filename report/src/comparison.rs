@@ -22,6 +22,55 @@ pub const COMPARISON_TABLE: &str = "period_comparison";
 /// The name of the DM01 waiting-list table among a run's tables.
 pub const WAITS_TABLE: &str = "waits";
 
+/// The columns of `period_comparison` the page shows for England and the regions (the method is
+/// named with each table).
+const PERIOD_COLUMNS: [&str; 12] = [
+    "code",
+    "name",
+    "measure",
+    "month_a",
+    "month_b",
+    "period_a_tests",
+    "period_b_tests",
+    "change",
+    "pct_change",
+    "ratio",
+    "ci_lower",
+    "ci_upper",
+];
+
+/// The columns of the page's ranked table of trusts: the rank first, the method of every row.
+const RANKED_COLUMNS: [&str; 14] = [
+    "recovery_rank",
+    "code",
+    "name",
+    "region_code",
+    "measure",
+    "period_a_tests",
+    "period_b_tests",
+    "change",
+    "pct_change",
+    "ratio",
+    "ci_lower",
+    "ci_upper",
+    "method",
+    "note",
+];
+
+/// The columns of `waits` the page shows (the method is named in the sources).
+const WAITS_COLUMNS: [&str; 10] = [
+    "code",
+    "name",
+    "region_code",
+    "month",
+    "waiting_list",
+    "waiting_6_plus_weeks",
+    "waiting_13_plus_weeks",
+    "pct_waiting_6_plus_weeks",
+    "pct_waiting_6_plus_weeks_year_earlier",
+    "change_pct_points",
+];
+
 /// The measure of all modalities together in `period_comparison`.
 const ALL: &str = "all";
 
@@ -92,6 +141,25 @@ impl<'a> Rows<'a> {
     fn filter(&self, keep: impl Fn(&[Value]) -> bool) -> Vec<&'a Vec<Value>> {
         self.table.rows.iter().filter(|r| keep(r)).collect()
     }
+    /// A table of `columns` only (those the table has, in that order) holding `rows`: the page
+    /// shows what a reader compares, the workbook and the CSV every column.
+    fn columns(&self, columns: &[&str], rows: &[&Vec<Value>]) -> Table {
+        let index: Vec<usize> = columns.iter().filter_map(|c| self.col(c)).collect();
+        Table {
+            name: self.table.name.clone(),
+            title: String::new(),
+            columns: index
+                .iter()
+                .map(|&i| self.table.columns[i].clone())
+                .collect(),
+            rows: rows
+                .iter()
+                .map(|r| index.iter().map(|&i| r[i].clone()).collect())
+                .collect(),
+            counts: Vec::new(),
+        }
+    }
+
     /// A table of the same columns holding `rows`, titled `title`.
     fn subset(&self, title: &str, rows: &[&Vec<Value>]) -> Table {
         Table {
@@ -589,6 +657,21 @@ fn trust_waits<'a>(waits: Rows<'a>, month: &str) -> Vec<&'a Vec<Value>> {
     trusts
 }
 
+/// A data table in a box that scrolls sideways, so a wide table never widens the page.
+fn wide_table(h: &mut String, id: &str, caption: &str, table: &Table) {
+    h.push_str("<div style=\"overflow-x:auto\">\n");
+    data_table(h, id, caption, table);
+    h.push_str("</div>\n");
+}
+
+/// The method named in a table's first row's `method` column.
+fn method_of<'a>(rows: Rows<'a>) -> &'a str {
+    rows.table
+        .rows
+        .first()
+        .map_or("", |r| rows.text(r, "method"))
+}
+
 fn paragraph(h: &mut String, sentence: Option<String>) {
     if let Some(s) = sentence {
         let _ = writeln!(h, "<p>{}</p>", escape(&s));
@@ -627,14 +710,16 @@ fn england_section(h: &mut String, input: &ComparisonInput) {
         );
         let mut months = input.england_months(measure);
         months.extend(input.whole_period("england", measure));
-        data_table(
+        wide_table(
             h,
             &format!("england-{measure}"),
             &format!(
-                "Table {}. {label}: tests in England by month and over the period",
-                n + 1
+                "Table {}. {label}: tests in England by month and over the period; ratio and \
+                 limits by {}",
+                n + 1,
+                method_of(rows)
             ),
-            &rows.subset("", &months),
+            &rows.columns(&PERIOD_COLUMNS, &months),
         );
     }
     h.push_str("</section>\n");
@@ -646,11 +731,14 @@ fn regions_section(h: &mut String, input: &ComparisonInput) {
     h.push_str("<section id=\"regions\">\n<h2>NHS regions</h2>\n");
     let regions =
         rows.filter(|r| rows.text(r, "level") == "region" && rows.text(r, "month_b") == ALL);
-    data_table(
+    wide_table(
         h,
         "regions-period",
-        "Tests by NHS region and measure over the whole period",
-        &rows.subset("", &regions),
+        &format!(
+            "Tests by NHS region and measure over the whole period; ratio and limits by {}",
+            method_of(rows)
+        ),
+        &rows.columns(&PERIOD_COLUMNS, &regions),
     );
     h.push_str("</section>\n");
 }
@@ -667,11 +755,11 @@ fn trusts_section(h: &mut String, input: &ComparisonInput) {
         &trusts_ranked_svg(input, ALL),
     );
     search_box(h, "trusts-ranked", "trusts");
-    data_table(
+    wide_table(
         h,
         "trusts-ranked",
         "Trusts ranked by recovery (recovery_rank 1 = recovered most) within each measure, whole period",
-        &rows.subset("", &input.trusts_ranked()),
+        &rows.columns(&RANKED_COLUMNS, &input.trusts_ranked()),
     );
     h.push_str("</section>\n");
 }
@@ -697,11 +785,11 @@ fn waits_section(h: &mut String, input: &ComparisonInput) {
         &regional_waits_svg(input, &month),
     );
     let regions = waits.filter(|r| matches!(waits.text(r, "level"), "england" | "region"));
-    data_table(
+    wide_table(
         h,
         "waits-regions-table",
         "Waiting lists of England and the NHS regions by month",
-        &waits.subset("", &regions),
+        &waits.columns(&WAITS_COLUMNS, &regions),
     );
     h.push_str(
         "</section>\n<section id=\"waits-trusts\">\n<h2>Waiting six weeks or more, by trust</h2>\n",
@@ -710,14 +798,14 @@ fn waits_section(h: &mut String, input: &ComparisonInput) {
     paragraph(h, trust_waits_sentence(&trusts, waits, &month));
     figures_beside(h, input, WAITS_TABLE, &["provider"], None);
     search_box(h, "waits-trusts-table", "trusts");
-    data_table(
+    wide_table(
         h,
         "waits-trusts-table",
         &format!(
             "Trusts' waiting lists in {}, highest share waiting six weeks or more first",
             month_name(&month)
         ),
-        &waits.subset("", &trusts),
+        &waits.columns(&WAITS_COLUMNS, &trusts),
     );
     h.push_str("</section>\n");
 }
@@ -749,7 +837,7 @@ pub fn comparison_html(input: &ComparisonInput) -> Result<String, ReportError> {
             } else {
                 &table.title
             };
-            data_table(&mut h, &format!("table-{}", table.name), caption, table);
+            wide_table(&mut h, &format!("table-{}", table.name), caption, table);
         }
         h.push_str("</section>\n");
     }

@@ -444,7 +444,29 @@ fn check_report(report: &str, comparison: &Csv, waits: &Csv, measures: &[String]
             comparison.get(r, "level") == "provider" && comparison.get(r, "month_b") == "all"
         })
         .len();
-    assert_eq!(ranked.matches("<tr><td>provider</td>").count(), trust_rows);
+    assert_eq!(
+        ranked.matches("<tr>").count(),
+        1 + trust_rows,
+        "a row per trust and measure"
+    );
+    for row in ranked.split("<tr>").skip(2) {
+        assert!(row.starts_with("<td>"), "{row}");
+    }
+    let first = comparison.filter(|r| {
+        comparison.get(r, "level") == "provider"
+            && comparison.get(r, "measure") == "all"
+            && comparison.get(r, "month_b") == "all"
+            && comparison.get(r, "recovery_rank") == "1"
+    })[0];
+    let first = format!(
+        "<tbody>\n<tr><td>1</td><td>{}</td><td>{}</td>",
+        comparison.get(first, "code"),
+        html_escaped(comparison.get(first, "name"))
+    );
+    assert!(
+        ranked.contains(&first),
+        "the trust that recovered most first: {first}"
+    );
     assert_eq!(
         ranked
             .matches("exact conditional (Clopper-Pearson) 95%")
@@ -552,8 +574,7 @@ fn a_hand_made_world_without_waiting_lists_gets_its_publication() {
             && comparison.get(r, "month_b") == "all"
     });
     assert_eq!(comparison.get(rth[0], "ratio"), "");
-    assert!(report.contains("<tr><td>provider</td><td>RTH</td><td>Oxford University Hospitals NHS Foundation Trust</td><td>Y59</td><td>ct</td>"));
-    assert!(report.contains("<td>[x]</td>"));
+    assert!(report.contains("<tr><td>[x]</td><td>RTH</td><td>Oxford University Hospitals NHS Foundation Trust</td><td>Y59</td><td>ct</td><td>0</td><td>9</td><td>9</td><td>[x]</td><td>[x]</td>"), "{report}");
     // Trusts: two of three fell (RW6 220 → 150; R0A 70 → 45; RTH 0 → 9 rose).
     assert!(
         report.contains("2 of 3 trusts carried out fewer tests across all modalities."),
