@@ -12,7 +12,7 @@ use strata_api::{Table, Value};
 use crate::ReportError;
 use crate::charts::{Bar, Line, RankedLabels, line_svg, ranked_svg};
 use crate::format::{self, escape};
-use crate::html::{data_table, page_end, page_start};
+use crate::html::{cell, data_table_with, page_end, page_start};
 use crate::workbook::{
     SheetTable, WorkbookParts, fixed_sheet_names, note, sheet_name, table_sheet, write_workbook,
 };
@@ -39,8 +39,9 @@ const PERIOD_COLUMNS: [&str; 12] = [
     "ci_upper",
 ];
 
-/// The columns of the page's ranked table of trusts: the rank first, the method of every row.
-const RANKED_COLUMNS: [&str; 14] = [
+/// The columns of the page's ranked table of trusts, the rank first (the method is named in its
+/// caption).
+const RANKED_COLUMNS: [&str; 13] = [
     "recovery_rank",
     "code",
     "name",
@@ -53,7 +54,6 @@ const RANKED_COLUMNS: [&str; 14] = [
     "ratio",
     "ci_lower",
     "ci_upper",
-    "method",
     "note",
 ];
 
@@ -657,10 +657,17 @@ fn trust_waits<'a>(waits: Rows<'a>, month: &str) -> Vec<&'a Vec<Value>> {
     trusts
 }
 
-/// A data table in a box that scrolls sideways, so a wide table never widens the page.
+/// A data table in a box that scrolls sideways, so a wide table never widens the page; ratios
+/// and their limits at three places, percentages at one, counts whole.
 fn wide_table(h: &mut String, id: &str, caption: &str, table: &Table) {
     h.push_str("<div style=\"overflow-x:auto\">\n");
-    data_table(h, id, caption, table);
+    data_table_with(h, id, caption, table, &|column, value| match value {
+        Value::Number(x) if matches!(column, "ratio" | "ci_lower" | "ci_upper") => ratio3(*x),
+        Value::Number(x) if column.starts_with("pct_") || column.ends_with("_pct_points") => {
+            format::thousands(*x, 1)
+        }
+        _ => cell(value),
+    });
     h.push_str("</div>\n");
 }
 
@@ -749,16 +756,21 @@ fn trusts_section(h: &mut String, input: &ComparisonInput) {
     h.push_str("<section id=\"trusts\">\n<h2>Trusts ranked by % change</h2>\n");
     paragraph(h, trusts_sentence(input));
     figures_beside(h, input, COMPARISON_TABLE, &["provider"], None);
+    // At its own width, scrolling sideways: shrunk to the page, 137 trusts' codes are unreadable.
     figure(
         h,
         "Figure. All modalities: ratio of tests by trust, with 95% confidence intervals",
-        &trusts_ranked_svg(input, ALL),
+        &trusts_ranked_svg(input, ALL).replacen("<svg ", "<svg style=\"max-width:none\" ", 1),
     );
     search_box(h, "trusts-ranked", "trusts");
     wide_table(
         h,
         "trusts-ranked",
-        "Trusts ranked by recovery (recovery_rank 1 = recovered most) within each measure, whole period",
+        &format!(
+            "Trusts ranked by recovery (recovery_rank 1 = recovered most) within each measure, \
+             whole period; ratio and limits by {}",
+            method_of(rows)
+        ),
         &rows.columns(&RANKED_COLUMNS, &input.trusts_ranked()),
     );
     h.push_str("</section>\n");

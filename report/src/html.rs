@@ -428,6 +428,17 @@ pub(crate) fn page_start(title: &str, covers: &str, recipe_fingerprint: &str) ->
 
 /// A run's table as it is, one HTML row per row ("None." when it has none).
 pub(crate) fn data_table(h: &mut String, id: &str, caption: &str, table: &strata_api::Table) {
+    data_table_with(h, id, caption, table, &|_, v| cell(v));
+}
+
+/// [`data_table`] with each cell printed by `print(column, value)`.
+pub(crate) fn data_table_with(
+    h: &mut String,
+    id: &str,
+    caption: &str,
+    table: &strata_api::Table,
+    print: &dyn Fn(&str, &Value) -> String,
+) {
     let _ = write!(
         h,
         "<table id=\"{}\">\n<caption>{}</caption>\n<thead><tr>",
@@ -447,8 +458,8 @@ pub(crate) fn data_table(h: &mut String, id: &str, caption: &str, table: &strata
     }
     for row in &table.rows {
         h.push_str("<tr>");
-        for v in row {
-            let _ = write!(h, "<td>{}</td>", cell(v));
+        for (c, v) in table.columns.iter().zip(row) {
+            let _ = write!(h, "<td>{}</td>", print(c, v));
         }
         h.push_str("</tr>\n");
     }
