@@ -63,18 +63,14 @@ pub fn run_in_memory(recipe_path: &Path, overrides: &InputOverrides) -> Result<R
         RunFiles::from_results(&results, prepared.recipe.float_precision)?;
     let manifest = manifest(&prepared, overrides, &results, outputs)?;
     let manifest_bytes = output::manifest_bytes(&manifest)?;
-    // The funnels are drawn from the confidence-interval method: no method, no publication.
-    if let (true, Some(confidence_interval)) = (
-        prepared.recipe.write_publication,
-        prepared.methods.confidence_interval(),
-    ) {
-        files.extend(publication::files(
-            &prepared.recipe,
-            confidence_interval,
-            &results,
-            &manifest.recipe_fingerprint,
-            &String::from_utf8_lossy(&manifest_bytes),
-        )?);
+    if prepared.recipe.write_publication {
+        files.extend(publication::files(&publication::Context {
+            recipe: &prepared.recipe,
+            methods: &prepared.methods,
+            results: &results,
+            fingerprint: &manifest.recipe_fingerprint,
+            manifest_json: &String::from_utf8_lossy(&manifest_bytes),
+        })?);
     }
     if prepared.recipe.write_publication {
         files.extend(charts::files(&prepared.recipe, &results.tables)?);

@@ -1,17 +1,74 @@
-//! The publication itself: the Annex B workbook, ranked charts, maps, funnel plots and the HTML
-//! report, made by `strata-report` from a finished run's (disclosure-protected) tables.
+//! The publications: made by `strata-report` from a finished run's (disclosure-protected)
+//! tables. Each is registered in [`PUBLICATIONS`] with the table it is made from, and a run gets
+//! every publication whose table it wrote: the standardised-rates publication (Annex B workbook,
+//! ranked charts, maps, funnel plots, report) from `area_rates`, the period-comparison one (seed
+//! 002: workbook, monthly and ranked charts, report) from `period_comparison`. The engine never
+//! asks which job a recipe is; a new job family registers its publication here.
 
 use std::collections::HashMap;
 
-use strata_api::{ConfidenceIntervalMethod, StandardisedRates, Table, Value};
+use strata_api::{StandardisedRates, Table, Value};
 use strata_report::{
-    Boundaries, ConfidenceLimits, FactorRatioRow, FunnelLimits, MeasureLabel, ReportInput,
-    funnel_svg, map_svg, ranked_chart_svg, report_html, workbook_xlsx,
+    Boundaries, COMPARISON_TABLE, ComparisonInput, ConfidenceLimits, FactorRatioRow, FunnelLimits,
+    MeasureLabel, ReportInput, WAITS_TABLE, comparison_html, comparison_workbook_xlsx, funnel_svg,
+    map_svg, monthly_chart_svg, ranked_chart_svg, regional_waits_svg, report_html,
+    trusts_ranked_svg, workbook_xlsx,
 };
 
 use crate::error::{Error, Result};
-use crate::pipeline::RunResults;
+use crate::pipeline::{Methods, RunResults};
 use crate::recipe::Recipe;
+
+/// What a publication is made from: the run and its recipe.
+pub struct Context<'a> {
+    pub recipe: &'a Recipe,
+    pub methods: &'a Methods,
+    pub results: &'a RunResults,
+    pub fingerprint: &'a str,
+    /// The manifest as written (the publication drops its time and memory measurements).
+    pub manifest_json: &'a str,
+}
+
+/// Publication files: each a path inside the run's folder and its bytes.
+type Files = Vec<(String, Vec<u8>)>;
+
+/// A publication and the table a run must have written to get it.
+struct Publication {
+    table: &'static str,
+    files: fn(&Context) -> Result<Files>,
+}
+
+/// Every publication, in the order their files are listed.
+const PUBLICATIONS: [Publication; 2] = [
+    Publication {
+        table: "area_rates",
+        files: standardised_rates,
+    },
+    Publication {
+        table: COMPARISON_TABLE,
+        files: period_comparison,
+    },
+];
+
+/// Every publication file of a run: those of each publication whose table the run wrote. Two
+/// publications giving one file name is an error, never an overwrite.
+pub fn files(context: &Context) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for publication in &PUBLICATIONS {
+        if table(&context.results.tables, publication.table).is_none() {
+            continue;
+        }
+        for (name, bytes) in (publication.files)(context)? {
+            if files.iter().any(|(taken, _)| *taken == name) {
+                return Err(Error::Usage(format!(
+                    "report: two publications of this run write `{name}` (the run has tables                      for both); give the recipe the stages of one"
+                )));
+            }
+            files.push((name, bytes));
+        }
+    }
+    Ok(files)
+}
 
 /// Sources and licences every publication carries.
 const SOURCES: [&str; 4] = [
@@ -123,19 +180,23 @@ fn factor_rows(results: &RunResults) -> Vec<FactorRatioRow> {
         .collect()
 }
 
-/// Every publication file of a run: `annex_b.xlsx`, `report.html` and the SVGs under `charts/`.
-pub fn files(
-    recipe: &Recipe,
-    confidence_interval: &dyn ConfidenceIntervalMethod,
-    results: &RunResults,
-    fingerprint: &str,
-    manifest_json: &str,
-) -> Result<Vec<(String, Vec<u8>)>> {
-    // The publication is of standardised rates: a recipe without them has none.
-    let Some(unprotected) = &results.rates else {
+/// The standardised-rates publication: `annex_b.xlsx`, `report.html` and the SVGs under
+/// `charts/`.
+fn standardised_rates(context: &Context) -> Result<Vec<(String, Vec<u8>)>> {
+    let Context {
+        recipe,
+        results,
+        fingerprint,
+        ..
+    } = *context;
+    // The funnels are drawn from the confidence-interval method, of the standardised rates: a run
+    // without either has no publication of them.
+    let (Some(unprotected), Some(confidence_interval)) =
+        (&results.rates, context.methods.confidence_interval())
+    else {
         return Ok(Vec::new());
     };
-    let manifest_json = without_measurements(manifest_json);
+    let manifest_json = without_measurements(context.manifest_json);
     let rates = protected_rates(results, unprotected);
     let (limits, ci_method) = limits(results, unprotected);
     let factor_ratios = factor_rows(results);
@@ -277,4 +338,77 @@ fn report_error(recipe: &Recipe, e: strata_report::ReportError) -> Error {
         },
         other => Error::Usage(format!("report: {other}")),
     }
+}
+
+/// Sources and licences of the period-comparison publication.
+const COMPARISON_SOURCES: [&str; 3] = [
+    "Activity: a synthetic pair of years of Diagnostic Imaging Dataset tests by provider, month and modality generated by strata, calibrated to NHS England's published monthly figures, or the provider_months file named in the manifest.",
+    "Waiting lists: NHS England's monthly diagnostics waiting times and activity (DM01), synthetic on the real trusts unless the manifest names DM01 files.",
+    "Contains public sector information licensed under the Open Government Licence v3.0 (NHS England): trusts and their NHS regions from the National Imaging Data Collection asset count 2022/23.",
+];
+
+/// The period-comparison publication (seed 002): `period_comparison.xlsx`, `report.html`, and
+/// under `charts/` each measure's monthly line chart and trusts ranked, and the regions' share
+/// waiting six weeks or more.
+fn period_comparison(context: &Context) -> Result<Vec<(String, Vec<u8>)>> {
+    let Context {
+        recipe, results, ..
+    } = *context;
+    let Some(comparison) = table(&results.tables, COMPARISON_TABLE) else {
+        return Ok(Vec::new());
+    };
+    let manifest_json = without_measurements(context.manifest_json);
+    let figures = match &recipe.published {
+        Some(p) => {
+            crate::verify::figures_beside(&crate::verify::read_published(&p.path)?, &results.tables)
+        }
+        None => Vec::new(),
+    };
+    let others: Vec<Table> = results
+        .tables
+        .iter()
+        .filter(|t| t.name != COMPARISON_TABLE && t.name != WAITS_TABLE)
+        .cloned()
+        .collect();
+    let sources: Vec<String> = COMPARISON_SOURCES.iter().map(|s| s.to_string()).collect();
+    let input = ComparisonInput {
+        title: &recipe.name,
+        year_label: &recipe.year,
+        recipe_fingerprint: context.fingerprint,
+        comparison,
+        waits: table(&results.tables, WAITS_TABLE),
+        tables: &others,
+        figures: &figures,
+        manifest_json: &manifest_json,
+        sources: &sources,
+        notes: &notes(recipe, results),
+    };
+    let report_error = |e| report_error(recipe, e);
+    let mut files = vec![
+        (
+            "period_comparison.xlsx".to_string(),
+            comparison_workbook_xlsx(&input).map_err(report_error)?,
+        ),
+        (
+            "report.html".to_string(),
+            comparison_html(&input).map_err(report_error)?.into_bytes(),
+        ),
+    ];
+    for measure in input.measures() {
+        files.push((
+            format!("charts/{measure}_monthly.svg"),
+            monthly_chart_svg(&input, &measure).into_bytes(),
+        ));
+        files.push((
+            format!("charts/{measure}_trusts_ranked.svg"),
+            trusts_ranked_svg(&input, &measure).into_bytes(),
+        ));
+    }
+    if let Some(month) = input.latest_waits_month() {
+        files.push((
+            "charts/regions_waiting_6_plus_weeks.svg".to_string(),
+            regional_waits_svg(&input, &month).into_bytes(),
+        ));
+    }
+    Ok(files)
 }

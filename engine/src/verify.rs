@@ -455,8 +455,28 @@ fn figure_check(entry: &toml::Value, tables: &[Table]) -> Check {
     if !KINDS.contains(&text("kind")) {
         return failing(format!("`kind` must be one of {}", KINDS.join(", ")));
     }
+    let reproduced = match figure_cell(entry, tables) {
+        Ok(v) => v,
+        Err(why) => return failing(why),
+    };
+    let (ok, rule) = compare_figure(entry, published, reproduced);
+    Check {
+        section: "figures",
+        kind,
+        figure,
+        published: format!("{published}"),
+        reproduced: format!("{reproduced}"),
+        tolerance: rule,
+        ok,
+    }
+}
+
+/// The run's value of the one cell a `[[figures]]` entry names (the row of its `table` whose
+/// columns equal `where`, its `column`), or why there is none.
+fn figure_cell(entry: &toml::Value, tables: &[Table]) -> std::result::Result<f64, String> {
+    let text = |key: &str| entry.get(key).and_then(|v| v.as_str()).unwrap_or_default();
     let Some(table) = find(tables, text("table")) else {
-        return failing(format!("the run has no table `{}`", text("table")));
+        return Err(format!("the run has no table `{}`", text("table")));
     };
     let filters: Vec<(String, String)> = entry
         .get("where")
@@ -479,17 +499,23 @@ fn figure_check(entry: &toml::Value, tables: &[Table]) -> Check {
         .filter(|r| filters.iter().all(|(k, v)| table.text(r, k) == *v))
         .collect();
     let [row] = rows.as_slice() else {
-        return failing(format!(
+        return Err(format!(
             "`where` matches {} rows of `{}`, not one",
             rows.len(),
             text("table")
         ));
     };
-    let Some(reproduced) = table.number(row, text("column")) else {
-        return failing(format!("no number in column `{}`", text("column")));
-    };
+    table
+        .number(row, text("column"))
+        .ok_or_else(|| format!("no number in column `{}`", text("column")))
+}
+
+/// Whether a figure's reproduced value agrees with the published one under its `compare` (and
+/// `tolerance`), and the rule as printed.
+fn compare_figure(entry: &toml::Value, published: f64, reproduced: f64) -> (bool, String) {
+    let text = |key: &str| entry.get(key).and_then(|v| v.as_str()).unwrap_or_default();
     let tolerance = number_of(entry.get("tolerance")).unwrap_or(0.0);
-    let (ok, rule) = match text("compare") {
+    match text("compare") {
         "at_most" => (reproduced <= published, format!("≤ {published}")),
         "at_least" => (reproduced >= published, format!("≥ {published}")),
         "within" => (
@@ -500,16 +526,44 @@ fn figure_check(entry: &toml::Value, tables: &[Table]) -> Check {
             false,
             format!("unknown comparison `{other}` (within, at_most, at_least)"),
         ),
-    };
-    Check {
-        section: "figures",
-        kind,
-        figure,
-        published: format!("{published}"),
-        reproduced: format!("{reproduced}"),
-        tolerance: rule,
-        ok,
     }
+}
+
+/// The published file's `[[figures]]` beside the run's values, for a publication to print each
+/// with the table it is of: found and compared exactly as `strata verify` does. An entry without
+/// a numeric `published` is left out (verify reports it).
+pub fn figures_beside(
+    published: &toml::Table,
+    tables: &[Table],
+) -> Vec<strata_report::PublishedFigure> {
+    let list = published.get("figures").and_then(|f| f.as_array());
+    list.into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let text = |key: &str| entry.get(key).and_then(|v| v.as_str()).unwrap_or_default();
+            let published = number_of(entry.get("published"))?;
+            let reproduced = figure_cell(entry, tables).ok();
+            let agrees = reproduced.is_some_and(|r| compare_figure(entry, published, r).0);
+            let of = |key: &str| {
+                entry
+                    .get("where")
+                    .and_then(|w| w.get(key))
+                    .and_then(|l| l.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            Some(strata_report::PublishedFigure {
+                figure: text("figure").to_string(),
+                table: text("table").to_string(),
+                level: of("level"),
+                measure: of("measure"),
+                published,
+                reproduced,
+                agrees,
+                kind: text("kind").to_string(),
+            })
+        })
+        .collect()
 }
 
 /// A gated section with nothing compared (missing from the published file or from the run, an

@@ -34,13 +34,45 @@ fn plain(text: &str) -> String {
     text.replace('&', "and")
 }
 
-/// One bar of the ranked chart.
-struct Bar {
-    code: String,
-    name: String,
-    rate: f64,
-    lower: f64,
-    upper: f64,
+/// One bar of a ranked chart.
+pub(crate) struct Bar {
+    pub(crate) code: String,
+    pub(crate) name: String,
+    /// The bar's height (a rate, a ratio, a share).
+    pub(crate) rate: f64,
+    /// 95% confidence limits; NaN where there are none.
+    pub(crate) lower: f64,
+    pub(crate) upper: f64,
+}
+
+/// The words and number formats of a ranked chart.
+pub(crate) struct RankedLabels<'a> {
+    pub(crate) caption: &'a str,
+    pub(crate) y_desc: &'a str,
+    /// The bars' legend entry.
+    pub(crate) bars: &'a str,
+    /// Whether the chart has 95% confidence whiskers (and their legend entry).
+    pub(crate) whiskers: bool,
+    /// The reference line's legend entry, given its value.
+    pub(crate) reference: fn(f64) -> String,
+    /// A bar's value and its limits in its tooltip, and the y axis' labels.
+    pub(crate) value: fn(f64) -> String,
+    pub(crate) limit: fn(f64) -> String,
+    pub(crate) axis: fn(f64) -> String,
+}
+
+/// The standardised-rates publication's words: Graphs 1–14.
+fn rate_labels<'a>(caption: &'a str, y_desc: &'a str) -> RankedLabels<'a> {
+    RankedLabels {
+        caption,
+        y_desc,
+        bars: "Area standardised rate",
+        whiskers: true,
+        reference: |rate| format!("National rate ({})", format::rate(rate)),
+        value: format::rate,
+        limit: |x| format::thousands(x, 1),
+        axis: format::rate,
+    }
 }
 
 /// Graph N: area standardised rates of one measure, lowest to highest, with 95%
@@ -53,7 +85,7 @@ pub fn ranked_chart_svg(input: &ReportInput, measure: usize) -> String {
         input.year_label
     ));
     let limits = input.limits_index();
-    let mut bars: Vec<Bar> = input
+    let bars: Vec<Bar> = input
         .area_rates(measure)
         .into_iter()
         .filter(|r| r.standardised_rate.is_finite())
@@ -69,11 +101,27 @@ pub fn ranked_chart_svg(input: &ReportInput, measure: usize) -> String {
             }
         })
         .collect();
+    let y_desc = format!("Standardised rate per {}", input.rate_per());
+    ranked_svg(
+        &rate_labels(&caption, &y_desc),
+        bars,
+        input.national_rate(measure),
+    )
+}
+
+/// A ranked bar chart: bars lowest to highest (ties by code), with 95% whiskers if the labels
+/// say so, and a reference line (national, England) when there is one. Every publication's ranked
+/// charts are drawn here.
+pub(crate) fn ranked_svg(
+    labels: &RankedLabels,
+    mut bars: Vec<Bar>,
+    national: Option<f64>,
+) -> String {
+    let caption = labels.caption;
     if bars.is_empty() {
-        return empty_svg(&caption);
+        return empty_svg(caption);
     }
     bars.sort_by(|a, b| a.rate.total_cmp(&b.rate).then_with(|| a.code.cmp(&b.code)));
-    let national = input.national_rate(measure);
 
     let n = bars.len();
     let top = bars
@@ -93,17 +141,14 @@ pub fn ranked_chart_svg(input: &ReportInput, measure: usize) -> String {
     let drawn = draw_ranked(
         &mut svg,
         (width, height),
-        (
-            &caption,
-            &format!("Standardised rate per {}", input.rate_per()),
-        ),
+        labels,
         &bars,
         national,
         y_max,
         &mut hotspots,
     );
     if drawn.is_err() {
-        return empty_svg(&caption);
+        return empty_svg(caption);
     }
     add_hotspots(&mut svg, &hotspots);
     svg
@@ -114,7 +159,7 @@ type DrawResult = Result<(), Box<dyn std::error::Error>>;
 fn draw_ranked(
     svg: &mut String,
     size: (u32, u32),
-    (caption, y_desc): (&str, &str),
+    labels: &RankedLabels,
     bars: &[Bar],
     national: Option<f64>,
     y_max: f64,
@@ -125,7 +170,7 @@ fn draw_ranked(
     root.fill(&WHITE)?;
     let n = bars.len();
     let mut chart = ChartBuilder::on(&root)
-        .caption(caption, (FONT, 18))
+        .caption(labels.caption, (FONT, 18))
         .margin(12)
         .x_label_area_size(80)
         .y_label_area_size(70)
@@ -138,8 +183,8 @@ fn draw_ranked(
         // they run up into the bars.
         .x_labels(n)
         .x_label_formatter(&|_| String::new())
-        .y_label_formatter(&|y| format::rate(*y))
-        .y_desc(y_desc)
+        .y_label_formatter(&|y| (labels.axis)(*y))
+        .y_desc(labels.y_desc)
         .axis_desc_style((FONT, 14))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(0xe8, 0xed, 0xee))
@@ -157,26 +202,28 @@ fn draw_ranked(
             bar.set_margin(0, 0, 2, 2);
             bar
         }))?
-        .label(format!("{} standardised rate", "Area"))
+        .label(labels.bars)
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], BAR.filled()));
 
-    chart
-        .draw_series(
-            bars.iter()
-                .enumerate()
-                .filter(|(_, b)| b.lower.is_finite() && b.upper.is_finite())
-                .map(|(i, b)| {
-                    PathElement::new(
-                        vec![
-                            (SegmentValue::CenterOf(i), b.lower),
-                            (SegmentValue::CenterOf(i), b.upper),
-                        ],
-                        WHISKER.stroke_width(1),
-                    )
-                }),
-        )?
-        .label("95% confidence interval")
-        .legend(|(x, y)| PathElement::new(vec![(x + 7, y - 6), (x + 7, y + 6)], WHISKER));
+    if labels.whiskers {
+        chart
+            .draw_series(
+                bars.iter()
+                    .enumerate()
+                    .filter(|(_, b)| b.lower.is_finite() && b.upper.is_finite())
+                    .map(|(i, b)| {
+                        PathElement::new(
+                            vec![
+                                (SegmentValue::CenterOf(i), b.lower),
+                                (SegmentValue::CenterOf(i), b.upper),
+                            ],
+                            WHISKER.stroke_width(1),
+                        )
+                    }),
+            )?
+            .label("95% confidence interval")
+            .legend(|(x, y)| PathElement::new(vec![(x + 7, y - 6), (x + 7, y + 6)], WHISKER));
+    }
 
     if let Some(rate) = national {
         chart
@@ -184,7 +231,7 @@ fn draw_ranked(
                 vec![(SegmentValue::Exact(0), rate), (SegmentValue::Last, rate)],
                 NATIONAL.stroke_width(2),
             )))?
-            .label(format!("National rate ({})", format::rate(rate)))
+            .label((labels.reference)(rate))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], NATIONAL.stroke_width(2)));
     }
     chart
@@ -195,28 +242,25 @@ fn draw_ranked(
         .label_font((FONT, 12))
         .draw()?;
 
-    let mut labels = String::from(
+    let mut codes = String::from(
         "<g class=\"area-codes\" font-family=\"sans-serif\" font-size=\"10\" fill=\"#000000\">\n",
     );
     for (i, b) in bars.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(SegmentValue::CenterOf(i), 0.0));
         let (x, y) = (x - 3, y + 8);
         let _ = writeln!(
-            labels,
+            codes,
             "<text x=\"{x}\" y=\"{y}\" transform=\"rotate(90, {x}, {y})\">{}</text>",
             format::escape(&b.code)
         );
     }
-    labels.push_str("</g>\n");
+    codes.push_str("</g>\n");
     for (i, b) in bars.iter().enumerate() {
         let (x0, y0) = chart.backend_coord(&(SegmentValue::Exact(i), b.rate));
         let (x1, y1) = chart.backend_coord(&(SegmentValue::Exact(i + 1), 0.0));
+        let limit = labels.limit;
         let ci = if b.lower.is_finite() && b.upper.is_finite() {
-            format!(
-                " (95% CI {} to {})",
-                format::thousands(b.lower, 1),
-                format::thousands(b.upper, 1)
-            )
+            format!(" (95% CI {} to {})", limit(b.lower), limit(b.upper))
         } else {
             String::new()
         };
@@ -225,15 +269,15 @@ fn draw_ranked(
             y0,
             x1,
             y1,
-            title: format!("{} {}: {}{ci}", b.code, b.name, format::rate(b.rate)),
+            title: format!("{} {}: {}{ci}", b.code, b.name, (labels.value)(b.rate)),
         });
     }
     root.present()?;
     drop(chart);
     drop(root);
     match svg.rfind("</svg>") {
-        Some(at) => svg.insert_str(at, &labels),
-        None => svg.push_str(&labels),
+        Some(at) => svg.insert_str(at, &codes),
+        None => svg.push_str(&codes),
     }
     Ok(())
 }
@@ -472,6 +516,129 @@ fn draw_funnel(
             ),
         });
     }
+    root.present()?;
+    Ok(())
+}
+
+/// One line of a line chart: a value at each x position (NaN where there is none).
+pub(crate) struct Line {
+    pub(crate) label: String,
+    pub(crate) values: Vec<f64>,
+}
+
+/// Colours of a line chart's lines, in order: the earlier period grey, the later NHS blue.
+const LINES: [RGBColor; 4] = [
+    RGBColor(0x76, 0x86, 0x92),
+    BAR,
+    NATIONAL,
+    RGBColor(0x00, 0x96, 0x39),
+];
+
+/// A line chart over named x positions (e.g. months), each point a circle whose tooltip is
+/// `title(line, position)`: plotters cannot title what it draws, so the circles' twins carry it.
+pub(crate) fn line_svg(
+    caption: &str,
+    y_desc: &str,
+    x_labels: &[String],
+    lines: &[Line],
+    title: &dyn Fn(usize, usize) -> String,
+) -> String {
+    let top = lines
+        .iter()
+        .flat_map(|l| l.values.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    if x_labels.is_empty() || top <= 0.0 {
+        return empty_svg(caption);
+    }
+    let mut svg = String::new();
+    let mut hotspots = Vec::new();
+    let drawn = draw_lines(
+        &mut svg,
+        (caption, y_desc),
+        x_labels,
+        lines,
+        top * 1.25,
+        &mut |line, i, (x, y)| {
+            hotspots.push(Hotspot::Circle {
+                x,
+                y,
+                r: 5,
+                title: title(line, i),
+            })
+        },
+    );
+    if drawn.is_err() {
+        return empty_svg(caption);
+    }
+    add_hotspots(&mut svg, &hotspots);
+    svg
+}
+
+fn draw_lines(
+    svg: &mut String,
+    (caption, y_desc): (&str, &str),
+    x_labels: &[String],
+    lines: &[Line],
+    y_max: f64,
+    point: &mut dyn FnMut(usize, usize, (i32, i32)),
+) -> DrawResult {
+    let n = x_labels.len();
+    let root = SVGBackend::with_string(svg, (720, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d((0..n.max(2) - 1).into_segmented(), 0f64..y_max)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => x_labels.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .y_label_formatter(&|y| format::rate(*y))
+        .y_desc(y_desc)
+        .axis_desc_style((FONT, 14))
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(0xe8, 0xed, 0xee))
+        .draw()?;
+    for (k, line) in lines.iter().enumerate() {
+        let colour = LINES[k % LINES.len()];
+        let points: Vec<(SegmentValue<usize>, f64)> = line
+            .values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(i, v)| (SegmentValue::CenterOf(i), *v))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
+            .label(line.label.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 14, y)], colour.stroke_width(2))
+            });
+        chart.draw_series(
+            points
+                .iter()
+                .map(|p| Circle::new(p.clone(), 3, colour.filled())),
+        )?;
+        for (v, value) in &points {
+            if let SegmentValue::CenterOf(i) = v {
+                point(k, *i, chart.backend_coord(&(v.clone(), *value)));
+            }
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(0xae, 0xb7, 0xbd))
+        .label_font((FONT, 12))
+        .draw()?;
     root.present()?;
     Ok(())
 }

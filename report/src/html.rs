@@ -12,7 +12,7 @@ use crate::format::{self, escape};
 use crate::input::{ReportInput, SUMMARY_TABLE, is_edoc};
 use crate::map::map_svg;
 
-const STYLE: &str = "body{font-family:Arial,Helvetica,sans-serif;color:#212b32;max-width:1100px;margin:0 auto;padding:1em 1.5em;line-height:1.45}\
+pub(crate) const STYLE: &str = "body{font-family:Arial,Helvetica,sans-serif;color:#212b32;max-width:1100px;margin:0 auto;padding:1em 1.5em;line-height:1.45}\
 h1{color:#005eb8}h2{border-bottom:2px solid #005eb8;padding-bottom:.2em;margin-top:2em}\
 table{border-collapse:collapse;margin:.8em 0 1.2em;font-size:.9em}\
 th,td{border:1px solid #d8dde0;padding:.3em .55em;text-align:right;vertical-align:top}\
@@ -167,7 +167,7 @@ fn area_names(input: &ReportInput, codes: &str) -> String {
         .join(", ")
 }
 
-fn cell(value: &Value) -> String {
+pub(crate) fn cell(value: &Value) -> String {
     match value {
         Value::Text(t) => escape(t),
         Value::Number(x) if x.fract() == 0.0 => format::rate(*x),
@@ -179,19 +179,11 @@ fn cell(value: &Value) -> String {
 
 /// The HTML report. Needs boundaries for the maps; without them the maps are left out.
 pub fn report_html(input: &ReportInput) -> Result<String, ReportError> {
-    let mut h = String::new();
     let title = format!("{} {}", input.title, input.year_label);
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
-        escape(&title),
-        escape(&title)
-    );
-    let _ = writeln!(
-        h,
-        "<p class=\"meta\">{}s · recipe fingerprint <code>{}</code></p>",
-        escape(input.area_kind),
-        escape(input.recipe_fingerprint)
+    let mut h = page_start(
+        &title,
+        &format!("{}s", input.area_kind),
+        input.recipe_fingerprint,
     );
 
     // Contents.
@@ -395,50 +387,102 @@ pub fn report_html(input: &ReportInput) -> Result<String, ReportError> {
         } else {
             &table.title
         };
-        let _ = write!(
-            h,
-            "<table id=\"table-{}\">\n<caption>Table A.{}. {}, {}</caption>\n<thead><tr>",
-            escape(&table.name),
-            i + 1,
-            escape(caption),
-            escape(input.year_label)
+        data_table(
+            &mut h,
+            &format!("table-{}", table.name),
+            &format!("Table A.{}. {}, {}", i + 1, caption, input.year_label),
+            table,
         );
-        for c in &table.columns {
-            let _ = write!(h, "<th scope=\"col\">{}</th>", escape(c));
-        }
-        h.push_str("</tr></thead>\n<tbody>\n");
-        if table.rows.is_empty() {
-            let _ = writeln!(
-                h,
-                "<tr><td colspan=\"{}\">None.</td></tr>",
-                table.columns.len().max(1)
-            );
-        }
-        for row in &table.rows {
-            h.push_str("<tr>");
-            for v in row {
-                let _ = write!(h, "<td>{}</td>", cell(v));
-            }
-            h.push_str("</tr>\n");
-        }
-        h.push_str("</tbody>\n</table>\n");
     }
     h.push_str("</section>\n");
 
-    // Sources, notes, manifest.
-    h.push_str("<section id=\"sources\">\n<h2>Sources and notes</h2>\n<ul>\n");
-    for line in input.sources.iter().chain(input.notes) {
-        let _ = writeln!(h, "<li>{}</li>", escape(line));
-    }
+    let methods = [format!("Confidence interval method: {}.", input.ci_method)];
+    page_end(
+        &mut h,
+        input.sources,
+        input.notes,
+        &methods,
+        input.manifest_json,
+    );
+    Ok(h)
+}
+
+/// The start of every report page: the document head with the house style, the title as the
+/// page's heading, and a line naming what it covers and the recipe's fingerprint.
+pub(crate) fn page_start(title: &str, covers: &str, recipe_fingerprint: &str) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
+        escape(title),
+        escape(title)
+    );
     let _ = writeln!(
         h,
-        "<li>Confidence interval method: {}.</li>\n</ul>\n</section>",
-        escape(input.ci_method)
+        "<p class=\"meta\">{} · recipe fingerprint <code>{}</code></p>",
+        escape(covers),
+        escape(recipe_fingerprint)
     );
+    h
+}
+
+/// A run's table as it is, one HTML row per row ("None." when it has none).
+pub(crate) fn data_table(h: &mut String, id: &str, caption: &str, table: &strata_api::Table) {
+    data_table_with(h, id, caption, table, &|_, v| cell(v));
+}
+
+/// [`data_table`] with each cell printed by `print(column, value)`.
+pub(crate) fn data_table_with(
+    h: &mut String,
+    id: &str,
+    caption: &str,
+    table: &strata_api::Table,
+    print: &dyn Fn(&str, &Value) -> String,
+) {
+    let _ = write!(
+        h,
+        "<table id=\"{}\">\n<caption>{}</caption>\n<thead><tr>",
+        escape(id),
+        escape(caption)
+    );
+    for c in &table.columns {
+        let _ = write!(h, "<th scope=\"col\">{}</th>", escape(c));
+    }
+    h.push_str("</tr></thead>\n<tbody>\n");
+    if table.rows.is_empty() {
+        let _ = writeln!(
+            h,
+            "<tr><td colspan=\"{}\">None.</td></tr>",
+            table.columns.len().max(1)
+        );
+    }
+    for row in &table.rows {
+        h.push_str("<tr>");
+        for (c, v) in table.columns.iter().zip(row) {
+            let _ = write!(h, "<td>{}</td>", print(c, v));
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody>\n</table>\n");
+}
+
+/// The end of every report page: sources and notes (then the lines naming the methods), and the
+/// run's manifest.
+pub(crate) fn page_end(
+    h: &mut String,
+    sources: &[String],
+    notes: &[String],
+    methods: &[String],
+    manifest_json: &str,
+) {
+    h.push_str("<section id=\"sources\">\n<h2>Sources and notes</h2>\n<ul>\n");
+    for line in sources.iter().chain(notes).chain(methods) {
+        let _ = writeln!(h, "<li>{}</li>", escape(line));
+    }
+    h.push_str("</ul>\n</section>\n");
     let _ = writeln!(
         h,
         "<section id=\"manifest\">\n<h2>Manifest</h2>\n<pre>{}</pre>\n</section>\n</body>\n</html>",
-        escape(input.manifest_json.trim_end())
+        escape(manifest_json.trim_end())
     );
-    Ok(h)
 }

@@ -23,6 +23,12 @@
 //! - [`report_html`]: the publication's structure with its sentences filled from the run, the SVGs
 //!   inlined, and the manifest.
 //!
+//! The period-comparison publication (seed 002) is made of the same parts from a run's
+//! `period_comparison` and `waits` tables ([`ComparisonInput`]): [`comparison_html`] (the same page
+//! shell and data tables), [`comparison_workbook_xlsx`] (the same workbook writer),
+//! [`monthly_chart_svg`] (England month by month, one period against the other),
+//! [`trusts_ranked_svg`] and [`regional_waits_svg`] (the ranked chart of Graphs 1–14).
+//!
 //! Determinism: the same input gives the same bytes. SVG coordinates are whole pixels (plotters)
 //! or one decimal place (maps); the workbook's creation date is fixed.
 //!
@@ -30,6 +36,7 @@
 //! area code, so a browser test (or a reader hovering) can find a known area.
 
 mod charts;
+mod comparison;
 pub mod format;
 mod html;
 mod input;
@@ -39,6 +46,10 @@ mod svg;
 mod workbook;
 
 pub use charts::{funnel_svg, ranked_chart_svg};
+pub use comparison::{
+    COMPARISON_TABLE, ComparisonInput, PublishedFigure, WAITS_TABLE, comparison_html,
+    comparison_workbook_xlsx, monthly_chart_svg, regional_waits_svg, trusts_ranked_svg,
+};
 pub use html::report_html;
 pub use input::{
     Boundaries, ConfidenceLimits, FactorRatioRow, FunnelLimits, MeasureLabel, ReportInput,

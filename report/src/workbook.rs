@@ -21,20 +21,20 @@ pub const HEADER_ROW: u32 = 2;
 const MAX_SHEET_NAME: usize = 31;
 
 /// A cell to write.
-enum Cell {
+pub(crate) enum Cell {
     Text(String),
     /// A number and its display format.
     Number(f64, &'static str),
 }
 
-const WHOLE: &str = "#,##0";
-const ONE_DP: &str = "#,##0.0";
+pub(crate) const WHOLE: &str = "#,##0";
+pub(crate) const ONE_DP: &str = "#,##0.0";
 const TWO_DP: &str = "0.00";
 /// Four decimals, and below 0.001 scientific notation (`8.81E-05`), so a small p-value does not
 /// show as 0.0000; the cell holds the full number either way.
 const P_VALUE: &str = "[<0.001]0.00E+00;0.0000";
 
-fn number(x: f64, fmt: &'static str) -> Cell {
+pub(crate) fn number(x: f64, fmt: &'static str) -> Cell {
     if x.is_finite() {
         Cell::Number(x, fmt)
     } else {
@@ -46,17 +46,17 @@ fn optional(x: Option<f64>, fmt: &'static str) -> Cell {
     number(x.unwrap_or(f64::NAN), fmt)
 }
 
-fn text(s: &str) -> Cell {
+pub(crate) fn text(s: &str) -> Cell {
     Cell::Text(s.to_string())
 }
 
 /// One table sheet to write.
-struct SheetTable {
-    name: String,
-    title: String,
-    description: String,
-    headers: Vec<String>,
-    rows: Vec<Vec<Cell>>,
+pub(crate) struct SheetTable {
+    pub(crate) name: String,
+    pub(crate) title: String,
+    pub(crate) description: String,
+    pub(crate) headers: Vec<String>,
+    pub(crate) rows: Vec<Vec<Cell>>,
 }
 
 /// Notes every workbook carries, before the recipe's own; numbered from 1 in this order.
@@ -66,7 +66,7 @@ const NOTE_STARS: usize = 3;
 const NOTE_NOT_AVAILABLE: usize = 4;
 const FIXED_NOTES: usize = 4;
 
-fn note(n: usize) -> String {
+pub(crate) fn note(n: usize) -> String {
     format!("[note {n}]")
 }
 
@@ -95,7 +95,7 @@ fn notes(input: &ReportInput) -> Vec<String> {
 }
 
 /// A valid, unique sheet name from free text.
-fn sheet_name(raw: &str, taken: &mut Vec<String>) -> String {
+pub(crate) fn sheet_name(raw: &str, taken: &mut Vec<String>) -> String {
     let cleaned: String = raw
         .chars()
         .map(|c| match c {
@@ -116,8 +116,13 @@ fn sheet_name(raw: &str, taken: &mut Vec<String>) -> String {
     name
 }
 
+/// The sheet names every workbook starts with, which table sheets may not take.
+pub(crate) fn fixed_sheet_names() -> Vec<String> {
+    vec!["Cover".to_string(), "Contents".into(), "Notes".into()]
+}
+
 fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
-    let mut taken = vec!["Cover".to_string(), "Contents".into(), "Notes".into()];
+    let mut taken = fixed_sheet_names();
     let mut sheets = Vec::new();
     let kind = input.area_kind;
     let year = input.year_label;
@@ -262,29 +267,38 @@ fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
         } else {
             table.title.clone()
         };
-        sheets.push(SheetTable {
-            name: sheet_name(&table.name, &mut taken),
-            title: format!("{title}, {year}"),
-            description: "This worksheet contains one table.".into(),
-            headers: table.columns.clone(),
-            rows: table
-                .rows
-                .iter()
-                .map(|row| {
-                    row.iter()
-                        .map(|v| match v {
-                            Value::Text(t) => text(t),
-                            // Keep whatever precision the table has; whole numbers display whole.
-                            Value::Number(x) if x.fract() == 0.0 => number(*x, WHOLE),
-                            Value::Number(x) => number(*x, "#,##0.0###"),
-                            Value::Missing => text(NOT_AVAILABLE),
-                        })
-                        .collect()
-                })
-                .collect(),
-        });
+        sheets.push(table_sheet(
+            sheet_name(&table.name, &mut taken),
+            format!("{title}, {year}"),
+            table,
+        ));
     }
     sheets
+}
+
+/// A table sheet holding a run's table as it is: its columns as headers, one row per row.
+pub(crate) fn table_sheet(name: String, title: String, table: &strata_api::Table) -> SheetTable {
+    SheetTable {
+        name,
+        title,
+        description: "This worksheet contains one table.".into(),
+        headers: table.columns.clone(),
+        rows: table
+            .rows
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|v| match v {
+                        Value::Text(t) => text(t),
+                        // Keep whatever precision the table has; whole numbers display whole.
+                        Value::Number(x) if x.fract() == 0.0 => number(*x, WHOLE),
+                        Value::Number(x) => number(*x, "#,##0.0###"),
+                        Value::Missing => text(NOT_AVAILABLE),
+                    })
+                    .collect()
+            })
+            .collect(),
+    }
 }
 
 /// Excel wants unique, non-empty table headers.
@@ -385,25 +399,70 @@ fn write_table_sheet(
 /// The Annex B workbook as `.xlsx` bytes. Sheet order: Cover, Contents, Notes, National_rates,
 /// one `SR_<measure>` per measure, Factor_ratios, then one per extra table (named as the table).
 pub fn workbook_xlsx(input: &ReportInput) -> Result<Vec<u8>, ReportError> {
+    let notes = notes(input);
+    debug_assert!(notes.len() >= FIXED_NOTES);
+    write_workbook(&WorkbookParts {
+        title: input.title,
+        year_label: input.year_label,
+        recipe_fingerprint: input.recipe_fingerprint,
+        cover_lines: vec![
+            format!("Year: {}", input.year_label),
+            format!("Areas: {}s", input.area_kind),
+            format!("Recipe fingerprint: {}", input.recipe_fingerprint),
+            "This workbook has a contents sheet, a notes sheet and one table per sheet.".into(),
+        ],
+        sources: input.sources,
+        notes: &notes,
+        sheets: &table_sheets(input),
+    })
+}
+
+/// What any publication's workbook is made of: the cover's lines, sources and numbered notes, and
+/// the table sheets (in order, after Cover, Contents and Notes).
+pub(crate) struct WorkbookParts<'a> {
+    pub(crate) title: &'a str,
+    pub(crate) year_label: &'a str,
+    pub(crate) recipe_fingerprint: &'a str,
+    /// Lines under the cover's title, before its sources.
+    pub(crate) cover_lines: Vec<String>,
+    pub(crate) sources: &'a [String],
+    /// Numbered `[note 1]`, `[note 2]`, … in this order.
+    pub(crate) notes: &'a [String],
+    pub(crate) sheets: &'a [SheetTable],
+}
+
+/// A workbook as `.xlsx` bytes, laid out as the module doc says: Cover, Contents, Notes, then
+/// one sheet per table. Every publication's workbook is written here.
+pub(crate) fn write_workbook(parts: &WorkbookParts) -> Result<Vec<u8>, ReportError> {
     let mut workbook = Workbook::new();
     // A fixed creation date keeps the bytes the same from run to run.
     let properties = DocProperties::new()
-        .set_title(format!("{} {}", input.title, input.year_label))
+        .set_title(format!("{} {}", parts.title, parts.year_label))
         .set_author("strata")
-        .set_comment(format!("Recipe fingerprint {}", input.recipe_fingerprint))
+        .set_comment(format!("Recipe fingerprint {}", parts.recipe_fingerprint))
         .set_creation_datetime(&ExcelDateTime::from_ymd(2000, 1, 1)?);
     workbook.set_properties(&properties);
 
-    let title_format = Format::new().set_bold().set_font_size(16);
     let bold = Format::new().set_bold();
-    let wrap = Format::new().set_text_wrap().set_align(FormatAlign::Top);
-    let sheets = table_sheets(input);
-    let notes = notes(input);
+    write_cover(workbook.add_worksheet(), parts, &bold)?;
+    write_contents(workbook.add_worksheet(), parts.sheets, &bold)?;
+    write_notes(workbook.add_worksheet(), parts.notes, &bold)?;
+    for table in parts.sheets {
+        let sheet = workbook.add_worksheet();
+        write_table_sheet(sheet, table, &bold)?;
+    }
+    Ok(workbook.save_to_buffer()?)
+}
 
-    // Cover: everything in column A, one item per row, headings in bold.
-    let cover = workbook.add_worksheet();
+/// Cover: everything in column A, one item per row, headings in bold.
+fn write_cover(
+    cover: &mut Worksheet,
+    parts: &WorkbookParts,
+    bold: &Format,
+) -> Result<(), ReportError> {
+    let title_format = Format::new().set_bold().set_font_size(16);
     cover.set_name("Cover")?;
-    cover.write_string_with_format(0, 0, input.title, &title_format)?;
+    cover.write_string_with_format(0, 0, parts.title, &title_format)?;
     let mut row = 1;
     let mut line = |sheet: &mut Worksheet, text: &str, format: Option<&Format>| {
         let written = match format {
@@ -413,32 +472,29 @@ pub fn workbook_xlsx(input: &ReportInput) -> Result<Vec<u8>, ReportError> {
         row += 1;
         written
     };
-    line(cover, &format!("Year: {}", input.year_label), None)?;
-    line(cover, &format!("Areas: {}s", input.area_kind), None)?;
-    line(
-        cover,
-        &format!("Recipe fingerprint: {}", input.recipe_fingerprint),
-        None,
-    )?;
-    line(
-        cover,
-        "This workbook has a contents sheet, a notes sheet and one table per sheet.",
-        None,
-    )?;
-    line(cover, "Sources and licences", Some(&bold))?;
-    for source in input.sources {
+    for text in &parts.cover_lines {
+        line(cover, text, None)?;
+    }
+    line(cover, "Sources and licences", Some(bold))?;
+    for source in parts.sources {
         line(cover, source, None)?;
     }
-    line(cover, "Notes on method and data quality", Some(&bold))?;
-    for (i, text) in notes.iter().enumerate() {
+    line(cover, "Notes on method and data quality", Some(bold))?;
+    for (i, text) in parts.notes.iter().enumerate() {
         line(cover, &format!("{} {text}", note(i + 1)), None)?;
     }
     cover.set_column_width(0, 120)?;
+    Ok(())
+}
 
-    // Contents: a table of sheets with links.
-    let contents = workbook.add_worksheet();
+/// Contents: a table of sheets with links.
+fn write_contents(
+    contents: &mut Worksheet,
+    sheets: &[SheetTable],
+    bold: &Format,
+) -> Result<(), ReportError> {
     contents.set_name("Contents")?;
-    contents.write_string_with_format(0, 0, "Table of contents", &bold)?;
+    contents.write_string_with_format(0, 0, "Table of contents", bold)?;
     contents.write_string(
         1,
         0,
@@ -466,11 +522,18 @@ pub fn workbook_xlsx(input: &ReportInput) -> Result<Vec<u8>, ReportError> {
     )?;
     contents.set_column_width(0, 32)?;
     contents.set_column_width(1, 100)?;
+    Ok(())
+}
 
-    // Notes: number and text.
-    let notes_sheet = workbook.add_worksheet();
+/// Notes: number and text.
+fn write_notes(
+    notes_sheet: &mut Worksheet,
+    notes: &[String],
+    bold: &Format,
+) -> Result<(), ReportError> {
+    let wrap = Format::new().set_text_wrap().set_align(FormatAlign::Top);
     notes_sheet.set_name("Notes")?;
-    notes_sheet.write_string_with_format(0, 0, "Notes", &bold)?;
+    notes_sheet.write_string_with_format(0, 0, "Notes", bold)?;
     notes_sheet.write_string(1, 0, "This worksheet contains one table, one row per note.")?;
     for (i, text) in notes.iter().enumerate() {
         let r = HEADER_ROW + 1 + i as u32;
@@ -489,13 +552,7 @@ pub fn workbook_xlsx(input: &ReportInput) -> Result<Vec<u8>, ReportError> {
     )?;
     notes_sheet.set_column_width(0, 14)?;
     notes_sheet.set_column_width(1, 110)?;
-    debug_assert!(notes.len() >= FIXED_NOTES);
-
-    for table in &sheets {
-        let sheet = workbook.add_worksheet();
-        write_table_sheet(sheet, table, &bold)?;
-    }
-    Ok(workbook.save_to_buffer()?)
+    Ok(())
 }
 
 #[cfg(test)]

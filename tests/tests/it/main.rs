@@ -17,6 +17,7 @@ mod atomic_outputs;
 mod bad_input;
 mod cdc_share;
 mod cli;
+mod comparison_publication;
 mod determinism;
 mod disclosure_attack;
 mod dynamic_plugin;

@@ -95,3 +95,60 @@ fn the_2023_24_report_loads_its_maps_and_charts_in_chromium() {
     assert!(size > 50_000, "screenshot of {size} bytes");
     println!("screenshot: {}", shot.display());
 }
+
+/// The period-comparison report (seed 002) as a person sees it: its charts load, a known trust's
+/// bar and a region's are in the page, and it fetches nothing.
+#[test]
+fn the_backlog_report_loads_its_charts_in_chromium() {
+    if !Path::new(CHROMIUM).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{CHROMIUM} is missing: .ci/run installs Debian's chromium package"
+        );
+        eprintln!("skipped: install Debian's `chromium` to run this test");
+        return;
+    }
+    let tmp = temp_dir("browser-backlog");
+    let out = tmp.path().join("out");
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/backlog-2020.toml");
+    let (code, stdout, err) = strata(&[
+        "run",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    let page = format!("file://{}", out.join("report.html").display());
+    let dom = chromium(&tmp.path().join("profile-dom"), &["--dump-dom", &page]);
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    // Six monthly line charts (all modalities and five), trusts ranked, regions waiting.
+    assert_eq!(
+        dom.matches("<svg").count(),
+        8,
+        "inline SVGs in the loaded page"
+    );
+    assert!(
+        dom.contains("<title>R0A Manchester University NHS Foundation Trust:"),
+        "a known trust's bar is in the page"
+    );
+    assert!(
+        dom.contains("<title>Y62 North West: 33.3%</title>"),
+        "the North West's bar"
+    );
+    assert!(
+        dom.contains("data-filter=\"trusts-ranked\""),
+        "the search box"
+    );
+    for fetch in [
+        "src=\"http",
+        "src='http",
+        "<link rel=\"stylesheet\" href=\"http",
+    ] {
+        assert!(!dom.contains(fetch), "the page loads `{fetch}…`");
+    }
+}
