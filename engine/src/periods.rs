@@ -161,6 +161,62 @@ pub fn read_provider_months(
     Ok(out)
 }
 
+/// Where record-level activity for a period comparison comes from: a file, or a frame in memory
+/// with its label, read through an input mapping on up to `threads` workers.
+pub struct RecordSource<'a> {
+    pub label: &'a Path,
+    pub frame: Option<&'a crate::pipeline::InputFrame>,
+    pub mapping: &'a crate::input::mapping::InputMapping,
+    pub threads: usize,
+}
+
+/// Record-level activity counted to tests by provider × month × modality (and the waits of
+/// each cell, [`crate::input::activity::provider_months`]), in one streaming pass: the same
+/// readers, checks and input mapping as the stratified pass, every provider in `regions`.
+pub fn read_records(
+    source: &RecordSource,
+    regions: &BTreeMap<String, ProviderRegion>,
+) -> Result<(
+    ProviderMonths,
+    crate::input::activity::provider_months::MonthCounts,
+)> {
+    use crate::input::activity::{COLUMNS, provider_months};
+    use crate::input::extract::Extract;
+    let columns = provider_months::MonthPass::columns_read();
+    let extract = match source.frame {
+        None => Extract::open_columns(source.label, source.mapping, columns)?,
+        Some(frame) => Extract::from_batches_columns(
+            source.label,
+            frame.batches.clone(),
+            source.mapping,
+            columns,
+        )?,
+    };
+    let value_maps = std::array::from_fn(|c| source.mapping.value_map(COLUMNS[c]));
+    let providers = regions.keys().cloned().collect();
+    let counted = provider_months::count_extract(&extract, value_maps, providers, source.threads)?;
+    if counted.records == 0 {
+        return Err(Error::data_hint(
+            source.label,
+            None,
+            None,
+            "header only: no activity records".into(),
+            "the extract is empty or was cut short; a comparison of no records would be all zeros",
+        ));
+    }
+    let mut out = ProviderMonths::default();
+    for ((provider, measure, month), tests) in &counted.tests {
+        if let Some(region) = regions.get(provider) {
+            out.providers.insert(provider.clone(), region.clone());
+        }
+        out.tests.insert(
+            (provider.clone(), measure.clone(), month.clone()),
+            *tests as f64,
+        );
+    }
+    Ok((out, counted))
+}
+
 /// One row of the comparison before its ratio: who, what, when, and the two periods' tests.
 struct Compared {
     level: &'static str,

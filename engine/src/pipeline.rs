@@ -234,9 +234,11 @@ fn find_plugin<'r>(
 }
 
 /// The reference inputs and the attribution stage record-level activity (an extract or the
-/// synthetic year) needs; aggregated counts need none of them.
+/// synthetic year) needs; aggregated counts need none of them, nor do records counted to
+/// provider × month counts ([`periods_from_records`]), which are read by provider and date.
 fn missing_record_level_inputs(recipe: &Recipe) -> Vec<RecipeProblem> {
-    if recipe.inputs.activity.is_none() && recipe.inputs.synthetic.is_none() {
+    let stratified_records = recipe.inputs.activity.is_some() && !periods_from_records(recipe);
+    if !stratified_records && recipe.inputs.synthetic.is_none() {
         return Vec::new();
     }
     [
@@ -327,10 +329,14 @@ fn unrunnable_stages(recipe: &Recipe, registry: &Registry) -> Vec<RecipeProblem>
 fn recipe_source_slots(recipe: &Recipe) -> BTreeSet<Slot> {
     let inputs = &recipe.inputs;
     let mut slots = BTreeSet::new();
-    if inputs.activity.is_some() || inputs.counts.is_some() || inputs.synthetic.is_some() {
+    let stratified_records = inputs.activity.is_some() && !periods_from_records(recipe);
+    if stratified_records || inputs.counts.is_some() || inputs.synthetic.is_some() {
         slots.extend([Slot::ActivityCounts, Slot::QualityCube]);
     }
-    if inputs.provider_months.is_some() || inputs.synthetic_provider_months.is_some() {
+    if inputs.provider_months.is_some()
+        || inputs.synthetic_provider_months.is_some()
+        || (inputs.activity.is_some() && periods_from_records(recipe))
+    {
         slots.insert(Slot::ProviderMonths);
     }
     if !inputs.dm01.is_empty() || inputs.synthetic_dm01.is_some() {
@@ -476,12 +482,14 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         warnings: Vec::new(),
         input_rows: BTreeMap::new(),
     };
-    let stratified = if has_stratified_source(&prepared.recipe, overrides) {
+    let stratified = if has_stratified_source(&prepared.recipe, overrides)
+        && !periods_from_records(&prepared.recipe)
+    {
         Some(phases.stratified_input(overrides)?)
     } else {
         None
     };
-    let provider_months = phases.provider_months()?;
+    let provider_months = phases.provider_months(overrides)?;
     let (activity_counts, quality, context) = match stratified {
         Some(s) => (Some(s.counts), s.quality, Some(s.context)),
         None => (None, None, None),
@@ -508,6 +516,18 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         warnings: phases.warnings,
         input_rows: phases.input_rows,
     })
+}
+
+/// Whether record-level activity (the recipe's `activity` or `--activity`) is counted to
+/// provider × month counts rather than to stratified ones: a recipe whose stages take the
+/// former and not the latter (e.g. a period comparison).
+fn periods_from_records(recipe: &Recipe) -> bool {
+    let takes = |slot: Slot| {
+        StageKind::ALL
+            .into_iter()
+            .any(|k| recipe.stage(k).is_some() && k.takes().contains(&slot))
+    };
+    takes(Slot::ProviderMonths) && !takes(Slot::ActivityCounts)
 }
 
 /// Whether the run has activity for standardised rates: an extract, aggregated counts or a
@@ -597,6 +617,22 @@ fn choose_source(recipe: &Recipe, overrides: &InputOverrides) -> Result<Source> 
         ));
     }
     Ok(source)
+}
+
+/// Record-level activity for a period comparison: the command line's frame or file, else the
+/// recipe's `activity` (its label, and the frame when it is one).
+fn record_source<'o>(
+    recipe: &Recipe,
+    overrides: &'o InputOverrides,
+) -> Option<(std::path::PathBuf, Option<&'o InputFrame>)> {
+    if let Some(frame) = &overrides.activity_frame {
+        return Some((std::path::PathBuf::from(&frame.label), Some(frame)));
+    }
+    overrides
+        .activity
+        .clone()
+        .or_else(|| recipe.inputs.activity.as_ref().map(|a| a.path.clone()))
+        .map(|path| (path, None))
 }
 
 /// The recipe's synthetic year with the command line's scale (checked) and seed.
@@ -717,20 +753,50 @@ impl Phases<'_> {
         Ok(Some(lists))
     }
 
-    /// The period comparison's provider × month counts, from the recipe's file or its synthetic
-    /// pair of years; none without either.
-    fn provider_months(&mut self) -> Result<Option<crate::periods::ProviderMonths>> {
-        let inputs = &self.prepared.recipe.inputs;
+    /// The period comparison's provider × month counts: from record-level activity (the command
+    /// line's or the recipe's, when [`periods_from_records`]), else the recipe's file or its
+    /// synthetic pair of years; none without any.
+    fn provider_months(
+        &mut self,
+        overrides: &InputOverrides,
+    ) -> Result<Option<crate::periods::ProviderMonths>> {
+        let recipe = &self.prepared.recipe;
+        let inputs = &recipe.inputs;
         let Some(regions_path) = &inputs.provider_regions else {
             return Ok(None);
         };
         let (file, synthetic) = (&inputs.provider_months, &inputs.synthetic_provider_months);
-        if file.is_none() && synthetic.is_none() {
+        let records = periods_from_records(recipe)
+            .then(|| record_source(recipe, overrides))
+            .flatten();
+        if records.is_none() && file.is_none() && synthetic.is_none() {
             return Ok(None);
         }
         let regions = crate::periods::read_provider_regions(&regions_path.path)?;
         self.input_rows
             .insert("provider_regions".into(), regions.len() as u64);
+        if let Some((label, frame)) = records {
+            let mapping = match &overrides.mapping {
+                Some(path) => input::mapping::load_checked(path)?,
+                None => recipe.inputs.mapping.clone(),
+            };
+            let threads = overrides.threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            let source = crate::periods::RecordSource {
+                label: &label,
+                frame,
+                mapping: &mapping,
+                threads,
+            };
+            let (counts, counted) = self.timer.time("read_and_count", 0, || {
+                let read = crate::periods::read_records(&source, &regions)?;
+                let n = read.1.records;
+                Ok((read, n))
+            })?;
+            self.input_rows.insert("activity".into(), counted.records);
+            return Ok(Some(counts));
+        }
         let counts = self.timer.time("read_provider_months", 0, || {
             let counts = match (file, synthetic) {
                 (Some(path), _) => crate::periods::read_provider_months(&path.path, &regions)?,

@@ -751,9 +751,13 @@ impl Problems<'_> {
 
     /// At most one source of activity for the standardised rates (with a population and areas),
     /// at most one of provider × month counts (with its regions), and at least one of the two.
+    /// Record-level `activity` with `provider_regions` and without `areas` is a period
+    /// comparison's source, counted to provider × month counts.
     fn check_sources(&mut self, raw: &RawInputs, dir: &Path, inputs: &Inputs) {
+        let monthly_records =
+            inputs.activity.is_some() && inputs.provider_regions.is_some() && raw.areas.is_none();
         let sources = [
-            inputs.activity.is_some(),
+            inputs.activity.is_some() && !monthly_records,
             inputs.counts.is_some(),
             inputs.synthetic.is_some(),
         ]
@@ -761,11 +765,13 @@ impl Problems<'_> {
         .filter(|s| **s)
         .count();
         let monthly = inputs.provider_months.is_some() as usize
-            + inputs.synthetic_provider_months.is_some() as usize;
+            + inputs.synthetic_provider_months.is_some() as usize
+            + monthly_records as usize;
         if monthly > 1 {
             self.push(
                 None,
-                "inputs: name one of `provider_months` (a file) or `synthetic_provider_months`"
+                "inputs: name one of `activity` (records), `provider_months` (a file) or \
+                 `synthetic_provider_months`"
                     .into(),
             );
         }
