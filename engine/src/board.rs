@@ -25,6 +25,8 @@ pub struct Board {
     pub provider_months: Option<crate::periods::ProviderMonths>,
     /// DM01 waiting lists, for waiting times.
     pub waiting_lists: Option<strata_api::WaitingListInput>,
+    /// Days between record dates, for DID waits.
+    pub wait_days: Option<strata_api::DidWaitsInput>,
     pub counts: Option<StratifiedCounts>,
     pub rates: Option<StandardisedRates>,
     pub factor_rates: Option<FactorRates>,
@@ -44,6 +46,7 @@ impl Board {
             quality,
             provider_months,
             waiting_lists: None,
+            wait_days: None,
             counts: None,
             rates: None,
             factor_rates: None,
@@ -60,6 +63,7 @@ impl Board {
             (Slot::QualityCube, self.quality.is_some()),
             (Slot::ProviderMonths, self.provider_months.is_some()),
             (Slot::WaitingLists, self.waiting_lists.is_some()),
+            (Slot::WaitDays, self.wait_days.is_some()),
             (Slot::Counts, self.counts.is_some()),
             (Slot::Rates, self.rates.is_some()),
             (Slot::FactorRates, self.factor_rates.is_some()),
@@ -143,6 +147,7 @@ mod tests {
             Slot::QualityCube,
             Slot::ProviderMonths,
             Slot::WaitingLists,
+            Slot::WaitDays,
         ])
     }
 
@@ -165,6 +170,7 @@ mod tests {
                 DataQuality,
                 PeriodComparison,
                 WaitingTimes,
+                DidWaits,
                 Disclosure
             ]
         );

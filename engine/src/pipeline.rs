@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use strata_api::{
     Area, AttributionMethod, Comparison, ConfidenceIntervalMethod, Configured, CountRatioMethod,
-    DataQualityMethod, DerivationInput, DerivationRules, DerivationShape, DisclosureMethod,
-    ExcludedUnknowns, ExclusionRule, FactorMethod, FactorRate, OverdispersionMethod, QualityInput,
-    RatioMethod, SignificanceMethod, Slot, StageKind, StandardisationMethod, StratifiedCounts,
-    SummaryMethod, Table, Value, WaitingTimesMethod,
+    DataQualityMethod, DerivationInput, DerivationRules, DerivationShape, DidWaitsMethod,
+    DisclosureMethod, ExcludedUnknowns, ExclusionRule, FactorMethod, FactorRate,
+    OverdispersionMethod, QualityInput, RatioMethod, SignificanceMethod, Slot, StageKind,
+    StandardisationMethod, StratifiedCounts, SummaryMethod, Table, Value, WaitingTimesMethod,
 };
 
 use crate::board::Board;
@@ -92,6 +92,7 @@ impl Methods {
     method_of!(disclosure, Disclosure, DisclosureMethod);
     method_of!(period_comparison, PeriodComparison, CountRatioMethod);
     method_of!(waiting_times, WaitingTimes, WaitingTimesMethod);
+    method_of!(did_waits, DidWaits, DidWaitsMethod);
 }
 
 /// The plugin each stage uses, for the manifest.
@@ -342,6 +343,10 @@ fn recipe_source_slots(recipe: &Recipe) -> BTreeSet<Slot> {
     if !inputs.dm01.is_empty() || inputs.synthetic_dm01.is_some() {
         slots.insert(Slot::WaitingLists);
     }
+    // Records give waits when they have the dates (checked once the header is read).
+    if inputs.activity.is_some() && periods_from_records(recipe) {
+        slots.insert(Slot::WaitDays);
+    }
     slots
 }
 
@@ -489,13 +494,14 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
     } else {
         None
     };
-    let provider_months = phases.provider_months(overrides)?;
+    let (provider_months, wait_days) = phases.provider_months(overrides)?;
     let (activity_counts, quality, context) = match stratified {
         Some(s) => (Some(s.counts), s.quality, Some(s.context)),
         None => (None, None, None),
     };
     let mut board = Board::new(activity_counts, quality, provider_months);
     board.waiting_lists = phases.waiting_lists()?;
+    board.wait_days = wait_days;
     phases.run_board(&mut board, context.as_ref())?;
 
     let Board {
@@ -755,22 +761,26 @@ impl Phases<'_> {
 
     /// The period comparison's provider × month counts: from record-level activity (the command
     /// line's or the recipe's, when [`periods_from_records`]), else the recipe's file or its
-    /// synthetic pair of years; none without any.
+    /// synthetic pair of years; none without any. With them, the DID waits the records' dates
+    /// give.
     fn provider_months(
         &mut self,
         overrides: &InputOverrides,
-    ) -> Result<Option<crate::periods::ProviderMonths>> {
+    ) -> Result<(
+        Option<crate::periods::ProviderMonths>,
+        Option<strata_api::DidWaitsInput>,
+    )> {
         let recipe = &self.prepared.recipe;
         let inputs = &recipe.inputs;
         let Some(regions_path) = &inputs.provider_regions else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let (file, synthetic) = (&inputs.provider_months, &inputs.synthetic_provider_months);
         let records = periods_from_records(recipe)
             .then(|| record_source(recipe, overrides))
             .flatten();
         if records.is_none() && file.is_none() && synthetic.is_none() {
-            return Ok(None);
+            return Ok((None, None));
         }
         let regions = crate::periods::read_provider_regions(&regions_path.path)?;
         self.input_rows
@@ -789,13 +799,25 @@ impl Phases<'_> {
                 mapping: &mapping,
                 threads,
             };
-            let (counts, counted) = self.timer.time("read_and_count", 0, || {
+            let read = self.timer.time("read_and_count", 0, || {
                 let read = crate::periods::read_records(&source, &regions)?;
-                let n = read.1.records;
+                let n = read.records;
                 Ok((read, n))
             })?;
-            self.input_rows.insert("activity".into(), counted.records);
-            return Ok(Some(counts));
+            self.input_rows.insert("activity".into(), read.records);
+            if read.waits.is_none() && recipe.stage(StageKind::DidWaits).is_some() {
+                return Err(Error::data_hint(
+                    &label,
+                    None,
+                    Some(&mapping.describe("request_date")),
+                    "the recipe's did_waits stage needs `request_date` or `report_date`, and the \
+                     extract has neither"
+                        .into(),
+                    "add the dates, name the extract's date columns in inputs.mapping, or leave \
+                     the did_waits stage out",
+                ));
+            }
+            return Ok((Some(read.months), read.waits));
         }
         let counts = self.timer.time("read_provider_months", 0, || {
             let counts = match (file, synthetic) {
@@ -813,7 +835,7 @@ impl Phases<'_> {
         };
         self.input_rows
             .insert(key.into(), counts.tests.len() as u64);
-        Ok(Some(counts))
+        Ok((Some(counts), None))
     }
 
     /// The synthetic year's generator, calibrated once for both its population and its records.
@@ -1024,6 +1046,7 @@ impl Phases<'_> {
             StageKind::DataQuality => self.data_quality(board, &context()?.source),
             StageKind::PeriodComparison => self.period_comparison(board),
             StageKind::WaitingTimes => self.waiting_times(board),
+            StageKind::DidWaits => self.did_waits(board),
             StageKind::Disclosure => self.disclosure(board),
             // The reading pass calls them.
             StageKind::Attribution | StageKind::Derivation => Ok(()),
@@ -1273,6 +1296,21 @@ impl Phases<'_> {
             |t| t.iter().map(|t| t.rows.len()).sum(),
         )?;
         board.give_tables(Slot::WaitsTables, tables);
+        Ok(())
+    }
+
+    /// The DID-waits stage's tables from the days between record dates.
+    fn did_waits(&mut self, board: &mut Board) -> Result<()> {
+        let kind = StageKind::DidWaits;
+        let method = configured(self.prepared.methods.did_waits(), kind)?;
+        let days = given(&board.wait_days, kind, Slot::WaitDays)?;
+        let tables = self.stage(
+            kind,
+            days.histograms.len(),
+            || method.tables(days),
+            |t| t.iter().map(|t| t.rows.len()).sum(),
+        )?;
+        board.give_tables(Slot::DidWaitsTables, tables);
         Ok(())
     }
 

@@ -887,6 +887,7 @@ fn configure_structured(
         StageKind::DataQuality => Configured::DataQuality(Box::new(s)),
         StageKind::PeriodComparison => Configured::PeriodComparison(Box::new(s)),
         StageKind::WaitingTimes => Configured::WaitingTimes(Box::new(s)),
+        StageKind::DidWaits => Configured::DidWaits(Box::new(s)),
         StageKind::Disclosure => Configured::Disclosure(Box::new(s)),
         numeric => {
             return Err(refuse(format!(

@@ -28,7 +28,8 @@ pub use types::*;
 /// comparisons and the ratio call; a `rate_per` input column of the ratio and significance stages).
 /// 4: the `period_comparison` and `waiting_times` stage kinds (new variants of the serialized
 /// call).
-pub const API_VERSION: u32 = 4;
+/// 5: the `did_waits` stage kind (a new variant of the serialized call).
+pub const API_VERSION: u32 = 5;
 
 /// The compiler this crate was built with. A shared-library plugin must match it exactly.
 pub const RUSTC_VERSION: &str = env!("STRATA_RUSTC_VERSION");
@@ -49,11 +50,12 @@ pub enum StageKind {
     DataQuality,
     PeriodComparison,
     WaitingTimes,
+    DidWaits,
     Disclosure,
 }
 
 impl StageKind {
-    pub const ALL: [StageKind; 14] = [
+    pub const ALL: [StageKind; 15] = [
         StageKind::Attribution,
         StageKind::Derivation,
         StageKind::Exclusions,
@@ -67,6 +69,7 @@ impl StageKind {
         StageKind::DataQuality,
         StageKind::PeriodComparison,
         StageKind::WaitingTimes,
+        StageKind::DidWaits,
         StageKind::Disclosure,
     ];
 
@@ -86,6 +89,7 @@ impl StageKind {
             StageKind::DataQuality => "data_quality",
             StageKind::PeriodComparison => "period_comparison",
             StageKind::WaitingTimes => "waiting_times",
+            StageKind::DidWaits => "did_waits",
             StageKind::Disclosure => "disclosure",
         }
     }
@@ -116,6 +120,7 @@ pub enum Configured {
     DataQuality(Box<dyn DataQualityMethod>),
     PeriodComparison(Box<dyn CountRatioMethod>),
     WaitingTimes(Box<dyn WaitingTimesMethod>),
+    DidWaits(Box<dyn DidWaitsMethod>),
     Disclosure(Box<dyn DisclosureMethod>),
 }
 
@@ -135,6 +140,7 @@ impl Configured {
             Configured::DataQuality(_) => StageKind::DataQuality,
             Configured::PeriodComparison(_) => StageKind::PeriodComparison,
             Configured::WaitingTimes(_) => StageKind::WaitingTimes,
+            Configured::DidWaits(_) => StageKind::DidWaits,
             Configured::Disclosure(_) => StageKind::Disclosure,
         }
     }

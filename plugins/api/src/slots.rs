@@ -32,6 +32,9 @@ pub enum Slot {
     ProviderMonths,
     /// DM01 waiting lists by provider × month × diagnostic test.
     WaitingLists,
+    /// DID waits: days between record dates by provider × modality × month of test (from
+    /// record-level input with `request_date` or `report_date`, or the synthetic pair of years).
+    WaitDays,
     /// Table `national_rates`.
     NationalRatesTable,
     /// Table `area_rates`.
@@ -54,6 +57,8 @@ pub enum Slot {
     PeriodComparisonTable,
     /// The waiting-times stage's tables (`waits`).
     WaitsTables,
+    /// The DID-waits stage's tables (`did_waits`).
+    DidWaitsTables,
     /// Every table the other stages gave. A stage that takes it runs after every other stage.
     AllTables,
 }
@@ -70,6 +75,7 @@ impl Slot {
             Slot::Ratios => "factor ratios",
             Slot::ProviderMonths => "tests by provider and month",
             Slot::WaitingLists => "DM01 waiting lists",
+            Slot::WaitDays => "DID wait days",
             Slot::NationalRatesTable => "table national_rates",
             Slot::AreaRatesTable => "table area_rates",
             Slot::FactorRatiosTable => "table factor_ratios",
@@ -80,6 +86,7 @@ impl Slot {
             Slot::StratumTables => "tables stratum_counts and stratum_population",
             Slot::PeriodComparisonTable => "table period_comparison",
             Slot::WaitsTables => "waiting-times tables",
+            Slot::DidWaitsTables => "DID-waits tables",
             Slot::AllTables => "every table",
         }
     }
@@ -117,6 +124,7 @@ impl StageKind {
             StageKind::DataQuality => &[Slot::QualityCube],
             StageKind::PeriodComparison => &[Slot::ProviderMonths],
             StageKind::WaitingTimes => &[Slot::WaitingLists],
+            StageKind::DidWaits => &[Slot::WaitDays],
             StageKind::Disclosure => &[Slot::AllTables],
         }
     }
@@ -137,6 +145,7 @@ impl StageKind {
             StageKind::DataQuality => &[Slot::DataQualityTables],
             StageKind::PeriodComparison => &[Slot::PeriodComparisonTable],
             StageKind::WaitingTimes => &[Slot::WaitsTables],
+            StageKind::DidWaits => &[Slot::DidWaitsTables],
             // Protects the tables in place.
             StageKind::Disclosure => &[],
         }
@@ -157,6 +166,7 @@ mod tests {
                     || *slot == Slot::QualityCube
                     || *slot == Slot::ProviderMonths
                     || *slot == Slot::WaitingLists
+                    || *slot == Slot::WaitDays
                     || StageKind::ALL.iter().any(|k| k.gives().contains(slot));
                 assert!(given, "{kind} takes {slot}, which no kind gives");
             }

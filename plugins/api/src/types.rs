@@ -532,6 +532,52 @@ pub struct WaitingListInput {
     pub rows: Vec<WaitingListRow>,
 }
 
+/// What a DID wait measures: the days from the request to the test, or from the test to its
+/// report (SPEC §3's optional `request_date` and `report_date`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum WaitInterval {
+    RequestToTest,
+    TestToReport,
+}
+
+impl WaitInterval {
+    pub const ALL: [WaitInterval; 2] = [WaitInterval::RequestToTest, WaitInterval::TestToReport];
+
+    /// The name tables use.
+    pub fn key(self) -> &'static str {
+        match self {
+            WaitInterval::RequestToTest => "request_to_test",
+            WaitInterval::TestToReport => "test_to_report",
+        }
+    }
+}
+
+/// One provider × modality × month of test and interval: how many records waited each whole
+/// number of days (the later date minus the earlier, so a request after its test or a report
+/// before it is a negative day: the method's rule decides what those become), and how many had
+/// no date for the interval. A histogram, never a list of records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaitHistogram {
+    /// Index into [`DidWaitsInput::providers`].
+    pub provider: u32,
+    /// A modality key of SPEC §3.
+    pub measure: String,
+    /// `YYYY-MM` of the test.
+    pub month: String,
+    pub interval: WaitInterval,
+    /// (days, records), days increasing, each records > 0.
+    pub days: Vec<(i64, u64)>,
+    /// Records of the cell without the interval's other date.
+    pub missing: u64,
+}
+
+/// DID waits as counted from record dates, in code order (provider, measure, month, interval).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DidWaitsInput {
+    pub providers: Vec<RegionalProvider>,
+    pub histograms: Vec<WaitHistogram>,
+}
+
 /// The ratio of a later period's count to an earlier one's, with confidence limits; `None` where
 /// the method cannot give one (e.g. no tests in the earlier period), with a note saying why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -332,3 +332,99 @@ fn a_bad_record_is_refused_naming_file_row_column_rule_and_value() {
         "{err}"
     );
 }
+
+/// DID waits, written by hand: the extract's own names for the request and report dates
+/// (`Requested`, `Reported`), an empty request date, a request after its test and a report
+/// before its test, records in no order.
+const WAIT_RECORDS: &str = "Trust,Scan,Exam date,Requested,Reported\r\n\
+    RW6,CT,2020-04-10,2020-04-01,2020-04-11\r\n\
+    RW6,CT,2020-04-20,2020-04-20,2020-04-25\r\n\
+    RW6,CT,2020-04-05,2020-02-01,\"2020-04-05\"\r\n\
+    RW6,CT,2020-04-30,,2020-05-02\r\n\
+    RW6,CT,2020-04-15,2020-04-16,2020-04-14\r\n\
+    RW6,CT,2020-04-12,2020-03-01,2020-04-19\r\n\
+    R0A,MRI,2020-05-03,2020-03-01,2020-05-04\r\n";
+
+const WAIT_STAGE: &str = r#"
+[stages.did_waits]
+plugin = "waits.quantiles-hyndman-fan-7@1"
+params = { threshold_days = 42, min_records = 1 }
+"#;
+
+#[test]
+fn waits_from_hand_written_dates_give_the_hand_worked_quantiles() {
+    let tmp = temp_dir("records-waits");
+    std::fs::write(tmp.path().join("records.csv"), WAIT_RECORDS).unwrap();
+    let mapping = r#"[inputs.mapping]
+columns = { provider_code = "Trust", modality = "Scan", test_date = "Exam date", request_date = "Requested", report_date = "Reported" }
+values.modality = { map = { CT = "ct", MRI = "mri" } }
+"#;
+    let recipe = write_recipe(tmp.path(), r#"activity = "records.csv""#, mapping);
+    let text = std::fs::read_to_string(&recipe).unwrap() + WAIT_STAGE;
+    std::fs::write(&recipe, text).unwrap();
+    run(&["run", recipe.to_str().unwrap()]);
+    let waits = std::fs::read_to_string(tmp.path().join("out/did_waits.csv")).unwrap();
+    let row = |code: &str, measure: &str, interval: &str| -> csv::StringRecord {
+        let mut rows = csv::Reader::from_reader(waits.as_bytes());
+        let header = rows.headers().unwrap().clone();
+        let at = |n: &str| header.iter().position(|h| h == n).unwrap();
+        rows.records()
+            .map(Result::unwrap)
+            .find(|r| {
+                r[at("code")] == *code
+                    && r[at("measure")] == *measure
+                    && r[at("month")] == *"2020-04"
+                    && r[at("interval")] == *interval
+            })
+            .unwrap_or_else(|| panic!("no row {code} {measure} {interval}\n{waits}"))
+    };
+    let header = csv::Reader::from_reader(waits.as_bytes())
+        .headers()
+        .unwrap()
+        .clone();
+    let get =
+        |r: &csv::StringRecord, n: &str| r[header.iter().position(|h| h == n).unwrap()].to_string();
+    // RW6 CT, April 2020, request → test: 9, 0, 64, (none), −1, 42 days. Kept 0, 9, 42, 64
+    // (n = 4): median h = 1.5 → 9 + 0.5·33 = 25.5; p90 h = 2.7 → 42 + 0.7·22 = 57.4;
+    // p95 h = 2.85 → 42 + 0.85·22 = 60.7; 42+ days: 2 of 4 = 50%; one bad
+    // (request_after_test), one missing.
+    let r = row("RW6", "ct", "request_to_test");
+    assert_eq!(get(&r, "waits"), "4");
+    assert_eq!(get(&r, "median_days"), "25.500000");
+    assert_eq!(get(&r, "p90_days"), "57.400000");
+    assert_eq!(get(&r, "p95_days"), "60.700000");
+    assert_eq!(get(&r, "waiting_42_plus_days"), "2");
+    assert_eq!(get(&r, "pct_waiting_42_plus_days"), "50");
+    assert_eq!(get(&r, "bad_dates"), "1");
+    assert_eq!(get(&r, "bad_date_rule"), "request_after_test");
+    assert_eq!(get(&r, "missing_date"), "1");
+    // Test → report: 1, 5, 0, 2, −1, 7 days. Kept 0, 1, 2, 5, 7: median 2; one report before
+    // its test.
+    let r = row("RW6", "ct", "test_to_report");
+    assert_eq!(get(&r, "waits"), "5");
+    assert_eq!(get(&r, "median_days"), "2.000000");
+    assert_eq!(get(&r, "bad_dates"), "1");
+    assert_eq!(get(&r, "bad_date_rule"), "report_before_test");
+    // England over all modalities in April holds RW6's CT only (R0A's MRI is May).
+    let r = row("E92000001", "all", "request_to_test");
+    assert_eq!(get(&r, "waits"), "4");
+    assert!(get(&r, "method").contains("Hyndman & Fan type 7"));
+}
+
+#[test]
+fn a_waits_stage_on_records_without_dates_is_refused_naming_the_columns() {
+    let tmp = temp_dir("records-no-dates");
+    std::fs::write(
+        tmp.path().join("records.csv"),
+        "provider_code,modality,test_date\nRW6,ct,2020-04-01\n",
+    )
+    .unwrap();
+    let recipe = write_recipe(tmp.path(), r#"activity = "records.csv""#, "");
+    let text = std::fs::read_to_string(&recipe).unwrap() + WAIT_STAGE;
+    std::fs::write(&recipe, text).unwrap();
+    let (code, _, err) = strata(&["run", recipe.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    for part in ["records.csv", "request_date", "report_date", "did_waits"] {
+        assert!(err.contains(part), "`{part}` not in: {err}");
+    }
+}

@@ -32,6 +32,7 @@ pub enum Request<'a> {
     Protect(Cow<'a, Table>, Cow<'a, [String]>),
     CountRatios(Cow<'a, [f64]>, Cow<'a, [f64]>),
     WaitingTimes(Cow<'a, WaitingListInput>),
+    DidWaits(Cow<'a, DidWaitsInput>),
 }
 
 /// What a structured stage answers; one variant per request.
@@ -112,6 +113,7 @@ pub fn answer(configured: &Configured, request: Request<'_>) -> Result<Response,
         (C::Disclosure(m), R::Describe) => described(m.method_name(), None, None),
         (C::PeriodComparison(m), R::Describe) => described(m.method_name(), None, None),
         (C::WaitingTimes(m), R::Describe) => described(m.method_name(), None, None),
+        (C::DidWaits(m), R::Describe) => described(m.method_name(), None, None),
         (C::Attribution(m), R::Attribute(c)) => Response::Attributions(m.attribute(&c)?),
         (C::Derivation(m), R::Derive(input)) => Response::Derived(m.derive(&input)?),
         (C::Exclusions(m), R::Exclude(counts)) => Response::Counts(m.apply(&counts)?),
@@ -133,6 +135,7 @@ pub fn answer(configured: &Configured, request: Request<'_>) -> Result<Response,
             Response::CountRatios(m.intervals(&a, &b)?)
         }
         (C::WaitingTimes(m), R::WaitingTimes(input)) => Response::Tables(m.tables(&input)?),
+        (C::DidWaits(m), R::DidWaits(input)) => Response::Tables(m.tables(&input)?),
         (configured, request) => {
             return Err(MethodError::foreign(format!(
                 "a `{}` plugin cannot answer {}",
@@ -157,6 +160,7 @@ fn request_name(request: &Request<'_>) -> &'static str {
         Request::Protect(..) => "protect",
         Request::CountRatios(..) => "count_ratios",
         Request::WaitingTimes(_) => "waiting_times",
+        Request::DidWaits(_) => "did_waits",
     }
 }
 
@@ -484,6 +488,21 @@ impl crate::WaitingTimesMethod for ForeignStructured {
         {
             Response::Tables(t) => Ok(t),
             _ => Err(self.method.mismatch("waiting_times")),
+        }
+    }
+}
+
+impl crate::DidWaitsMethod for ForeignStructured {
+    fn method_name(&self) -> String {
+        self.method_name.clone()
+    }
+    fn tables(&self, input: &DidWaitsInput) -> Result<Vec<Table>, MethodError> {
+        match self
+            .method
+            .request(&Request::DidWaits(Cow::Borrowed(input)))?
+        {
+            Response::Tables(t) => Ok(t),
+            _ => Err(self.method.mismatch("did_waits")),
         }
     }
 }
