@@ -343,8 +343,11 @@ fn recipe_source_slots(recipe: &Recipe) -> BTreeSet<Slot> {
     if !inputs.dm01.is_empty() || inputs.synthetic_dm01.is_some() {
         slots.insert(Slot::WaitingLists);
     }
-    // Records give waits when they have the dates (checked once the header is read).
-    if inputs.activity.is_some() && periods_from_records(recipe) {
+    // Records give waits when they have the dates (checked once the header is read); the
+    // synthetic pair when its config has wait spans (checked when it is read).
+    if (inputs.activity.is_some() && periods_from_records(recipe))
+        || inputs.synthetic_provider_months.is_some()
+    {
         slots.insert(Slot::WaitDays);
     }
     slots
@@ -819,14 +822,17 @@ impl Phases<'_> {
             }
             return Ok((Some(read.months), read.waits));
         }
-        let counts = self.timer.time("read_provider_months", 0, || {
-            let counts = match (file, synthetic) {
-                (Some(path), _) => crate::periods::read_provider_months(&path.path, &regions)?,
+        let (counts, waits) = self.timer.time("read_provider_months", 0, || {
+            let read = match (file, synthetic) {
+                (Some(path), _) => (
+                    crate::periods::read_provider_months(&path.path, &regions)?,
+                    None,
+                ),
                 (None, Some(spec)) => crate::synthetic::provider_months(spec, &regions)?,
                 (None, None) => return Err(Error::Usage("no provider × month counts".into())),
             };
-            let n = counts.tests.len() as u64;
-            Ok((counts, n))
+            let n = read.0.tests.len() as u64;
+            Ok((read, n))
         })?;
         let key = if file.is_some() {
             "provider_months"
@@ -835,7 +841,23 @@ impl Phases<'_> {
         };
         self.input_rows
             .insert(key.into(), counts.tests.len() as u64);
-        Ok((Some(counts), None))
+        if waits.is_none() && recipe.stage(StageKind::DidWaits).is_some() {
+            let path = file
+                .as_ref()
+                .map(|f| f.path.clone())
+                .or_else(|| synthetic.as_ref().map(|s| s.config.path.clone()));
+            return Err(Error::data_hint(
+                &path.unwrap_or_default(),
+                None,
+                None,
+                "the recipe's did_waits stage needs DID waits, and provider × month counts have \
+                 none"
+                    .into(),
+                "give record-level activity with request_date or report_date (--activity), \
+                 give the synthetic pair [[waits]] spans, or leave the did_waits stage out",
+            ));
+        }
+        Ok((Some(counts), waits))
     }
 
     /// The synthetic year's generator, calibrated once for both its population and its records.
