@@ -759,6 +759,14 @@ impl Phases<'_> {
         self.warnings.extend(warnings);
         self.input_rows
             .insert("dm01".into(), lists.rows.len() as u64);
+        let mut lists = lists;
+        if let Some(nations) = &inputs.other_nations_waits {
+            lists.other_nations = crate::dm01::read_other_nations(&nations.path)?;
+            self.input_rows.insert(
+                "other_nations_waits".into(),
+                lists.other_nations.len() as u64,
+            );
+        }
         Ok(Some(lists))
     }
 

@@ -99,6 +99,8 @@ struct RawInputs {
     dm01: Vec<Spanned<RawDm01>>,
     /// Synthetic DM01 waiting lists in place of files.
     synthetic_dm01: Option<Spanned<RawSyntheticProviderMonths>>,
+    /// Other nations' published waiting figures, shown beside England's (`crate::dm01`).
+    other_nations_waits: Option<Spanned<String>>,
     practices: Option<Spanned<String>>,
     non_english_practices: Option<Spanned<String>>,
     lsoa: Option<Spanned<String>>,
@@ -217,6 +219,7 @@ pub struct Inputs {
     pub provider_months: Option<InputPath>,
     pub synthetic_provider_months: Option<SyntheticProviderMonths>,
     pub provider_regions: Option<InputPath>,
+    pub other_nations_waits: Option<InputPath>,
     pub dm01: Vec<crate::dm01::Dm01File>,
     /// The DM01 files as inputs (checked to exist, checksummed in the manifest).
     pub dm01_paths: Vec<InputPath>,
@@ -244,6 +247,7 @@ impl Inputs {
             ("boundaries", &self.boundaries),
             ("provider_months", &self.provider_months),
             ("provider_regions", &self.provider_regions),
+            ("other_nations_waits", &self.other_nations_waits),
             ("mapping", &self.mapping_file),
         ]
         .into_iter()
@@ -676,6 +680,7 @@ impl Problems<'_> {
                 }
             }),
             provider_regions: opt(&raw.provider_regions),
+            other_nations_waits: opt(&raw.other_nations_waits),
             dm01: raw
                 .dm01
                 .iter()

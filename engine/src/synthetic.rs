@@ -700,5 +700,9 @@ pub fn waiting_lists(
             }
         })
         .collect();
-    Ok(strata_api::WaitingListInput { providers, rows })
+    Ok(strata_api::WaitingListInput {
+        providers,
+        rows,
+        other_nations: Vec::new(),
+    })
 }

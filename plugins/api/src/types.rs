@@ -525,11 +525,25 @@ pub struct WaitingListRow {
     pub total_activity: f64,
 }
 
-/// DM01 waiting lists as read (commissioners summed, `TOTAL` rows left out).
+/// DM01 waiting lists as read (commissioners summed, `TOTAL` rows left out), with other
+/// nations' published figures to show beside England's.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WaitingListInput {
     pub providers: Vec<RegionalProvider>,
     pub rows: Vec<WaitingListRow>,
+    pub other_nations: Vec<NationWaitFigure>,
+}
+
+/// Another nation's published share waiting six weeks or more over months `first` to `last`
+/// (`YYYY-MM`), as printed, with where it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NationWaitFigure {
+    pub nation: String,
+    pub code: String,
+    pub first: String,
+    pub last: String,
+    pub pct_waiting_6_plus_weeks: f64,
+    pub source: String,
 }
 
 /// What a DID wait measures: the days from the request to the test, or from the test to its

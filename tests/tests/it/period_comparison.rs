@@ -180,13 +180,19 @@ fn the_backlog_recipe_verifies_and_is_snapshotted() {
             "{stdout}"
         );
         texts.push(
-            ["period_comparison.csv", "waits.csv", "did_waits.csv"]
-                .map(|f| std::fs::read_to_string(out.join(f)).unwrap()),
+            [
+                "period_comparison.csv",
+                "waits.csv",
+                "did_waits.csv",
+                "waits_nations.csv",
+            ]
+            .map(|f| std::fs::read_to_string(out.join(f)).unwrap()),
         );
     }
     assert_eq!(texts[0], texts[1], "same inputs, same bytes");
     snapshot("backlog-2020__period_comparison", &texts[0][0]);
     snapshot("backlog-2020__waits", &texts[0][1]);
+    snapshot("backlog-2020__waits_nations", &texts[0][3]);
     // DID waits: England's and the regions' rows (the trusts' 20,000 are in the run's bytes
     // compared above), 2019 mostly within six weeks, 2020 longer.
     let did_waits = &texts[0][2];
