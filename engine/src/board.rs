@@ -27,6 +27,8 @@ pub struct Board {
     pub waiting_lists: Option<strata_api::WaitingListInput>,
     /// A setting's activity by site (community diagnostic centres), for setting shares.
     pub setting_activity: Option<crate::cdc::SettingActivity>,
+    /// Days between record dates, for DID waits.
+    pub wait_days: Option<strata_api::DidWaitsInput>,
     pub counts: Option<StratifiedCounts>,
     pub rates: Option<StandardisedRates>,
     pub factor_rates: Option<FactorRates>,
@@ -47,6 +49,7 @@ impl Board {
             provider_months,
             waiting_lists: None,
             setting_activity: None,
+            wait_days: None,
             counts: None,
             rates: None,
             factor_rates: None,
@@ -64,6 +67,7 @@ impl Board {
             (Slot::ProviderMonths, self.provider_months.is_some()),
             (Slot::WaitingLists, self.waiting_lists.is_some()),
             (Slot::SettingActivity, self.setting_activity.is_some()),
+            (Slot::WaitDays, self.wait_days.is_some()),
             (Slot::Counts, self.counts.is_some()),
             (Slot::Rates, self.rates.is_some()),
             (Slot::FactorRates, self.factor_rates.is_some()),
@@ -148,6 +152,7 @@ mod tests {
             Slot::ProviderMonths,
             Slot::WaitingLists,
             Slot::SettingActivity,
+            Slot::WaitDays,
         ])
     }
 
@@ -171,6 +176,7 @@ mod tests {
                 PeriodComparison,
                 WaitingTimes,
                 SettingShare,
+                DidWaits,
                 Disclosure
             ]
         );

@@ -188,7 +188,15 @@ pub fn read(
             },
         )
         .collect();
-    Ok((WaitingListInput { providers, rows }, warnings))
+    let other_nations = Vec::new();
+    Ok((
+        WaitingListInput {
+            providers,
+            rows,
+            other_nations,
+        },
+        warnings,
+    ))
 }
 
 /// The full extract: commissioners summed per provider × month × test; `TOTAL` rows checked
@@ -510,9 +518,85 @@ fn check_sum(
     ))
 }
 
+/// Other nations' published waiting figures: `nation, nation_code, first_month, last_month,
+/// pct_waiting_6_plus_weeks, source` (months `YYYY-MM`, the share a percentage 0–100), checked
+/// with file, row and column.
+pub fn read_other_nations(path: &std::path::Path) -> Result<Vec<strata_api::NationWaitFigure>> {
+    let columns = [
+        "nation",
+        "nation_code",
+        "first_month",
+        "last_month",
+        "pct_waiting_6_plus_weeks",
+        "source",
+    ];
+    let t = TextTable::read(path, &columns)?;
+    t.require_rows("nation's waiting figure")?;
+    let [nation, code, first, last, pct, source] = columns.map(|name| t.required_column(name));
+    let (nation, code, first, last, pct, source) = (nation?, code?, first?, last?, pct?, source?);
+    let mut out = Vec::new();
+    for row in 0..t.height() {
+        for (values, column) in [(&first, "first_month"), (&last, "last_month")] {
+            if crate::periods::parse_month(values[row]).is_none() {
+                return Err(Error::data_hint(
+                    path,
+                    Some(row + 1),
+                    Some(column),
+                    format!("`{}` is not a month (YYYY-MM)", values[row]),
+                    "write the months the figure covers, e.g. 2020-04 and 2020-09",
+                ));
+            }
+        }
+        let share = pct[row].trim().parse::<f64>().ok();
+        let Some(share) = share.filter(|p| (0.0..=100.0).contains(p)) else {
+            return Err(Error::data_hint(
+                path,
+                Some(row + 1),
+                Some("pct_waiting_6_plus_weeks"),
+                format!("`{}` is not a percentage from 0 to 100", pct[row]),
+                "write the published share as printed, e.g. 47",
+            ));
+        };
+        out.push(strata_api::NationWaitFigure {
+            nation: nation[row].to_string(),
+            code: code[row].to_string(),
+            first: first[row].to_string(),
+            last: last[row].to_string(),
+            pct_waiting_6_plus_weeks: share,
+            source: source[row].to_string(),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_nations_figures_are_read_and_bad_ones_named() {
+        let dir = std::env::temp_dir().join(format!("strata-nations-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("nations.csv");
+        let header = "source,nation,nation_code,first_month,last_month,pct_waiting_6_plus_weeks\n";
+        std::fs::write(
+            &path,
+            format!("{header}\"a, b\",Scotland,S92000003,2020-04,2020-09,47\n"),
+        )
+        .expect("write");
+        let read = read_other_nations(&path).expect("read");
+        assert_eq!(read[0].pct_waiting_6_plus_weeks, 47.0);
+        assert_eq!(read[0].source, "a, b");
+        for (bad, column) in [
+            ("2020-4,2020-09,47", "first_month"),
+            ("2020-04,2020-09,147", "pct"),
+        ] {
+            std::fs::write(&path, format!("{header}s,Wales,W92000004,{bad}\n")).expect("write");
+            let e = read_other_nations(&path).expect_err("refused").to_string();
+            assert!(e.contains("row 1") && e.contains(column), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn periods_in_every_form_dm01_writes() {

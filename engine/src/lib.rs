@@ -177,8 +177,13 @@ fn input_records(
         ("population", &overrides.population),
     ] {
         if let Some(p) = path {
+            // Records replace every source of activity: a year's, or a period comparison's
+            // provider × month counts.
             named.retain(|(k, _)| {
-                k != key && !(key != "population" && (k == "activity" || k == "counts"))
+                k != key
+                    && !(key != "population" && (k == "activity" || k == "counts"))
+                    && !(key == "activity"
+                        && (k == "provider_months" || k == "synthetic_provider_months"))
             });
             named.push((key.to_string(), p.clone()));
         }

@@ -7,7 +7,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use strata_api::{CountRatio, CountRatioMethod, MethodError, Table, Value};
+use strata_api::{
+    CountRatio, CountRatioMethod, DidWaitsInput, MethodError, RegionalProvider, Table, Value,
+    WaitHistogram, WaitInterval,
+};
 
 use crate::error::{Error, Result};
 use crate::input::TextTable;
@@ -159,6 +162,127 @@ pub fn read_provider_months(
         );
     }
     Ok(out)
+}
+
+/// Where record-level activity for a period comparison comes from: a file, or a frame in memory
+/// with its label, read through an input mapping on up to `threads` workers.
+pub struct RecordSource<'a> {
+    pub label: &'a Path,
+    pub frame: Option<&'a crate::pipeline::InputFrame>,
+    pub mapping: &'a crate::input::mapping::InputMapping,
+    pub threads: usize,
+}
+
+/// Record-level activity counted to tests by provider × month × modality (and the waits of
+/// each cell, [`crate::input::activity::provider_months`]), in one streaming pass: the same
+/// readers, checks and input mapping as the stratified pass, every provider in `regions`.
+pub fn read_records(
+    source: &RecordSource,
+    regions: &BTreeMap<String, ProviderRegion>,
+) -> Result<RecordCounts> {
+    use crate::input::activity::{COLUMNS, REPORT, REQUEST, provider_months};
+    use crate::input::extract::Extract;
+    let columns = provider_months::MonthPass::columns_read();
+    let extract = match source.frame {
+        None => Extract::open_columns(source.label, source.mapping, columns)?,
+        Some(frame) => Extract::from_batches_columns(
+            source.label,
+            frame.batches.clone(),
+            source.mapping,
+            columns,
+        )?,
+    };
+    let intervals: Vec<WaitInterval> = [
+        (REQUEST, WaitInterval::RequestToTest),
+        (REPORT, WaitInterval::TestToReport),
+    ]
+    .into_iter()
+    .filter(|(c, _)| extract.has_column(*c))
+    .map(|(_, interval)| interval)
+    .collect();
+    let value_maps = std::array::from_fn(|c| source.mapping.value_map(COLUMNS[c]));
+    let providers = regions.keys().cloned().collect();
+    let counted = provider_months::count_extract(&extract, value_maps, providers, source.threads)?;
+    if counted.records == 0 {
+        return Err(Error::data_hint(
+            source.label,
+            None,
+            None,
+            "header only: no activity records".into(),
+            "the extract is empty or was cut short; a comparison of no records would be all zeros",
+        ));
+    }
+    let mut months = ProviderMonths::default();
+    for ((provider, measure, month), tests) in &counted.tests {
+        if let Some(region) = regions.get(provider) {
+            months.providers.insert(provider.clone(), region.clone());
+        }
+        months.tests.insert(
+            (provider.clone(), measure.clone(), month.clone()),
+            *tests as f64,
+        );
+    }
+    let waits = (!intervals.is_empty()).then(|| wait_input(&counted, &intervals, regions));
+    Ok(RecordCounts {
+        months,
+        waits,
+        records: counted.records,
+    })
+}
+
+/// What records give a period comparison: tests by provider × month × modality, and the DID
+/// waits when the extract has a request or a report date.
+pub struct RecordCounts {
+    pub months: ProviderMonths,
+    pub waits: Option<DidWaitsInput>,
+    pub records: u64,
+}
+
+/// The waits of the `intervals` the extract has dates for, as the DID-waits stage takes them:
+/// providers in code order, histograms by provider, measure, month and interval.
+pub fn wait_input(
+    counted: &crate::input::activity::provider_months::MonthCounts,
+    intervals: &[WaitInterval],
+    regions: &BTreeMap<String, ProviderRegion>,
+) -> DidWaitsInput {
+    use crate::input::activity::provider_months::{REQUEST_TO_TEST, TEST_TO_REPORT};
+    let mut input = DidWaitsInput::default();
+    let mut index: HashMap<&str, u32> = HashMap::new();
+    for (provider, measure, month) in counted.tests.keys() {
+        let Some(region) = regions.get(provider) else {
+            continue;
+        };
+        let at = *index.entry(provider.as_str()).or_insert_with(|| {
+            input.providers.push(RegionalProvider {
+                code: provider.clone(),
+                name: region.name.clone(),
+                region_code: region.region_code.clone(),
+                region_name: region.region_name.clone(),
+            });
+            (input.providers.len() - 1) as u32
+        });
+        let key = (provider.clone(), measure.clone(), month.clone());
+        for &interval in intervals {
+            let code = match interval {
+                WaitInterval::RequestToTest => REQUEST_TO_TEST,
+                WaitInterval::TestToReport => TEST_TO_REPORT,
+            };
+            let cell = (key.clone(), code);
+            input.histograms.push(WaitHistogram {
+                provider: at,
+                measure: measure.clone(),
+                month: month.clone(),
+                interval,
+                days: counted
+                    .waits
+                    .get(&cell)
+                    .map(|d| d.iter().map(|(d, n)| (*d, *n)).collect())
+                    .unwrap_or_default(),
+                missing: counted.missing.get(&cell).copied().unwrap_or(0),
+            });
+        }
+    }
+    input
 }
 
 /// One row of the comparison before its ratio: who, what, when, and the two periods' tests.

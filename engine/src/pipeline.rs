@@ -9,10 +9,11 @@ use std::time::Instant;
 
 use strata_api::{
     Area, AttributionMethod, Comparison, ConfidenceIntervalMethod, Configured, CountRatioMethod,
-    DataQualityMethod, DerivationInput, DerivationRules, DerivationShape, DisclosureMethod,
-    ExcludedUnknowns, ExclusionRule, FactorMethod, FactorRate, OverdispersionMethod, QualityInput,
-    RatioMethod, SettingShareMethod, SignificanceMethod, Slot, StageKind, StandardisationMethod,
-    StratifiedCounts, SummaryMethod, Table, Value, WaitingTimesMethod,
+    DataQualityMethod, DerivationInput, DerivationRules, DerivationShape, DidWaitsMethod,
+    DisclosureMethod, ExcludedUnknowns, ExclusionRule, FactorMethod, FactorRate,
+    OverdispersionMethod, QualityInput, RatioMethod, SettingShareMethod, SignificanceMethod, Slot,
+    StageKind, StandardisationMethod, StratifiedCounts, SummaryMethod, Table, Value,
+    WaitingTimesMethod,
 };
 
 use crate::board::Board;
@@ -93,6 +94,7 @@ impl Methods {
     method_of!(period_comparison, PeriodComparison, CountRatioMethod);
     method_of!(waiting_times, WaitingTimes, WaitingTimesMethod);
     method_of!(setting_share, SettingShare, SettingShareMethod);
+    method_of!(did_waits, DidWaits, DidWaitsMethod);
 }
 
 /// The plugin each stage uses, for the manifest.
@@ -235,9 +237,11 @@ fn find_plugin<'r>(
 }
 
 /// The reference inputs and the attribution stage record-level activity (an extract or the
-/// synthetic year) needs; aggregated counts need none of them.
+/// synthetic year) needs; aggregated counts need none of them, nor do records counted to
+/// provider × month counts ([`periods_from_records`]), which are read by provider and date.
 fn missing_record_level_inputs(recipe: &Recipe) -> Vec<RecipeProblem> {
-    if recipe.inputs.activity.is_none() && recipe.inputs.synthetic.is_none() {
+    let stratified_records = recipe.inputs.activity.is_some() && !periods_from_records(recipe);
+    if !stratified_records && recipe.inputs.synthetic.is_none() {
         return Vec::new();
     }
     [
@@ -328,10 +332,14 @@ fn unrunnable_stages(recipe: &Recipe, registry: &Registry) -> Vec<RecipeProblem>
 fn recipe_source_slots(recipe: &Recipe) -> BTreeSet<Slot> {
     let inputs = &recipe.inputs;
     let mut slots = BTreeSet::new();
-    if inputs.activity.is_some() || inputs.counts.is_some() || inputs.synthetic.is_some() {
+    let stratified_records = inputs.activity.is_some() && !periods_from_records(recipe);
+    if stratified_records || inputs.counts.is_some() || inputs.synthetic.is_some() {
         slots.extend([Slot::ActivityCounts, Slot::QualityCube]);
     }
-    if inputs.provider_months.is_some() || inputs.synthetic_provider_months.is_some() {
+    if inputs.provider_months.is_some()
+        || inputs.synthetic_provider_months.is_some()
+        || (inputs.activity.is_some() && periods_from_records(recipe))
+    {
         slots.insert(Slot::ProviderMonths);
     }
     if !inputs.dm01.is_empty() || inputs.synthetic_dm01.is_some() || inputs.synthetic_cdc.is_some()
@@ -340,6 +348,13 @@ fn recipe_source_slots(recipe: &Recipe) -> BTreeSet<Slot> {
     }
     if !inputs.cdc_activity.is_empty() || inputs.synthetic_cdc.is_some() {
         slots.insert(Slot::SettingActivity);
+    }
+    // Records give waits when they have the dates (checked once the header is read); the
+    // synthetic pair when its config has wait spans (checked when it is read).
+    if (inputs.activity.is_some() && periods_from_records(recipe))
+        || inputs.synthetic_provider_months.is_some()
+    {
+        slots.insert(Slot::WaitDays);
     }
     slots
 }
@@ -487,12 +502,14 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         input_rows: BTreeMap::new(),
         synthetic_sampling: None,
     };
-    let stratified = if has_stratified_source(&prepared.recipe, overrides) {
+    let stratified = if has_stratified_source(&prepared.recipe, overrides)
+        && !periods_from_records(&prepared.recipe)
+    {
         Some(phases.stratified_input(overrides)?)
     } else {
         None
     };
-    let provider_months = phases.provider_months()?;
+    let (provider_months, wait_days) = phases.provider_months(overrides)?;
     let (activity_counts, quality, context) = match stratified {
         Some(s) => (Some(s.counts), s.quality, Some(s.context)),
         None => (None, None, None),
@@ -500,6 +517,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
     let mut board = Board::new(activity_counts, quality, provider_months);
     board.waiting_lists = phases.waiting_lists()?;
     phases.setting_activity(&mut board)?;
+    board.wait_days = wait_days;
     phases.run_board(&mut board, context.as_ref())?;
 
     let Board {
@@ -521,6 +539,18 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         input_rows: phases.input_rows,
         synthetic_sampling: phases.synthetic_sampling,
     })
+}
+
+/// Whether record-level activity (the recipe's `activity` or `--activity`) is counted to
+/// provider × month counts rather than to stratified ones: a recipe whose stages take the
+/// former and not the latter (e.g. a period comparison).
+fn periods_from_records(recipe: &Recipe) -> bool {
+    let takes = |slot: Slot| {
+        StageKind::ALL
+            .into_iter()
+            .any(|k| recipe.stage(k).is_some() && k.takes().contains(&slot))
+    };
+    takes(Slot::ProviderMonths) && !takes(Slot::ActivityCounts)
 }
 
 /// Whether the run has activity for standardised rates: an extract, aggregated counts or a
@@ -610,6 +640,22 @@ fn choose_source(recipe: &Recipe, overrides: &InputOverrides) -> Result<Source> 
         ));
     }
     Ok(source)
+}
+
+/// Record-level activity for a period comparison: the command line's frame or file, else the
+/// recipe's `activity` (its label, and the frame when it is one).
+fn record_source<'o>(
+    recipe: &Recipe,
+    overrides: &'o InputOverrides,
+) -> Option<(std::path::PathBuf, Option<&'o InputFrame>)> {
+    if let Some(frame) = &overrides.activity_frame {
+        return Some((std::path::PathBuf::from(&frame.label), Some(frame)));
+    }
+    overrides
+        .activity
+        .clone()
+        .or_else(|| recipe.inputs.activity.as_ref().map(|a| a.path.clone()))
+        .map(|path| (path, None))
 }
 
 /// The recipe's synthetic year with the command line's scale (checked) and seed.
@@ -729,6 +775,14 @@ impl Phases<'_> {
         self.warnings.extend(warnings);
         self.input_rows
             .insert("dm01".into(), lists.rows.len() as u64);
+        let mut lists = lists;
+        if let Some(nations) = &inputs.other_nations_waits {
+            lists.other_nations = crate::dm01::read_other_nations(&nations.path)?;
+            self.input_rows.insert(
+                "other_nations_waits".into(),
+                lists.other_nations.len() as u64,
+            );
+        }
         Ok(Some(lists))
     }
 
@@ -784,28 +838,77 @@ impl Phases<'_> {
         Ok(())
     }
 
-    /// The period comparison's provider × month counts, from the recipe's file or its synthetic
-    /// pair of years; none without either.
-    fn provider_months(&mut self) -> Result<Option<crate::periods::ProviderMonths>> {
-        let inputs = &self.prepared.recipe.inputs;
+    /// The period comparison's provider × month counts: from record-level activity (the command
+    /// line's or the recipe's, when [`periods_from_records`]), else the recipe's file or its
+    /// synthetic pair of years; none without any. With them, the DID waits the records' dates
+    /// give.
+    fn provider_months(
+        &mut self,
+        overrides: &InputOverrides,
+    ) -> Result<(
+        Option<crate::periods::ProviderMonths>,
+        Option<strata_api::DidWaitsInput>,
+    )> {
+        let recipe = &self.prepared.recipe;
+        let inputs = &recipe.inputs;
         let Some(regions_path) = &inputs.provider_regions else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let (file, synthetic) = (&inputs.provider_months, &inputs.synthetic_provider_months);
-        if file.is_none() && synthetic.is_none() {
-            return Ok(None);
+        let records = periods_from_records(recipe)
+            .then(|| record_source(recipe, overrides))
+            .flatten();
+        if records.is_none() && file.is_none() && synthetic.is_none() {
+            return Ok((None, None));
         }
         let regions = crate::periods::read_provider_regions(&regions_path.path)?;
         self.input_rows
             .insert("provider_regions".into(), regions.len() as u64);
-        let counts = self.timer.time("read_provider_months", 0, || {
-            let counts = match (file, synthetic) {
-                (Some(path), _) => crate::periods::read_provider_months(&path.path, &regions)?,
+        if let Some((label, frame)) = records {
+            let mapping = match &overrides.mapping {
+                Some(path) => input::mapping::load_checked(path)?,
+                None => recipe.inputs.mapping.clone(),
+            };
+            let threads = overrides.threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            let source = crate::periods::RecordSource {
+                label: &label,
+                frame,
+                mapping: &mapping,
+                threads,
+            };
+            let read = self.timer.time("read_and_count", 0, || {
+                let read = crate::periods::read_records(&source, &regions)?;
+                let n = read.records;
+                Ok((read, n))
+            })?;
+            self.input_rows.insert("activity".into(), read.records);
+            if read.waits.is_none() && recipe.stage(StageKind::DidWaits).is_some() {
+                return Err(Error::data_hint(
+                    &label,
+                    None,
+                    Some(&mapping.describe("request_date")),
+                    "the recipe's did_waits stage needs `request_date` or `report_date`, and the \
+                     extract has neither"
+                        .into(),
+                    "add the dates, name the extract's date columns in inputs.mapping, or leave \
+                     the did_waits stage out",
+                ));
+            }
+            return Ok((Some(read.months), read.waits));
+        }
+        let (counts, waits) = self.timer.time("read_provider_months", 0, || {
+            let read = match (file, synthetic) {
+                (Some(path), _) => (
+                    crate::periods::read_provider_months(&path.path, &regions)?,
+                    None,
+                ),
                 (None, Some(spec)) => crate::synthetic::provider_months(spec, &regions)?,
                 (None, None) => return Err(Error::Usage("no provider × month counts".into())),
             };
-            let n = counts.tests.len() as u64;
-            Ok((counts, n))
+            let n = read.0.tests.len() as u64;
+            Ok((read, n))
         })?;
         let key = if file.is_some() {
             "provider_months"
@@ -814,7 +917,23 @@ impl Phases<'_> {
         };
         self.input_rows
             .insert(key.into(), counts.tests.len() as u64);
-        Ok(Some(counts))
+        if waits.is_none() && recipe.stage(StageKind::DidWaits).is_some() {
+            let path = file
+                .as_ref()
+                .map(|f| f.path.clone())
+                .or_else(|| synthetic.as_ref().map(|s| s.config.path.clone()));
+            return Err(Error::data_hint(
+                &path.unwrap_or_default(),
+                None,
+                None,
+                "the recipe's did_waits stage needs DID waits, and provider × month counts have \
+                 none"
+                    .into(),
+                "give record-level activity with request_date or report_date (--activity), \
+                 give the synthetic pair [[waits]] spans, or leave the did_waits stage out",
+            ));
+        }
+        Ok((Some(counts), waits))
     }
 
     /// The synthetic year's generator, calibrated once for both its population and its records.
@@ -1028,6 +1147,7 @@ impl Phases<'_> {
             StageKind::PeriodComparison => self.period_comparison(board),
             StageKind::WaitingTimes => self.waiting_times(board),
             StageKind::SettingShare => self.setting_share(board),
+            StageKind::DidWaits => self.did_waits(board),
             StageKind::Disclosure => self.disclosure(board),
             // The reading pass calls them.
             StageKind::Attribution | StageKind::Derivation => Ok(()),
@@ -1311,6 +1431,21 @@ impl Phases<'_> {
             |t| t.iter().map(|t| t.rows.len()).sum(),
         )?;
         board.give_tables(Slot::SettingShareTables, tables);
+        Ok(())
+    }
+
+    /// The DID-waits stage's tables from the days between record dates.
+    fn did_waits(&mut self, board: &mut Board) -> Result<()> {
+        let kind = StageKind::DidWaits;
+        let method = configured(self.prepared.methods.did_waits(), kind)?;
+        let days = given(&board.wait_days, kind, Slot::WaitDays)?;
+        let tables = self.stage(
+            kind,
+            days.histograms.len(),
+            || method.tables(days),
+            |t| t.iter().map(|t| t.rows.len()).sum(),
+        )?;
+        board.give_tables(Slot::DidWaitsTables, tables);
         Ok(())
     }
 

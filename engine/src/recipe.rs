@@ -148,6 +148,8 @@ struct RawInputs {
     cdc_sites: Option<Spanned<String>>,
     /// Synthetic DM01 activity and CDC activity in place of files.
     synthetic_cdc: Option<Spanned<RawSyntheticProviderMonths>>,
+    /// Other nations' published waiting figures, shown beside England's (`crate::dm01`).
+    other_nations_waits: Option<Spanned<String>>,
     practices: Option<Spanned<String>>,
     non_english_practices: Option<Spanned<String>>,
     lsoa: Option<Spanned<String>>,
@@ -269,6 +271,7 @@ pub struct Inputs {
     pub provider_months: Option<InputPath>,
     pub synthetic_provider_months: Option<SyntheticProviderMonths>,
     pub provider_regions: Option<InputPath>,
+    pub other_nations_waits: Option<InputPath>,
     pub dm01: Vec<crate::dm01::Dm01File>,
     /// The DM01 files as inputs (checked to exist, checksummed in the manifest).
     pub dm01_paths: Vec<InputPath>,
@@ -304,6 +307,7 @@ impl Inputs {
             ("provider_regions", &self.provider_regions),
             ("provider_icbs", &self.provider_icbs),
             ("cdc_sites", &self.cdc_sites),
+            ("other_nations_waits", &self.other_nations_waits),
             ("mapping", &self.mapping_file),
         ]
         .into_iter()
@@ -750,6 +754,7 @@ impl Problems<'_> {
                 }
             }),
             provider_regions: opt(&raw.provider_regions),
+            other_nations_waits: opt(&raw.other_nations_waits),
             dm01: raw
                 .dm01
                 .iter()
@@ -854,9 +859,13 @@ impl Problems<'_> {
 
     /// At most one source of activity for the standardised rates (with a population and areas),
     /// at most one of provider × month counts (with its regions), and at least one of the two.
+    /// Record-level `activity` with `provider_regions` and without `areas` is a period
+    /// comparison's source, counted to provider × month counts.
     fn check_sources(&mut self, raw: &RawInputs, dir: &Path, inputs: &Inputs) {
+        let monthly_records =
+            inputs.activity.is_some() && inputs.provider_regions.is_some() && raw.areas.is_none();
         let sources = [
-            inputs.activity.is_some(),
+            inputs.activity.is_some() && !monthly_records,
             inputs.counts.is_some(),
             inputs.synthetic.is_some(),
         ]
@@ -864,11 +873,13 @@ impl Problems<'_> {
         .filter(|s| **s)
         .count();
         let monthly = inputs.provider_months.is_some() as usize
-            + inputs.synthetic_provider_months.is_some() as usize;
+            + inputs.synthetic_provider_months.is_some() as usize
+            + monthly_records as usize;
         if monthly > 1 {
             self.push(
                 None,
-                "inputs: name one of `provider_months` (a file) or `synthetic_provider_months`"
+                "inputs: name one of `activity` (records), `provider_months` (a file) or \
+                 `synthetic_provider_months`"
                     .into(),
             );
         }

@@ -388,6 +388,20 @@ struct ProviderMonthsConfig {
     /// Measure → the weights file's column for it.
     weight_columns: std::collections::BTreeMap<String, String>,
     national: Vec<NationalFigure>,
+    /// Synthetic DID waits by span of months (none: the pair has no waits).
+    #[serde(default)]
+    waits: Vec<WaitSpanConfig>,
+    /// σ of each provider's factor on England's mean waits.
+    #[serde(default)]
+    wait_spread: f64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitSpanConfig {
+    from: String,
+    request_to_test_share_42_days: f64,
+    test_to_report_mean_days: f64,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -402,11 +416,14 @@ struct NationalFigure {
 }
 
 /// The synthetic pair of years of provider × month tests (`strata_synth::periods`), every
-/// provider of the weights file in `regions`.
+/// provider of the weights file in `regions`, and their DID waits when the config has them.
 pub fn provider_months(
     spec: &crate::recipe::SyntheticProviderMonths,
     regions: &std::collections::BTreeMap<String, crate::periods::ProviderRegion>,
-) -> Result<crate::periods::ProviderMonths> {
+) -> Result<(
+    crate::periods::ProviderMonths,
+    Option<strata_api::DidWaitsInput>,
+)> {
     let path = &spec.config.path;
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let config: ProviderMonthsConfig = toml::from_str(&text)
@@ -480,13 +497,84 @@ pub fn provider_months(
         spec.seed,
     );
     let mut out = crate::periods::ProviderMonths::default();
-    for (provider, measure, month, tests) in rows {
-        if let Some(region) = regions.get(&provider) {
+    for (provider, measure, month, tests) in &rows {
+        if let Some(region) = regions.get(provider) {
             out.providers.insert(provider.clone(), region.clone());
         }
-        *out.tests.entry((provider, measure, month)).or_insert(0.0) += tests as f64;
+        let key = (provider.clone(), measure.clone(), month.clone());
+        *out.tests.entry(key).or_insert(0.0) += *tests as f64;
     }
-    Ok(out)
+    let waits = synthetic_waits(path, &config, &providers, &rows, spec.seed)?.map(|counted| {
+        let intervals = strata_api::WaitInterval::ALL;
+        crate::periods::wait_input(&counted, &intervals, regions)
+    });
+    Ok((out, waits))
+}
+
+/// The pair's DID waits: each provider × measure × month's tests shared over whole days by the
+/// month's span (`strata_synth::periods::geometric_days`), request → test and test → report;
+/// none without spans. Every synthetic record has both dates, none in error.
+fn synthetic_waits(
+    path: &Path,
+    config: &ProviderMonthsConfig,
+    providers: &[strata_synth::periods::ProviderWeights],
+    rows: &[(String, String, String, u64)],
+    seed: u64,
+) -> Result<Option<crate::input::activity::provider_months::MonthCounts>> {
+    use crate::input::activity::provider_months::{MonthCounts, REQUEST_TO_TEST, TEST_TO_REPORT};
+    use strata_synth::periods::{geometric_days, mean_for_share_42, wait_factors};
+    if config.waits.is_empty() {
+        return Ok(None);
+    }
+    let bad = config.waits.iter().find(|w| {
+        crate::periods::parse_month(&w.from).is_none()
+            || !(w.request_to_test_share_42_days > 0.0 && w.request_to_test_share_42_days < 1.0)
+            || !(w.test_to_report_mean_days > 0.0 && w.test_to_report_mean_days.is_finite())
+    });
+    if let Some(w) = bad {
+        return Err(Error::data(
+            path,
+            None,
+            Some("waits"),
+            format!(
+                "wait span from `{}`: `from` must be YYYY-MM, the share in (0, 1) and the mean \
+                 days above 0",
+                w.from
+            ),
+        ));
+    }
+    // A different stream from the recovery factors', so waits and recovery are unrelated.
+    let factors = wait_factors(providers.len(), config.wait_spread, seed.wrapping_add(1));
+    let factor_of = |code: &str| {
+        providers
+            .iter()
+            .position(|p| p.code == code)
+            .map_or(1.0, |i| factors[i])
+    };
+    let mut counted = MonthCounts::default();
+    for (provider, measure, month, tests) in rows {
+        // The span a month is in: the latest that starts by it (none before the first).
+        let started = config.waits.iter().filter(|w| w.from <= *month);
+        let Some(span) = started.max_by(|a, b| a.from.cmp(&b.from)) else {
+            continue;
+        };
+        let factor = factor_of(provider);
+        let key = (provider.clone(), measure.clone(), month.clone());
+        counted.tests.insert(key.clone(), *tests);
+        counted.records += tests;
+        let means = [
+            (
+                REQUEST_TO_TEST,
+                mean_for_share_42(span.request_to_test_share_42_days),
+            ),
+            (TEST_TO_REPORT, span.test_to_report_mean_days),
+        ];
+        for (interval, mean) in means {
+            let days = geometric_days(*tests, mean * factor).into_iter().collect();
+            counted.waits.insert((key.clone(), interval), days);
+        }
+    }
+    Ok(Some(counted))
 }
 
 /// The synthetic DM01 config (`configs/synth/backlog-2020-dm01.toml`).
@@ -621,5 +709,9 @@ pub fn waiting_lists(
             }
         })
         .collect();
-    Ok(strata_api::WaitingListInput { providers, rows })
+    Ok(strata_api::WaitingListInput {
+        providers,
+        rows,
+        other_nations: Vec::new(),
+    })
 }

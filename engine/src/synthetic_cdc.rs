@@ -231,7 +231,11 @@ fn dm01_activity(
             }
         }
     }
-    Ok(strata_api::WaitingListInput { providers, rows })
+    Ok(strata_api::WaitingListInput {
+        providers,
+        rows,
+        other_nations: Vec::new(),
+    })
 }
 
 /// A month's tests: the named ones as given, `total` less their sum shared by `mix` over the

@@ -72,6 +72,59 @@ pub fn provider_months(
     out
 }
 
+/// One span of months' synthetic DID waits: from `from` (`YYYY-MM`) until the next span, the
+/// share of request → test waits of 42 days or more and the mean test → report wait in days,
+/// England's; each provider's mean waits are England's times its own factor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitSpan {
+    pub from: String,
+    pub request_to_test_share_42_days: f64,
+    pub test_to_report_mean_days: f64,
+}
+
+/// The longest wait drawn, in days: the geometric tail beyond it is counted at it.
+pub const MAX_WAIT_DAYS: i64 = 365;
+
+/// `tests` waits shared over whole days `0..=MAX_WAIT_DAYS` by a geometric distribution of mean
+/// `mean` days (`P(d) = (1 − q) q^d`, `q = mean / (1 + mean)`; the tail in the last day), whole
+/// by the largest remainder: (day, waits), only days with waits.
+pub fn geometric_days(tests: u64, mean: f64) -> Vec<(i64, u64)> {
+    let q = mean / (1.0 + mean);
+    let shares: Vec<f64> = (0..=MAX_WAIT_DAYS)
+        .map(|d| {
+            if d == MAX_WAIT_DAYS {
+                q.powi(d as i32)
+            } else {
+                (1.0 - q) * q.powi(d as i32)
+            }
+        })
+        .collect();
+    largest_remainder(tests, &shares)
+        .into_iter()
+        .enumerate()
+        .filter(|(_, n)| *n > 0)
+        .map(|(d, n)| (d as i64, n))
+        .collect()
+}
+
+/// The mean of a geometric wait whose share of 42 days or more is `share` (`q^42 = share`).
+pub fn mean_for_share_42(share: f64) -> f64 {
+    let q = share.powf(1.0 / 42.0);
+    q / (1.0 - q)
+}
+
+/// Each provider's factor on England's mean waits, `exp(σ·z − σ²/2)`, `z` standard normal drawn
+/// in provider order from ChaCha8 seeded by `seed` (so trusts wait unevenly).
+pub fn wait_factors(providers: usize, spread: f64, seed: u64) -> Vec<f64> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..providers)
+        .map(|_| {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            (spread * z - spread * spread / 2.0).exp()
+        })
+        .collect()
+}
+
 /// `total` shared in proportion to `shares`, whole numbers summing to `total` (none when every
 /// share is zero); remainders go to the largest fractions, ties to the earlier index.
 pub fn largest_remainder(total: u64, shares: &[f64]) -> Vec<u64> {
@@ -284,5 +337,24 @@ mod waiting_tests {
             n, 250,
             "N's 500 half waiting six weeks or more, A's 200 included"
         );
+    }
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+
+    /// Hand-worked: a share of 3% waiting 42 days or more is q = 0.03^(1/42) = 0.91995, mean
+    /// q / (1 − q) = 11.49 days; 10,000 waits put 300 (± rounding) at 42 days or more.
+    #[test]
+    fn geometric_waits_hold_their_total_and_their_share() {
+        let mean = mean_for_share_42(0.03);
+        assert!((mean - 11.49).abs() < 0.01, "{mean}");
+        let days = geometric_days(10_000, mean);
+        assert_eq!(days.iter().map(|d| d.1).sum::<u64>(), 10_000);
+        let over: u64 = days.iter().filter(|d| d.0 >= 42).map(|d| d.1).sum();
+        assert!((295..=305).contains(&over), "{over}");
+        assert_eq!(geometric_days(0, mean), []);
+        assert_eq!(wait_factors(3, 0.2, 5), wait_factors(3, 0.2, 5));
     }
 }

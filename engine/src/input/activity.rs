@@ -32,6 +32,8 @@ use strata_api::{
     AttributionCandidate, DerivationInput, Derived, PracticeLookup, QualityCell, Route,
 };
 
+pub mod provider_months;
+
 use super::{Dictionary, LsoaInfo};
 use crate::dates;
 use crate::error::{Error, Result};
@@ -63,8 +65,10 @@ const NOT_WHOLE: i64 = i64::MIN;
 /// Integer values (ages, dates as days) are cached in a window of this many values.
 const INT_WINDOW: i64 = 4096;
 
-/// The columns read, in kernel order.
-pub const COLUMNS: [&str; 8] = [
+/// The columns a reader can hand a pass, in kernel order: the stratified pass reads the first
+/// [`STRATIFIED_COLUMNS`]; the provider × month pass (`provider_months`) reads the provider, the
+/// modality and the three dates.
+pub const COLUMNS: [&str; 10] = [
     "provider_code",
     "gp_practice_code",
     "lsoa11",
@@ -73,7 +77,11 @@ pub const COLUMNS: [&str; 8] = [
     "modality",
     "exam_code",
     "test_date",
+    "request_date",
+    "report_date",
 ];
+/// How many of [`COLUMNS`] the stratified pass reads (the first ones).
+pub const STRATIFIED_COLUMNS: usize = 8;
 pub const PROVIDER: usize = 0;
 pub const PRACTICE: usize = 1;
 pub const LSOA: usize = 2;
@@ -82,6 +90,13 @@ pub const AGE: usize = 4;
 pub const MODALITY: usize = 5;
 pub const EXAM: usize = 6;
 pub const DATE: usize = 7;
+pub const REQUEST: usize = 8;
+pub const REPORT: usize = 9;
+
+/// Whether column `c` holds dates (read from date, timestamp or `YYYY-MM-DD` text columns).
+pub fn is_date(c: usize) -> bool {
+    matches!(c, DATE | REQUEST | REPORT)
+}
 
 /// The reference lookups the pass resolves codes against.
 pub struct Lookups<'a> {
@@ -90,7 +105,7 @@ pub struct Lookups<'a> {
     pub lsoas: &'a HashMap<String, LsoaInfo>,
     pub areas: usize,
     /// The recipe's value map of each column, by [`COLUMNS`] index (`input::mapping`).
-    pub value_maps: [Option<&'a super::mapping::ValueMap>; 8],
+    pub value_maps: [Option<&'a super::mapping::ValueMap>; COLUMNS.len()],
 }
 
 /// (area, route, has practice, has LSOA) of an attribution outcome: what the quality cube keeps.
@@ -181,8 +196,9 @@ pub fn refusal(column: usize, raw: Option<&[u8]>) -> (String, &'static str) {
         Some(text) if !text.trim().is_empty() => format!("`{}`", shorten(&text)),
         _ => "an empty value".to_string(),
     };
+    let empty = raw.is_none_or(|b| b.trim_ascii().is_empty());
     match column {
-        DATE => (
+        c if is_date(c) => (
             format!("not a date in YYYY-MM-DD form (found {seen})"),
             "dates are written like 2023-04-01",
         ),
@@ -190,9 +206,22 @@ pub fn refusal(column: usize, raw: Option<&[u8]>) -> (String, &'static str) {
             format!("not a whole number of years (found {seen})"),
             "age is years at test, e.g. 47",
         ),
-        PROVIDER => (
+        PROVIDER if empty => (
             "empty value in a required column".to_string(),
             "every record names its provider",
+        ),
+        // Only the provider × month pass refuses a provider it has a code for.
+        PROVIDER => (
+            format!("provider {seen} is not in the recipe's provider_regions file"),
+            "add the provider with its NHS region to provider_regions, or fix the code",
+        ),
+        // Only the provider × month pass refuses a modality: it counts SPEC §3's keys.
+        MODALITY => (
+            format!(
+                "{seen} is not a modality key (one of {})",
+                crate::periods::MODALITIES.join(", ")
+            ),
+            "map the extract's modality names to SPEC §3's keys (inputs.mapping values.modality)",
         ),
         _ => (format!("value refused (found {seen})"), "see SPEC §3"),
     }
@@ -237,6 +266,61 @@ struct Shared<'a> {
     unknown_practices: BTreeSet<String>,
     /// The first day of each month of the reporting year, and of the month after it.
     month_starts: [i64; 13],
+    /// The provider × month pass's providers (`None`: the stratified pass): it refuses a
+    /// provider not among them, reads modalities as SPEC §3's keys and dates as days.
+    known_providers: Option<HashSet<String>>,
+}
+
+/// Offset of a day count in a resolved date of the provider × month pass (days since
+/// 1970-01-01 within ±100,000,000, well clear of the reserved values at the top of `u32`).
+const DAY_BIAS: i64 = 1 << 31;
+
+/// A day count as the provider × month pass resolves it.
+fn day_code(days: i64) -> u32 {
+    if (-100_000_000..100_000_000).contains(&days) {
+        (days + DAY_BIAS) as u32
+    } else {
+        INVALID
+    }
+}
+
+/// The day count of a resolved date of the provider × month pass.
+fn code_days(code: u32) -> i64 {
+    i64::from(code) - DAY_BIAS
+}
+
+impl<'a> Shared<'a> {
+    fn new(
+        lookups: &'a Lookups<'a>,
+        derive: &'a DeriveFn<'a>,
+        attribute: &'a AttributeFn<'a>,
+        exam_code_list: Vec<(String, String)>,
+        month_starts: [i64; 13],
+        known_providers: Option<HashSet<String>>,
+    ) -> Shared<'a> {
+        Shared {
+            lookups,
+            derive,
+            attribute,
+            attributions: Attributions::default(),
+            exam_code_list,
+            providers: Dictionary::default(),
+            provider_first_raw: Vec::new(),
+            sexes: Dictionary::default(),
+            ages: Dictionary::default(),
+            deciles: Dictionary::default(),
+            modalities: Dictionary::default(),
+            exams: Dictionary::default(),
+            pairs: Dictionary::default(),
+            derived: Derived::default(),
+            derive_seconds: 0.0,
+            derive_cpu_seconds: 0.0,
+            unknown_lsoas: BTreeSet::new(),
+            unknown_practices: BTreeSet::new(),
+            month_starts,
+            known_providers,
+        }
+    }
 }
 
 fn trimmed(raw: Option<&str>) -> Option<&str> {
@@ -358,6 +442,11 @@ impl Shared<'_> {
         let Some(code) = trimmed(Some(raw)) else {
             return INVALID;
         };
+        if let Some(known) = &self.known_providers
+            && !known.contains(code)
+        {
+            return INVALID;
+        }
         let id = self.providers.intern(&code.to_string());
         if id == self.provider_first_raw.len() {
             self.provider_first_raw.push(raw.to_string());
@@ -435,16 +524,36 @@ impl Shared<'_> {
                 Some(Some(age)) => Pending::Age(self.ages.intern(&Some(age))),
                 Some(None) => Pending::Done(INVALID),
             },
+            MODALITY if self.known_providers.is_some() => Pending::Done(
+                trimmed(text)
+                    .and_then(|t| crate::periods::MODALITIES.iter().position(|m| *m == t))
+                    .map_or(INVALID, |m| m as u32),
+            ),
             MODALITY => Pending::Done(
                 self.modalities
                     .intern(&trimmed(text).unwrap_or_default().to_string()) as u32,
             ),
             EXAM => Pending::Done(self.exams.intern(&trimmed(text).map(str::to_string)) as u32),
-            _ => Pending::Done(
+            // An empty request or report date is no date (they are optional); a malformed one
+            // is refused like a test date.
+            REQUEST | REPORT if trimmed(text).is_none() => Pending::Done(NONE),
+            c => Pending::Done(
                 trimmed(text)
                     .and_then(dates::parse_extract_date)
-                    .map_or(INVALID, |days| self.month_of_days(days)),
+                    .map_or(INVALID, |days| self.date_of_days(c, days)),
             ),
+        }
+    }
+
+    /// A date as the pass resolves it: the month of the reporting year (stratified pass), or
+    /// the day (provider × month pass).
+    fn date_of_days(&self, column: usize, days: i64) -> u32 {
+        if self.known_providers.is_some() {
+            day_code(days)
+        } else if column == DATE {
+            self.month_of_days(days)
+        } else {
+            NONE
         }
     }
 
@@ -452,11 +561,14 @@ impl Shared<'_> {
     /// columns read it as its decimal text).
     fn pending_int(&mut self, column: usize, value: Option<i64>) -> Pending {
         match column {
-            _ if value == Some(NOT_WHOLE) && (column == AGE || column == DATE) => {
+            _ if value == Some(NOT_WHOLE) && (column == AGE || is_date(column)) => {
                 Pending::Done(INVALID)
             }
             AGE => Pending::Age(self.ages.intern(&value)),
-            DATE => Pending::Done(value.map_or(INVALID, |days| self.month_of_days(days))),
+            DATE => Pending::Done(value.map_or(INVALID, |days| self.date_of_days(DATE, days))),
+            REQUEST | REPORT => {
+                Pending::Done(value.map_or(NONE, |days| self.date_of_days(column, days)))
+            }
             _ => {
                 let text = value.map(|v| v.to_string());
                 self.pending_text(column, text.as_deref().map(str::as_bytes))
@@ -762,7 +874,7 @@ impl<'w, 'a> ColumnSink<'w, 'a> {
                 NOT_WHOLE
             }
         };
-        if self.column == AGE || self.column == DATE {
+        if self.column == AGE || is_date(self.column) {
             return self.ints(rows, |i| value(i).map(whole));
         }
         let texts: Vec<Option<String>> = (0..rows)
@@ -1115,8 +1227,49 @@ pub struct PassResult {
 /// Gives the next unit of work (its index in file order and the unit), `None` when all are taken.
 pub type NextUnit<'f, U> = dyn Fn() -> Option<std::result::Result<(usize, U), Located>> + Sync + 'f;
 /// Counts one unit (by index) into a worker's tally.
-pub type CountUnit<'f, U> =
-    dyn Fn(&Pass, &mut Tally, usize, U) -> std::result::Result<(), Located> + Sync + 'f;
+pub type CountUnit<'f, C, U> = dyn Fn(&C, &mut <C as Counter>::Tally, usize, U) -> std::result::Result<(), Located>
+    + Sync
+    + 'f;
+
+/// A pass the readers hand batches to: the stratified pass ([`Pass`]) or the provider × month
+/// pass ([`provider_months::MonthPass`]). Each worker counts into its own tally.
+pub trait Counter: Sync {
+    type Tally: Send;
+    /// A fresh tally for one worker.
+    fn tally(&self) -> Self::Tally;
+    /// Resolves and counts one batch into a worker's tally.
+    fn count(&self, tally: &mut Self::Tally, batch: &dyn Batch) -> std::result::Result<(), Stop>;
+}
+
+/// The columns a pass reads and those of them an extract must have.
+#[derive(Debug, Clone, Copy)]
+pub struct Columns {
+    pub read: [bool; COLUMNS.len()],
+    pub required: [bool; COLUMNS.len()],
+}
+
+impl Columns {
+    /// The stratified pass's: the first [`STRATIFIED_COLUMNS`], all required but `exam_code`
+    /// (SPEC §3).
+    pub fn stratified() -> Columns {
+        Columns {
+            read: std::array::from_fn(|c| c < STRATIFIED_COLUMNS),
+            required: std::array::from_fn(|c| c < STRATIFIED_COLUMNS && c != EXAM),
+        }
+    }
+}
+
+impl Counter for Pass<'_> {
+    type Tally = Tally;
+
+    fn tally(&self) -> Tally {
+        Pass::tally(self)
+    }
+
+    fn count(&self, tally: &mut Tally, batch: &dyn Batch) -> std::result::Result<(), Stop> {
+        Pass::count(self, tally, batch)
+    }
+}
 
 /// The pass: workers count batches into their own tallies, summed by [`Pass::finish`].
 pub struct Pass<'a> {
@@ -1142,27 +1295,14 @@ impl<'a> Pass<'a> {
         let month_starts =
             dates::month_starts(year_start.0, year_start.1).unwrap_or([i64::MAX; 13]);
         Pass {
-            shared: Mutex::new(Shared {
+            shared: Mutex::new(Shared::new(
                 lookups,
                 derive,
                 attribute,
-                attributions: Attributions::default(),
                 exam_code_list,
-                providers: Dictionary::default(),
-                provider_first_raw: Vec::new(),
-                sexes: Dictionary::default(),
-                ages: Dictionary::default(),
-                deciles: Dictionary::default(),
-                modalities: Dictionary::default(),
-                exams: Dictionary::default(),
-                pairs: Dictionary::default(),
-                derived: Derived::default(),
-                derive_seconds: 0.0,
-                derive_cpu_seconds: 0.0,
-                unknown_lsoas: BTreeSet::new(),
-                unknown_practices: BTreeSet::new(),
                 month_starts,
-            }),
+                None,
+            )),
             areas: lookups.areas,
             measures,
             dims,
@@ -1211,68 +1351,6 @@ impl<'a> Pass<'a> {
         Ok(())
     }
 
-    /// Runs `workers` threads, each taking units of work from `next` (a unit's index and the unit)
-    /// and counting them with `count`, until `next` gives `None` or a unit fails. Of the failures,
-    /// the earliest (by unit, then row) is returned: every unit before it was counted to the end.
-    pub fn run_parallel<U>(
-        &self,
-        workers: usize,
-        next: &NextUnit<'_, U>,
-        count: &CountUnit<'_, U>,
-    ) -> std::result::Result<Vec<Tally>, Located> {
-        let failed = AtomicBool::new(false);
-        let results: Vec<std::result::Result<Tally, Located>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers.max(1))
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut tally = self.tally();
-                        while !failed.load(Ordering::Acquire) {
-                            let Some(unit) = next() else { break };
-                            let outcome =
-                                unit.and_then(|(index, unit)| count(self, &mut tally, index, unit));
-                            if let Err(e) = outcome {
-                                failed.store(true, Ordering::Release);
-                                return Err(e);
-                            }
-                        }
-                        Ok(tally)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Located {
-                            unit: usize::MAX,
-                            row: 0,
-                            stop: Error::Usage("a reader thread panicked".into()).into(),
-                        })
-                    })
-                })
-                .collect()
-        });
-        let mut tallies = Vec::new();
-        let mut first: Option<Located> = None;
-        for r in results {
-            match r {
-                Ok(t) => tallies.push(t),
-                Err(e) => {
-                    if first
-                        .as_ref()
-                        .is_none_or(|f| (e.unit, e.row) < (f.unit, f.row))
-                    {
-                        first = Some(e);
-                    }
-                }
-            }
-        }
-        match first {
-            Some(e) => Err(e),
-            None => Ok(tallies),
-        }
-    }
-
     /// Sums the workers' counters and builds the quality cells and warnings.
     pub fn finish(self, mut tallies: Vec<Tally>) -> Result<PassResult> {
         let shared = self
@@ -1302,6 +1380,68 @@ impl<'a> Pass<'a> {
             },
             warnings,
         })
+    }
+}
+
+/// Runs `workers` threads, each taking units of work from `next` (a unit's index and the unit)
+/// and counting them with `count`, until `next` gives `None` or a unit fails. Of the failures,
+/// the earliest (by unit, then row) is returned: every unit before it was counted to the end.
+pub fn run_parallel<C: Counter, U>(
+    counter: &C,
+    workers: usize,
+    next: &NextUnit<'_, U>,
+    count: &CountUnit<'_, C, U>,
+) -> std::result::Result<Vec<C::Tally>, Located> {
+    let failed = AtomicBool::new(false);
+    let results: Vec<std::result::Result<C::Tally, Located>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut tally = counter.tally();
+                    while !failed.load(Ordering::Acquire) {
+                        let Some(unit) = next() else { break };
+                        let outcome =
+                            unit.and_then(|(index, unit)| count(counter, &mut tally, index, unit));
+                        if let Err(e) = outcome {
+                            failed.store(true, Ordering::Release);
+                            return Err(e);
+                        }
+                    }
+                    Ok(tally)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Located {
+                        unit: usize::MAX,
+                        row: 0,
+                        stop: Error::Usage("a reader thread panicked".into()).into(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let mut tallies = Vec::new();
+    let mut first: Option<Located> = None;
+    for r in results {
+        match r {
+            Ok(t) => tallies.push(t),
+            Err(e) => {
+                if first
+                    .as_ref()
+                    .is_none_or(|f| (e.unit, e.row) < (f.unit, f.row))
+                {
+                    first = Some(e);
+                }
+            }
+        }
+    }
+    match first {
+        Some(e) => Err(e),
+        None => Ok(tallies),
     }
 }
 

@@ -29,7 +29,7 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 
-use super::activity::{self, AGE, Batch, COLUMNS, ColumnSink, DATE, Located, Pass, Stop, Tally};
+use super::activity::{self, AGE, Batch, COLUMNS, ColumnSink, Columns, Counter, Located, Stop};
 use super::mapping::InputMapping;
 use crate::error::{Error, Result};
 
@@ -56,7 +56,12 @@ impl Extract {
     /// Opens an extract and checks its columns (every required one, none twice, types that can
     /// hold the column's values), before any record is read.
     pub fn open(path: &Path, mapping: &InputMapping) -> Result<Extract> {
-        let names = Names::of(mapping);
+        Extract::open_columns(path, mapping, Columns::stratified())
+    }
+
+    /// Opens an extract for a pass reading `columns` (the stratified pass's, or another's).
+    pub fn open_columns(path: &Path, mapping: &InputMapping, columns: Columns) -> Result<Extract> {
+        let names = Names::of(mapping, columns);
         if path.is_dir() {
             return Err(Error::data_hint(
                 path,
@@ -112,7 +117,17 @@ impl Extract {
         batches: Vec<RecordBatch>,
         mapping: &InputMapping,
     ) -> Result<Extract> {
-        let names = Names::of(mapping);
+        Extract::from_batches_columns(label, batches, mapping, Columns::stratified())
+    }
+
+    /// An in-memory table for a pass reading `columns`.
+    pub fn from_batches_columns(
+        label: &Path,
+        batches: Vec<RecordBatch>,
+        mapping: &InputMapping,
+        columns: Columns,
+    ) -> Result<Extract> {
+        let names = Names::of(mapping, columns);
         Ok(Extract {
             path: label.to_path_buf(),
             format: Format::Frame(FrameExtract::open(label, batches, names)?),
@@ -128,8 +143,18 @@ impl Extract {
         }
     }
 
+    /// Whether the extract has column `c` ([`COLUMNS`] index) among those its pass reads.
+    pub fn has_column(&self, c: usize) -> bool {
+        let positions = match &self.format {
+            Format::Parquet(p) => &p.positions,
+            Format::Csv(c) => &c.positions,
+            Format::Frame(f) => &f.positions,
+        };
+        positions[c].is_some()
+    }
+
     /// Reads and counts every record with `pass` on up to `threads` workers.
-    pub fn count(&self, pass: &Pass, threads: usize) -> Result<Vec<Tally>> {
+    pub fn count<C: Counter>(&self, pass: &C, threads: usize) -> Result<Vec<C::Tally>> {
         let threads = threads.clamp(1, 8);
         keep_freed_memory();
         match &self.format {
@@ -165,25 +190,31 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
     Ok(filled)
 }
 
-/// The extract's name of each column read, by [`COLUMNS`] index, and how messages name it.
+/// The extract's name of each column, by [`COLUMNS`] index, how messages name it, and which
+/// columns the pass reads and requires.
 struct Names {
-    source: [String; 8],
-    label: [String; 8],
+    source: [String; COLUMNS.len()],
+    label: [String; COLUMNS.len()],
     mapped: bool,
+    columns: Columns,
 }
 
 impl Names {
-    fn of(mapping: &InputMapping) -> Names {
+    fn of(mapping: &InputMapping, columns: Columns) -> Names {
         Names {
             source: std::array::from_fn(|c| mapping.source_name(COLUMNS[c]).to_string()),
             label: std::array::from_fn(|c| mapping.describe(COLUMNS[c])),
             mapped: !mapping.columns.is_empty(),
+            columns,
         }
     }
 }
 
+/// Where each column the pass reads is in the header, by [`COLUMNS`] index.
+type Positions = [Option<usize>; COLUMNS.len()];
+
 /// Checks a header's names: unique, and every required column there (by the extract's names).
-fn check_names(path: &Path, names: &[String], read: &Names) -> Result<[Option<usize>; 8]> {
+fn check_names(path: &Path, names: &[String], read: &Names) -> Result<Positions> {
     for (i, name) in names.iter().enumerate() {
         if names[..i].contains(name) {
             return Err(Error::data_hint(
@@ -195,8 +226,7 @@ fn check_names(path: &Path, names: &[String], read: &Names) -> Result<[Option<us
             ));
         }
     }
-    // Every column read is required but `exam_code` (SPEC §3).
-    for column in (0..COLUMNS.len()).filter(|&c| c != activity::EXAM) {
+    for column in (0..COLUMNS.len()).filter(|&c| read.columns.required[c]) {
         if !names.iter().any(|n| *n == read.source[column]) {
             // At most a line of the header: a file that is not a table must not fill the screen.
             let mut found = names.join(", ");
@@ -222,7 +252,11 @@ fn check_names(path: &Path, names: &[String], read: &Names) -> Result<[Option<us
         }
     }
     Ok(std::array::from_fn(|c| {
-        names.iter().position(|n| *n == read.source[c])
+        if read.columns.read[c] {
+            names.iter().position(|n| *n == read.source[c])
+        } else {
+            None
+        }
     }))
 }
 
@@ -256,6 +290,7 @@ fn located_error(
 
 struct ParquetExtract {
     names: Names,
+    positions: Positions,
     metadata: ArrowReaderMetadata,
     mask: ProjectionMask,
     /// First record (0-based) of each row group.
@@ -308,8 +343,9 @@ fn check_column_type(
     let fits = match (c, held) {
         (_, Some(Holds::Text | Holds::Binary)) => true,
         (AGE, Some(Holds::Number)) => true,
-        (DATE, Some(Holds::Date)) => true,
-        (AGE | DATE, _) => false,
+        (c, Some(Holds::Date)) if activity::is_date(c) => true,
+        (AGE, _) => false,
+        (c, _) if activity::is_date(c) => false,
         (_, Some(Holds::Number)) => true,
         _ => false,
     };
@@ -318,7 +354,7 @@ fn check_column_type(
     }
     let expected = match c {
         AGE => "whole numbers of years (integer, whole float or text)",
-        DATE => "dates (date, timestamp or YYYY-MM-DD text)",
+        c if activity::is_date(c) => "dates (date, timestamp or YYYY-MM-DD text)",
         _ => "text",
     };
     Err(Error::data_hint(
@@ -367,6 +403,7 @@ impl ParquetExtract {
         }
         Ok(ParquetExtract {
             names: read,
+            positions,
             metadata,
             mask,
             group_starts,
@@ -374,7 +411,7 @@ impl ParquetExtract {
         })
     }
 
-    fn count(&self, path: &Path, pass: &Pass, threads: usize) -> Result<Vec<Tally>> {
+    fn count<C: Counter>(&self, path: &Path, pass: &C, threads: usize) -> Result<Vec<C::Tally>> {
         let groups = self.group_starts.len();
         let next_group = AtomicUsize::new(0);
         let bar = crate::progress::bar(self.rows, false);
@@ -382,7 +419,7 @@ impl ParquetExtract {
             let g = next_group.fetch_add(1, Ordering::Relaxed);
             (g < groups).then_some(Ok((g, g)))
         };
-        let count = |pass: &Pass, tally: &mut Tally, g: usize, _: usize| {
+        let count = |pass: &C, tally: &mut C::Tally, g: usize, _: usize| {
             let fail = |row: usize, e: Error| Located {
                 unit: g,
                 row,
@@ -416,7 +453,7 @@ impl ParquetExtract {
             Ok(())
         };
         let workers = threads.min(groups.max(1));
-        let outcome = pass.run_parallel(workers, &next, &count);
+        let outcome = activity::run_parallel(pass, workers, &next, &count);
         bar.finish_and_clear();
         outcome.map_err(|e| {
             located_error(path, &self.names, e, |unit, row| {
@@ -432,6 +469,7 @@ impl ParquetExtract {
 /// Record batches already in memory; each batch is a unit of work.
 struct FrameExtract {
     names: Names,
+    positions: Positions,
     batches: Vec<RecordBatch>,
     /// First record (0-based) of each batch.
     starts: Vec<u64>,
@@ -473,20 +511,21 @@ impl FrameExtract {
         }
         Ok(FrameExtract {
             names: read,
+            positions,
             batches,
             starts,
             rows,
         })
     }
 
-    fn count(&self, label: &Path, pass: &Pass, threads: usize) -> Result<Vec<Tally>> {
+    fn count<C: Counter>(&self, label: &Path, pass: &C, threads: usize) -> Result<Vec<C::Tally>> {
         let units = self.batches.len();
         let next_unit = AtomicUsize::new(0);
         let next = || {
             let u = next_unit.fetch_add(1, Ordering::Relaxed);
             (u < units).then_some(Ok((u, u)))
         };
-        let count = |pass: &Pass, tally: &mut Tally, u: usize, _: usize| {
+        let count = |pass: &C, tally: &mut C::Tally, u: usize, _: usize| {
             pass.count(tally, &ArrowBatch::new(&self.batches[u], &self.names))
                 .map_err(|stop| match stop {
                     Stop::Invalid { row, .. } => Located { unit: u, row, stop },
@@ -498,7 +537,7 @@ impl FrameExtract {
                 })
         };
         let workers = threads.min(units.max(1));
-        pass.run_parallel(workers, &next, &count).map_err(|e| {
+        activity::run_parallel(pass, workers, &next, &count).map_err(|e| {
             located_error(label, &self.names, e, |unit, row| {
                 self.starts.get(unit).copied().unwrap_or(0) as usize + row + 1
             })
@@ -628,14 +667,18 @@ fn floats(a: &dyn Array) -> Option<Vec<Option<f64>>> {
 /// A batch of Arrow columns, by [`COLUMNS`] index.
 struct ArrowBatch {
     rows: usize,
-    columns: [Option<ArrayRef>; 8],
+    columns: [Option<ArrayRef>; COLUMNS.len()],
 }
 
 impl ArrowBatch {
     fn new(batch: &RecordBatch, names: &Names) -> ArrowBatch {
         ArrowBatch {
             rows: batch.num_rows(),
-            columns: std::array::from_fn(|c| batch.column_by_name(&names.source[c]).cloned()),
+            columns: std::array::from_fn(|c| {
+                names.columns.read[c]
+                    .then(|| batch.column_by_name(&names.source[c]).cloned())
+                    .flatten()
+            }),
         }
     }
 }
@@ -675,7 +718,7 @@ impl Batch for ArrowBatch {
         if let Some(texts) = Texts::of(array.as_ref()) {
             return sink.text(rows, |i| texts.get(i));
         }
-        let whole = if sink.column() == DATE {
+        let whole = if activity::is_date(sink.column()) {
             days(array.as_ref())
         } else {
             integers(array.as_ref())
@@ -725,7 +768,7 @@ fn unreadable(array: &ArrayRef) -> Stop {
 struct CsvExtract {
     names: Names,
     gzip: bool,
-    positions: [Option<usize>; 8],
+    positions: Positions,
     fields: usize,
     file_bytes: u64,
 }
@@ -968,7 +1011,7 @@ impl CsvExtract {
         })
     }
 
-    fn count(&self, path: &Path, pass: &Pass, threads: usize) -> Result<Vec<Tally>> {
+    fn count<C: Counter>(&self, path: &Path, pass: &C, threads: usize) -> Result<Vec<C::Tally>> {
         let read = Arc::new(AtomicU64::new(0));
         let mut blocks =
             Blocks::open(path, self.gzip, read.clone()).map_err(|e| Error::io(path, e))?;
@@ -999,7 +1042,7 @@ impl CsvExtract {
             bar.set_position(read.load(Ordering::Relaxed));
             block.transpose()
         };
-        let count = |pass: &Pass, tally: &mut Tally, index: usize, block: Vec<u8>| {
+        let count = |pass: &C, tally: &mut C::Tally, index: usize, block: Vec<u8>| {
             let batch = CsvBatch::parse(&block, &self.positions, self.fields).map_err(
                 |(row, rule, hint)| Located {
                     unit: index,
@@ -1026,7 +1069,7 @@ impl CsvExtract {
             }
             Ok(())
         };
-        let outcome = pass.run_parallel(threads, &next, &count);
+        let outcome = activity::run_parallel(pass, threads, &next, &count);
         bar.finish_and_clear();
         outcome.map_err(|e| {
             let before = |unit: usize| -> usize {
@@ -1045,7 +1088,7 @@ impl CsvExtract {
 struct CsvBatch {
     rows: usize,
     bytes: Vec<u8>,
-    spans: [Option<Vec<(u32, u32)>>; 8],
+    spans: [Option<Vec<(u32, u32)>>; COLUMNS.len()],
 }
 
 /// Refusals of a block that hold before its first record: a run of blank lines filling a block
@@ -1114,7 +1157,7 @@ impl CsvBatch {
     /// or a row of commas gives its row in the block, the rule and a hint.
     fn parse(
         block: &[u8],
-        positions: &[Option<usize>; 8],
+        positions: &Positions,
         fields: usize,
     ) -> std::result::Result<CsvBatch, (usize, String, &'static str)> {
         const FIELDS: &str = CSV_FIELDS_HINT;
@@ -1125,7 +1168,7 @@ impl CsvBatch {
         let mut bytes = vec![0u8; block.len() + 1];
         let mut ends = vec![0usize; fields + 1];
         let mut record: Vec<usize> = Vec::with_capacity(fields + 1);
-        let mut spans: [Option<Vec<(u32, u32)>>; 8] =
+        let mut spans: [Option<Vec<(u32, u32)>>; COLUMNS.len()] =
             std::array::from_fn(|c| positions[c].map(|_| Vec::with_capacity(block.len() / 64)));
         let (mut read, mut written, mut start, mut rows) = (0, 0, 0, 0);
         check_block_start(block)?;
@@ -1212,7 +1255,7 @@ mod tests {
 
     #[test]
     fn blank_lines_before_records_are_refused_and_line_ends_closing_the_file_are_not() {
-        let positions: [Option<usize>; 8] = [Some(0), Some(1), None, None, None, None, None, None];
+        let positions: Positions = std::array::from_fn(|c| (c < 2).then_some(c));
         let rows = |block: &[u8]| CsvBatch::parse(block, &positions, 2).map(|b| b.rows);
         assert_eq!(rows(b"a,b\r\nc,d\r\n"), Ok(2));
         assert_eq!(rows(b"a,b\nc,d\n\n\n"), Ok(2), "trailing line ends");

@@ -32,6 +32,7 @@ pub fn builtin() -> Vec<PluginDescriptor> {
         strata_significance_poisson::DESCRIPTOR,
         strata_standardise_indirect::DESCRIPTOR,
         strata_summary_dispersion::DESCRIPTOR,
+        strata_waits_quantiles::DESCRIPTOR,
         strata_waits_six_weeks::DESCRIPTOR,
     ]
 }

@@ -889,6 +889,7 @@ fn configure_structured(
         StageKind::PeriodComparison => Configured::PeriodComparison(Box::new(s)),
         StageKind::WaitingTimes => Configured::WaitingTimes(Box::new(s)),
         StageKind::SettingShare => Configured::SettingShare(Box::new(s)),
+        StageKind::DidWaits => Configured::DidWaits(Box::new(s)),
         StageKind::Disclosure => Configured::Disclosure(Box::new(s)),
         numeric => {
             return Err(refuse(format!(

@@ -28,7 +28,8 @@ pub use types::*;
 /// comparisons and the ratio call; a `rate_per` input column of the ratio and significance stages).
 /// 4: the `period_comparison` and `waiting_times` stage kinds (new variants of the serialized
 /// call).
-/// 5: the `setting_share` stage kind (a new variant of the serialized call).
+/// 5: the `setting_share` and `did_waits` stage kinds (new variants of the serialized call), and
+/// area rates carrying the variance a direct standardisation estimates.
 pub const API_VERSION: u32 = 5;
 
 /// The compiler this crate was built with. A shared-library plugin must match it exactly.
@@ -51,11 +52,12 @@ pub enum StageKind {
     PeriodComparison,
     WaitingTimes,
     SettingShare,
+    DidWaits,
     Disclosure,
 }
 
 impl StageKind {
-    pub const ALL: [StageKind; 15] = [
+    pub const ALL: [StageKind; 16] = [
         StageKind::Attribution,
         StageKind::Derivation,
         StageKind::Exclusions,
@@ -70,6 +72,7 @@ impl StageKind {
         StageKind::PeriodComparison,
         StageKind::WaitingTimes,
         StageKind::SettingShare,
+        StageKind::DidWaits,
         StageKind::Disclosure,
     ];
 
@@ -90,6 +93,7 @@ impl StageKind {
             StageKind::PeriodComparison => "period_comparison",
             StageKind::WaitingTimes => "waiting_times",
             StageKind::SettingShare => "setting_share",
+            StageKind::DidWaits => "did_waits",
             StageKind::Disclosure => "disclosure",
         }
     }
@@ -121,6 +125,7 @@ pub enum Configured {
     PeriodComparison(Box<dyn CountRatioMethod>),
     WaitingTimes(Box<dyn WaitingTimesMethod>),
     SettingShare(Box<dyn SettingShareMethod>),
+    DidWaits(Box<dyn DidWaitsMethod>),
     Disclosure(Box<dyn DisclosureMethod>),
 }
 
@@ -141,6 +146,7 @@ impl Configured {
             Configured::PeriodComparison(_) => StageKind::PeriodComparison,
             Configured::WaitingTimes(_) => StageKind::WaitingTimes,
             Configured::SettingShare(_) => StageKind::SettingShare,
+            Configured::DidWaits(_) => StageKind::DidWaits,
             Configured::Disclosure(_) => StageKind::Disclosure,
         }
     }

@@ -35,6 +35,9 @@ pub enum Slot {
     /// A setting's activity by site × month × test (e.g. community diagnostic centres), with its
     /// site list and the ICB of every DM01 provider.
     SettingActivity,
+    /// DID waits: days between record dates by provider × modality × month of test (from
+    /// record-level input with `request_date` or `report_date`, or the synthetic pair of years).
+    WaitDays,
     /// Table `national_rates`.
     NationalRatesTable,
     /// Table `area_rates`.
@@ -59,6 +62,8 @@ pub enum Slot {
     WaitsTables,
     /// The setting-share stage's tables (`cdc_share`, `cdc_share_england`, `cdc_site_join`).
     SettingShareTables,
+    /// The DID-waits stage's tables (`did_waits`).
+    DidWaitsTables,
     /// Every table the other stages gave. A stage that takes it runs after every other stage.
     AllTables,
 }
@@ -76,6 +81,7 @@ impl Slot {
             Slot::ProviderMonths => "tests by provider and month",
             Slot::WaitingLists => "DM01 waiting lists",
             Slot::SettingActivity => "activity by site of a setting",
+            Slot::WaitDays => "DID wait days",
             Slot::NationalRatesTable => "table national_rates",
             Slot::AreaRatesTable => "table area_rates",
             Slot::FactorRatiosTable => "table factor_ratios",
@@ -87,6 +93,7 @@ impl Slot {
             Slot::PeriodComparisonTable => "table period_comparison",
             Slot::WaitsTables => "waiting-times tables",
             Slot::SettingShareTables => "setting-share tables",
+            Slot::DidWaitsTables => "DID-waits tables",
             Slot::AllTables => "every table",
         }
     }
@@ -125,6 +132,7 @@ impl StageKind {
             StageKind::PeriodComparison => &[Slot::ProviderMonths],
             StageKind::WaitingTimes => &[Slot::WaitingLists],
             StageKind::SettingShare => &[Slot::WaitingLists, Slot::SettingActivity],
+            StageKind::DidWaits => &[Slot::WaitDays],
             StageKind::Disclosure => &[Slot::AllTables],
         }
     }
@@ -146,6 +154,7 @@ impl StageKind {
             StageKind::PeriodComparison => &[Slot::PeriodComparisonTable],
             StageKind::WaitingTimes => &[Slot::WaitsTables],
             StageKind::SettingShare => &[Slot::SettingShareTables],
+            StageKind::DidWaits => &[Slot::DidWaitsTables],
             // Protects the tables in place.
             StageKind::Disclosure => &[],
         }
@@ -167,6 +176,7 @@ mod tests {
                     || *slot == Slot::ProviderMonths
                     || *slot == Slot::WaitingLists
                     || *slot == Slot::SettingActivity
+                    || *slot == Slot::WaitDays
                     || StageKind::ALL.iter().any(|k| k.gives().contains(slot));
                 assert!(given, "{kind} takes {slot}, which no kind gives");
             }

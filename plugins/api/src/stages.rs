@@ -163,6 +163,15 @@ pub trait SettingShareMethod: Send + Sync {
     fn tables(&self, input: &SettingShareInput) -> Result<Vec<Table>, MethodError>;
 }
 
+/// DID waits (seed 002): tables of how long examinations waited, from the days between record
+/// dates counted per provider × modality × month of test ([`DidWaitsInput`]), e.g. the median
+/// and upper percentiles and the share waiting six weeks or more; the method says which days it
+/// keeps (and how it reports the others) and names its quantile definition in every row.
+pub trait DidWaitsMethod: Send + Sync {
+    fn method_name(&self) -> String;
+    fn tables(&self, input: &DidWaitsInput) -> Result<Vec<Table>, MethodError>;
+}
+
 /// Statistical disclosure control of published counts.
 pub trait DisclosureMethod: Send + Sync {
     fn method_name(&self) -> String;

@@ -525,11 +525,71 @@ pub struct WaitingListRow {
     pub total_activity: f64,
 }
 
-/// DM01 waiting lists as read (commissioners summed, `TOTAL` rows left out).
+/// DM01 waiting lists as read (commissioners summed, `TOTAL` rows left out), with other
+/// nations' published figures to show beside England's.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WaitingListInput {
     pub providers: Vec<RegionalProvider>,
     pub rows: Vec<WaitingListRow>,
+    pub other_nations: Vec<NationWaitFigure>,
+}
+
+/// Another nation's published share waiting six weeks or more over months `first` to `last`
+/// (`YYYY-MM`), as printed, with where it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NationWaitFigure {
+    pub nation: String,
+    pub code: String,
+    pub first: String,
+    pub last: String,
+    pub pct_waiting_6_plus_weeks: f64,
+    pub source: String,
+}
+
+/// What a DID wait measures: the days from the request to the test, or from the test to its
+/// report (SPEC §3's optional `request_date` and `report_date`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum WaitInterval {
+    RequestToTest,
+    TestToReport,
+}
+
+impl WaitInterval {
+    pub const ALL: [WaitInterval; 2] = [WaitInterval::RequestToTest, WaitInterval::TestToReport];
+
+    /// The name tables use.
+    pub fn key(self) -> &'static str {
+        match self {
+            WaitInterval::RequestToTest => "request_to_test",
+            WaitInterval::TestToReport => "test_to_report",
+        }
+    }
+}
+
+/// One provider × modality × month of test and interval: how many records waited each whole
+/// number of days (the later date minus the earlier, so a request after its test or a report
+/// before it is a negative day: the method's rule decides what those become), and how many had
+/// no date for the interval. A histogram, never a list of records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaitHistogram {
+    /// Index into [`DidWaitsInput::providers`].
+    pub provider: u32,
+    /// A modality key of SPEC §3.
+    pub measure: String,
+    /// `YYYY-MM` of the test.
+    pub month: String,
+    pub interval: WaitInterval,
+    /// (days, records), days increasing, each records > 0.
+    pub days: Vec<(i64, u64)>,
+    /// Records of the cell without the interval's other date.
+    pub missing: u64,
+}
+
+/// DID waits as counted from record dates, in code order (provider, measure, month, interval).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DidWaitsInput {
+    pub providers: Vec<RegionalProvider>,
+    pub histograms: Vec<WaitHistogram>,
 }
 
 /// One site of a care setting outside hospital (e.g. a community diagnostic centre) as its

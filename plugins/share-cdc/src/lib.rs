@@ -592,6 +592,7 @@ mod tests {
             dm01: WaitingListInput {
                 providers: vec![provider("P1", "R"), provider("P2", "R")],
                 rows: dm,
+                other_nations: Vec::new(),
             },
             provider_icbs: vec!["I1".into(), "I2".into()],
             icbs: vec![

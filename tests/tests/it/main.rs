@@ -29,6 +29,7 @@ mod geography_levels;
 mod method_swap;
 mod parquet_structure;
 mod period_comparison;
+mod period_records;
 mod python;
 mod rate_unit;
 mod reader_fuzz;

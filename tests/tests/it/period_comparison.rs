@@ -180,11 +180,33 @@ fn the_backlog_recipe_verifies_and_is_snapshotted() {
             "{stdout}"
         );
         texts.push(
-            ["period_comparison.csv", "waits.csv"]
-                .map(|f| std::fs::read_to_string(out.join(f)).unwrap()),
+            [
+                "period_comparison.csv",
+                "waits.csv",
+                "did_waits.csv",
+                "waits_nations.csv",
+            ]
+            .map(|f| std::fs::read_to_string(out.join(f)).unwrap()),
         );
     }
     assert_eq!(texts[0], texts[1], "same inputs, same bytes");
     snapshot("backlog-2020__period_comparison", &texts[0][0]);
     snapshot("backlog-2020__waits", &texts[0][1]);
+    snapshot("backlog-2020__waits_nations", &texts[0][3]);
+    // DID waits: England's and the regions' rows (the trusts' 20,000 are in the run's bytes
+    // compared above), 2019 mostly within six weeks, 2020 longer.
+    let did_waits = &texts[0][2];
+    let kept: String = did_waits
+        .lines()
+        .filter(|l| !l.starts_with("provider,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    snapshot("backlog-2020__did_waits", &kept);
+    let share = |month: &str| -> f64 {
+        let prefix = format!("england,E92000001,England,\"\",all,{month},request_to_test,");
+        let line = did_waits.lines().find(|l| l.starts_with(&prefix)).unwrap();
+        line.split(',').nth(12).unwrap().parse().unwrap()
+    };
+    assert!(share("2019-04") < 5.0, "{}", share("2019-04"));
+    assert!(share("2020-04") > 40.0, "{}", share("2020-04"));
 }

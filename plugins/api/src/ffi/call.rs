@@ -34,6 +34,7 @@ pub enum Request<'a> {
     CountRatios(Cow<'a, [f64]>, Cow<'a, [f64]>),
     WaitingTimes(Cow<'a, WaitingListInput>),
     SettingShare(Cow<'a, SettingShareInput>),
+    DidWaits(Cow<'a, DidWaitsInput>),
 }
 
 /// What a structured stage answers; one variant per request.
@@ -115,6 +116,7 @@ pub fn answer(configured: &Configured, request: Request<'_>) -> Result<Response,
         (C::PeriodComparison(m), R::Describe) => described(m.method_name(), None, None),
         (C::WaitingTimes(m), R::Describe) => described(m.method_name(), None, None),
         (C::SettingShare(m), R::Describe) => described(m.method_name(), None, None),
+        (C::DidWaits(m), R::Describe) => described(m.method_name(), None, None),
         (C::Attribution(m), R::Attribute(c)) => Response::Attributions(m.attribute(&c)?),
         (C::Derivation(m), R::Derive(input)) => Response::Derived(m.derive(&input)?),
         (C::Exclusions(m), R::Exclude(counts)) => Response::Counts(m.apply(&counts)?),
@@ -137,6 +139,7 @@ pub fn answer(configured: &Configured, request: Request<'_>) -> Result<Response,
         }
         (C::WaitingTimes(m), R::WaitingTimes(input)) => Response::Tables(m.tables(&input)?),
         (C::SettingShare(m), R::SettingShare(input)) => Response::Tables(m.tables(&input)?),
+        (C::DidWaits(m), R::DidWaits(input)) => Response::Tables(m.tables(&input)?),
         (configured, request) => {
             return Err(MethodError::foreign(format!(
                 "a `{}` plugin cannot answer {}",
@@ -162,6 +165,7 @@ fn request_name(request: &Request<'_>) -> &'static str {
         Request::CountRatios(..) => "count_ratios",
         Request::WaitingTimes(_) => "waiting_times",
         Request::SettingShare(_) => "setting_share",
+        Request::DidWaits(_) => "did_waits",
     }
 }
 
@@ -504,6 +508,21 @@ impl crate::SettingShareMethod for ForeignStructured {
         {
             Response::Tables(t) => Ok(t),
             _ => Err(self.method.mismatch("setting_share")),
+        }
+    }
+}
+
+impl crate::DidWaitsMethod for ForeignStructured {
+    fn method_name(&self) -> String {
+        self.method_name.clone()
+    }
+    fn tables(&self, input: &DidWaitsInput) -> Result<Vec<Table>, MethodError> {
+        match self
+            .method
+            .request(&Request::DidWaits(Cow::Borrowed(input)))?
+        {
+            Response::Tables(t) => Ok(t),
+            _ => Err(self.method.mismatch("did_waits")),
         }
     }
 }
