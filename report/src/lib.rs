@@ -28,18 +28,21 @@
 //! area code, so a browser test (or a reader hovering) can find a known area.
 
 mod charts;
+mod explorer;
 pub mod format;
+mod funnel;
 mod html;
 mod input;
 mod map;
 mod svg;
 mod workbook;
 
-pub use charts::{funnel_svg, ranked_chart_svg};
+pub use charts::ranked_chart_svg;
+pub use funnel::funnel_svg;
 pub use html::report_html;
 pub use input::{
-    Boundaries, ConfidenceLimits, FactorRatioRow, FunnelLimits, MeasureLabel, ReportInput,
-    publication_label,
+    AdjustedLevel, AdjustedLimits, Boundaries, COMPACT_ABOVE_AREAS, ConfidenceLimits,
+    FactorRatioRow, FunnelLimits, MeasureLabel, ReportInput, publication_label,
 };
 pub use map::map_svg;
 pub use workbook::workbook_xlsx;

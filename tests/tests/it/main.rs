@@ -27,6 +27,7 @@ mod geography_levels;
 mod method_swap;
 mod parquet_structure;
 mod period_comparison;
+mod practice_report;
 mod python;
 mod rate_unit;
 mod reader_fuzz;
