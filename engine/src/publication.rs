@@ -7,12 +7,12 @@
 
 use std::collections::HashMap;
 
-use strata_api::{StandardisedRates, Table, Value};
+use strata_api::{Area, StandardisedRates, Table, Value};
 use strata_report::{
-    Boundaries, COMPARISON_TABLE, ComparisonInput, ConfidenceLimits, FactorRatioRow, FunnelLimits,
-    MeasureLabel, ReportInput, WAITS_TABLE, comparison_html, comparison_workbook_xlsx, funnel_svg,
-    map_svg, monthly_chart_svg, ranked_chart_svg, regional_waits_svg, report_html,
-    trusts_ranked_svg, workbook_xlsx,
+    AdjustedLevel, AdjustedLimits, Boundaries, COMPARISON_TABLE, ComparisonInput, ConfidenceLimits,
+    FactorRatioRow, FunnelLimits, MeasureLabel, ReportInput, WAITS_TABLE, comparison_html,
+    comparison_workbook_xlsx, funnel_svg, map_svg, monthly_chart_svg, ranked_chart_svg,
+    regional_waits_svg, report_html, trusts_ranked_svg, workbook_xlsx,
 };
 
 use crate::error::{Error, Result};
@@ -180,6 +180,101 @@ fn factor_rows(results: &RunResults) -> Vec<FactorRatioRow> {
         .collect()
 }
 
+/// Each area's parent from `area_rates`' `parent_code`/`parent_name` (the areas file's), indexed
+/// as the run's areas; empty when the areas have no parent level.
+fn parents(results: &RunResults, rates: &StandardisedRates) -> Vec<Option<Area>> {
+    let Some(t) = table(&results.tables, "area_rates") else {
+        return Vec::new();
+    };
+    let (Some(code), name) = (column(t, "parent_code"), column(t, "parent_name")) else {
+        return Vec::new();
+    };
+    let mut parents = vec![None; results.counts.areas.len()];
+    for (rate, row) in rates.areas.iter().zip(&t.rows) {
+        let parent_code = text(row, Some(code));
+        if let Some(slot) = parents.get_mut(rate.area)
+            && slot.is_none()
+            && !parent_code.is_empty()
+        {
+            *slot = Some(Area {
+                code: parent_code,
+                name: text(row, name),
+            });
+        }
+    }
+    parents
+}
+
+/// A level of `overdispersed_limits` (e.g. 0.998) and its lower, upper and flag columns.
+type LevelColumns = (f64, Option<usize>, Option<usize>, Option<usize>);
+
+/// The overdispersion method's limits of every area × measure (`overdispersed_limits`, its
+/// levels read from the `lower_<level>` columns), and the method's name.
+fn adjusted_limits(results: &RunResults) -> (Vec<AdjustedLimits>, String) {
+    let Some(t) = table(&results.tables, "overdispersed_limits") else {
+        return (Vec::new(), String::new());
+    };
+    let index = |name: &str| column(t, name);
+    // `lower_99_8` → 0.998, with its upper and flag columns.
+    let levels: Vec<LevelColumns> = t
+        .columns
+        .iter()
+        .filter_map(|c| {
+            let tag = c.strip_prefix("lower_")?;
+            let level = tag.replace('_', ".").parse::<f64>().ok()? / 100.0;
+            Some((
+                level,
+                index(c),
+                index(&format!("upper_{tag}")),
+                index(&format!("flag_{tag}")),
+            ))
+        })
+        .collect();
+    let areas: HashMap<&str, usize> = code_index(&results.counts.areas);
+    let measures: HashMap<&str, usize> = results
+        .counts
+        .measures
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.as_str(), i))
+        .collect();
+    let rows = t
+        .rows
+        .iter()
+        .filter_map(|row| {
+            Some(AdjustedLimits {
+                area: *areas.get(text(row, index("area_code")).as_str())?,
+                measure: *measures.get(text(row, index("measure")).as_str())?,
+                expected: number(row, index("expected")),
+                levels: levels
+                    .iter()
+                    .map(|&(level, lower, upper, flag)| AdjustedLevel {
+                        level,
+                        lower: number(row, lower),
+                        upper: number(row, upper),
+                        flag: text(row, flag),
+                    })
+                    .collect(),
+                exact_fdr_p_value: number(row, index("exact_poisson_fdr_p_value")),
+            })
+        })
+        .collect();
+    let method = t
+        .rows
+        .first()
+        .map(|r| text(r, index("method")))
+        .unwrap_or_default();
+    (rows, method)
+}
+
+fn code_index(areas: &[Area]) -> HashMap<&str, usize> {
+    areas
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.code.as_str(), i))
+        .collect()
+}
+
 /// The standardised-rates publication: `annex_b.xlsx`, `report.html` and the SVGs under
 /// `charts/`.
 fn standardised_rates(context: &Context) -> Result<Vec<(String, Vec<u8>)>> {
@@ -200,6 +295,8 @@ fn standardised_rates(context: &Context) -> Result<Vec<(String, Vec<u8>)>> {
     let rates = protected_rates(results, unprotected);
     let (limits, ci_method) = limits(results, unprotected);
     let factor_ratios = factor_rows(results);
+    let parents = parents(results, unprotected);
+    let (adjusted, adjusted_method) = adjusted_limits(results);
     let measures: Vec<MeasureLabel> = results
         .counts
         .measures
@@ -239,6 +336,9 @@ fn standardised_rates(context: &Context) -> Result<Vec<(String, Vec<u8>)>> {
             geojson,
             join_property: "area_code",
         }),
+        parents: &parents,
+        adjusted: &adjusted,
+        adjusted_method: &adjusted_method,
     };
     render(recipe, &input)
 }
@@ -291,8 +391,8 @@ fn extra_tables(results: &RunResults) -> Vec<Table> {
         .collect()
 }
 
-/// The workbook, the report and each measure's ranked chart, funnel plot and (with boundaries)
-/// map, in that order.
+/// The workbook, the report and each measure's ranked chart (not in a compact report: a bar per
+/// area), funnel plot and (with boundaries) map, in that order.
 fn render(recipe: &Recipe, input: &ReportInput) -> Result<Vec<(String, Vec<u8>)>> {
     let report_error = |e| report_error(recipe, e);
     let mut files = vec![
@@ -306,10 +406,12 @@ fn render(recipe: &Recipe, input: &ReportInput) -> Result<Vec<(String, Vec<u8>)>
         ),
     ];
     for (m, label) in input.measures.iter().enumerate() {
-        files.push((
-            format!("charts/{}_ranked.svg", label.key),
-            ranked_chart_svg(input, m).into_bytes(),
-        ));
+        if !input.compact() {
+            files.push((
+                format!("charts/{}_ranked.svg", label.key),
+                ranked_chart_svg(input, m).into_bytes(),
+            ));
+        }
         files.push((
             format!("charts/{}_funnel.svg", label.key),
             funnel_svg(input, m).map_err(report_error)?.into_bytes(),

@@ -1,4 +1,5 @@
-//! The ranked bar chart (Graphs 1–14) and the funnel plot, drawn with plotters' SVG backend.
+//! The ranked bar chart (Graphs 1–14), drawn with plotters' SVG backend (the funnel plot is
+//! `funnel.rs`).
 //!
 //! plotters cannot put a `<title>` on what it draws, so each bar and point gets an invisible
 //! twin with the area's code and figures as its title, laid over the chart at the same pixels.
@@ -12,15 +13,13 @@ use crate::format;
 use crate::input::ReportInput;
 use crate::svg::{Hotspot, add_hotspots};
 
-const FONT: &str = "sans-serif";
-const BAR: RGBColor = RGBColor(0x00, 0x5e, 0xb8); // NHS blue
-const NATIONAL: RGBColor = RGBColor(0xd5, 0x28, 0x1b); // NHS red
+pub(crate) const FONT: &str = "sans-serif";
+pub(crate) const BAR: RGBColor = RGBColor(0x00, 0x5e, 0xb8); // NHS blue
+pub(crate) const NATIONAL: RGBColor = RGBColor(0xd5, 0x28, 0x1b); // NHS red
 const WHISKER: RGBColor = RGBColor(0x21, 0x2b, 0x32); // NHS black
-const LIMIT_95: RGBColor = RGBColor(0x41, 0xb6, 0xe6);
-const LIMIT_998: RGBColor = RGBColor(0x00, 0x30, 0x87);
 
 /// An SVG that says there is nothing to draw, for a measure with no finite rates.
-fn empty_svg(caption: &str) -> String {
+pub(crate) fn empty_svg(caption: &str) -> String {
     format!(
         "<svg width=\"640\" height=\"80\" viewBox=\"0 0 640 80\" xmlns=\"http://www.w3.org/2000/svg\">\n\
          <text x=\"10\" y=\"30\" font-family=\"sans-serif\" font-size=\"16\">{}</text>\n\
@@ -30,7 +29,7 @@ fn empty_svg(caption: &str) -> String {
 }
 
 /// plotters' text is escaped by plotters; this keeps our captions plain.
-fn plain(text: &str) -> String {
+pub(crate) fn plain(text: &str) -> String {
     text.replace('&', "and")
 }
 
@@ -154,7 +153,7 @@ pub(crate) fn ranked_svg(
     svg
 }
 
-type DrawResult = Result<(), Box<dyn std::error::Error>>;
+pub(crate) type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
 fn draw_ranked(
     svg: &mut String,
@@ -282,244 +281,6 @@ fn draw_ranked(
     Ok(())
 }
 
-/// One point of the funnel plot.
-struct Point {
-    code: String,
-    name: String,
-    expected: f64,
-    /// The standardised ratio O/E, as the standardised rate over the national rate (unrounded;
-    /// the published observed count may be rounded or suppressed).
-    ratio: f64,
-    observed: f64,
-    /// Where the area's own limits put it: e.g. "above the national rate at 99.8%".
-    position: String,
-}
-
-/// Funnel plot of one measure: each area's standardised ratio (observed / expected) against its
-/// expected tests, with the control limits of the run's confidence-interval method at each of its
-/// levels. `measure` indexes `input.measures`.
-pub fn funnel_svg(input: &ReportInput, measure: usize) -> Result<String, crate::ReportError> {
-    let caption = plain(&format!(
-        "{}: standardised ratio by expected tests, {}s, {}",
-        input.measure_label(measure),
-        input.area_kind,
-        input.year_label
-    ));
-    let limits = input.limits_index();
-    let mut points: Vec<Point> = input
-        .area_rates(measure)
-        .into_iter()
-        .filter(|r| {
-            r.expected > 0.0
-                && r.expected.is_finite()
-                && r.national_rate > 0.0
-                && r.standardised_rate.is_finite()
-        })
-        .map(|r| {
-            let area = input.area(r.area);
-            let own = limits.get(&(r.area, r.measure)).copied();
-            Point {
-                code: area.map_or_else(|| format!("#{}", r.area), |a| a.code.clone()),
-                name: area.map_or_else(String::new, |a| a.name.clone()),
-                expected: r.expected,
-                ratio: r.standardised_rate / r.national_rate,
-                observed: r.observed,
-                position: position(own, r.national_rate),
-            }
-        })
-        .collect();
-    if points.is_empty() {
-        return Ok(empty_svg(&caption));
-    }
-    points.sort_by(|a, b| {
-        a.expected
-            .total_cmp(&b.expected)
-            .then_with(|| a.code.cmp(&b.code))
-    });
-    // The method's limits first: a failing method fails the report, never a chart without them.
-    let (e_min, e_max) = expected_range(&points);
-    let mouth = input.funnel.at(&[e_min])?;
-    let grid = funnel_grid(e_max);
-    let curves = input.funnel.at(&grid)?;
-    let mut svg = String::new();
-    let mut hotspots = Vec::with_capacity(points.len());
-    let funnel = Funnel {
-        mouth: &mouth,
-        grid: &grid,
-        curves: &curves,
-    };
-    if draw_funnel(&mut svg, &caption, &funnel, &points, &mut hotspots).is_err() {
-        return Ok(empty_svg(&caption));
-    }
-    add_hotspots(&mut svg, &hotspots);
-    Ok(svg)
-}
-
-/// The x range of a funnel plot: the smallest expected count, and the largest with 5% room.
-fn expected_range(points: &[Point]) -> (f64, f64) {
-    let e_max = points.iter().map(|p| p.expected).fold(0.0, f64::max) * 1.05;
-    let e_min = points.iter().map(|p| p.expected).fold(f64::MAX, f64::min);
-    (e_min, e_max)
-}
-
-/// Expected counts the control limits are drawn at: a fixed grid across the x range.
-fn funnel_grid(e_max: f64) -> Vec<f64> {
-    const STEPS: usize = 200;
-    let start = e_max / STEPS as f64;
-    (0..=STEPS)
-        .map(|i| start + (e_max - start) * i as f64 / STEPS as f64)
-        .collect()
-}
-
-/// A funnel's control limits: at the smallest expected count, and along the grid.
-struct Funnel<'a> {
-    mouth: &'a [strata_api::Limits],
-    grid: &'a [f64],
-    curves: &'a [strata_api::Limits],
-}
-
-/// Where an area's own confidence limits put it against the national rate (the same test that
-/// places its point outside or inside the funnel).
-fn position(own: Option<&crate::input::ConfidenceLimits>, national: f64) -> String {
-    let Some(c) = own else {
-        return "no confidence limits".into();
-    };
-    if c.lower_998 > national {
-        "above national, 99.8% limits".into()
-    } else if c.upper_998 < national {
-        "below national, 99.8% limits".into()
-    } else if c.lower_95 > national {
-        "above national, 95% limits".into()
-    } else if c.upper_95 < national {
-        "below national, 95% limits".into()
-    } else {
-        "within 95% limits".into()
-    }
-}
-
-/// A level as a legend label: 0.95 → "95% limits", 0.998 → "99.8% limits".
-fn level_label(level: f64) -> String {
-    format!("{}% limits", (level * 1000.0).round() / 10.0)
-}
-
-fn draw_funnel(
-    svg: &mut String,
-    caption: &str,
-    funnel: &Funnel,
-    points: &[Point],
-    hotspots: &mut Vec<Hotspot>,
-) -> DrawResult {
-    let (_, e_max) = expected_range(points);
-    let ratio_max = points.iter().map(|p| p.ratio).fold(1.0, f64::max);
-    let ratio_min = points.iter().map(|p| p.ratio).fold(1.0, f64::min);
-    // Show the funnel's mouth where the smallest area sits (its widest level), but never let it
-    // swamp the points.
-    let widest = |pick: fn(&strata_api::Limits) -> f64, fold: fn(f64, f64) -> f64, init: f64| {
-        funnel
-            .mouth
-            .iter()
-            .map(pick)
-            .filter(|v| v.is_finite())
-            .fold(init, fold)
-    };
-    let hi_at_min = widest(
-        |l| l.upper.first().copied().unwrap_or(f64::NAN),
-        f64::max,
-        1.0,
-    );
-    let lo_at_min = widest(
-        |l| l.lower.first().copied().unwrap_or(f64::NAN),
-        f64::min,
-        1.0,
-    );
-    let y_max = (ratio_max.max(hi_at_min.min(ratio_max * 1.5 + 0.5)) * 1.08).max(1.2);
-    let y_min = (ratio_min.min(lo_at_min) * 0.92).clamp(0.0, 0.8);
-
-    let root = SVGBackend::with_string(svg, (720, 480)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, (FONT, 18))
-        .margin(12)
-        .x_label_area_size(50)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..e_max, y_min..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("Expected tests")
-        .y_desc("Standardised ratio (observed / expected)")
-        .axis_desc_style((FONT, 14))
-        .x_label_formatter(&|x| format::rate(*x))
-        .y_label_formatter(&|y| format::ratio(*y))
-        .light_line_style(WHITE)
-        .bold_line_style(RGBColor(0xe8, 0xed, 0xee))
-        .draw()?;
-
-    // Limits sampled on the grid, kept inside the y range (plotters does not clip lines to the
-    // plotting area).
-    let inside = |v: f64| v.is_finite() && v >= y_min && v <= y_max;
-    for (k, level) in funnel.curves.iter().enumerate() {
-        let colour = [LIMIT_95, LIMIT_998][k.min(1)];
-        let curve = |values: &[f64]| -> Vec<(f64, f64)> {
-            funnel
-                .grid
-                .iter()
-                .copied()
-                .zip(values.iter().copied())
-                .filter(|&(_, v)| inside(v))
-                .collect()
-        };
-        chart
-            .draw_series(LineSeries::new(curve(&level.upper), colour.stroke_width(1)))?
-            .label(level_label(level.level))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], colour));
-        chart.draw_series(LineSeries::new(curve(&level.lower), colour.stroke_width(1)))?;
-    }
-    chart
-        .draw_series(std::iter::once(PathElement::new(
-            vec![(0.0, 1.0), (e_max, 1.0)],
-            NATIONAL.stroke_width(2),
-        )))?
-        .label("England (ratio 1)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], NATIONAL.stroke_width(2)));
-    chart
-        .draw_series(points.iter().map(|p| {
-            Circle::new(
-                (p.expected, p.ratio.clamp(y_min, y_max)),
-                4,
-                BAR.mix(0.8).filled(),
-            )
-        }))?
-        .label("Area")
-        .legend(|(x, y)| Circle::new((x + 7, y), 4, BAR.filled()));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(RGBColor(0xae, 0xb7, 0xbd))
-        .label_font((FONT, 12))
-        .draw()?;
-
-    for p in points {
-        let (x, y) = chart.backend_coord(&(p.expected, p.ratio.clamp(y_min, y_max)));
-        hotspots.push(Hotspot::Circle {
-            x,
-            y,
-            r: 5,
-            title: format!(
-                "{} {}: ratio {}, observed {}, expected {}, {}",
-                p.code,
-                p.name,
-                format::ratio(p.ratio),
-                format::rate(p.observed),
-                format::rate(p.expected),
-                p.position
-            ),
-        });
-    }
-    root.present()?;
-    Ok(())
-}
-
 /// One line of a line chart: a value at each x position (NaN where there is none).
 pub(crate) struct Line {
     pub(crate) label: String,
@@ -641,15 +402,4 @@ fn draw_lines(
         .draw()?;
     root.present()?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn levels_print_as_percentages() {
-        assert_eq!(level_label(0.95), "95% limits");
-        assert_eq!(level_label(0.998), "99.8% limits");
-    }
 }

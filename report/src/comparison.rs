@@ -826,6 +826,7 @@ fn waits_section(h: &mut String, input: &ComparisonInput) {
 pub fn comparison_html(input: &ComparisonInput) -> Result<String, ReportError> {
     let mut h = page_start(
         &format!("{} {}", input.title, input.year_label),
+        "",
         "NHS trusts, NHS regions and England",
         input.recipe_fingerprint,
     );

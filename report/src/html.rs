@@ -7,8 +7,10 @@ use std::fmt::Write;
 use strata_api::Value;
 
 use crate::ReportError;
-use crate::charts::{funnel_svg, ranked_chart_svg};
+use crate::charts::ranked_chart_svg;
+use crate::explorer;
 use crate::format::{self, escape};
+use crate::funnel::funnel_svg;
 use crate::input::{ReportInput, SUMMARY_TABLE, is_edoc};
 use crate::map::map_svg;
 
@@ -149,22 +151,38 @@ pub(crate) fn measure_sentences(input: &ReportInput, measure: usize) -> Vec<Stri
     sentences
 }
 
-/// "NHS Leeds (QWO), NHS Wakefield (QWP)" from a list of codes separated by `;`, `,` or spaces.
+/// At most this many areas are named in a sentence; the rest are counted.
+const NAMED_AREAS: usize = 10;
+
+/// "NHS Leeds (QWO), NHS Wakefield (QWP)" from a list of codes separated by `;`, `,` or spaces;
+/// past [`NAMED_AREAS`], "… and 12 more (see the table below and summary.csv)".
 fn area_names(input: &ReportInput, codes: &str) -> String {
     let by_code: HashMap<&str, &str> = input
         .areas
         .iter()
         .map(|a| (a.code.as_str(), a.name.as_str()))
         .collect();
-    codes
+    let codes: Vec<&str> = codes
         .split(|c: char| c == ';' || c == ',' || c.is_whitespace())
         .filter(|c| !c.is_empty())
+        .collect();
+    let mut names = codes
+        .iter()
+        .take(NAMED_AREAS)
         .map(|code| match by_code.get(code) {
             Some(name) => format!("{name} ({code})"),
             None => code.to_string(),
         })
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if codes.len() > NAMED_AREAS {
+        let _ = write!(
+            names,
+            " and {} more (every one in the table below and in summary.csv)",
+            codes.len() - NAMED_AREAS
+        );
+    }
+    names
 }
 
 pub(crate) fn cell(value: &Value) -> String {
@@ -182,6 +200,7 @@ pub fn report_html(input: &ReportInput) -> Result<String, ReportError> {
     let title = format!("{} {}", input.title, input.year_label);
     let mut h = page_start(
         &title,
+        explorer::STYLE,
         &format!("{}s", input.area_kind),
         input.recipe_fingerprint,
     );
@@ -233,46 +252,10 @@ pub fn report_html(input: &ReportInput) -> Result<String, ReportError> {
     h.push_str("</section>\n");
 
     // One section per measure.
-    let maps = input.boundaries.is_some();
     // The funnels' levels are the method's, the same for every measure.
     let funnel_levels = input.funnel.levels_text()?;
-    for (measure, m) in input.measures.iter().enumerate() {
-        let n = measure + 1;
-        let _ = writeln!(
-            h,
-            "<section id=\"measure-{}\">\n<h2>{n}. {}</h2>",
-            escape(&m.key),
-            escape(&m.label)
-        );
-        let sentences = measure_sentences(input, measure);
-        if !sentences.is_empty() {
-            let _ = writeln!(h, "<p>{}</p>", escape(&sentences.join(" ")));
-        }
-        let what = format!(
-            "Standardised {} rates by {}, {}",
-            m.label, input.area_kind, input.year_label
-        );
-        if maps {
-            let _ = write!(
-                h,
-                "<figure>\n<figcaption>Map {n}. {}</figcaption>\n{}</figure>\n",
-                escape(&what),
-                map_svg(input, measure)?
-            );
-        }
-        let _ = write!(
-            h,
-            "<figure>\n<figcaption>Graph {n}. {}</figcaption>\n{}</figure>\n",
-            escape(&what),
-            ranked_chart_svg(input, measure)
-        );
-        let _ = write!(
-            h,
-            "<figure>\n<figcaption>Funnel plot {n}. {}: standardised ratio against expected tests, with {} control limits</figcaption>\n{}</figure>\n</section>\n",
-            escape(&m.label),
-            funnel_levels,
-            funnel_svg(input, measure)?
-        );
+    for measure in 0..input.measures.len() {
+        measure_section(&mut h, input, measure, &funnel_levels)?;
     }
 
     // Rates ratios: one table per factor and measure group, categories down, measures across.
@@ -372,29 +355,7 @@ pub fn report_html(input: &ReportInput) -> Result<String, ReportError> {
     }
     h.push_str("<p>Stars mark a significant difference from the base category (ratio 1.00): * p&lt;0.05, ** p&lt;0.01, *** p&lt;0.001.</p>\n</section>\n");
 
-    // Annex A: every table but the summary.
-    h.push_str(
-        "<section id=\"annex-a\">\n<h2>Annex A: data quality and the impact of missing data</h2>\n",
-    );
-    for (i, table) in input
-        .tables
-        .iter()
-        .filter(|t| t.name != SUMMARY_TABLE)
-        .enumerate()
-    {
-        let caption = if table.title.is_empty() {
-            &table.name
-        } else {
-            &table.title
-        };
-        data_table(
-            &mut h,
-            &format!("table-{}", table.name),
-            &format!("Table A.{}. {}, {}", i + 1, caption, input.year_label),
-            table,
-        );
-    }
-    h.push_str("</section>\n");
+    annex_a(&mut h, input);
 
     let methods = [format!("Confidence interval method: {}.", input.ci_method)];
     page_end(
@@ -404,17 +365,34 @@ pub fn report_html(input: &ReportInput) -> Result<String, ReportError> {
         &methods,
         input.manifest_json,
     );
+    // The tables' data and script last, so the page's text shows before they run.
+    let at = h.rfind("</body>").unwrap_or(h.len());
+    h.insert_str(
+        at,
+        &format!(
+            "{}<script>\n{}</script>\n",
+            explorer::data_element(input),
+            explorer::SCRIPT
+        ),
+    );
     Ok(h)
 }
 
-/// The start of every report page: the document head with the house style, the title as the
-/// page's heading, and a line naming what it covers and the recipe's fingerprint.
-pub(crate) fn page_start(title: &str, covers: &str, recipe_fingerprint: &str) -> String {
+/// The start of every report page: the document head with the house style (and `style`, a
+/// page's own rules), the title as the page's heading, and a line naming what it covers and the
+/// recipe's fingerprint.
+pub(crate) fn page_start(
+    title: &str,
+    style: &str,
+    covers: &str,
+    recipe_fingerprint: &str,
+) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}{}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
         escape(title),
+        style,
         escape(title)
     );
     let _ = writeln!(
@@ -426,12 +404,8 @@ pub(crate) fn page_start(title: &str, covers: &str, recipe_fingerprint: &str) ->
     h
 }
 
-/// A run's table as it is, one HTML row per row ("None." when it has none).
-pub(crate) fn data_table(h: &mut String, id: &str, caption: &str, table: &strata_api::Table) {
-    data_table_with(h, id, caption, table, &|_, v| cell(v));
-}
-
-/// [`data_table`] with each cell printed by `print(column, value)`.
+/// A run's table as it is, one HTML row per row ("None." when it has none), each cell printed by
+/// `print(column, value)`.
 pub(crate) fn data_table_with(
     h: &mut String,
     id: &str,
@@ -485,4 +459,177 @@ pub(crate) fn page_end(
         "<section id=\"manifest\">\n<h2>Manifest</h2>\n<pre>{}</pre>\n</section>\n</body>\n</html>",
         escape(manifest_json.trim_end())
     );
+}
+
+/// One measure's section: its sentences, map, ranked chart (all but a compact report), funnel
+/// plot with both limit sets, and its table of every area.
+fn measure_section(
+    h: &mut String,
+    input: &ReportInput,
+    measure: usize,
+    funnel_levels: &str,
+) -> Result<(), ReportError> {
+    let m = &input.measures[measure];
+    let n = measure + 1;
+    let _ = writeln!(
+        h,
+        "<section id=\"measure-{}\">\n<h2>{n}. {}</h2>",
+        escape(&m.key),
+        escape(&m.label)
+    );
+    let mut sentences = measure_sentences(input, measure);
+    sentences.extend(overdispersion_sentence(input, measure));
+    if !sentences.is_empty() {
+        let _ = writeln!(h, "<p>{}</p>", escape(&sentences.join(" ")));
+    }
+    let what = format!(
+        "Standardised {} rates by {}, {}",
+        m.label, input.area_kind, input.year_label
+    );
+    if input.boundaries.is_some() {
+        let _ = write!(
+            h,
+            "<figure>\n<figcaption>Map {n}. {}</figcaption>\n{}</figure>\n",
+            escape(&what),
+            map_svg(input, measure)?
+        );
+    }
+    // A bar per area is unreadable past a few hundred areas: the parent's chart below and
+    // the table take its place.
+    if !input.compact() {
+        let _ = write!(
+            h,
+            "<figure>\n<figcaption>Graph {n}. {}</figcaption>\n{}</figure>\n",
+            escape(&what),
+            ranked_chart_svg(input, measure)
+        );
+    }
+    let adjusted = if input.adjusted.iter().any(|a| a.measure == measure) {
+        format!(
+            " (Poisson, solid) and overdispersion-adjusted limits ({}, dashed)",
+            input.adjusted_method
+        )
+    } else {
+        String::new()
+    };
+    let _ = write!(
+        h,
+        "<figure>\n<figcaption>Funnel plot {n}. {}: standardised ratio against expected tests, with {} control limits{}</figcaption>\n{}</figure>\n",
+        escape(&m.label),
+        funnel_levels,
+        escape(&adjusted),
+        funnel_svg(input, measure)?
+    );
+    let parents = if input.has_parents() {
+        format!(
+            "; choose a parent to chart its {}s, ranked, with 95% confidence intervals",
+            input.area_kind
+        )
+    } else {
+        String::new()
+    };
+    let _ = write!(
+        h,
+        "<h3>{} by {}</h3>\n<p class=\"meta\">Every {}: search by code or name, sort by any column{}.</p>\n<div class=\"explorer\" data-measure=\"{measure}\"></div>\n</section>\n",
+        escape(&m.label),
+        escape(input.area_kind),
+        escape(input.area_kind),
+        escape(&parents)
+    );
+    Ok(())
+}
+
+/// φ and τ² of a measure and the areas its adjusted limits flag, from the `overdispersion`
+/// table when the run has one.
+fn overdispersion_sentence(input: &ReportInput, measure: usize) -> Option<String> {
+    let table = input.tables.iter().find(|t| t.name == "overdispersion")?;
+    let key = &input.measures.get(measure)?.key;
+    let col = |name: &str| table.columns.iter().position(|c| c == name);
+    let measure_col = col("measure")?;
+    let row = table
+        .rows
+        .iter()
+        .find(|r| matches!(r.get(measure_col), Some(Value::Text(t)) if t == key))?;
+    let value = |name: &str| match col(name).and_then(|i| row.get(i)) {
+        Some(Value::Number(v)) if v.is_finite() => Some(*v),
+        _ => None,
+    };
+    let (phi, tau2) = (value("phi")?, value("tau2")?);
+    let mut text = format!(
+        "Overdispersion: dispersion ratio φ = {}, between-area variance τ² = {}.",
+        format::thousands(phi, 3),
+        format::thousands(tau2, 5)
+    );
+    if let (Some(flagged), Some(chance)) = (
+        value("flagged_adjusted_99_8"),
+        value("expected_by_chance_99_8"),
+    ) {
+        let _ = write!(
+            text,
+            " {} {}s are outside the adjusted 99.8% limits, against {} expected by chance alone.",
+            format::rate(flagged),
+            input.area_kind,
+            format::thousands(chance, 1)
+        );
+    }
+    Some(text)
+}
+
+/// At most this many rows of a table are shown in Annex A; the rest are counted.
+const ANNEX_ROWS: usize = 100;
+
+/// Annex A: every table but the summary, each capped at [`ANNEX_ROWS`] rows.
+fn annex_a(h: &mut String, input: &ReportInput) {
+    h.push_str(
+        "<section id=\"annex-a\">\n<h2>Annex A: data quality and the impact of missing data</h2>\n",
+    );
+    for (i, table) in input
+        .tables
+        .iter()
+        .filter(|t| t.name != SUMMARY_TABLE)
+        .enumerate()
+    {
+        let caption = if table.title.is_empty() {
+            &table.name
+        } else {
+            &table.title
+        };
+        let _ = write!(
+            h,
+            "<table id=\"table-{}\" class=\"sortable\">\n<caption>Table A.{}. {}, {}</caption>\n<thead><tr>",
+            escape(&table.name),
+            i + 1,
+            escape(caption),
+            escape(input.year_label)
+        );
+        for c in &table.columns {
+            let _ = write!(h, "<th scope=\"col\">{}</th>", escape(c));
+        }
+        h.push_str("</tr></thead>\n<tbody>\n");
+        if table.rows.is_empty() {
+            let _ = writeln!(
+                h,
+                "<tr><td colspan=\"{}\">None.</td></tr>",
+                table.columns.len().max(1)
+            );
+        }
+        for row in table.rows.iter().take(ANNEX_ROWS) {
+            h.push_str("<tr>");
+            for v in row {
+                let _ = write!(h, "<td>{}</td>", cell(v));
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</tbody>\n</table>\n");
+        if table.rows.len() > ANNEX_ROWS {
+            let _ = writeln!(
+                h,
+                "<p class=\"meta\">The first {ANNEX_ROWS} of {} rows; the other {} are in {}.csv and the workbook.</p>",
+                format::rate(table.rows.len() as f64),
+                format::rate((table.rows.len() - ANNEX_ROWS) as f64),
+                escape(&table.name)
+            );
+        }
+    }
+    h.push_str("</section>\n");
 }

@@ -71,6 +71,25 @@ pub struct ConfidenceLimits {
     pub upper_998: f64,
 }
 
+impl ConfidenceLimits {
+    /// ±k when the limits put the area above (below) `national` at the k-th level (1 = 95%,
+    /// 2 = 99.8%), 0 when both levels include it: the test that places a point outside or inside
+    /// the Poisson funnel.
+    pub(crate) fn flag(&self, national: f64) -> i32 {
+        if self.lower_998 > national {
+            2
+        } else if self.upper_998 < national {
+            -2
+        } else if self.lower_95 > national {
+            1
+        } else if self.upper_95 < national {
+            -1
+        } else {
+            0
+        }
+    }
+}
+
 /// One row of the `factor_ratios` output (SPEC §3).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FactorRatioRow {
@@ -87,6 +106,50 @@ pub struct FactorRatioRow {
     pub p_value: Option<f64>,
     pub stars: String,
     pub note: String,
+}
+
+/// One level of an area's overdispersion-adjusted limits, on the ratio (O/E) scale.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdjustedLevel {
+    /// E.g. 0.998.
+    pub level: f64,
+    pub lower: f64,
+    pub upper: f64,
+    /// `high`, `low` or empty, as the overdispersion method flagged the area at this level.
+    pub flag: String,
+}
+
+/// One row of the `overdispersed_limits` output: an area's funnel limits widened for
+/// overdispersion by the run's overdispersion method, at each of its levels (narrowest first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdjustedLimits {
+    /// Index into [`ReportInput::areas`].
+    pub area: usize,
+    /// Index into [`ReportInput::measures`].
+    pub measure: usize,
+    /// The expected count the limits are at.
+    pub expected: f64,
+    pub levels: Vec<AdjustedLevel>,
+    /// The area's exact Poisson p-value adjusted for the false discovery rate over the measure's
+    /// areas (Benjamini–Hochberg), as the overdispersion method gives it; NaN without one.
+    pub exact_fdr_p_value: f64,
+}
+
+impl AdjustedLimits {
+    /// +k when the area is flagged high at its k-th level (1-based; the widest flagged level),
+    /// −k when low, 0 when within every level.
+    pub(crate) fn signed_flag(&self) -> i32 {
+        let mut flag = 0;
+        for (k, level) in self.levels.iter().enumerate() {
+            let k = k as i32 + 1;
+            match level.flag.as_str() {
+                "high" => flag = k,
+                "low" => flag = -k,
+                _ => {}
+            }
+        }
+        flag
+    }
 }
 
 /// Area boundaries: a GeoJSON FeatureCollection in WGS84 (Polygon and MultiPolygon features).
@@ -165,12 +228,45 @@ pub struct ReportInput<'a> {
     /// Notes on method and data quality, one per entry.
     pub notes: &'a [String],
     pub boundaries: Option<Boundaries<'a>>,
+    /// Each area's parent (a practice's sub-ICB, a sub-ICB's ICB), indexed as `areas`; empty when
+    /// the run's areas have no parent level.
+    pub parents: &'a [Option<Area>],
+    /// Overdispersion-adjusted funnel limits (`overdispersed_limits`), any order; empty without
+    /// an overdispersion stage.
+    pub adjusted: &'a [AdjustedLimits],
+    /// Name of the overdispersion method, e.g. "Spiegelhalter additive random effects: …".
+    pub adjusted_method: &'a str,
 }
+
+/// Above this many areas a report is compact: no chart with a bar per area, funnel points without
+/// a title each (but those flagged), capped area lists and tables, and every area in the
+/// searchable tables instead. The published levels (42 ICBs, 135 CCGs, 106 sub-ICB locations) are
+/// below it; PCNs (about 1,250) and practices (about 6,500) above.
+pub const COMPACT_ABOVE_AREAS: usize = 300;
 
 /// The name of the summary table among [`ReportInput::tables`].
 pub(crate) const SUMMARY_TABLE: &str = "summary";
 
 impl<'a> ReportInput<'a> {
+    /// Whether the report is compact ([`COMPACT_ABOVE_AREAS`]).
+    pub fn compact(&self) -> bool {
+        self.areas.len() > COMPACT_ABOVE_AREAS
+    }
+
+    /// Whether the areas have parents to group them by.
+    pub(crate) fn has_parents(&self) -> bool {
+        self.parents.iter().any(Option::is_some)
+    }
+
+    /// The adjusted limits of one measure, keyed by area.
+    pub(crate) fn adjusted_index(&self, measure: usize) -> HashMap<usize, &'a AdjustedLimits> {
+        self.adjusted
+            .iter()
+            .filter(|a| a.measure == measure)
+            .map(|a| (a.area, a))
+            .collect()
+    }
+
     pub(crate) fn measure_label(&self, measure: usize) -> &str {
         self.measures
             .get(measure)

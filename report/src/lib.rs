@@ -37,7 +37,9 @@
 
 mod charts;
 mod comparison;
+mod explorer;
 pub mod format;
+mod funnel;
 mod html;
 mod input;
 mod line;
@@ -45,15 +47,16 @@ mod map;
 mod svg;
 mod workbook;
 
-pub use charts::{funnel_svg, ranked_chart_svg};
+pub use charts::ranked_chart_svg;
 pub use comparison::{
     COMPARISON_TABLE, ComparisonInput, PublishedFigure, WAITS_TABLE, comparison_html,
     comparison_workbook_xlsx, monthly_chart_svg, regional_waits_svg, trusts_ranked_svg,
 };
+pub use funnel::funnel_svg;
 pub use html::report_html;
 pub use input::{
-    Boundaries, ConfidenceLimits, FactorRatioRow, FunnelLimits, MeasureLabel, ReportInput,
-    publication_label,
+    AdjustedLevel, AdjustedLimits, Boundaries, COMPACT_ABOVE_AREAS, ConfidenceLimits,
+    FactorRatioRow, FunnelLimits, MeasureLabel, ReportInput, publication_label,
 };
 pub use line::{LineChart, LineSeries, line_chart_svg};
 pub use map::map_svg;

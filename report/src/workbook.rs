@@ -4,6 +4,11 @@
 //! sheet holds, row 3 the header of an Excel table, data below. No merged cells, no blank rows or
 //! columns inside a table, numbers stored as numbers with a display format, `[x]` where a value is
 //! not available.
+//!
+//! At practice level a measure's sheet has thousands of rows, grouped by parent; a table of more
+//! than [`SHEET_ROWS`] rows (`overdispersed_limits`, a row per practice × measure) is left to its
+//! CSV file with a note, its figures that matter per area (adjusted limits and flag, the false
+//! discovery rate) being on each measure's sheet.
 
 use rust_xlsxwriter::{
     DocProperties, ExcelDateTime, Format, FormatAlign, Table, TableColumn, Workbook, Worksheet,
@@ -59,6 +64,9 @@ pub(crate) struct SheetTable {
     pub(crate) rows: Vec<Vec<Cell>>,
 }
 
+/// A table with more rows than this is left to its CSV file (module doc).
+pub const SHEET_ROWS: usize = 50_000;
+
 /// Notes every workbook carries, before the recipe's own; numbered from 1 in this order.
 const NOTE_RATES: usize = 1;
 const NOTE_CI: usize = 2;
@@ -91,6 +99,15 @@ fn notes(input: &ReportInput) -> Vec<String> {
             .to_string(),
     ];
     notes.extend(input.notes.iter().cloned());
+    for table in input.tables.iter().filter(|t| t.rows.len() > SHEET_ROWS) {
+        notes.push(format!(
+            "The table {} ({} rows) is too long for a readable sheet: it is in {}.csv beside this \
+             workbook. Each measure's sheet has its overdispersion-adjusted limits and flags.",
+            table.name,
+            crate::format::rate(table.rows.len() as f64),
+            table.name
+        ));
+    }
     notes
 }
 
@@ -124,7 +141,6 @@ pub(crate) fn fixed_sheet_names() -> Vec<String> {
 fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
     let mut taken = fixed_sheet_names();
     let mut sheets = Vec::new();
-    let kind = input.area_kind;
     let year = input.year_label;
     let unit = input.rate_per();
 
@@ -161,58 +177,8 @@ fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
     });
 
     // Standardised rates, one sheet per measure.
-    let limits = input.limits_index();
     for (measure, label) in input.measures.iter().enumerate() {
-        let rows = input
-            .area_rates(measure)
-            .into_iter()
-            .map(|r| {
-                let area = input.area(r.area);
-                let ci = limits.get(&(r.area, r.measure));
-                let limit = |f: fn(&crate::ConfidenceLimits) -> f64| {
-                    number(ci.map_or(f64::NAN, |c| f(c)), ONE_DP)
-                };
-                vec![
-                    text(area.map_or("", |a| a.code.as_str())),
-                    text(area.map_or("", |a| a.name.as_str())),
-                    number(r.observed, WHOLE),
-                    number(r.expected, ONE_DP),
-                    number(r.population, WHOLE),
-                    number(r.crude_rate, ONE_DP),
-                    number(r.standardised_rate, ONE_DP),
-                    limit(|c| c.lower_95),
-                    limit(|c| c.upper_95),
-                    limit(|c| c.lower_998),
-                    limit(|c| c.upper_998),
-                    text(input.ci_method),
-                ]
-            })
-            .collect();
-        sheets.push(SheetTable {
-            name: sheet_name(&format!("SR_{}", label.label), &mut taken),
-            title: format!(
-                "Standardised {} rates per {unit} by {kind}, {year} {} {}",
-                label.label,
-                note(NOTE_RATES),
-                note(NOTE_CI)
-            ),
-            description: format!("This worksheet contains one table, one row per {kind}."),
-            headers: vec![
-                format!("{kind} code"),
-                format!("{kind} name"),
-                "Observed tests".into(),
-                "Expected tests".into(),
-                "Population".into(),
-                format!("Crude rate per {unit}"),
-                format!("Standardised rate per {unit}"),
-                "95% lower limit".into(),
-                "95% upper limit".into(),
-                "99.8% lower limit".into(),
-                "99.8% upper limit".into(),
-                "CI method".into(),
-            ],
-            rows,
-        });
+        sheets.push(rates_sheet(input, measure, label, &mut taken));
     }
 
     // Factor ratios.
@@ -260,8 +226,9 @@ fn table_sheets(input: &ReportInput) -> Vec<SheetTable> {
             .collect(),
     });
 
-    // Summary, data quality and any other tables, as given.
-    for table in input.tables {
+    // Summary, data quality and any other tables, as given; one too long for a readable sheet
+    // (a row per area × measure at practice level) is left to its CSV, as a note says.
+    for table in input.tables.iter().filter(|t| t.rows.len() <= SHEET_ROWS) {
         let title = if table.title.is_empty() {
             table.name.clone()
         } else {
@@ -298,6 +265,136 @@ pub(crate) fn table_sheet(name: String, title: String, table: &strata_api::Table
                     .collect()
             })
             .collect(),
+    }
+}
+
+/// One measure's standardised rates, one row per area. With a parent level, each area's parent
+/// follows its name and the rows go by parent, then area code, so a parent's areas sit together;
+/// with an overdispersion stage, the area's adjusted flag follows its limits.
+fn rates_sheet(
+    input: &ReportInput,
+    measure: usize,
+    label: &crate::MeasureLabel,
+    taken: &mut Vec<String>,
+) -> SheetTable {
+    let (kind, year, unit) = (input.area_kind, input.year_label, input.rate_per());
+    let limits = input.limits_index();
+    let adjusted = input.adjusted_index(measure);
+    let with_parents = input.has_parents();
+    let with_adjusted = !adjusted.is_empty();
+    let parent = |area: usize| input.parents.get(area).and_then(Option::as_ref);
+    let mut rates = input.area_rates(measure);
+    if with_parents {
+        let key = |area: usize| {
+            (
+                parent(area).map_or("", |p| p.code.as_str()),
+                input.area(area).map_or("", |a| a.code.as_str()),
+            )
+        };
+        rates.sort_by(|a, b| key(a.area).cmp(&key(b.area)));
+    }
+    let rows = rates
+        .into_iter()
+        .map(|r| {
+            let area = input.area(r.area);
+            let ci = limits.get(&(r.area, r.measure));
+            let limit = |f: fn(&crate::ConfidenceLimits) -> f64| {
+                number(ci.map_or(f64::NAN, |c| f(c)), ONE_DP)
+            };
+            let mut row = vec![
+                text(area.map_or("", |a| a.code.as_str())),
+                text(area.map_or("", |a| a.name.as_str())),
+            ];
+            if with_parents {
+                let p = parent(r.area);
+                row.push(text(p.map_or("", |p| p.code.as_str())));
+                row.push(text(p.map_or("", |p| p.name.as_str())));
+            }
+            row.extend([
+                number(r.observed, WHOLE),
+                number(r.expected, ONE_DP),
+                number(r.population, WHOLE),
+                number(r.crude_rate, ONE_DP),
+                number(r.standardised_rate, ONE_DP),
+                limit(|c| c.lower_95),
+                limit(|c| c.upper_95),
+                limit(|c| c.lower_998),
+                limit(|c| c.upper_998),
+                text(input.ci_method),
+            ]);
+            if with_adjusted {
+                let a = adjusted.get(&r.area).copied();
+                let widest = a.and_then(|a| a.levels.last());
+                row.extend([
+                    number(a.map_or(f64::NAN, |a| a.exact_fdr_p_value), P_VALUE),
+                    number(widest.map_or(f64::NAN, |l| l.lower), TWO_DP),
+                    number(widest.map_or(f64::NAN, |l| l.upper), TWO_DP),
+                    text(&adjusted_flag(a)),
+                ]);
+            }
+            row
+        })
+        .collect();
+    let mut headers = vec![format!("{kind} code"), format!("{kind} name")];
+    if with_parents {
+        headers.extend(["Parent code".to_string(), "Parent name".to_string()]);
+    }
+    headers.extend([
+        "Observed tests".into(),
+        "Expected tests".into(),
+        "Population".into(),
+        format!("Crude rate per {unit}"),
+        format!("Standardised rate per {unit}"),
+        "95% lower limit".into(),
+        "95% upper limit".into(),
+        "99.8% lower limit".into(),
+        "99.8% upper limit".into(),
+        "CI method".into(),
+    ]);
+    if with_adjusted {
+        let widest = input
+            .adjusted
+            .first()
+            .and_then(|a| a.levels.last())
+            .map_or(String::new(), |l| {
+                format!("{}% ", (l.level * 1000.0).round() / 10.0)
+            });
+        headers.extend([
+            "Exact Poisson p value, false discovery rate adjusted".into(),
+            format!("Overdispersion-adjusted {widest}lower limit of ratio"),
+            format!("Overdispersion-adjusted {widest}upper limit of ratio"),
+            "Overdispersion-adjusted flag".into(),
+        ]);
+    }
+    let order = if with_parents {
+        format!(", by parent then {kind} code")
+    } else {
+        String::new()
+    };
+    SheetTable {
+        name: sheet_name(&format!("SR_{}", label.label), taken),
+        title: format!(
+            "Standardised {} rates per {unit} by {kind}, {year} {} {}",
+            label.label,
+            note(NOTE_RATES),
+            note(NOTE_CI)
+        ),
+        description: format!("This worksheet contains one table, one row per {kind}{order}."),
+        headers,
+        rows,
+    }
+}
+
+/// "high at 99.8%", "low at 95%", "within" (empty without adjusted limits for the area).
+fn adjusted_flag(adjusted: Option<&crate::AdjustedLimits>) -> String {
+    let Some(a) = adjusted else {
+        return String::new();
+    };
+    let flag = a.signed_flag();
+    match a.levels.get((flag.unsigned_abs() as usize).wrapping_sub(1)) {
+        Some(l) if flag > 0 => format!("high at {}%", (l.level * 1000.0).round() / 10.0),
+        Some(l) => format!("low at {}%", (l.level * 1000.0).round() / 10.0),
+        None => "within".into(),
     }
 }
 

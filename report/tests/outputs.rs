@@ -8,8 +8,9 @@ use sha2::{Digest, Sha256};
 use strata_api::{Area, AreaRate, NationalRate, StandardisedRates, Table, Value};
 use strata_api::{ConfidenceIntervalMethod, Configured};
 use strata_report::{
-    Boundaries, ConfidenceLimits, FactorRatioRow, FunnelLimits, MeasureLabel, ReportInput,
-    funnel_svg, map_svg, ranked_chart_svg, report_html, workbook_xlsx,
+    AdjustedLevel, AdjustedLimits, Boundaries, COMPACT_ABOVE_AREAS, ConfidenceLimits,
+    FactorRatioRow, FunnelLimits, MeasureLabel, ReportInput, funnel_svg, map_svg, ranked_chart_svg,
+    report_html, workbook_xlsx,
 };
 
 /// The default confidence-interval method, whose limits the funnel plots draw.
@@ -43,6 +44,8 @@ struct Fixture {
     geojson: String,
     join: &'static str,
     ci: Box<dyn ConfidenceIntervalMethod>,
+    parents: Vec<Option<Area>>,
+    adjusted: Vec<AdjustedLimits>,
 }
 
 impl Fixture {
@@ -69,6 +72,9 @@ impl Fixture {
                 geojson: &self.geojson,
                 join_property: self.join,
             }),
+            parents: &self.parents,
+            adjusted: &self.adjusted,
+            adjusted_method: "Spiegelhalter additive random effects: square-root transform; 10% winsorised",
         }
     }
 }
@@ -258,6 +264,8 @@ fn small() -> Fixture {
         geojson: SQUARES.to_string(),
         join: "code",
         ci: byar_exact(),
+        parents: Vec::new(),
+        adjusted: Vec::new(),
     }
 }
 
@@ -536,7 +544,7 @@ fn html_report_is_self_contained_and_filled_from_the_run() {
         "src=\"http",
         "href=\"http",
         "url(http",
-        "<script",
+        "<script src",
         "<link",
         "@import",
     ] {
@@ -612,6 +620,8 @@ fn real_icb_boundaries_render_all_42_areas() {
         geojson: geojson.to_string(),
         join: "ICB23CD",
         ci: byar_exact(),
+        parents: Vec::new(),
+        adjusted: Vec::new(),
     };
     let input = fixture.input();
     let map = map_svg(&input, 0).expect("map");
@@ -646,4 +656,206 @@ fn real_icb_boundaries_render_all_42_areas() {
         )
         .expect("write");
     }
+}
+
+/// Practice level: more areas than [`COMPACT_ABOVE_AREAS`], each with a parent, and
+/// overdispersion-adjusted limits. Areas are numbered so that their codes and their parents'
+/// orders differ (area i's parent is P(i mod 7)).
+fn practices() -> Fixture {
+    let n = COMPACT_ABOVE_AREAS + 50;
+    let areas: Vec<Area> = (0..n)
+        .map(|i| Area {
+            code: format!("A{i:05}"),
+            name: format!("Practice {i}"),
+        })
+        .collect();
+    let parents: Vec<Option<Area>> = (0..n)
+        .map(|i| {
+            Some(Area {
+                code: format!("P{}", i % 7),
+                name: format!("Sub-ICB {}", i % 7),
+            })
+        })
+        .collect();
+    // Expected 2 to 40 tests, observed spread around it; every 25th area far above.
+    let rows: Vec<(usize, usize, f64, f64, f64)> = (0..n)
+        .map(|i| {
+            let expected = 2.0 + (i % 39) as f64;
+            let spread = if i % 25 == 0 {
+                3.0
+            } else {
+                0.7 + 0.02 * (i % 31) as f64
+            };
+            (i, 0, (expected * spread).round(), expected, 5_000.0)
+        })
+        .collect();
+    let (rates, limits) = rates_of(&[(3_551_000.0, 10_000_000.0)], &rows);
+    // Adjusted limits as an additive random-effects method gives them (square-root scale,
+    // τ² = 0.01), flagged by the same comparison.
+    let adjusted = rows
+        .iter()
+        .map(|&(area, measure, observed, expected, _)| {
+            let ratio = observed / expected;
+            let levels = [(0.95, 1.959964), (0.998, 3.090232)]
+                .into_iter()
+                .map(|(level, z)| {
+                    let spread = z * (1.0 / (4.0 * expected) + 0.01f64).sqrt();
+                    let (lower, upper) = ((1.0 - spread).max(0.0).powi(2), (1.0 + spread).powi(2));
+                    let flag = if ratio > upper {
+                        "high"
+                    } else if ratio < lower {
+                        "low"
+                    } else {
+                        ""
+                    };
+                    AdjustedLevel {
+                        level,
+                        lower,
+                        upper,
+                        flag: flag.into(),
+                    }
+                })
+                .collect();
+            AdjustedLimits {
+                area,
+                measure,
+                expected,
+                levels,
+                exact_fdr_p_value: 0.5,
+            }
+        })
+        .collect();
+    let above: Vec<String> = (0..n)
+        .filter(|i| i % 25 == 0)
+        .map(|i| format!("A{i:05}"))
+        .collect();
+    let mut summary = Table::new(
+        "summary",
+        "Summary",
+        &["measure", "statistic", "value", "areas"],
+    );
+    summary.rows.push(vec![
+        text("xray"),
+        text("areas_above_2x_national"),
+        Value::Number(above.len() as f64),
+        text(&above.join("; ")),
+    ]);
+    let mut long = Table::new(
+        "overdispersed_limits",
+        "Area ratios",
+        &["area_code", "ratio"],
+    );
+    for i in 0..60_000 {
+        long.rows
+            .push(vec![text(&format!("A{:05}", i % n)), Value::Number(1.0)]);
+    }
+    Fixture {
+        measures: vec![MeasureLabel::for_key("xray")],
+        areas,
+        rates,
+        limits,
+        factors: Vec::new(),
+        tables: vec![summary, long],
+        sources: Vec::new(),
+        notes: Vec::new(),
+        geojson: String::new(),
+        join: "code",
+        ci: byar_exact(),
+        parents,
+        adjusted,
+    }
+}
+
+/// At practice level the report has no chart with a bar per area, draws both limit sets on the
+/// funnel with a point per area (titled where flagged at the widest adjusted level), caps its
+/// area lists and long tables, and carries every area for the searchable tables.
+#[test]
+fn a_practice_level_report_is_compact_and_keeps_every_area_in_its_tables() {
+    let fixture = practices();
+    let mut input = fixture.input();
+    input.boundaries = None;
+    input.area_kind = "practice";
+    assert!(input.compact());
+    let html = report_html(&input).expect("html");
+    assert_eq!(html, report_html(&input).expect("html"), "deterministic");
+    assert!(!html.contains("Graph 1."), "no ranked chart of every area");
+    assert_eq!(html.matches("<svg").count(), 1, "the funnel alone");
+    let funnel = funnel_svg(&input, 0).expect("funnel");
+    assert!(funnel.contains("99.8% limits (Poisson)"));
+    assert!(funnel.contains("99.8% limits, overdispersion-adjusted"));
+    // One short path segment per point, split by the adjusted flag.
+    let segments = |class: &str| {
+        let at = funnel
+            .find(&format!("class=\"points {class}\""))
+            .unwrap_or_else(|| panic!("{class} points"));
+        let d = &funnel[at..];
+        let d = &d[d.find(" d=\"").expect("d") + 4..];
+        d[..d.find('"').expect("end")].matches('M').count()
+    };
+    let flagged = fixture
+        .adjusted
+        .iter()
+        .filter(|a| a.levels.iter().any(|l| !l.flag.is_empty()))
+        .count();
+    assert!(flagged > 0);
+    assert_eq!(segments("outside"), flagged);
+    assert_eq!(segments("within"), fixture.areas.len() - flagged);
+    // Titles only for areas flagged at 99.8%, each by its code.
+    let widest: Vec<&AdjustedLimits> = fixture
+        .adjusted
+        .iter()
+        .filter(|a| !a.levels[1].flag.is_empty())
+        .collect();
+    assert!(!widest.is_empty());
+    assert_eq!(funnel.matches("<title>").count(), widest.len());
+    for a in widest {
+        let code = &fixture.areas[a.area].code;
+        assert!(funnel.contains(&format!("<title>{code} ")), "{code}");
+    }
+    // Every area once in the page's data, with its parent; the sentence names ten and counts the rest.
+    for area in &fixture.areas {
+        assert!(html.contains(&format!("[\"{}\",\"{}\",", area.code, area.name)));
+    }
+    assert!(html.contains("<script id=\"strata-data\" type=\"application/json\">"));
+    assert!(html.contains("[\"P0\",\"Sub-ICB 0\"]"));
+    // 14 areas above twice the national rate: ten named, four counted.
+    assert!(html.contains("14 practices had more than twice the national rate: Practice 0 (A00000), Practice 25 (A00025)"));
+    assert!(html.contains("Practice 225 (A00225) and 4 more (every one in the table below"));
+    assert!(html.contains(
+        "The first 100 of 60,000 rows; the other 59,900 are in overdispersed_limits.csv"
+    ));
+    assert!(!html.contains("<script src"));
+}
+
+/// At practice level each measure's sheet has the areas' parents and goes by parent, then code;
+/// a table too long for a sheet is left to its CSV with a note.
+#[test]
+fn a_practice_level_workbook_groups_areas_by_parent() {
+    let fixture = practices();
+    let bytes = workbook_xlsx(&fixture.input()).expect("workbook");
+    let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).expect("valid xlsx");
+    assert!(
+        !book
+            .sheet_names()
+            .iter()
+            .any(|n| n == "overdispersed_limits")
+    );
+    let sheet = book.worksheet_range("SR_X-ray").expect("sheet");
+    assert_eq!(cell_text(&sheet, 2, 2), "Parent code");
+    assert_eq!(cell_text(&sheet, 2, 17), "Overdispersion-adjusted flag");
+    let keys: Vec<(String, String)> = (0..fixture.areas.len() as u32)
+        .map(|r| (cell_text(&sheet, 3 + r, 2), cell_text(&sheet, 3 + r, 0)))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "by parent, then code");
+    assert_eq!(keys[0], ("P0".to_string(), "A00000".to_string()));
+    assert_eq!(keys[1], ("P0".to_string(), "A00007".to_string()));
+    let notes = book.worksheet_range("Notes").expect("notes");
+    let text: Vec<String> = notes.rows().flatten().map(|c| c.to_string()).collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("The table overdispersed_limits (60,000 rows)")),
+        "{text:?}"
+    );
 }

@@ -1017,16 +1017,38 @@ impl Tally {
             slot_keys: Vec::new(),
             cube: Vec::new(),
             rows_since_flush: 0,
-            tests_total: vec![0; measures * areas * cells],
+            // u64 totals only once a worker's u32 counters could overflow (4 billion records):
+            // at practice level each copy is 14 measures × 6,446 areas × 360 cells.
+            tests_total: Vec::new(),
             cube_total: Vec::new(),
         }
     }
 
-    /// Moves the u32 counters into the u64 totals (before they could overflow, and at the end).
+    /// Moves the u32 counters into the u64 totals (before they could overflow).
     fn flush(&mut self) {
+        self.tests_total.resize(self.tests.len(), 0);
         for (t, c) in self.tests_total.iter_mut().zip(self.tests.iter_mut()) {
             *t += u64::from(std::mem::take(c));
         }
+        self.flush_cube();
+    }
+
+    /// Adds this worker's test counts into `into` and frees them (at the end of the pass: one
+    /// dense copy per worker is held, not two).
+    fn drain_tests(&mut self, into: &mut [u64]) {
+        for (t, c) in into.iter_mut().zip(&self.tests) {
+            *t += u64::from(*c);
+        }
+        // Empty unless the worker flushed on its way.
+        for (t, c) in into.iter_mut().zip(&self.tests_total) {
+            *t += c;
+        }
+        self.tests = Vec::new();
+        self.tests_total = Vec::new();
+    }
+
+    /// Moves the data-quality cube's u32 counters into its u64 totals.
+    fn flush_cube(&mut self) {
         self.cube_total.resize(self.cube.len(), 0);
         for (t, c) in self.cube_total.iter_mut().zip(self.cube.iter_mut()) {
             *t += u64::from(std::mem::take(c));
@@ -1456,10 +1478,8 @@ fn sum_tallies(
     let mut cube: BTreeMap<CubeKey, u64> = BTreeMap::new();
     let mut seen = Unrecognised::default();
     for tally in tallies.iter_mut() {
-        tally.flush();
-        for (t, v) in tests.iter_mut().zip(&tally.tests_total) {
-            *t += v;
-        }
+        tally.drain_tests(&mut tests);
+        tally.flush_cube();
         seen.unknown_lsoa += tally.unknown_lsoa;
         seen.unknown_practice += tally.unknown_practice;
         for (slot, &(provider, outcome)) in tally.slot_keys.iter().enumerate() {
@@ -1647,6 +1667,30 @@ fn parse_whole_number(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A worker holds one dense copy of its test counts; a flush on the way (its u32 counters
+    /// near overflow) moves them into u64 totals, and draining sums both into the pass's totals.
+    #[test]
+    fn drained_counts_include_what_a_flush_moved() {
+        let month_starts: [i64; 13] = std::array::from_fn(|m| 19_448 + 30 * m as i64);
+        let mut tally = Tally::new(2, 3, [2, 2, 2], &month_starts);
+        assert_eq!(tally.tests.len(), 2 * 3 * 8);
+        assert!(tally.tests_total.is_empty(), "no u64 copy until a flush");
+        tally.tests[5] = u32::MAX;
+        tally.flush();
+        assert_eq!(tally.tests[5], 0);
+        tally.tests[5] = 7;
+        tally.tests[47] = 1;
+        let mut totals = vec![10u64; 48];
+        tally.drain_tests(&mut totals);
+        assert_eq!(totals[5], 10 + u64::from(u32::MAX) + 7);
+        assert_eq!(totals[47], 11);
+        assert_eq!(totals.iter().sum::<u64>(), 480 + u64::from(u32::MAX) + 8);
+        assert!(
+            tally.tests.is_empty() && tally.tests_total.is_empty(),
+            "freed"
+        );
+    }
 
     #[test]
     fn short_keys_tell_every_value_apart() {

@@ -30,6 +30,7 @@ mod method_swap;
 mod parquet_structure;
 mod period_comparison;
 mod period_records;
+mod practice_report;
 mod python;
 mod rate_unit;
 mod reader_fuzz;
