@@ -309,7 +309,8 @@ pub struct SignificanceResult {
     pub stars: String,
 }
 
-/// Lower and upper limits of one confidence level, on the standardised-rate scale.
+/// Lower and upper limits of one confidence level, on the standardised-rate scale (or, from a
+/// ratio method's [`crate::RatioMethod::limits`], on the ratio scale).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// E.g. 0.95.

@@ -3,7 +3,8 @@
 //! nothing of strata but `strata-api` (for the types it returns and the parameter errors it
 //! raises). It is not a plugin: it has no descriptor and is not in the registry.
 //!
-//! Today: exact (Garwood) and mid-p exact Poisson limits on a count, Normal quantiles, confidence-level checks and
+//! Today: exact (Garwood) and mid-p exact Poisson limits on a count, log-normal limits of a ratio
+//! (the ratio plugins' Katz and Woolf limits), Normal quantiles, confidence-level checks and
 //! labels, and the loop that puts count limits on the standardised-rate scale (used by
 //! `ci.exact`, `ci.byar-exact` and `ci.lognormal`).
 //!
@@ -202,6 +203,43 @@ pub fn midp_upper(observed: f64, level: f64) -> f64 {
     })
 }
 
+/// Log-normal limits of ratios: `ratio × exp(∓ z · √v)`, `v` the variance of the ratio's
+/// natural logarithm and `z` the two-sided standard normal quantile of each level (one [`Limits`]
+/// per level, one pair per ratio). This is Katz's interval for a ratio of rates and Woolf's for an
+/// odds ratio; the methods differ only in `v`. A ratio that is missing, not positive or not finite,
+/// or a variance that is not finite and non-negative, gives NaN limits.
+pub fn log_normal_ratio_limits(
+    ratios: &[Option<f64>],
+    log_variances: &[f64],
+    levels: &[f64],
+) -> Vec<Limits> {
+    levels
+        .iter()
+        .map(|&level| {
+            let z = two_sided_z(level);
+            let (lower, upper) = ratios
+                .iter()
+                .enumerate()
+                .map(|(i, ratio)| {
+                    let v = log_variances.get(i).copied().unwrap_or(f64::NAN);
+                    match ratio {
+                        Some(r) if *r > 0.0 && r.is_finite() && v.is_finite() && v >= 0.0 => {
+                            let half_width = z * v.sqrt();
+                            (r * (-half_width).exp(), r * half_width.exp())
+                        }
+                        _ => (f64::NAN, f64::NAN),
+                    }
+                })
+                .unzip();
+            Limits {
+                level,
+                lower,
+                upper,
+            }
+        })
+        .collect()
+}
+
 /// Applies count-scale limits row by row: `count_limits(O, level)` gives (lower, upper) counts,
 /// which are divided by E and multiplied by `scale`. E ≤ 0 or not finite gives NaN limits.
 ///
@@ -272,6 +310,18 @@ mod tests {
         assert_eq!(limits[0].lower[0], 10.0);
         assert_eq!(limits[0].upper[0], 40.0);
         assert!(limits[0].lower[1].is_nan());
+    }
+
+    #[test]
+    fn log_normal_ratio_limits_by_hand() {
+        // ratio 2, var(ln) = 0.04: 2·exp(∓1.959964·0.2) = 1.351 and 2.961.
+        let l =
+            log_normal_ratio_limits(&[Some(2.0), None, Some(0.0)], &[0.04, 0.04, 0.04], &[0.95]);
+        let half: f64 = 1.959_963_984_540_054 * 0.2;
+        assert!((l[0].lower[0] - 2.0 * (-half).exp()).abs() < 1e-12);
+        assert!((l[0].upper[0] - 2.0 * half.exp()).abs() < 1e-12);
+        assert!((l[0].lower[0] - 1.35142).abs() < 1e-5 && (l[0].upper[0] - 2.95985).abs() < 1e-5);
+        assert!(l[0].lower[1].is_nan() && l[0].upper[2].is_nan());
     }
 }
 
