@@ -1912,10 +1912,8 @@ fn checked_limits(
     ci: &dyn ConfidenceIntervalMethod,
     rates: &strata_api::StandardisedRates,
 ) -> Result<Vec<strata_api::Limits>, strata_api::MethodError> {
-    let observed: Vec<f64> = rates.areas.iter().map(|r| r.observed).collect();
-    let expected: Vec<f64> = rates.areas.iter().map(|r| r.expected).collect();
-    let scale: Vec<f64> = rates.areas.iter().map(|r| r.national_rate).collect();
-    let limits = ci.limits(&observed, &expected, &scale)?;
+    let observed = &rates.areas;
+    let limits = ci.rate_limits(&rates.areas)?;
     // A method that gives no limits, or limits for other rows, is broken (e.g. a shared-library
     // method whose call failed): fail rather than publish rates without their intervals.
     if !observed.is_empty() && limits.is_empty() {

@@ -28,7 +28,8 @@ pub use types::*;
 /// comparisons and the ratio call; a `rate_per` input column of the ratio and significance stages).
 /// 4: the `period_comparison` and `waiting_times` stage kinds (new variants of the serialized
 /// call).
-pub const API_VERSION: u32 = 4;
+/// 5: area rates carry the variance a direct standardisation estimates (`AreaRate::variance`).
+pub const API_VERSION: u32 = 5;
 
 /// The compiler this crate was built with. A shared-library plugin must match it exactly.
 pub const RUSTC_VERSION: &str = env!("STRATA_RUSTC_VERSION");

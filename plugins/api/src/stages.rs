@@ -77,6 +77,15 @@ pub trait ConfidenceIntervalMethod: Send + Sync {
     fn funnel_limits(&self, expected: &[f64]) -> Result<Vec<Limits>, MethodError> {
         crate::funnel::funnel_limits(self, expected)
     }
+    /// Limits of the standardisation stage's area rates, one [`Limits`] per level. The default
+    /// takes each row's observed and expected counts and national rate ([`Self::limits`]); a
+    /// method that needs more of a row (Dobson's limits need [`AreaRate::variance`]) overrides it.
+    fn rate_limits(&self, rates: &[AreaRate]) -> Result<Vec<Limits>, MethodError> {
+        let observed: Vec<f64> = rates.iter().map(|r| r.observed).collect();
+        let expected: Vec<f64> = rates.iter().map(|r| r.expected).collect();
+        let scale: Vec<f64> = rates.iter().map(|r| r.national_rate).collect();
+        self.limits(&observed, &expected, &scale)
+    }
 }
 
 /// 5. Factor effects: each factor's categories standardised for the other factors.

@@ -269,6 +269,7 @@ impl StandardisationMethod for IndirectStandardisation {
                     crude_rate,
                     standardised_rate,
                     national_rate,
+                    variance: None,
                 });
             }
         }

@@ -116,6 +116,29 @@ pub fn two_sided_z(level: f64) -> f64 {
     standard.inverse_cdf(0.5 + level / 2.0)
 }
 
+/// Byar's approximation to the exact lower limit on the count scale,
+/// `O (1 − 1/(9O) − z/(3√O))³`; NaN for an invalid or zero O (Byar's is undefined at 0).
+pub fn byar_lower(observed: f64, level: f64) -> f64 {
+    if !(observed.is_finite() && observed > 0.0) {
+        return f64::NAN;
+    }
+    let z = two_sided_z(level);
+    let base = 1.0 - 1.0 / (9.0 * observed) - z / (3.0 * observed.sqrt());
+    (observed * base.powi(3)).max(0.0)
+}
+
+/// Byar's approximation to the exact upper limit on the count scale,
+/// `(O + 1) (1 − 1/(9(O + 1)) + z/(3√(O + 1)))³`; NaN for an invalid O.
+pub fn byar_upper(observed: f64, level: f64) -> f64 {
+    if !(observed.is_finite() && observed >= 0.0) {
+        return f64::NAN;
+    }
+    let z = two_sided_z(level);
+    let next = observed + 1.0;
+    let base = 1.0 - 1.0 / (9.0 * next) + z / (3.0 * next.sqrt());
+    next * base.powi(3)
+}
+
 fn is_valid_count(observed: f64) -> bool {
     observed.is_finite() && observed >= 0.0
 }

@@ -143,3 +143,148 @@ fn woolf_limits_of_odds_ratios_bracket_each_ratio() {
     }
     assert!(bracketed > 20, "{bracketed}");
 }
+
+/// The test world's recipe with `from` replaced by `to` (once each), run; its output folder.
+fn run_with(name: &str, swaps: &[(&str, &str)]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = temp_dir(name);
+    let world = write_world(tmp.path(), "ratio.rate");
+    let mut text = std::fs::read_to_string(&world.recipe).expect("recipe");
+    for (from, to) in swaps {
+        assert!(text.contains(from), "{from}");
+        text = text.replacen(from, to, 1);
+    }
+    std::fs::write(&world.recipe, text).expect("recipe");
+    let (code, out, err) = strata(&["run", world.recipe.to_str().expect("path")]);
+    assert_eq!(code, 0, "{out}{err}");
+    let dir = world.dir.join("out");
+    (tmp, dir)
+}
+
+/// The 2013 European Standard Population per 100,000, bands 0-4 … 90+.
+const ESP_2013: [(&str, f64); 19] = [
+    ("0-4", 5000.0),
+    ("5-9", 5500.0),
+    ("10-14", 5500.0),
+    ("15-19", 5500.0),
+    ("20-24", 6000.0),
+    ("25-29", 6000.0),
+    ("30-34", 6500.0),
+    ("35-39", 7000.0),
+    ("40-44", 7000.0),
+    ("45-49", 7000.0),
+    ("50-54", 7000.0),
+    ("55-59", 6500.0),
+    ("60-64", 6000.0),
+    ("65-69", 5500.0),
+    ("70-74", 5000.0),
+    ("75-79", 4000.0),
+    ("80-84", 2500.0),
+    ("85-89", 1500.0),
+    ("90+", 1000.0),
+];
+
+/// A recipe chooses direct standardisation to the 2013 ESP with Dobson's limits in place of
+/// indirect standardisation: every area row names both methods, and one area's DSR and limits
+/// equal those computed here from the run's own stratum counts, by the formulas written out.
+#[test]
+fn direct_standardisation_with_dobson_limits_replaces_indirect() {
+    let (_tmp, out) = run_with(
+        "direct-dobson",
+        &[
+            (
+                "plugin = \"standardise.indirect\"\n",
+                "plugin = \"standardise.direct-dobson\"\nparams = { standard = \"esp2013\" }\n",
+            ),
+            ("plugin = \"ci.byar-exact\"", "plugin = \"ci.dobson\""),
+        ],
+    );
+    let (header, rows) = read_table(&out.join("area_rates.csv"));
+    let col = |name: &str| header.iter().position(|c| c == name).expect(name);
+    for row in &rows {
+        assert_eq!(
+            row[col("standardisation_method")],
+            "direct, 2013 European Standard Population (age_band); none below 10 tests"
+        );
+        assert_eq!(row[col("ci_method")], "Dobson (exact Poisson) 95%/99.8%");
+    }
+    // By hand for one area × measure: t and n by age band from the stratum tables.
+    let (area, measure) = (rows[0][col("area_code")].clone(), "xray");
+    let (ch, counts) = read_table(&out.join("stratum_counts.csv"));
+    let (ph, people) = read_table(&out.join("stratum_population.csv"));
+    let band_sum = |h: &[String], rows: &[Vec<String>], value: &str, band: &str, m: bool| {
+        let c = |n: &str| h.iter().position(|x| x == n).expect(n);
+        rows.iter()
+            .filter(|r| r[c("area_code")] == area && r[c("age_band")] == band)
+            .filter(|r| !m || r[c("measure")] == measure)
+            .map(|r| r[c(value)].parse::<f64>().expect("a number"))
+            .sum::<f64>()
+    };
+    let (mut dsr, mut variance, mut observed) = (0.0, 0.0, 0.0);
+    for (band, standard) in ESP_2013 {
+        let w = standard / 100_000.0;
+        let t = band_sum(&ch, &counts, "tests", band, true);
+        let n = band_sum(&ph, &people, "population", band, false);
+        dsr += w * t / n * 10_000.0; // DSR = U Σ w t / n
+        variance += w * w * t / (n * n) * 1e8; // V = U² Σ w² t / n²
+        observed += t;
+    }
+    let row = rows
+        .iter()
+        .find(|r| r[col("area_code")] == area && r[col("measure")] == measure)
+        .expect("the area's X-ray row");
+    let number = |name: &str| row[col(name)].parse::<f64>().expect(name);
+    assert!(observed >= 10.0, "{observed}");
+    assert!(
+        (number("standardised_rate") - dsr).abs() < 1e-5,
+        "{row:?} {dsr}"
+    );
+    // Dobson: DSR + √(V/O)(O_L − O), O_L Garwood's exact lower limit: the μ at which
+    // P(X ≥ O) = 0.025 for X ~ Poisson(μ), found here by bisection on the Poisson sum.
+    let slope = (variance / observed).sqrt();
+    let o_lower = (number("ci_lower") - dsr) / slope + observed;
+    assert!(
+        (o_lower - garwood_lower(observed, 0.025)).abs() < 1e-3,
+        "{o_lower}"
+    );
+    assert!(number("ci_upper") > dsr);
+}
+
+/// The μ with P(X ≥ o) = tail for X ~ Poisson(μ), o a whole count ≥ 1: P(X ≤ o − 1) is summed
+/// term by term in logs (ln pmf(k) = −μ + k ln μ − ln k!) and μ bisected on [0, o].
+fn garwood_lower(o: f64, tail: f64) -> f64 {
+    let at_most = |mu: f64| {
+        let (mut log_pmf, mut sum) = (-mu, 0.0);
+        for k in 0..o as u64 {
+            if k > 0 {
+                log_pmf += mu.ln() - (k as f64).ln();
+            }
+            sum += log_pmf.exp();
+        }
+        sum
+    };
+    let (mut lo, mut hi) = (0.0, o);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        // P(X ≥ o) = 1 − P(X ≤ o − 1) rises with μ.
+        if 1.0 - at_most(mid) < tail {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// Dobson's limits need the variance only a direct standardisation gives: with indirect
+/// standardisation the run is refused, naming the plugin to choose.
+#[test]
+fn dobson_limits_need_a_direct_standardisation() {
+    let tmp = temp_dir("dobson-indirect");
+    let world = write_world(tmp.path(), "ratio.rate");
+    let text = std::fs::read_to_string(&world.recipe).expect("recipe");
+    let text = text.replacen("plugin = \"ci.byar-exact\"", "plugin = \"ci.dobson\"", 1);
+    std::fs::write(&world.recipe, text).expect("recipe");
+    let (code, out, err) = strata(&["run", world.recipe.to_str().expect("path")]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("standardise.direct-dobson"), "{err}");
+}
