@@ -152,7 +152,8 @@ fn configure_choice(
     choice: &StageChoice,
 ) -> std::result::Result<(Configured, PluginUse), RecipeProblem> {
     let source = find_plugin(recipe, registry, choice)?;
-    match source.configure(&choice.params) {
+    let params = with_stage_data(recipe, choice)?;
+    match source.configure(&params) {
         Ok(method) => Ok((
             method,
             PluginUse {
@@ -165,22 +166,81 @@ fn configure_choice(
                 },
             },
         )),
-        Err(e) => {
-            // Point at the refused key when the plugin names one.
-            let span = choice
-                .params_span
-                .map(|s| recipe.param_key_span(s, e.key.as_deref()))
-                .unwrap_or(choice.plugin_span);
-            let key = e.key.map(|k| format!(" `{k}`")).unwrap_or_default();
-            Err(recipe.problem_at(
-                span,
-                format!(
-                    "plugin `{}` refused parameter{key}: {}",
-                    choice.plugin, e.message
-                ),
-            ))
-        }
+        Err(e) => Err(refused_parameter(recipe, choice, e)),
     }
+}
+
+/// A plugin's refusal of a parameter, at the refused key when it names one; a key of a `data`
+/// file (`standard_tests[4].tests`) points at the file's entry and names the file and its row.
+fn refused_parameter(
+    recipe: &Recipe,
+    choice: &StageChoice,
+    e: strata_api::ParamError,
+) -> RecipeProblem {
+    let head = e
+        .key
+        .as_deref()
+        .map(|k| k.split(['.', '[']).next().unwrap_or(k));
+    if let Some((key, file)) = choice
+        .data
+        .iter()
+        .find(|(key, _)| Some(key.as_str()) == head)
+    {
+        let row = e.key.as_deref().and_then(data_row);
+        let at = row.map(|r| format!(", data row {r}")).unwrap_or_default();
+        return recipe.problem_at(
+            file.span,
+            format!(
+                "plugin `{}` refused data `{key}` (file `{}`{at}): {}",
+                choice.plugin,
+                file.path.display(),
+                e.message
+            ),
+        );
+    }
+    let span = choice
+        .params_span
+        .map(|s| recipe.param_key_span(s, e.key.as_deref()))
+        .unwrap_or(choice.plugin_span);
+    let key = e.key.map(|k| format!(" `{k}`")).unwrap_or_default();
+    recipe.problem_at(
+        span,
+        format!(
+            "plugin `{}` refused parameter{key}: {}",
+            choice.plugin, e.message
+        ),
+    )
+}
+
+/// The data row (1-based, after the header) of a parameter key `name[i]…`.
+fn data_row(key: &str) -> Option<usize> {
+    let (_, rest) = key.split_once('[')?;
+    let (index, _) = rest.split_once(']')?;
+    index.parse::<usize>().ok().map(|i| i + 1)
+}
+
+/// The choice's parameters with each `data` file's rows under its key (read here: plugins do no
+/// IO); a key the recipe's `params` already has is refused.
+fn with_stage_data(
+    recipe: &Recipe,
+    choice: &StageChoice,
+) -> std::result::Result<strata_api::Params, RecipeProblem> {
+    if choice.data.is_empty() {
+        return Ok(choice.params.clone());
+    }
+    let mut table = choice.params.table().clone();
+    for (key, file) in &choice.data {
+        if table.contains_key(key) {
+            return Err(recipe.problem_at(
+                file.span,
+                format!("`{key}` is both a parameter and a data file: give it once"),
+            ));
+        }
+        let rows = input::read_stage_data(&file.path)
+            .map_err(|e| recipe.problem_at(file.span, e.to_string()))?;
+        table.insert(key.clone(), rows);
+    }
+    Ok(strata_api::Params::new(table))
 }
 
 /// The plugin a stage choice names, if it exists, serves that stage and has the pinned major

@@ -288,3 +288,143 @@ fn dobson_limits_need_a_direct_standardisation() {
     assert_ne!(code, 0, "{out}");
     assert!(err.contains("standardise.direct-dobson"), "{err}");
 }
+
+/// The test world's run with the indirect standardisation's standard taken from `standard`'s
+/// stratum files (`stratum_counts.csv`, `stratum_population.csv`, copied next to the recipe).
+fn run_against_standard(
+    name: &str,
+    standard: &std::path::Path,
+) -> (i32, String, tempfile::TempDir, std::path::PathBuf) {
+    let tmp = temp_dir(name);
+    let world = write_world(tmp.path(), "ratio.rate");
+    for file in ["stratum_counts.csv", "stratum_population.csv"] {
+        std::fs::copy(
+            standard.join(file),
+            world.dir.join(format!("standard_{file}")),
+        )
+        .expect("copy");
+    }
+    let text = std::fs::read_to_string(&world.recipe).expect("recipe");
+    let text = text.replacen(
+        "plugin = \"standardise.indirect\"\n",
+        "plugin = \"standardise.indirect\"\n\
+         params = { standard_label = \"the test world's own counts\" }\n\
+         data = { standard_tests = \"standard_stratum_counts.csv\", \
+         standard_population = \"standard_stratum_population.csv\" }\n",
+        1,
+    );
+    std::fs::write(&world.recipe, text).expect("recipe");
+    let (code, out, err) = strata(&["run", world.recipe.to_str().expect("path")]);
+    (
+        code.into(),
+        format!("{out}{err}"),
+        tmp,
+        world.dir.join("out"),
+    )
+}
+
+/// An external standard equal to the run's own national stratum counts (another run's
+/// `stratum_counts.csv` and `stratum_population.csv`) gives the run's own area rates, cell for
+/// cell but the method's name; a different standard moves the standardised rates and limits
+/// and nothing else; a bad cell in the standard is refused naming the file and its row.
+#[test]
+fn an_external_standard_equal_to_the_own_rates_changes_nothing() {
+    let own_tmp = temp_dir("own-standard");
+    let own = write_world(own_tmp.path(), "ratio.rate");
+    let (code, out, err) = strata(&["run", own.recipe.to_str().expect("path")]);
+    assert_eq!(code, 0, "{out}{err}");
+    let own_out = own.dir.join("out");
+    let (code, log, _same, external_out) = run_against_standard("external-same", &own_out);
+    assert_eq!(code, 0, "{log}");
+    let (header, own_rows) = read_table(&own_out.join("area_rates.csv"));
+    let (header2, external_rows) = read_table(&external_out.join("area_rates.csv"));
+    assert_eq!(header, header2);
+    let method = header
+        .iter()
+        .position(|c| c == "standardisation_method")
+        .expect("column");
+    for (a, b) in own_rows.iter().zip(&external_rows) {
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            if i == method {
+                assert_eq!(y, &format!("{x} against the test world's own counts"));
+            } else {
+                assert_eq!(x, y, "{}: {a:?} against {b:?}", header[i]);
+            }
+        }
+    }
+    assert_eq!(own_rows.len(), external_rows.len());
+
+    // A standard with twice the tests at 90+ expects more of areas with older people.
+    let changed_tmp = temp_dir("changed-standard");
+    let changed = changed_tmp.path();
+    let text = std::fs::read_to_string(own_out.join("stratum_counts.csv")).expect("counts");
+    let (columns, _) = read_table(&own_out.join("stratum_counts.csv"));
+    let (band, tests) = (
+        columns
+            .iter()
+            .position(|c| c == "age_band")
+            .expect("age_band"),
+        columns.iter().position(|c| c == "tests").expect("tests"),
+    );
+    let doubled: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let mut cells: Vec<String> = line.split(',').map(str::to_string).collect();
+            if i > 0 && cells[band] == "90+" {
+                cells[tests] = (cells[tests].parse::<f64>().expect("tests") * 2.0).to_string();
+            }
+            cells.join(",") + "\n"
+        })
+        .collect();
+    std::fs::write(changed.join("stratum_counts.csv"), doubled).expect("write");
+    std::fs::copy(
+        own_out.join("stratum_population.csv"),
+        changed.join("stratum_population.csv"),
+    )
+    .expect("copy");
+    let (code, log, _moved, moved_out) = run_against_standard("external-changed", changed);
+    assert_eq!(code, 0, "{log}");
+    let (_, moved) = read_table(&moved_out.join("area_rates.csv"));
+    let col = |name: &str| header.iter().position(|c| c == name).expect(name);
+    let differs = |name: &str| {
+        own_rows
+            .iter()
+            .zip(&moved)
+            .filter(|(a, b)| a[col(name)] != b[col(name)])
+            .count()
+    };
+    assert!(differs("standardised_rate") > 0 && differs("expected") > 0);
+    assert_eq!(
+        differs("observed") + differs("crude_rate") + differs("population"),
+        0
+    );
+    // The national rates are the run's own (only the method named beside them differs).
+    let national = |dir: &std::path::Path| {
+        let (h, rows) = read_table(&dir.join("national_rates.csv"));
+        let keep: Vec<usize> = (0..h.len()).filter(|&i| h[i] != "method").collect();
+        rows.iter()
+            .map(|r| keep.iter().map(|&i| r[i].clone()).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(national(&own_out), national(&moved_out));
+
+    // A cell that is not a count is refused, naming the data file and row.
+    let bad_tmp = temp_dir("bad-standard");
+    let bad = bad_tmp.path();
+    let broken = text.replacen(",1\n", ",one\n", 1);
+    assert_ne!(broken, text, "the counts hold a 1");
+    std::fs::write(bad.join("stratum_counts.csv"), &broken).expect("write");
+    std::fs::copy(
+        own_out.join("stratum_population.csv"),
+        bad.join("stratum_population.csv"),
+    )
+    .expect("copy");
+    let (code, log, _bad, _) = run_against_standard("external-bad", bad);
+    assert_ne!(code, 0);
+    assert!(
+        log.contains("standard_stratum_counts.csv") && log.contains("data row"),
+        "{log}"
+    );
+    assert!(log.contains("`one`"), "{log}");
+}
