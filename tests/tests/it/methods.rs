@@ -428,3 +428,118 @@ fn an_external_standard_equal_to_the_own_rates_changes_nothing() {
     );
     assert!(log.contains("`one`"), "{log}");
 }
+
+/// The 2023/24 recipe, made runnable from `dir` at scale 0.002: its paths made absolute, its
+/// stratum tables written, no disclosure control (a standard must be the counts as counted), and
+/// `standardisation` as given.
+fn year_2023_24(dir: &std::path::Path, standardisation: &str) -> std::path::PathBuf {
+    let ws = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let ws = ws.canonicalize().expect("workspace");
+    let ws = ws.to_str().expect("a UTF-8 path");
+    let text =
+        std::fs::read_to_string(format!("{ws}/configs/did-2023-24-icb.toml")).expect("recipe");
+    let start = text
+        .find("[stages.disclosure]")
+        .expect("a disclosure stage");
+    let end = start + text[start..].find("\n[").expect("a table after it");
+    let text = format!("{}{}", &text[..start], &text[end + 1..])
+        .replace("= \"../data/", &format!("= \"{ws}/data/"))
+        .replace(
+            "config = \"synth/",
+            &format!("root = \"{ws}\", config = \"{ws}/configs/synth/"),
+        )
+        .replace(
+            "published = \"published/",
+            &format!("published = \"{ws}/configs/published/"),
+        )
+        .replace(
+            "dir = \"../out/did-2023-24-icb\"",
+            "dir = \"out\"\nstratum_counts = true",
+        )
+        .replacen(
+            "params = { strata = [\"imd_quintile\", \"sex\", \"age_band\"] }\n",
+            standardisation,
+            1,
+        );
+    std::fs::create_dir_all(dir).expect("dir");
+    let recipe = dir.join("recipe.toml");
+    std::fs::write(&recipe, text).expect("recipe");
+    let (code, out, err) = strata(&["run", recipe.to_str().expect("path"), "--scale", "0.002"]);
+    assert_eq!(code, 0, "{out}{err}");
+    dir.join("out")
+}
+
+/// 2023/24 against its own national stratum rates, given as an external standard (its own run's
+/// stratum tables), gives its own area rates; the same standard with 75-79's tests halved does
+/// not.
+#[test]
+fn year_2023_24_against_its_own_counts_as_an_external_standard() {
+    let tmp = temp_dir("year-standard");
+    let own = year_2023_24(
+        &tmp.path().join("own"),
+        "params = { strata = [\"imd_quintile\", \"sex\", \"age_band\"] }\n",
+    );
+    let external = |name: &str, counts: &std::path::Path| {
+        year_2023_24(
+            &tmp.path().join(name),
+            &format!(
+                "params = {{ strata = [\"imd_quintile\", \"sex\", \"age_band\"], standard_label = \"2023/24\" }}\n\
+                 data = {{ standard_tests = \"{}\", standard_population = \"{}\" }}\n",
+                counts.display(),
+                own.join("stratum_population.csv").display()
+            ),
+        )
+    };
+    let same = external("same", &own.join("stratum_counts.csv"));
+    let (header, own_rows) = read_table(&own.join("area_rates.csv"));
+    let (_, same_rows) = read_table(&same.join("area_rates.csv"));
+    assert_eq!(own_rows.len(), same_rows.len());
+    assert!(own_rows.len() >= 42 * 14, "{}", own_rows.len());
+    let method = header
+        .iter()
+        .position(|c| c == "standardisation_method")
+        .expect("method");
+    for (a, b) in own_rows.iter().zip(&same_rows) {
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            if i != method {
+                assert_eq!(x, y, "{}: {a:?} against {b:?}", header[i]);
+            }
+        }
+        assert_eq!(b[method], format!("{} against 2023/24", a[method]));
+    }
+
+    let (columns, count_rows) = read_table(&own.join("stratum_counts.csv"));
+    let (band, tests) = (
+        columns
+            .iter()
+            .position(|c| c == "age_band")
+            .expect("age_band"),
+        columns.iter().position(|c| c == "tests").expect("tests"),
+    );
+    let mut halved = columns.join(",") + "\n";
+    for row in &count_rows {
+        let mut row = row.clone();
+        if row[band] == "75-79" {
+            row[tests] = (row[tests].parse::<f64>().expect("tests") / 2.0).to_string();
+        }
+        halved += &(row.join(",") + "\n");
+    }
+    let halved_file = tmp.path().join("halved_counts.csv");
+    std::fs::write(&halved_file, halved).expect("write");
+    let moved = external("moved", &halved_file);
+    let (_, moved_rows) = read_table(&moved.join("area_rates.csv"));
+    let rate = header
+        .iter()
+        .position(|c| c == "standardised_rate")
+        .expect("rate");
+    let differ = own_rows
+        .iter()
+        .zip(&moved_rows)
+        .filter(|(a, b)| a[rate] != b[rate])
+        .count();
+    assert!(
+        differ > own_rows.len() / 2,
+        "{differ} of {} rates moved",
+        own_rows.len()
+    );
+}
