@@ -16,7 +16,14 @@
 //! lower, upper  = ratio × exp(∓ z · √(1/O1 + 1/O2)),  z the two-sided normal quantile of the level
 //! ```
 //!
-//! A ratio that is undefined or 0, or an observed count of 0, gives no limits (NaN, written empty).
+//! `limits = "exact-conditional"` gives exact limits instead: given the total `n = O1 + O2`, O2 is
+//! binomial with share `π = ψ E2 / (E1 + ψ E2)`, ψ the ratio of the two O/E (the rate ratio, both
+//! rates being O/E times the same national rate), so the Clopper–Pearson limits of π give
+//! `ψ = π E1 / ((1 − π) E2)` (Armitage, Berry & Matthews 2002, §5.3; R's `poisson.test` with
+//! expected counts as time bases).
+//!
+//! A ratio that is undefined or 0, or an observed count of 0, gives no log-normal limits (NaN,
+//! written empty); the exact limits of O2 = 0 are 0 and a finite upper limit.
 //! `levels` (default `[0.95]`) are checked like every CI plugin's.
 //!
 //! References: NHS England, *Diagnostic Imaging Dataset: Standardised ICB rates 2023/24*, §3.1
@@ -43,14 +50,15 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RateParams {
-    /// Confidence limits for the ratios: `log-normal` (Katz); none unless named.
+    /// Confidence limits for the ratios: `log-normal` (Katz) or `exact-conditional`; none unless
+    /// named.
     limits: Option<String>,
     /// Their levels, when `limits` names a method (default 0.95).
     levels: Option<Vec<f64>>,
 }
 
 /// The limits methods `limits` may name.
-const LIMITS: [&str; 1] = ["log-normal"];
+const LIMITS: [&str; 2] = ["log-normal", "exact-conditional"];
 
 fn configure(params: &Params) -> Result<Configured, ParamError> {
     let p: RateParams = params.parse()?;
@@ -78,12 +86,35 @@ fn configure(params: &Params) -> Result<Configured, ParamError> {
             Some(levels)
         }
     };
-    Ok(Configured::Ratio(Box::new(ConfiguredRateRatio { levels })))
+    let exact = p.limits.as_deref() == Some("exact-conditional");
+    Ok(Configured::Ratio(Box::new(ConfiguredRateRatio {
+        levels,
+        exact,
+    })))
 }
 
-/// The rate ratio with the recipe's limits: Katz log-normal limits at these levels, or none.
+/// The rate ratio with the recipe's limits at these levels (Katz log-normal, or exact
+/// conditional), or none.
 struct ConfiguredRateRatio {
     levels: Option<Vec<f64>>,
+    exact: bool,
+}
+
+/// Exact conditional limits of ψ = (O2/E2)/(O1/E1): Clopper–Pearson limits of O2's share of
+/// O1 + O2, mapped through ψ = π E1 / ((1 − π) E2); NaN without positive expected counts or any
+/// tests.
+pub fn exact_conditional_limits(c: &Comparison, level: f64) -> (f64, f64) {
+    let (e1, e2) = (c.base_expected, c.comparison_expected);
+    if !(e1 > 0.0 && e2 > 0.0 && e1.is_finite() && e2.is_finite()) {
+        return (f64::NAN, f64::NAN);
+    }
+    let (o1, o2) = (c.base_observed, c.comparison_observed);
+    let (lower, upper) = strata_stats::clopper_pearson(o2, o1 + o2, level);
+    let ratio = |share: f64| share * e1 / ((1.0 - share) * e2);
+    (
+        ratio(lower),
+        if upper >= 1.0 { f64::NAN } else { ratio(upper) },
+    )
 }
 
 /// The rate-ratio method.
@@ -153,13 +184,34 @@ impl RatioMethod for ConfiguredRateRatio {
 
     fn limits_method(&self) -> Option<String> {
         let levels = self.levels.as_ref()?;
-        Some(format!("Katz log-normal {}", levels_label(levels)))
+        let name = if self.exact {
+            "exact conditional (Clopper-Pearson)"
+        } else {
+            "Katz log-normal"
+        };
+        Some(format!("{name} {}", levels_label(levels)))
     }
 
     fn limits(&self, comparisons: &[Comparison]) -> Result<Vec<Limits>, MethodError> {
         let Some(levels) = &self.levels else {
             return Ok(Vec::new());
         };
+        if self.exact {
+            return Ok(levels
+                .iter()
+                .map(|&level| {
+                    let (lower, upper) = comparisons
+                        .iter()
+                        .map(|c| exact_conditional_limits(c, level))
+                        .unzip();
+                    Limits {
+                        level,
+                        lower,
+                        upper,
+                    }
+                })
+                .collect());
+        }
         let ratios: Vec<Option<f64>> = comparisons
             .iter()
             .map(|c| RateRatio::rate_ratio(c.base_rate, c.comparison_rate).value)
@@ -250,6 +302,46 @@ mod tests {
         }
         assert!((l[0].lower[0] - 0.7562).abs() < 1e-4 && (l[0].upper[0] - 0.8311).abs() < 1e-4);
         assert!((l[1].lower[0] - 0.7359).abs() < 1e-4 && (l[1].upper[0] - 0.8540).abs() < 1e-4);
+    }
+
+    /// P(X ≥ k) for X ~ Binomial(n, p), summed term by term in logs.
+    fn binomial_at_least(k: u64, n: u64, p: f64) -> f64 {
+        let ln_choose = |n: u64, k: u64| -> f64 {
+            (1..=k)
+                .map(|i| ((n - k + i) as f64).ln() - (i as f64).ln())
+                .sum()
+        };
+        (k..=n)
+            .map(|j| (ln_choose(n, j) + j as f64 * p.ln() + (n - j) as f64 * (1.0 - p).ln()).exp())
+            .sum()
+    }
+
+    #[test]
+    fn exact_conditional_limits_satisfy_their_definition() {
+        // Boice & Monson's data again: O2 = 41 of n = 56, E2 = 28,010, E1 = 19,017. The lower
+        // limit's share π_L has P(X ≥ 41 | 56, π_L) = 0.025 and the upper's P(X ≤ 41) = 0.025,
+        // checked here by summing the binomial, not by the beta function the method uses.
+        let m = configured("limits = \"exact-conditional\"").expect("configures");
+        let c = comparison((15.0, 19_017.0), (41.0, 28_010.0));
+        let l = m.limits(&[c]).expect("limits");
+        let share = |psi: f64| psi * 28_010.0 / (19_017.0 + psi * 28_010.0);
+        let (lower, upper) = (l[0].lower[0], l[0].upper[0]);
+        assert!(
+            (binomial_at_least(41, 56, share(lower)) - 0.025).abs() < 1e-9,
+            "{lower}"
+        );
+        assert!(
+            (1.0 - binomial_at_least(42, 56, share(upper)) - 0.025).abs() < 1e-9,
+            "{upper}"
+        );
+        let ratio = (41.0 / 28_010.0) / (15.0 / 19_017.0);
+        assert!(lower < ratio && ratio < upper, "{lower} {upper}");
+        // Wider than Katz's 1.0272 to 3.3526 at these counts, as exact limits are.
+        assert!(lower < 1.0272 && upper > 3.3526, "{lower} {upper}");
+        assert_eq!(
+            m.limits_method().as_deref(),
+            Some("exact conditional (Clopper-Pearson) 95%")
+        );
     }
 
     #[test]

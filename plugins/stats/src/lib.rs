@@ -12,6 +12,7 @@
 //! UKHSA PHEindicatormethods (R), `R/ISRatio.R`.
 
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
+use statrs::function::beta::inv_beta_reg;
 use statrs::function::gamma::{checked_gamma_lr, checked_gamma_ur, ln_gamma};
 use strata_api::{Limits, MethodError, ParamError};
 
@@ -224,6 +225,30 @@ pub fn midp_upper(observed: f64, level: f64) -> f64 {
     bisect(observed, exact_upper(observed, level), |mean| {
         midp_upper_tail(observed, mean) - (1.0 - alpha / 2.0)
     })
+}
+
+/// Clopper–Pearson (exact) limits of a binomial share, `successes` of `trials`:
+/// `B⁻¹(α/2; s, t − s + 1)` (0 when s = 0) and `B⁻¹(1 − α/2; s + 1, t − s)` (1 when s = t),
+/// `B⁻¹(p; a, b)` the inverse regularised incomplete beta function; NaN for counts that are not
+/// whole-number-like, finite and 0 ≤ s ≤ t with t > 0. The exact conditional limits of a ratio of
+/// two Poisson counts are these, on the share of the total the later or comparison count holds.
+pub fn clopper_pearson(successes: f64, trials: f64, level: f64) -> (f64, f64) {
+    let (s, t) = (successes, trials);
+    if !(s.is_finite() && t.is_finite() && s >= 0.0 && t > 0.0 && s <= t) {
+        return (f64::NAN, f64::NAN);
+    }
+    let alpha = 1.0 - level;
+    let lower = if s == 0.0 {
+        0.0
+    } else {
+        inv_beta_reg(s, t - s + 1.0, alpha / 2.0)
+    };
+    let upper = if s == t {
+        1.0
+    } else {
+        inv_beta_reg(s + 1.0, t - s, 1.0 - alpha / 2.0)
+    };
+    (lower, upper)
 }
 
 /// Log-normal limits of ratios: `ratio × exp(∓ z · √v)`, `v` the variance of the ratio's
