@@ -33,6 +33,9 @@ pub struct Board {
     pub rates: Option<StandardisedRates>,
     pub factor_rates: Option<FactorRates>,
     pub ratios: Option<Vec<RatioValue>>,
+    /// The ratio method's confidence limits of those ratios, one per level; empty when the
+    /// recipe asks for none (given with [`Slot::Ratios`]).
+    pub ratio_limits: Vec<strata_api::Limits>,
     /// Output tables by the slot that holds them.
     pub tables: BTreeMap<Slot, Vec<Table>>,
 }
@@ -54,6 +57,7 @@ impl Board {
             rates: None,
             factor_rates: None,
             ratios: None,
+            ratio_limits: Vec::new(),
             tables: BTreeMap::new(),
         }
     }

@@ -543,6 +543,30 @@ pub fn read_exam_codes(path: &Path) -> Result<Vec<(String, String)>> {
         .collect())
 }
 
+/// A stage's `data` file as a plugin parameter: an array of tables, one per data row, each
+/// cell the row's trimmed text under its column's name (empty cells left out), so the plugin
+/// checks the values and a refused one names its row (`key[i]`, data row i + 1).
+pub fn read_stage_data(path: &Path) -> Result<toml::Value> {
+    let t = TextTable::read(path, &[])?;
+    t.require_rows("data")?;
+    let rows = t
+        .rows
+        .iter()
+        .map(|row| {
+            let table: toml::Table = t
+                .names
+                .iter()
+                .zip(row.iter())
+                .map(|(name, value)| (name.clone(), value.trim()))
+                .filter(|(_, value)| !value.is_empty())
+                .map(|(name, value)| (name, toml::Value::String(value.to_string())))
+                .collect();
+            toml::Value::Table(table)
+        })
+        .collect();
+    Ok(toml::Value::Array(rows))
+}
+
 /// Parses a non-negative population (estimates may be fractional).
 fn population_value(t: &TextTable, row: usize, text: &str) -> Result<f64> {
     let value: f64 = text.parse().map_err(|_| {

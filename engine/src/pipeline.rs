@@ -155,7 +155,8 @@ fn configure_choice(
     choice: &StageChoice,
 ) -> std::result::Result<(Configured, PluginUse), RecipeProblem> {
     let source = find_plugin(recipe, registry, choice)?;
-    match source.configure(&choice.params) {
+    let params = with_stage_data(recipe, choice)?;
+    match source.configure(&params) {
         Ok(method) => Ok((
             method,
             PluginUse {
@@ -168,22 +169,81 @@ fn configure_choice(
                 },
             },
         )),
-        Err(e) => {
-            // Point at the refused key when the plugin names one.
-            let span = choice
-                .params_span
-                .map(|s| recipe.param_key_span(s, e.key.as_deref()))
-                .unwrap_or(choice.plugin_span);
-            let key = e.key.map(|k| format!(" `{k}`")).unwrap_or_default();
-            Err(recipe.problem_at(
-                span,
-                format!(
-                    "plugin `{}` refused parameter{key}: {}",
-                    choice.plugin, e.message
-                ),
-            ))
-        }
+        Err(e) => Err(refused_parameter(recipe, choice, e)),
     }
+}
+
+/// A plugin's refusal of a parameter, at the refused key when it names one; a key of a `data`
+/// file (`standard_tests[4].tests`) points at the file's entry and names the file and its row.
+fn refused_parameter(
+    recipe: &Recipe,
+    choice: &StageChoice,
+    e: strata_api::ParamError,
+) -> RecipeProblem {
+    let head = e
+        .key
+        .as_deref()
+        .map(|k| k.split(['.', '[']).next().unwrap_or(k));
+    if let Some((key, file)) = choice
+        .data
+        .iter()
+        .find(|(key, _)| Some(key.as_str()) == head)
+    {
+        let row = e.key.as_deref().and_then(data_row);
+        let at = row.map(|r| format!(", data row {r}")).unwrap_or_default();
+        return recipe.problem_at(
+            file.span,
+            format!(
+                "plugin `{}` refused data `{key}` (file `{}`{at}): {}",
+                choice.plugin,
+                file.path.display(),
+                e.message
+            ),
+        );
+    }
+    let span = choice
+        .params_span
+        .map(|s| recipe.param_key_span(s, e.key.as_deref()))
+        .unwrap_or(choice.plugin_span);
+    let key = e.key.map(|k| format!(" `{k}`")).unwrap_or_default();
+    recipe.problem_at(
+        span,
+        format!(
+            "plugin `{}` refused parameter{key}: {}",
+            choice.plugin, e.message
+        ),
+    )
+}
+
+/// The data row (1-based, after the header) of a parameter key `name[i]…`.
+fn data_row(key: &str) -> Option<usize> {
+    let (_, rest) = key.split_once('[')?;
+    let (index, _) = rest.split_once(']')?;
+    index.parse::<usize>().ok().map(|i| i + 1)
+}
+
+/// The choice's parameters with each `data` file's rows under its key (read here: plugins do no
+/// IO); a key the recipe's `params` already has is refused.
+fn with_stage_data(
+    recipe: &Recipe,
+    choice: &StageChoice,
+) -> std::result::Result<strata_api::Params, RecipeProblem> {
+    if choice.data.is_empty() {
+        return Ok(choice.params.clone());
+    }
+    let mut table = choice.params.table().clone();
+    for (key, file) in &choice.data {
+        if table.contains_key(key) {
+            return Err(recipe.problem_at(
+                file.span,
+                format!("`{key}` is both a parameter and a data file: give it once"),
+            ));
+        }
+        let rows = input::read_stage_data(&file.path)
+            .map_err(|e| recipe.problem_at(file.span, e.to_string()))?;
+        table.insert(key.clone(), rows);
+    }
+    Ok(strata_api::Params::new(table))
 }
 
 /// The plugin a stage choice names, if it exists, serves that stage and has the pinned major
@@ -1305,13 +1365,18 @@ impl Phases<'_> {
         let method = configured(self.prepared.methods.ratio(), kind)?;
         let factor_rates = given(&board.factor_rates, kind, Slot::FactorRates)?;
         let compared = compared_with_base(factor_rates);
-        let ratios = self.stage(
+        let (ratios, limits) = self.stage(
             kind,
             compared.len(),
-            || ratios_of(method, &compared, factor_rates.rate_per),
-            Vec::len,
+            || {
+                let ratios = ratios_of(method, &compared, factor_rates.rate_per)?;
+                let limits = ratio_limits_of(method, &compared, factor_rates.rate_per)?;
+                Ok((ratios, limits))
+            },
+            |(ratios, _)| ratios.len(),
         )?;
         board.ratios = Some(ratios);
+        board.ratio_limits = limits;
         Ok(())
     }
 
@@ -1327,7 +1392,14 @@ impl Phases<'_> {
         let table = self.stage(
             kind,
             factor_rates.rows.len(),
-            || factor_ratios_table(ratio, ratios, method, counts, factor_rates),
+            || {
+                let ratios = RatiosWithLimits {
+                    method: ratio,
+                    ratios,
+                    limits: &board.ratio_limits,
+                };
+                factor_ratios_table(&ratios, method, counts, factor_rates)
+            },
             |t| t.rows.len(),
         )?;
         board.give_tables(Slot::FactorRatiosTable, vec![table]);
@@ -2139,10 +2211,8 @@ fn checked_limits(
     ci: &dyn ConfidenceIntervalMethod,
     rates: &strata_api::StandardisedRates,
 ) -> Result<Vec<strata_api::Limits>, strata_api::MethodError> {
-    let observed: Vec<f64> = rates.areas.iter().map(|r| r.observed).collect();
-    let expected: Vec<f64> = rates.areas.iter().map(|r| r.expected).collect();
-    let scale: Vec<f64> = rates.areas.iter().map(|r| r.national_rate).collect();
-    let limits = ci.limits(&observed, &expected, &scale)?;
+    let observed = &rates.areas;
+    let limits = ci.rate_limits(&rates.areas)?;
     // A method that gives no limits, or limits for other rows, is broken (e.g. a shared-library
     // method whose call failed): fail rather than publish rates without their intervals.
     if !observed.is_empty() && limits.is_empty() {
@@ -2210,39 +2280,114 @@ fn level_tag(level: f64) -> String {
     pct.replace('.', "_")
 }
 
-/// Ratios against each factor's base category (the ratio stage's, one per comparison of
-/// [`compared_with_base`]), significance, and the recipe's fallbacks.
-fn factor_ratios_table(
-    ratio: &dyn RatioMethod,
-    ratios: &[strata_api::RatioValue],
-    significance: &dyn SignificanceMethod,
-    counts: &StratifiedCounts,
-    factors: &strata_api::FactorRates,
-) -> Result<Table, strata_api::MethodError> {
-    let mut t = Table::new(
-        "factor_ratios",
-        "Factor ratios: each category against the base, standardised for the other factors",
-        &[
-            "factor",
-            "category",
-            "category_code",
-            "measure",
-            "observed",
-            "expected",
-            "standardised_rate",
-            "ratio",
-            "ratio_method",
+/// What the ratio stage gave: its method, one ratio per comparison of [`compared_with_base`],
+/// and the method's limits of them (one per level; none when the recipe asks for none).
+struct RatiosWithLimits<'a> {
+    method: &'a dyn RatioMethod,
+    ratios: &'a [strata_api::RatioValue],
+    limits: &'a [strata_api::Limits],
+}
+
+/// `factor_ratios`' columns; the ratio's limits only when its method gives them, the first
+/// level's unsuffixed (`ratio_ci_lower`, `ratio_ci_upper`, `ratio_ci_level`) and each further
+/// level's suffixed by its percent (`ratio_ci_lower_99_8`), as `area_rates` names them.
+fn factor_ratios_columns(
+    limits: &[strata_api::Limits],
+) -> Result<Vec<String>, strata_api::MethodError> {
+    let mut columns: Vec<String> = [
+        "factor",
+        "category",
+        "category_code",
+        "measure",
+        "observed",
+        "expected",
+        "standardised_rate",
+        "ratio",
+        "ratio_method",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if !limits.is_empty() {
+        columns.extend(["ratio_ci_lower", "ratio_ci_upper", "ratio_ci_level"].map(String::from));
+        for (i, l) in limits.iter().enumerate().skip(1) {
+            let tag = level_tag(l.level);
+            if limits[..i].iter().any(|o| level_tag(o.level) == tag) {
+                return Err(strata_api::MethodError::new(format!(
+                    "two levels of the ratios' limits both print as {tag}%"
+                )));
+            }
+            columns.push(format!("ratio_ci_lower_{tag}"));
+            columns.push(format!("ratio_ci_upper_{tag}"));
+        }
+        columns.push("ratio_ci_method".into());
+    }
+    columns.extend(
+        [
             "statistic",
             "p_value",
             "stars",
             "significance_method",
             "note",
             "factor_method",
-        ],
+        ]
+        .map(String::from),
+    );
+    Ok(columns)
+}
+
+/// The limit cells of comparison `shown` (none for a base category, whose ratio is 1 by
+/// definition): the first level's lower, upper and level, then each further level's pair, then
+/// the limits' method.
+fn ratio_limit_cells(ratios: &RatiosWithLimits, shown: usize, is_base: bool) -> Vec<Value> {
+    let Some(first) = ratios.limits.first() else {
+        return Vec::new();
+    };
+    let at = |v: &Vec<f64>| {
+        if is_base {
+            Value::Missing
+        } else {
+            v.get(shown)
+                .copied()
+                .map(Value::finite)
+                .unwrap_or(Value::Missing)
+        }
+    };
+    let mut cells = vec![
+        at(&first.lower),
+        at(&first.upper),
+        Value::Number(first.level),
+    ];
+    for l in ratios.limits.iter().skip(1) {
+        cells.push(at(&l.lower));
+        cells.push(at(&l.upper));
+    }
+    cells.push(Value::Text(
+        ratios.method.limits_method().unwrap_or_default(),
+    ));
+    cells
+}
+
+/// Ratios against each factor's base category (the ratio stage's, one per comparison of
+/// [`compared_with_base`]) with their limits when the ratio method gives them, significance, and
+/// the recipe's fallbacks.
+fn factor_ratios_table(
+    given: &RatiosWithLimits,
+    significance: &dyn SignificanceMethod,
+    counts: &StratifiedCounts,
+    factors: &strata_api::FactorRates,
+) -> Result<Table, strata_api::MethodError> {
+    let columns = factor_ratios_columns(given.limits)?;
+    let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let mut t = Table::new(
+        "factor_ratios",
+        "Factor ratios: each category against the base, standardised for the other factors",
+        &columns,
     )
     .with_counts(&["observed"]);
     let compared = compared_with_base(factors);
     let tests = tests_of(significance, &compared, factors.rate_per)?;
+    let ratios = given.ratios;
     if ratios.len() != compared.len() {
         return Err(strata_api::MethodError::new(format!(
             "was given {} ratios for {} comparisons",
@@ -2250,7 +2395,7 @@ fn factor_ratios_table(
             compared.len()
         )));
     }
-    let ratio_method = ratio.method_name();
+    let ratio_method = given.method.method_name();
     let significance_method = significance.method_name();
     for (i, (_, r)) in compared.iter().enumerate() {
         // A stand-in is reported in the row of the category it replaces, never on its own.
@@ -2260,7 +2405,7 @@ fn factor_ratios_table(
         let (shown, note) = shown_comparison(&compared, ratios, i);
         let (_, row) = compared[shown];
         let is_base = r.is_base;
-        t.rows.push(vec![
+        let mut cells = vec![
             Value::Text(r.factor.clone()),
             // A stand-in fills the row of the category it replaces, as the publication prints it.
             Value::Text(row.category.clone()),
@@ -2274,6 +2419,9 @@ fn factor_ratios_table(
                 .map(Value::Number)
                 .unwrap_or(Value::Missing),
             Value::Text(ratio_method.clone()),
+        ];
+        cells.extend(ratio_limit_cells(given, shown, is_base));
+        cells.extend([
             if is_base {
                 Value::Missing
             } else {
@@ -2293,6 +2441,7 @@ fn factor_ratios_table(
             Value::Text(note.unwrap_or_default()),
             Value::Text(factors.method.clone()),
         ]);
+        t.rows.push(cells);
     }
     Ok(t)
 }
@@ -2335,26 +2484,52 @@ fn ratios_of(
     Ok(ratios)
 }
 
+/// The ratio method's confidence limits over every comparison (none when it gives none),
+/// checked to hold one pair per comparison at each level.
+fn ratio_limits_of(
+    ratio: &dyn RatioMethod,
+    compared: &[(&FactorRate, &FactorRate)],
+    rate_per: f64,
+) -> Result<Vec<strata_api::Limits>, strata_api::MethodError> {
+    if ratio.limits_method().is_none() {
+        return Ok(Vec::new());
+    }
+    let limits = ratio.limits(&comparisons(compared, rate_per))?;
+    if limits.is_empty() {
+        return Err(strata_api::MethodError::new(
+            "names a limits method but returned no limits",
+        ));
+    }
+    for l in &limits {
+        check_rows(l.lower.len().min(l.upper.len()), compared.len())?;
+        check_rows(l.lower.len().max(l.upper.len()), compared.len())?;
+    }
+    Ok(limits)
+}
+
+/// The comparisons a ratio's limits and a significance test take, one per pair (base first).
+fn comparisons(compared: &[(&FactorRate, &FactorRate)], rate_per: f64) -> Vec<Comparison> {
+    compared
+        .iter()
+        .map(|(b, r)| Comparison {
+            base_rate: b.standardised_rate,
+            comparison_rate: r.standardised_rate,
+            base_observed: b.observed,
+            comparison_observed: r.observed,
+            base_expected: b.expected,
+            comparison_expected: r.expected,
+            rate_per,
+        })
+        .collect()
+}
+
 /// The significance method over every comparison, checked to answer one row per comparison.
 fn tests_of(
     significance: &dyn SignificanceMethod,
     compared: &[(&FactorRate, &FactorRate)],
     rate_per: f64,
 ) -> Result<Vec<strata_api::SignificanceResult>, strata_api::MethodError> {
-    let tests = significance.test(
-        &compared
-            .iter()
-            .map(|(b, r)| Comparison {
-                base_rate: b.standardised_rate,
-                comparison_rate: r.standardised_rate,
-                base_observed: b.observed,
-                comparison_observed: r.observed,
-                base_expected: b.expected,
-                comparison_expected: r.expected,
-                rate_per,
-            })
-            .collect::<Vec<_>>(),
-    )?;
+    let tests = significance.test(&comparisons(compared, rate_per))?;
     check_rows(tests.len(), compared.len())?;
     Ok(tests)
 }
@@ -2516,8 +2691,13 @@ mod tests {
             factors.rate_per,
         )
         .expect("ratios");
-        let t = factor_ratios_table(odds.as_ref(), &ratios, pearson.as_ref(), &counts, &factors)
-            .expect("table");
+        let given = RatiosWithLimits {
+            method: odds.as_ref(),
+            ratios: &ratios,
+            limits: &[],
+        };
+        let t = factor_ratios_table(&given, pearson.as_ref(), &counts, &factors).expect("table");
+        assert!(!t.columns.iter().any(|c| c.starts_with("ratio_ci")));
         let rows: Vec<(String, Value, String)> = t
             .rows
             .iter()
@@ -2539,5 +2719,69 @@ mod tests {
         assert!((ratio - expected).abs() < 1e-12, "{ratio}");
         assert!(rows[2].2.contains("65+ reported instead"), "{}", rows[2].2);
         assert!(rows[2].2.contains("≥ 1"), "{}", rows[2].2);
+    }
+
+    /// Limits asked of the ratio method add their columns; a base row has none, and a stand-in's
+    /// limits fill the row of the category it replaces.
+    #[test]
+    fn ratio_limits_follow_the_shown_comparison() {
+        let params =
+            strata_api::Params::from_toml_str("limits = \"woolf\"\nlevels = [0.95, 0.998]")
+                .expect("toml");
+        let Ok(Configured::Ratio(odds)) = (strata_ratio_odds::DESCRIPTOR.configure)(&params) else {
+            panic!("ratio plugin")
+        };
+        let Configured::Significance(pearson) = configured(strata_significance_pearson::DESCRIPTOR)
+        else {
+            panic!("significance plugin")
+        };
+        let counts = StratifiedCounts::zeroed(
+            vec![],
+            vec!["xray".into()],
+            vec![Dimension::new("age_band", &["0-4"])],
+        );
+        let factors = FactorRates {
+            method: "test".into(),
+            rate_per: strata_api::DEFAULT_RATE_PER,
+            rows: vec![
+                rate("0-44", true, None, 1_500.0),
+                rate("75+", false, None, 13_000.0),
+                rate("65+", false, Some("75+"), 8_300.0),
+            ],
+        };
+        let compared = compared_with_base(&factors);
+        let ratios = ratios_of(odds.as_ref(), &compared, factors.rate_per).expect("ratios");
+        let limits = ratio_limits_of(odds.as_ref(), &compared, factors.rate_per).expect("limits");
+        let given = RatiosWithLimits {
+            method: odds.as_ref(),
+            ratios: &ratios,
+            limits: &limits,
+        };
+        let t = factor_ratios_table(&given, pearson.as_ref(), &counts, &factors).expect("table");
+        let col = |name: &str| t.columns.iter().position(|c| c == name).expect(name);
+        let number = |row: usize, name: &str| match t.rows[row][col(name)] {
+            Value::Number(x) => Some(x),
+            _ => None,
+        };
+        assert_eq!(
+            number(0, "ratio_ci_lower"),
+            None,
+            "a base row has no limits"
+        );
+        // 65+ stands in for 75+: O = 8,300 and p = 0.83 against O = 1,500 and p = 0.15.
+        let v: f64 = 1.0 / (8_300.0 * 0.17) + 1.0 / (1_500.0 * 0.85);
+        let ratio = (0.83 / 0.17) / (0.15 / 0.85);
+        let z = 3.090_232_306_167_813; // the two-sided 99.8% normal quantile
+        let lower = number(1, "ratio_ci_lower_99_8").expect("a lower limit");
+        assert!(
+            (lower - ratio * (-z * v.sqrt()).exp()).abs() < 1e-9,
+            "{lower}"
+        );
+        assert_eq!(number(1, "ratio_ci_level"), Some(0.95));
+        assert!(col("ratio_ci_method") < col("statistic"));
+        assert_eq!(
+            t.rows[1][col("ratio_ci_method")],
+            Value::Text("Woolf logit 95%/99.8%".into())
+        );
     }
 }

@@ -203,6 +203,10 @@ struct RawStage {
     plugin: Spanned<String>,
     #[serde(default)]
     params: Option<Spanned<toml::Table>>,
+    /// Files the plugin's method depends on, by parameter name: the engine reads each CSV and
+    /// hands its rows to the plugin as that parameter (plugins do no IO).
+    #[serde(default)]
+    data: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,6 +290,8 @@ pub struct Inputs {
     pub mapping: crate::input::mapping::InputMapping,
     /// The mapping file the mapping starts from, if any (checked and checksummed as an input).
     pub mapping_file: Option<InputPath>,
+    /// The stages' `data` files (checked to exist, checksummed in the manifest).
+    pub stage_data: Vec<InputPath>,
 }
 
 impl Inputs {
@@ -318,6 +324,7 @@ impl Inputs {
                 .map(|s| ("synthetic_provider_months", &s.config)),
         )
         .chain(self.dm01_paths.iter().map(|p| ("dm01", p)))
+        .chain(self.stage_data.iter().map(|p| ("stage_data", p)))
         .chain(
             self.synthetic_dm01
                 .as_ref()
@@ -377,6 +384,9 @@ pub struct StageChoice {
     pub params: Params,
     pub plugin_span: Span,
     pub params_span: Option<Span>,
+    /// `data = { key = "file.csv" }`: each file's rows become parameter `key` (an array of
+    /// tables of text cells, one per data row, keyed by the header) when the plugin is configured.
+    pub data: Vec<(String, InputPath)>,
 }
 
 /// A recipe after the raw read: every key known, paths resolved.
@@ -455,8 +465,12 @@ impl Recipe {
         let year_start = problems.year_start(&raw.year_start);
         let rate_per = problems.rate_per(raw.rate_per.as_ref());
         let float_precision = problems.float_precision(&raw.outputs.float_precision);
-        let inputs = problems.inputs(&raw.inputs, &dir);
-        let stages = problems.stages(raw.stages.get_ref());
+        let mut inputs = problems.inputs(&raw.inputs, &dir);
+        let stages = problems.stages(raw.stages.get_ref(), &dir);
+        inputs.stage_data = stages
+            .iter()
+            .flat_map(|s| s.data.iter().map(|(_, p)| p.clone()))
+            .collect();
         problems.check_verify_gate(raw.verify.as_ref());
         let comparison = problems.comparison(raw.comparison.as_ref(), &inputs);
         let resolve = |s: &Spanned<String>| resolve_path(&dir, s);
@@ -802,6 +816,7 @@ impl Problems<'_> {
             }),
             mapping: Default::default(),
             mapping_file: None,
+            stage_data: Vec::new(),
         };
         if let Some(m) = &raw.mapping {
             self.input_mapping(m, dir, &mut inputs);
@@ -1005,7 +1020,7 @@ impl Problems<'_> {
 
     /// The `[stages]` table in stage order: each key a stage kind, each plugin `id` or
     /// `id@major`.
-    fn stages(&mut self, raw: &RawStages) -> Vec<StageChoice> {
+    fn stages(&mut self, raw: &RawStages, dir: &Path) -> Vec<StageChoice> {
         let mut chosen: Vec<(StageKind, &RawStage)> = Vec::new();
         for (key, stage) in raw {
             match StageKind::from_key(key.get_ref()) {
@@ -1037,6 +1052,11 @@ impl Problems<'_> {
                     ),
                     plugin_span: Span::from(&r.plugin),
                     params_span: r.params.as_ref().map(Span::from),
+                    data: r
+                        .data
+                        .iter()
+                        .map(|(key, file)| (key.clone(), resolve_path(dir, file)))
+                        .collect(),
                 })
             })
             .collect()

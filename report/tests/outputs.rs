@@ -112,6 +112,7 @@ fn rates_of(
             crude_rate: observed / population * 10_000.0,
             standardised_rate,
             national_rate,
+            variance: None,
         });
         limits.push(ConfidenceLimits {
             area,

@@ -29,7 +29,7 @@ pub use types::*;
 /// 4: the `period_comparison` and `waiting_times` stage kinds (new variants of the serialized
 /// call).
 /// 5: the `setting_share` and `did_waits` stage kinds (new variants of the serialized call), and
-/// area rates carrying the variance a direct standardisation estimates.
+/// area rates carrying the variance a direct standardisation estimates (`AreaRate::variance`).
 pub const API_VERSION: u32 = 5;
 
 /// The compiler this crate was built with. A shared-library plugin must match it exactly.

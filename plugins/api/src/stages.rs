@@ -77,6 +77,15 @@ pub trait ConfidenceIntervalMethod: Send + Sync {
     fn funnel_limits(&self, expected: &[f64]) -> Result<Vec<Limits>, MethodError> {
         crate::funnel::funnel_limits(self, expected)
     }
+    /// Limits of the standardisation stage's area rates, one [`Limits`] per level. The default
+    /// takes each row's observed and expected counts and national rate ([`Self::limits`]); a
+    /// method that needs more of a row (Dobson's limits need [`AreaRate::variance`]) overrides it.
+    fn rate_limits(&self, rates: &[AreaRate]) -> Result<Vec<Limits>, MethodError> {
+        let observed: Vec<f64> = rates.iter().map(|r| r.observed).collect();
+        let expected: Vec<f64> = rates.iter().map(|r| r.expected).collect();
+        let scale: Vec<f64> = rates.iter().map(|r| r.national_rate).collect();
+        self.limits(&observed, &expected, &scale)
+    }
 }
 
 /// 5. Factor effects: each factor's categories standardised for the other factors.
@@ -96,6 +105,22 @@ pub trait RatioMethod: Send + Sync {
         comparison_rate: &[f64],
         rate_per: f64,
     ) -> Result<Vec<RatioValue>, MethodError>;
+    /// The name of the method giving confidence limits for the ratios when the recipe asks for
+    /// them (e.g. `Katz log-normal`), for the `ratio_ci_method` column; `None` (the default)
+    /// when it does not, and `factor_ratios` then has no limit columns at all, so a recipe that
+    /// asks for none writes the table it always did.
+    fn limits_method(&self) -> Option<String> {
+        None
+    }
+    /// Confidence limits of the ratios [`Self::ratios`] gives for the same pairs: one [`Limits`]
+    /// per configured level, each with one lower and one upper limit per comparison on the ratio
+    /// scale (NaN where the ratio or its limits are undefined). Each [`Comparison`] carries the
+    /// two standardised rates and the observed and expected counts behind them. Called only when
+    /// [`Self::limits_method`] names a method.
+    fn limits(&self, comparisons: &[Comparison]) -> Result<Vec<Limits>, MethodError> {
+        let _ = comparisons;
+        Ok(Vec::new())
+    }
 }
 
 /// 6. Significance of a category's difference from the base category.

@@ -240,6 +240,11 @@ pub struct AreaRate {
     pub standardised_rate: f64,
     /// The national rate this area's ratio is scaled by.
     pub national_rate: f64,
+    /// The variance of `standardised_rate` (in squared rate units), where the standardisation
+    /// method estimates one from the strata (direct standardisation: `U² Σ_j w_j² t_j / n_j²`;
+    /// NaN where the rate is undefined); `None` where limits come from O and E alone (indirect
+    /// standardisation). Dobson's limits (`ci.dobson`) need it.
+    pub variance: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -309,7 +314,8 @@ pub struct SignificanceResult {
     pub stars: String,
 }
 
-/// Lower and upper limits of one confidence level, on the standardised-rate scale.
+/// Lower and upper limits of one confidence level, on the standardised-rate scale (or, from a
+/// ratio method's [`crate::RatioMethod::limits`], on the ratio scale).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// E.g. 0.95.

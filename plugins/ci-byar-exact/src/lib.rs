@@ -35,7 +35,6 @@ use strata_api::{
 };
 use strata_stats::{
     check_levels, default_levels, exact_lower, exact_upper, levels_label, limits_on_rate_scale,
-    two_sided_z,
 };
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -68,26 +67,8 @@ fn configure(params: &Params) -> Result<Configured, ParamError> {
     Ok(Configured::ConfidenceInterval(Box::new(method)))
 }
 
-/// Byar's lower limit on the count scale; NaN for an invalid or zero O (Byar's is undefined at 0).
-pub fn byar_lower(observed: f64, level: f64) -> f64 {
-    if !(observed.is_finite() && observed > 0.0) {
-        return f64::NAN;
-    }
-    let z = two_sided_z(level);
-    let base = 1.0 - 1.0 / (9.0 * observed) - z / (3.0 * observed.sqrt());
-    (observed * base.powi(3)).max(0.0)
-}
-
-/// Byar's upper limit on the count scale; NaN for an invalid O.
-pub fn byar_upper(observed: f64, level: f64) -> f64 {
-    if !(observed.is_finite() && observed >= 0.0) {
-        return f64::NAN;
-    }
-    let z = two_sided_z(level);
-    let next = observed + 1.0;
-    let base = 1.0 - 1.0 / (9.0 * next) + z / (3.0 * next.sqrt());
-    next * base.powi(3)
-}
+// Byar's limits live in strata-stats (Dobson's direct-standardisation limits use them too).
+pub use strata_stats::{byar_lower, byar_upper};
 
 /// Exact below `byar_from`, Byar's from it.
 pub struct ByarExact {

@@ -22,7 +22,6 @@
 //! *Statistical Methods in Medical Research*, 4th ed., §5.3; also R's `poisson.test(c(b, a))`.
 
 use serde::Deserialize;
-use statrs::function::beta::inv_beta_reg;
 use strata_api::{
     Configured, CountRatio, CountRatioMethod, MethodError, ParamError, Params, PluginDescriptor,
     StageKind,
@@ -73,12 +72,7 @@ impl ExactConditional {
                 note: Some("ratio undefined: no tests in either period".into()),
             });
         }
-        let alpha = 1.0 - self.level;
-        let lower_share = if b == 0.0 {
-            0.0
-        } else {
-            inv_beta_reg(b, a + 1.0, alpha / 2.0)
-        };
+        let (lower_share, upper_share) = strata_stats::clopper_pearson(b, a + b, self.level);
         let odds = |share: f64| share / (1.0 - share);
         if a == 0.0 {
             return Ok(CountRatio {
@@ -88,7 +82,6 @@ impl ExactConditional {
                 note: Some("ratio undefined: no tests in the earlier period".into()),
             });
         }
-        let upper_share = inv_beta_reg(b + 1.0, a, 1.0 - alpha / 2.0);
         Ok(CountRatio {
             ratio: Some(b / a),
             lower: Some(odds(lower_share)),

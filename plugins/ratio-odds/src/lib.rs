@@ -8,14 +8,34 @@
 //! result is then `None` with a note saying so, and the engine reports the recipe's fallback
 //! category instead. A base odds of 0 (p1 = 0) also gives `None`.
 //!
-//! Reference: NHS England, *Diagnostic Imaging Dataset: Standardised CCG rates 2020/21*, §3.1
-//! (female 2,973 and male 2,465 per 10,000 give 0.77).
+//! Confidence limits (opt-in: `params = { limits = "woolf", levels = [0.95] }`; without `limits`
+//! the method gives none and `factor_ratios` has no limit columns): Woolf's logit interval. For a
+//! crude 2×2 table of a tested and b not tested in the comparison category, c and d in the base,
+//! `var(ln OR) = 1/a + 1/b + 1/c + 1/d`. A standardised category has O tests and a standardised
+//! proportion p, so its table is taken as a = O and b = O(1 − p)/p (the untested that give
+//! proportion p; with p = O/N, the crude proportion, b = N − O and this is Woolf's formula
+//! exactly):
+//!
+//! ```text
+//! var(ln ratio) = 1/(O2 (1 − p2)) + 1/(O1 (1 − p1))
+//! lower, upper  = ratio × exp(∓ z · √var),  z the two-sided normal quantile of the level
+//! ```
+//!
+//! An undefined ratio, a proportion not strictly between 0 and 1 or an observed count of 0
+//! gives no limits (NaN, written empty). `levels` (default `[0.95]`) are checked like every CI
+//! plugin's.
+//!
+//! References: NHS England, *Diagnostic Imaging Dataset: Standardised CCG rates 2020/21*, §3.1
+//! (female 2,973 and male 2,465 per 10,000 give 0.77); Woolf B. (1955), *On estimating the
+//! relation between blood group and disease*, Annals of Human Genetics 19, 251–253; Altman D.G.
+//! (1991), *Practical Statistics for Medical Research*, Chapman & Hall (SE of ln OR).
 
 use serde::Deserialize;
 use strata_api::{
-    Configured, MethodError, ParamError, Params, PluginDescriptor, RatioMethod, RatioValue,
-    StageKind,
+    Comparison, Configured, Limits, MethodError, ParamError, Params, PluginDescriptor, RatioMethod,
+    RatioValue, StageKind,
 };
+use strata_stats::{check_levels, levels_label, log_normal_ratio_limits};
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     id: "ratio.odds",
@@ -27,11 +47,48 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OddsParams {}
+struct OddsParams {
+    /// Confidence limits for the ratios: `woolf` (logit); none unless named.
+    limits: Option<String>,
+    /// Their levels, when `limits` names a method (default 0.95).
+    levels: Option<Vec<f64>>,
+}
+
+/// The limits methods `limits` may name.
+const LIMITS: [&str; 1] = ["woolf"];
 
 fn configure(params: &Params) -> Result<Configured, ParamError> {
-    let _: OddsParams = params.parse()?;
-    Ok(Configured::Ratio(Box::new(OddsRatio)))
+    let p: OddsParams = params.parse()?;
+    let levels = match (&p.limits, p.levels) {
+        (None, Some(_)) => {
+            return Err(ParamError::new(
+                "levels",
+                "`levels` are the levels of the ratios' confidence limits: name their method too \
+                 (`limits = \"woolf\"`)",
+            ));
+        }
+        (None, None) => None,
+        (Some(method), levels) => {
+            if !LIMITS.contains(&method.as_str()) {
+                return Err(ParamError::new(
+                    "limits",
+                    format!(
+                        "unknown limits method `{method}`: ratio.odds gives {}",
+                        LIMITS.join(", ")
+                    ),
+                ));
+            }
+            let levels = levels.unwrap_or_else(|| vec![0.95]);
+            check_levels(&levels)?;
+            Some(levels)
+        }
+    };
+    Ok(Configured::Ratio(Box::new(ConfiguredOddsRatio { levels })))
+}
+
+/// The odds ratio with the recipe's limits: Woolf's logit limits at these levels, or none.
+struct ConfiguredOddsRatio {
+    levels: Option<Vec<f64>>,
 }
 
 /// The odds-ratio method.
@@ -63,6 +120,62 @@ impl OddsRatio {
             value: Some(value),
             note: None,
         }
+    }
+}
+
+impl OddsRatio {
+    /// Woolf's variance of one category's log odds, `1/a + 1/b` with a = O and b = O(1 − p)/p,
+    /// i.e. `1/(O (1 − p))`, p = rate / rate_per (NaN unless O > 0 and 0 < p < 1).
+    pub fn log_odds_variance(observed: f64, rate: f64, rate_per: f64) -> f64 {
+        let p = rate / rate_per;
+        if observed > 0.0 && p > 0.0 && p < 1.0 {
+            let untested = observed * (1.0 - p) / p;
+            1.0 / observed + 1.0 / untested
+        } else {
+            f64::NAN
+        }
+    }
+}
+
+impl RatioMethod for ConfiguredOddsRatio {
+    fn method_name(&self) -> String {
+        OddsRatio.method_name()
+    }
+
+    fn ratios(
+        &self,
+        base_rate: &[f64],
+        comparison_rate: &[f64],
+        rate_per: f64,
+    ) -> Result<Vec<RatioValue>, MethodError> {
+        OddsRatio.ratios(base_rate, comparison_rate, rate_per)
+    }
+
+    fn limits_method(&self) -> Option<String> {
+        let levels = self.levels.as_ref()?;
+        Some(format!("Woolf logit {}", levels_label(levels)))
+    }
+
+    fn limits(&self, comparisons: &[Comparison]) -> Result<Vec<Limits>, MethodError> {
+        let Some(levels) = &self.levels else {
+            return Ok(Vec::new());
+        };
+        let ratios: Vec<Option<f64>> = comparisons
+            .iter()
+            .map(|c| OddsRatio::odds_ratio(c.base_rate, c.comparison_rate, c.rate_per).value)
+            .collect();
+        let variances: Vec<f64> = comparisons
+            .iter()
+            .map(|c| {
+                OddsRatio::log_odds_variance(c.base_observed, c.base_rate, c.rate_per)
+                    + OddsRatio::log_odds_variance(
+                        c.comparison_observed,
+                        c.comparison_rate,
+                        c.rate_per,
+                    )
+            })
+            .collect();
+        Ok(log_normal_ratio_limits(&ratios, &variances, levels))
     }
 }
 
@@ -106,6 +219,93 @@ mod tests {
             .value
             .unwrap();
         assert!((r - 2.25).abs() < 1e-12);
+    }
+
+    fn configured(params: &str) -> Result<Box<dyn RatioMethod>, ParamError> {
+        match configure(&Params::from_toml_str(params).expect("toml"))? {
+            Configured::Ratio(m) => Ok(m),
+            _ => panic!("a ratio method"),
+        }
+    }
+
+    /// A crude 2×2 table as a comparison: (tested, not tested) of base and comparison, rates
+    /// per 10,000 the crude proportions.
+    fn crude(base: (f64, f64), comparison: (f64, f64)) -> Comparison {
+        let rate = |(a, b): (f64, f64)| a / (a + b) * 10_000.0;
+        Comparison {
+            base_rate: rate(base),
+            comparison_rate: rate(comparison),
+            rate_per: 10_000.0,
+            base_observed: base.0,
+            comparison_observed: comparison.0,
+            base_expected: base.0 + base.1,
+            comparison_expected: comparison.0 + comparison.1,
+        }
+    }
+
+    #[test]
+    fn woolf_limits_by_hand_on_a_crude_table() {
+        // a = 20, b = 80 (comparison), c = 10, d = 90 (base): OR = ad/bc = 2.25;
+        // SE(ln OR) = √(1/20 + 1/80 + 1/10 + 1/90) = 0.41667; 95% 2.25·exp(∓1.959964·0.41667)
+        // = 0.9943 to 5.0915.
+        let m = configured("limits = \"woolf\"").expect("configures");
+        let l = m
+            .limits(&[crude((10.0, 90.0), (20.0, 80.0))])
+            .expect("limits");
+        let or: f64 = (20.0 * 90.0) / (80.0 * 10.0);
+        let se = (1.0_f64 / 20.0 + 1.0 / 80.0 + 1.0 / 10.0 + 1.0 / 90.0).sqrt();
+        let z = 1.959_963_984_540_054;
+        assert!((l[0].lower[0] - or * (-z * se).exp()).abs() < 1e-9);
+        assert!((l[0].upper[0] - or * (z * se).exp()).abs() < 1e-9);
+        assert!((l[0].lower[0] - 0.9943).abs() < 1e-4 && (l[0].upper[0] - 5.0915).abs() < 1e-4);
+        assert_eq!(m.limits_method().as_deref(), Some("Woolf logit 95%"));
+    }
+
+    #[test]
+    fn woolf_limits_on_the_published_worked_example() {
+        // §3.1's proportions, female 0.2973 and male 0.2465, as tables of 10,000 people each:
+        // a = 2,465, b = 7,535, c = 2,973, d = 7,027; OR 0.77323, SE(ln OR) = √(1/2,465 +
+        // 1/7,535 + 1/2,973 + 1/7,027) = 0.031891; 95% 0.7264 to 0.8231.
+        let m = configured("limits = \"woolf\"\nlevels = [0.95]").expect("configures");
+        let l = m
+            .limits(&[crude((2973.0, 7027.0), (2465.0, 7535.0))])
+            .expect("limits");
+        let se = (1.0_f64 / 2465.0 + 1.0 / 7535.0 + 1.0 / 2973.0 + 1.0 / 7027.0).sqrt();
+        assert!((se - 0.031891).abs() < 1e-6, "{se}");
+        let or = (2465.0 * 7027.0) / (7535.0 * 2973.0);
+        let z = 1.959_963_984_540_054;
+        assert!((l[0].lower[0] - or * (-z * se).exp()).abs() < 1e-9);
+        assert!((l[0].lower[0] - 0.7264).abs() < 1e-4 && (l[0].upper[0] - 0.8231).abs() < 1e-4);
+    }
+
+    #[test]
+    fn limits_are_opt_in_checked_and_undefined_where_odds_are() {
+        let plain = configured("").expect("configures");
+        assert_eq!(plain.limits_method(), None);
+        assert!(
+            plain
+                .limits(&[crude((1.0, 2.0), (1.0, 2.0))])
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            configured("levels = [0.9]").err().unwrap().key.as_deref(),
+            Some("levels")
+        );
+        assert_eq!(
+            configured("limits = \"exact\"")
+                .err()
+                .unwrap()
+                .key
+                .as_deref(),
+            Some("limits")
+        );
+        // p ≥ 1 (more tests than people): no odds, no limits.
+        let m = configured("limits = \"woolf\"").expect("configures");
+        let mut c = crude((10.0, 90.0), (20.0, 80.0));
+        c.comparison_rate = 12_000.0;
+        let l = m.limits(&[c]).expect("limits");
+        assert!(l[0].lower[0].is_nan() && l[0].upper[0].is_nan());
     }
 
     #[test]

@@ -24,9 +24,23 @@
 //!   naming it), since dimensions are only known once the counts exist; a total population of 0,
 //!   mis-shaped counts, or negative or non-finite counts are refused likewise.
 //!
+//! External standard (opt-in): the recipe names a standard's stratum counts as the stage's
+//! `data` files, `standard_tests` (columns `measure`, each `strata` dimension, `tests`) and
+//! `standard_population` (each `strata` dimension, `population`) — e.g. another year's
+//! `stratum_counts.csv` and `stratum_population.csv`; any other column (`area_code`) is summed
+//! over. The standard's rates `R*_j = T*_j / N*_j` (0 where `N*_j = 0`) replace the run's own
+//! `R_j` in `expected_a`, and `standardised_rate_a = observed_a / expected_a × R* × U` with
+//! `R* = Σ T* / Σ N*` the standard's own national rate (each area row's `national_rate`), so a
+//! standard equal to the run's own counts gives the run's own rates, and trends can be
+//! standardised on one standard. `national_rates` stays the run's own. A run stratum with
+//! population but no standard population, or a measure the standard lacks, is refused; a
+//! `standard_label` names the standard in the method name.
+//!
 //! References: NHS England, *Diagnostic Imaging Dataset: Standardised CCG rates 2020/21* and
 //! *Standardised ICB rates 2023/24*, section 2 ("Standardised Rate = Observed / Expected × National
 //! Rate").
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use strata_api::{
@@ -51,6 +65,12 @@ struct IndirectParams {
     /// Dimensions whose cells are the strata; others are summed over.
     #[serde(default = "default_strata")]
     strata: Vec<String>,
+    /// An external standard's tests by measure × stratum (the stage's `data` file's rows).
+    standard_tests: Option<Vec<BTreeMap<String, String>>>,
+    /// Its population by stratum.
+    standard_population: Option<Vec<BTreeMap<String, String>>>,
+    /// What the method name calls the external standard.
+    standard_label: Option<String>,
 }
 
 fn default_strata() -> Vec<String> {
@@ -59,14 +79,165 @@ fn default_strata() -> Vec<String> {
 
 fn configure(params: &Params) -> Result<Configured, ParamError> {
     let parsed: IndirectParams = params.parse()?;
-    let method = IndirectStandardisation::new(parsed.strata)?;
+    let mut method = IndirectStandardisation::new(parsed.strata)?;
+    method.standard = match (parsed.standard_tests, parsed.standard_population) {
+        (None, None) => {
+            if parsed.standard_label.is_some() {
+                return Err(ParamError::new(
+                    "standard_label",
+                    "a label names an external standard: give `standard_tests` and \
+                     `standard_population` too",
+                ));
+            }
+            None
+        }
+        (Some(tests), Some(population)) => Some(ExternalStandard::new(
+            &method.strata,
+            &tests,
+            &population,
+            parsed
+                .standard_label
+                .unwrap_or_else(|| "external standard".into()),
+        )?),
+        (tests, _) => {
+            let missing = if tests.is_none() {
+                "standard_tests"
+            } else {
+                "standard_population"
+            };
+            return Err(ParamError::new(
+                missing,
+                "an external standard needs both `standard_tests` and `standard_population`",
+            ));
+        }
+    };
     Ok(Configured::Standardisation(Box::new(method)))
+}
+
+/// An external standard: tests by (measure, stratum labels) and population by stratum labels,
+/// summed over any other column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalStandard {
+    tests: BTreeMap<(String, Vec<String>), f64>,
+    population: BTreeMap<Vec<String>, f64>,
+    label: String,
+}
+
+/// A non-negative number in column `column` of row `i` of data `key`.
+fn data_number(
+    key: &str,
+    i: usize,
+    row: &BTreeMap<String, String>,
+    column: &str,
+) -> Result<f64, ParamError> {
+    let at = format!("{key}[{i}].{column}");
+    let text = row
+        .get(column)
+        .ok_or_else(|| ParamError::new(&at, format!("column `{column}` is missing or empty")))?;
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(ParamError::new(
+            &at,
+            format!("`{text}` in column `{column}` is not a count of 0 or more"),
+        )),
+    }
+}
+
+/// The labels of the strata dimensions (and the measure first, when `measure`) of row `i`.
+fn data_key(
+    key: &str,
+    i: usize,
+    row: &BTreeMap<String, String>,
+    columns: &[&str],
+) -> Result<Vec<String>, ParamError> {
+    columns
+        .iter()
+        .map(|c| {
+            row.get(*c).cloned().ok_or_else(|| {
+                ParamError::new(
+                    format!("{key}[{i}].{c}"),
+                    format!("column `{c}` is missing or empty"),
+                )
+            })
+        })
+        .collect()
+}
+
+impl ExternalStandard {
+    fn new(
+        strata: &[String],
+        tests: &[BTreeMap<String, String>],
+        population: &[BTreeMap<String, String>],
+        label: String,
+    ) -> Result<Self, ParamError> {
+        let dims: Vec<&str> = strata.iter().map(String::as_str).collect();
+        let with_measure: Vec<&str> = std::iter::once("measure").chain(dims.clone()).collect();
+        let mut standard = ExternalStandard {
+            tests: BTreeMap::new(),
+            population: BTreeMap::new(),
+            label,
+        };
+        for (i, row) in tests.iter().enumerate() {
+            let mut labels = data_key("standard_tests", i, row, &with_measure)?;
+            let value = data_number("standard_tests", i, row, "tests")?;
+            let measure = labels.remove(0);
+            *standard.tests.entry((measure, labels)).or_default() += value;
+        }
+        for (i, row) in population.iter().enumerate() {
+            let labels = data_key("standard_population", i, row, &dims)?;
+            let value = data_number("standard_population", i, row, "population")?;
+            *standard.population.entry(labels).or_default() += value;
+        }
+        Ok(standard)
+    }
+
+    /// The standard's stratum rates for one measure (per person, in the order of `strata`'s
+    /// labels) and its national rate per person; a measure it lacks, or a stratum the run has
+    /// people in and the standard none, is refused.
+    fn rates(
+        &self,
+        measure: &str,
+        strata: &[Vec<String>],
+        run_population: &[f64],
+    ) -> Result<(Vec<f64>, f64), MethodError> {
+        if !self.tests.keys().any(|(m, _)| m == measure) {
+            return Err(MethodError::new(format!(
+                "the external standard has no tests for measure `{measure}`"
+            )));
+        }
+        let mut rates = Vec::with_capacity(strata.len());
+        for (labels, &people) in strata.iter().zip(run_population) {
+            let n = self.population.get(labels).copied().unwrap_or(0.0);
+            if n <= 0.0 && people > 0.0 {
+                return Err(MethodError::new(format!(
+                    "the external standard has no population in stratum {}",
+                    labels.join(" × ")
+                )));
+            }
+            let t = self
+                .tests
+                .get(&(measure.to_string(), labels.clone()))
+                .copied()
+                .unwrap_or(0.0);
+            rates.push(if n > 0.0 { t / n } else { 0.0 });
+        }
+        let total_tests: f64 = self
+            .tests
+            .iter()
+            .filter(|((m, _), _)| m == measure)
+            .map(|(_, t)| t)
+            .sum();
+        let total_people: f64 = self.population.values().sum();
+        Ok((rates, total_tests / total_people))
+    }
 }
 
 /// Indirect standardisation over a chosen set of stratifying dimensions.
 #[derive(Debug, Clone)]
 pub struct IndirectStandardisation {
     strata: Vec<String>,
+    /// The recipe's external standard, in place of the run's own national stratum rates.
+    standard: Option<ExternalStandard>,
 }
 
 impl IndirectStandardisation {
@@ -86,7 +257,10 @@ impl IndirectStandardisation {
                 ));
             }
         }
-        Ok(IndirectStandardisation { strata })
+        Ok(IndirectStandardisation {
+            strata,
+            standard: None,
+        })
     }
 
     pub fn strata(&self) -> &[String] {
@@ -98,6 +272,7 @@ impl Default for IndirectStandardisation {
     fn default() -> Self {
         IndirectStandardisation {
             strata: default_strata(),
+            standard: None,
         }
     }
 }
@@ -140,6 +315,64 @@ pub fn check_counts(counts: &StratifiedCounts) -> Result<(), MethodError> {
     Ok(())
 }
 
+/// One area × measure row from its tests and population by stratum and the standard's stratum
+/// rates (per person) and national rate (per `rate_per`).
+fn area_rate(
+    (area, measure): (usize, usize),
+    (tests, people): (&[f64], &[f64]),
+    stratum_rate: &[f64],
+    national_rate: f64,
+    rate_per: f64,
+) -> AreaRate {
+    let observed: f64 = tests.iter().sum();
+    let population: f64 = people.iter().sum();
+    let expected: f64 = people
+        .iter()
+        .zip(stratum_rate)
+        .map(|(&people, &rate)| people * rate)
+        .sum();
+    let crude_rate = if population > 0.0 {
+        observed / population * rate_per
+    } else {
+        f64::NAN
+    };
+    let standardised_rate = if expected > 0.0 {
+        observed / expected * national_rate
+    } else {
+        f64::NAN
+    };
+    AreaRate {
+        area,
+        measure,
+        observed,
+        expected,
+        population,
+        crude_rate,
+        standardised_rate,
+        national_rate,
+        variance: None,
+    }
+}
+
+/// Each stratum's category labels over the dimensions `kept`, in the numbering of
+/// [`strata_of_cells`].
+fn stratum_labels(counts: &StratifiedCounts, kept: &[usize]) -> Vec<Vec<String>> {
+    let mut labels = vec![Vec::new()];
+    for &d in kept {
+        labels = labels
+            .into_iter()
+            .flat_map(|prefix: Vec<String>| {
+                counts.dimensions[d].categories.iter().map(move |c| {
+                    let mut next = prefix.clone();
+                    next.push(c.clone());
+                    next
+                })
+            })
+            .collect();
+    }
+    labels
+}
+
 /// For each cell of `counts`, the stratum it falls in when only the dimensions `kept` (indices into
 /// `counts.dimensions`) are kept, numbered row-major in the order of `kept`; and the stratum count.
 fn strata_of_cells(counts: &StratifiedCounts, kept: &[usize]) -> (Vec<usize>, usize) {
@@ -161,10 +394,14 @@ fn strata_of_cells(counts: &StratifiedCounts, kept: &[usize]) -> (Vec<usize>, us
 
 impl StandardisationMethod for IndirectStandardisation {
     fn method_name(&self) -> String {
-        if self.strata.is_empty() {
+        let name = if self.strata.is_empty() {
             "indirect (no strata)".to_string()
         } else {
             format!("indirect ({})", self.strata.join(" × "))
+        };
+        match &self.standard {
+            Some(standard) => format!("{name} against {}", standard.label),
+            None => name,
         }
     }
 
@@ -240,36 +477,26 @@ impl StandardisationMethod for IndirectStandardisation {
                 population: total_population,
                 rate: national_rate,
             });
+            // An external standard's rates replace the run's own, and its national rate scales.
+            let (stratum_rate, national_rate) = match &self.standard {
+                None => (stratum_rate, national_rate),
+                Some(standard) => {
+                    let labels = stratum_labels(counts, &kept);
+                    let (rates, rate) =
+                        standard.rates(&counts.measures[measure], &labels, &national_population)?;
+                    (rates, rate * counts.rate_per)
+                }
+            };
 
             for area in 0..n_areas {
                 let row = area * n_strata..(area + 1) * n_strata;
-                let observed: f64 = area_tests[row.clone()].iter().sum();
-                let population: f64 = area_population[row.clone()].iter().sum();
-                let expected: f64 = area_population[row]
-                    .iter()
-                    .zip(&stratum_rate)
-                    .map(|(&people, &rate)| people * rate)
-                    .sum();
-                let crude_rate = if population > 0.0 {
-                    observed / population * counts.rate_per
-                } else {
-                    f64::NAN
-                };
-                let standardised_rate = if expected > 0.0 {
-                    observed / expected * national_rate
-                } else {
-                    f64::NAN
-                };
-                result.areas.push(AreaRate {
-                    area,
-                    measure,
-                    observed,
-                    expected,
-                    population,
-                    crude_rate,
-                    standardised_rate,
+                result.areas.push(area_rate(
+                    (area, measure),
+                    (&area_tests[row.clone()], &area_population[row]),
+                    &stratum_rate,
                     national_rate,
-                });
+                    counts.rate_per,
+                ));
             }
         }
         Ok(result)
@@ -355,6 +582,54 @@ mod tests {
 
         // Indirect standardisation reproduces the national total.
         assert!((a.expected + b.expected - 360.0).abs() < TOL);
+    }
+
+    #[test]
+    fn an_external_standard_replaces_the_national_rates_by_hand() {
+        // Standard: young 20 tests in 1,000 (0.02), old 100 in 400 (0.25); R* = 120/1,400.
+        // E_A = 1000·0.02 + 500·0.25 = 145; SR_A = 150/145 × 120/1,400 × 10,000.
+        let standard = "strata = [\"age_band\"]\nstandard_label = \"2020/21\"\n\
+            standard_tests = [{ area_code = \"X\", measure = \"xray\", age_band = \"young\", tests = \"20\" }, \
+              { measure = \"xray\", age_band = \"old\", tests = \"60\" }, \
+              { measure = \"xray\", age_band = \"old\", tests = \"40\" }]\n\
+            standard_population = [{ age_band = \"young\", population = \"1000\" }, \
+              { age_band = \"old\", population = \"400\" }]";
+        let m = configured(standard).expect("params");
+        let rates = m.standardise(&two_by_two()).expect("rates");
+        assert_eq!(rates.method, "indirect (age_band) against 2020/21");
+        let a = row(&rates, 0, 0);
+        assert!((a.expected - 145.0).abs() < TOL);
+        let national = 120.0 / 1400.0 * 10_000.0;
+        assert!((a.national_rate - national).abs() < TOL);
+        assert!((a.standardised_rate - 150.0 / 145.0 * national).abs() < TOL);
+        // The national_rates table stays the run's own.
+        assert!((rates.national[0].rate - 900.0).abs() < TOL);
+    }
+
+    #[test]
+    fn an_external_standard_is_checked() {
+        for (text, key) in [
+            ("standard_tests = []", "standard_population"),
+            ("standard_label = \"x\"", "standard_label"),
+            (
+                "standard_tests = [{ measure = \"xray\", sex = \"1\", imd_quintile = \"1\", tests = \"2\" }]\nstandard_population = []",
+                "standard_tests[0].age_band",
+            ),
+            (
+                "strata = [\"age_band\"]\nstandard_tests = [{ measure = \"xray\", age_band = \"young\", tests = \"-2\" }]\nstandard_population = []",
+                "standard_tests[0].tests",
+            ),
+        ] {
+            let err = configured(text).err().expect(text);
+            assert_eq!(err.key.as_deref(), Some(key), "{text}: {}", err.message);
+        }
+        // A stratum with people in the run but none in the standard is refused at run time.
+        let m = configured(
+            "strata = [\"age_band\"]\nstandard_tests = [{ measure = \"xray\", age_band = \"young\", tests = \"2\" }]\nstandard_population = [{ age_band = \"young\", population = \"10\" }]",
+        )
+        .expect("params");
+        let err = m.standardise(&two_by_two()).unwrap_err();
+        assert!(err.message.contains("old"), "{}", err.message);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! nothing of strata but `strata-api` (for the types it returns and the parameter errors it
 //! raises). It is not a plugin: it has no descriptor and is not in the registry.
 //!
-//! Today: exact (Garwood) and mid-p exact Poisson limits on a count, Normal quantiles, confidence-level checks and
+//! Today: exact (Garwood) and mid-p exact Poisson limits on a count, log-normal limits of a ratio
+//! (the ratio plugins' Katz and Woolf limits), Normal quantiles, confidence-level checks and
 //! labels, and the loop that puts count limits on the standardised-rate scale (used by
 //! `ci.exact`, `ci.byar-exact` and `ci.lognormal`).
 //!
@@ -11,6 +12,7 @@
 //! UKHSA PHEindicatormethods (R), `R/ISRatio.R`.
 
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
+use statrs::function::beta::inv_beta_reg;
 use statrs::function::gamma::{checked_gamma_lr, checked_gamma_ur, ln_gamma};
 use strata_api::{Limits, MethodError, ParamError};
 
@@ -115,6 +117,29 @@ pub fn two_sided_z(level: f64) -> f64 {
     standard.inverse_cdf(0.5 + level / 2.0)
 }
 
+/// Byar's approximation to the exact lower limit on the count scale,
+/// `O (1 − 1/(9O) − z/(3√O))³`; NaN for an invalid or zero O (Byar's is undefined at 0).
+pub fn byar_lower(observed: f64, level: f64) -> f64 {
+    if !(observed.is_finite() && observed > 0.0) {
+        return f64::NAN;
+    }
+    let z = two_sided_z(level);
+    let base = 1.0 - 1.0 / (9.0 * observed) - z / (3.0 * observed.sqrt());
+    (observed * base.powi(3)).max(0.0)
+}
+
+/// Byar's approximation to the exact upper limit on the count scale,
+/// `(O + 1) (1 − 1/(9(O + 1)) + z/(3√(O + 1)))³`; NaN for an invalid O.
+pub fn byar_upper(observed: f64, level: f64) -> f64 {
+    if !(observed.is_finite() && observed >= 0.0) {
+        return f64::NAN;
+    }
+    let z = two_sided_z(level);
+    let next = observed + 1.0;
+    let base = 1.0 - 1.0 / (9.0 * next) + z / (3.0 * next.sqrt());
+    next * base.powi(3)
+}
+
 fn is_valid_count(observed: f64) -> bool {
     observed.is_finite() && observed >= 0.0
 }
@@ -202,6 +227,67 @@ pub fn midp_upper(observed: f64, level: f64) -> f64 {
     })
 }
 
+/// Clopper–Pearson (exact) limits of a binomial share, `successes` of `trials`:
+/// `B⁻¹(α/2; s, t − s + 1)` (0 when s = 0) and `B⁻¹(1 − α/2; s + 1, t − s)` (1 when s = t),
+/// `B⁻¹(p; a, b)` the inverse regularised incomplete beta function; NaN for counts that are not
+/// whole-number-like, finite and 0 ≤ s ≤ t with t > 0. The exact conditional limits of a ratio of
+/// two Poisson counts are these, on the share of the total the later or comparison count holds.
+pub fn clopper_pearson(successes: f64, trials: f64, level: f64) -> (f64, f64) {
+    let (s, t) = (successes, trials);
+    if !(s.is_finite() && t.is_finite() && s >= 0.0 && t > 0.0 && s <= t) {
+        return (f64::NAN, f64::NAN);
+    }
+    let alpha = 1.0 - level;
+    let lower = if s == 0.0 {
+        0.0
+    } else {
+        inv_beta_reg(s, t - s + 1.0, alpha / 2.0)
+    };
+    let upper = if s == t {
+        1.0
+    } else {
+        inv_beta_reg(s + 1.0, t - s, 1.0 - alpha / 2.0)
+    };
+    (lower, upper)
+}
+
+/// Log-normal limits of ratios: `ratio × exp(∓ z · √v)`, `v` the variance of the ratio's
+/// natural logarithm and `z` the two-sided standard normal quantile of each level (one [`Limits`]
+/// per level, one pair per ratio). This is Katz's interval for a ratio of rates and Woolf's for an
+/// odds ratio; the methods differ only in `v`. A ratio that is missing, not positive or not finite,
+/// or a variance that is not finite and non-negative, gives NaN limits.
+pub fn log_normal_ratio_limits(
+    ratios: &[Option<f64>],
+    log_variances: &[f64],
+    levels: &[f64],
+) -> Vec<Limits> {
+    levels
+        .iter()
+        .map(|&level| {
+            let z = two_sided_z(level);
+            let (lower, upper) = ratios
+                .iter()
+                .enumerate()
+                .map(|(i, ratio)| {
+                    let v = log_variances.get(i).copied().unwrap_or(f64::NAN);
+                    match ratio {
+                        Some(r) if *r > 0.0 && r.is_finite() && v.is_finite() && v >= 0.0 => {
+                            let half_width = z * v.sqrt();
+                            (r * (-half_width).exp(), r * half_width.exp())
+                        }
+                        _ => (f64::NAN, f64::NAN),
+                    }
+                })
+                .unzip();
+            Limits {
+                level,
+                lower,
+                upper,
+            }
+        })
+        .collect()
+}
+
 /// Applies count-scale limits row by row: `count_limits(O, level)` gives (lower, upper) counts,
 /// which are divided by E and multiplied by `scale`. E ≤ 0 or not finite gives NaN limits.
 ///
@@ -272,6 +358,18 @@ mod tests {
         assert_eq!(limits[0].lower[0], 10.0);
         assert_eq!(limits[0].upper[0], 40.0);
         assert!(limits[0].lower[1].is_nan());
+    }
+
+    #[test]
+    fn log_normal_ratio_limits_by_hand() {
+        // ratio 2, var(ln) = 0.04: 2·exp(∓1.959964·0.2) = 1.351 and 2.961.
+        let l =
+            log_normal_ratio_limits(&[Some(2.0), None, Some(0.0)], &[0.04, 0.04, 0.04], &[0.95]);
+        let half: f64 = 1.959_963_984_540_054 * 0.2;
+        assert!((l[0].lower[0] - 2.0 * (-half).exp()).abs() < 1e-12);
+        assert!((l[0].upper[0] - 2.0 * half.exp()).abs() < 1e-12);
+        assert!((l[0].lower[0] - 1.35142).abs() < 1e-5 && (l[0].upper[0] - 2.95985).abs() < 1e-5);
+        assert!(l[0].lower[1].is_nan() && l[0].upper[2].is_nan());
     }
 }
 

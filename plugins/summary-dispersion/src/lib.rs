@@ -376,6 +376,7 @@ mod tests {
                 crude_rate: crude[area],
                 standardised_rate: standardised[area],
                 national_rate: 500.0,
+                variance: None,
             })
             .collect();
         let rates = StandardisedRates {

@@ -27,6 +27,7 @@ mod foreign_stages;
 mod funnel;
 mod geography_levels;
 mod method_swap;
+mod methods;
 mod parquet_structure;
 mod period_comparison;
 mod period_records;
