@@ -25,7 +25,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -230,14 +229,16 @@ def main():
 
     # strata: the whole recipe end to end (stage table, medians), then one run for its numbers.
     common = ["--activity", str(activity), "--population", str(population)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     bench = run_strata(args, [args.strata, "bench", args.recipe, *common, "--runs", str(args.runs)],
                        activity)
-    strata_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    if strata_peak * 1024 <= before:
+    total = next(line.split() for line in bench.splitlines() if line.startswith("total"))
+    strata_total = float(total[1])
+    # strata's own whole-process peak (bench's total row): strata resets the kernel's high-water
+    # mark for each stage's window, so the child's ru_maxrss is only the last window's.
+    try:
+        strata_peak = float(total[3])
+    except (IndexError, ValueError):
         strata_peak = float("nan")
-    strata_total = next(float(line.split()[1]) for line in bench.splitlines()
-                        if line.startswith("total"))
     with tempfile.TemporaryDirectory() as out:
         run_strata(args, [args.strata, "run", args.recipe, *common, "--out", out], activity)
         national = {r["measure"]: float(r["rate"]) for r in read_csv(Path(out, "national_rates.csv"))}

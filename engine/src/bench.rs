@@ -26,6 +26,7 @@ pub fn bench(recipe: &Path, overrides: &InputOverrides, runs: usize) -> Result<S
     let mut per_run: Vec<Vec<StageRecord>> = Vec::new();
     let mut totals = Vec::new();
     let mut total_cpu = Vec::new();
+    let mut process_peak = None;
     for _ in 0..runs {
         let cpu = metrics::cpu_seconds();
         let start = Instant::now();
@@ -45,6 +46,7 @@ pub fn bench(recipe: &Path, overrides: &InputOverrides, runs: usize) -> Result<S
         });
         totals.push(start.elapsed().as_secs_f64());
         total_cpu.push(metrics::cpu_seconds() - cpu);
+        process_peak = metrics::process_peak_bytes().map(|b| b as f64 / 1048576.0);
         per_run.push(stages);
     }
     let mut report = String::new();
@@ -78,13 +80,16 @@ pub fn bench(recipe: &Path, overrides: &InputOverrides, runs: usize) -> Result<S
         )
         .ok();
     }
+    // The whole process's peak: the stages' windows reset the kernel's own high-water mark, so
+    // `/usr/bin/time` sees only the last window's.
     writeln!(
         report,
-        "{:<26} {:>12} {:>10.3} {:>10.3}",
+        "{:<26} {:>12} {:>10.3} {:>10.3} {:>13}",
         "total",
         "",
         median(totals),
-        median(total_cpu)
+        median(total_cpu),
+        process_peak.map_or_else(|| "—".to_string(), |p| format!("{p:.0}"))
     )
     .ok();
     Ok(report)

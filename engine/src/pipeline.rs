@@ -1830,14 +1830,11 @@ fn record_level_stream(
         dims,
         recipe.year_start,
     );
-    let result = read_and_count(pass, extract.as_ref(), activity, timer)?;
+    let result = read_and_count(pass, extract.as_ref(), activity, &mut counts.tests, timer)?;
     // Attribution ran inside the pass: its record goes where the stage order puts it.
     let at = timer.stages.len().saturating_sub(1);
     timer.stages.insert(at, attribution_record(&result));
     timer.stages.push(derivation_record(&result));
-    for (total, tests) in counts.tests.iter_mut().zip(&result.tests) {
-        *total += *tests as f64;
-    }
     warnings.extend(result.warnings);
     let providers = result
         .providers
@@ -1917,11 +1914,12 @@ fn lookups<'a>(
 }
 
 /// Reads every record (the extract's on its threads, or the synthetic year's) through the pass
-/// and sums the workers' tallies; refuses input with no records.
+/// and adds the workers' tallies into `tests`; refuses input with no records.
 fn read_and_count(
     pass: input::activity::Pass,
     extract: Option<&input::extract::Extract>,
     activity: &ActivityInput,
+    tests: &mut [f64],
     timer: &mut Timer,
 ) -> Result<input::activity::PassResult> {
     let rows_in = extract.and_then(|e| e.rows()).unwrap_or(0);
@@ -1942,7 +1940,7 @@ fn read_and_count(
                 return Err(Error::Usage(format!("{}: not opened", path.display())));
             }
         };
-        let result = pass.finish(tallies)?;
+        let result = pass.finish(tallies, tests)?;
         let n = result.records;
         Ok((result, n))
     })?;

@@ -124,6 +124,10 @@ pub fn population_into(
 /// Rows per Parquet row group: a reader decodes one group at a time, so groups of this size keep
 /// its buffers small (a few MB per column) and share out evenly among threads.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Records per generated batch when the engine streams the synthetic year (counting it or writing
+/// it): a batch holds its records' text, so 64 Ki records keep it to about 25 MB whatever the scale,
+/// while the recipe's `batch_rows` (a million) would hold 400 MB.
+const STREAM_BATCH_ROWS: usize = 64 * 1024;
 
 /// The SPEC §3 columns as written: text dictionary-encoded (each column holds few distinct codes,
 /// so a reader decodes small integer codes plus one dictionary per row group instead of a string
@@ -213,7 +217,7 @@ pub fn write_files(generator: &Generator, spec: &SyntheticSpec, dir: &Path) -> R
     let mut writer =
         ArrowWriter::try_new(file, schema.clone(), Some(properties)).map_err(write_error)?;
     let written = generator
-        .generate(spec.scale, spec.seed, |batch| {
+        .generate_in_batches(spec.scale, spec.seed, STREAM_BATCH_ROWS, |batch| {
             let batch = arrow_batch(&batch, &schema)?;
             // The writer cuts row groups of ROW_GROUP_ROWS across batches.
             writer.write(&batch).map_err(arrow_schema::ArrowError::from)
@@ -249,9 +253,10 @@ pub fn count_records(
     let mut tally = pass.tally();
     let mut stop = None;
     generator
-        .generate(
+        .generate_in_batches(
             spec.scale,
             spec.seed,
+            STREAM_BATCH_ROWS,
             |batch| -> std::result::Result<(), Error> {
                 if stop.is_none()
                     && let Err(e) = pass.count(&mut tally, &GeneratedBatch(batch))

@@ -696,8 +696,25 @@ impl Generator {
 
     /// Stream records at `scale` (1.0 = a full year), deterministic for `seed` whatever the batch size:
     /// each area × modality stream has its own RNG seeded from (`seed`, area, modality), and batches only
-    /// cut the stream. Returns the number of records emitted.
-    pub fn generate<F, E>(&self, scale: f64, seed: u64, mut sink: F) -> Result<u64, SynthError>
+    /// cut the stream. Batches are the config's `batch_rows`. Returns the number of records emitted.
+    pub fn generate<F, E>(&self, scale: f64, seed: u64, sink: F) -> Result<u64, SynthError>
+    where
+        F: FnMut(RecordBatch) -> Result<(), E>,
+        E: std::fmt::Display,
+    {
+        self.generate_in_batches(scale, seed, self.config.batch_rows, sink)
+    }
+
+    /// [`Generator::generate`] in batches of `batch_rows` (at least 1): the same records in the
+    /// same order. A batch holds its records' text, about 400 bytes a record, so a consumer that
+    /// does not need large batches bounds its memory with small ones.
+    pub fn generate_in_batches<F, E>(
+        &self,
+        scale: f64,
+        seed: u64,
+        batch_rows: usize,
+        mut sink: F,
+    ) -> Result<u64, SynthError>
     where
         F: FnMut(RecordBatch) -> Result<(), E>,
         E: std::fmt::Display,
@@ -707,7 +724,7 @@ impl Generator {
                 "scale must be positive, got {scale}"
             )));
         }
-        let batch_rows = self.config.batch_rows;
+        let batch_rows = batch_rows.max(1);
         let mut batch = RecordBatch::with_capacity(batch_rows.min(1 << 20));
         let mut emitted = 0u64;
         let source_choice = Cumulative::new(self.config.patient_source_weights.iter().copied());

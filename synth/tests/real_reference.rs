@@ -165,25 +165,30 @@ fn national_rates_2023_24_within_2_percent_at_scale_0_001() {
 
 #[test]
 fn same_seed_same_records_whatever_the_batch_size() {
-    let collect = |generator: &Generator, seed: u64| {
+    // `rows`: None for `generate` (the config's batch size), else `generate_in_batches`'s.
+    let collect_in = |generator: &Generator, seed: u64, rows: Option<usize>| {
         let mut all = RecordBatch::default();
         let mut batches = 0;
-        generator
-            .generate(0.0002, seed, |b: RecordBatch| -> Result<(), String> {
-                batches += 1;
-                all.provider_code.extend(b.provider_code);
-                all.test_date.extend(b.test_date);
-                all.gp_practice_code.extend(b.gp_practice_code);
-                all.lsoa11.extend(b.lsoa11);
-                all.sex.extend(b.sex);
-                all.age.extend(b.age);
-                all.modality.extend(b.modality);
-                all.exam_code.extend(b.exam_code);
-                Ok(())
-            })
-            .expect("generation");
+        let mut sink = |b: RecordBatch| -> Result<(), String> {
+            batches += 1;
+            all.provider_code.extend(b.provider_code);
+            all.test_date.extend(b.test_date);
+            all.gp_practice_code.extend(b.gp_practice_code);
+            all.lsoa11.extend(b.lsoa11);
+            all.sex.extend(b.sex);
+            all.age.extend(b.age);
+            all.modality.extend(b.modality);
+            all.exam_code.extend(b.exam_code);
+            Ok(())
+        };
+        match rows {
+            None => generator.generate(0.0002, seed, &mut sink),
+            Some(rows) => generator.generate_in_batches(0.0002, seed, rows, &mut sink),
+        }
+        .expect("generation");
         (all, batches)
     };
+    let collect = |generator: &Generator, seed: u64| collect_in(generator, seed, None);
     let big = load("2023-24", CountSampling::Poisson, 1_000_000);
     let small = load("2023-24", CountSampling::Poisson, 997);
     let (a, batches_a) = collect(&big, 11);
@@ -191,6 +196,9 @@ fn same_seed_same_records_whatever_the_batch_size() {
     assert!(batches_b > batches_a);
     assert!(a.len() > 1000);
     assert_eq!(a, b);
+    let (d, batches_d) = collect_in(&big, 11, Some(64));
+    assert!(batches_d > batches_b);
+    assert_eq!(a, d, "generate_in_batches gives the same records");
     let (c, _) = collect(&big, 12);
     assert_ne!(a, c);
 }

@@ -1033,15 +1033,15 @@ impl Tally {
         self.flush_cube();
     }
 
-    /// Adds this worker's test counts into `into` and frees them (at the end of the pass: one
-    /// dense copy per worker is held, not two).
-    fn drain_tests(&mut self, into: &mut [u64]) {
+    /// Adds this worker's test counts into `into` (the run's counts) and frees them, at the end
+    /// of the pass: each worker's dense u32 copy is the only other one held.
+    fn drain_tests(&mut self, into: &mut [f64]) {
         for (t, c) in into.iter_mut().zip(&self.tests) {
-            *t += u64::from(*c);
+            *t += f64::from(*c);
         }
-        // Empty unless the worker flushed on its way.
+        // Empty unless the worker flushed on its way. Exact: counts stay far below 2^53.
         for (t, c) in into.iter_mut().zip(&self.tests_total) {
-            *t += c;
+            *t += *c as f64;
         }
         self.tests = Vec::new();
         self.tests_total = Vec::new();
@@ -1234,8 +1234,6 @@ impl Tally {
 /// Everything the pass found, after the workers' counters are summed.
 pub struct PassResult {
     pub records: u64,
-    /// Per measure × area × cell, as `StratifiedCounts::tests`.
-    pub tests: Vec<u64>,
     pub cells: Vec<QualityCell>,
     /// Provider codes in the order `cells` refer to them.
     pub providers: Vec<String>,
@@ -1373,15 +1371,28 @@ impl<'a> Pass<'a> {
         Ok(())
     }
 
-    /// Sums the workers' counters and builds the quality cells and warnings.
-    pub fn finish(self, mut tallies: Vec<Tally>) -> Result<PassResult> {
+    /// Adds the workers' test counts into `tests` (per measure × area × cell, as
+    /// `StratifiedCounts::tests`), freeing them as it goes, and builds the quality cells and
+    /// warnings.
+    pub fn finish(self, mut tallies: Vec<Tally>, tests: &mut [f64]) -> Result<PassResult> {
         let shared = self
             .shared
             .into_inner()
             .map_err(|_| Error::Usage("a reader thread failed".into()))?;
+        if let Some(t) = tallies.iter().find(|t| t.tests.len() != tests.len()) {
+            return Err(Error::Usage(format!(
+                "the pass counted {} measure × area × cell counters, the run holds {}",
+                t.tests.len(),
+                tests.len()
+            )));
+        }
         let (order, rank) = provider_ranks(&shared);
-        let (tests, cube, seen) =
-            sum_tallies(&shared.attributions.outcomes.values, &mut tallies, &rank);
+        let (cube, seen) = sum_tallies(
+            &shared.attributions.outcomes.values,
+            &mut tallies,
+            &rank,
+            tests,
+        );
         let providers = order
             .iter()
             .map(|&p| shared.providers.values[p].clone())
@@ -1389,7 +1400,6 @@ impl<'a> Pass<'a> {
         let warnings = reader_warnings(&shared, &seen);
         Ok(PassResult {
             records: seen.records,
-            tests,
             cells: quality_cells(cube),
             providers,
             derivation_input: shared.derivation_input(),
@@ -1467,25 +1477,29 @@ pub fn run_parallel<C: Counter, U>(
     }
 }
 
-/// The workers' counters summed: tests per measure × area × cell, the data-quality cube by
-/// provider rank, and how many records had each unrecognised value.
+/// The workers' counters summed: tests per measure × area × cell into `tests`, the data-quality
+/// cube by provider rank, and how many records had each unrecognised value. Each worker's
+/// counters are freed once summed, and its cube is read where it lies (no u64 copy unless a
+/// flush made one), so the pass's peak is one dense copy per worker beside the cells met.
 fn sum_tallies(
     outcomes: &[Outcome],
     tallies: &mut [Tally],
     rank: &[u32],
-) -> (Vec<u64>, BTreeMap<CubeKey, u64>, Unrecognised) {
-    let mut tests = vec![0u64; tallies.first().map_or(0, |t| t.tests.len())];
+    tests: &mut [f64],
+) -> (BTreeMap<CubeKey, u64>, Unrecognised) {
     let mut cube: BTreeMap<CubeKey, u64> = BTreeMap::new();
     let mut seen = Unrecognised::default();
     for tally in tallies.iter_mut() {
-        tally.drain_tests(&mut tests);
-        tally.flush_cube();
+        tally.drain_tests(tests);
         seen.unknown_lsoa += tally.unknown_lsoa;
         seen.unknown_practice += tally.unknown_practice;
+        let counters = std::mem::take(&mut tally.cube);
+        let flushed = std::mem::take(&mut tally.cube_total);
+        let count = |i: usize| u64::from(counters[i]) + flushed.get(i).copied().unwrap_or(0);
         for (slot, &(provider, outcome)) in tally.slot_keys.iter().enumerate() {
-            let block = &tally.cube_total[slot * BLOCK..(slot + 1) * BLOCK];
+            let block = (slot * BLOCK..(slot + 1) * BLOCK).map(count);
             let (area, route, has_practice, has_lsoa) = outcomes[outcome as usize];
-            for (i, &n) in block.iter().enumerate().filter(|(_, n)| **n > 0) {
+            for (i, n) in block.enumerate().filter(|(_, n)| *n > 0) {
                 let month = i % MONTH_SLOTS;
                 let bits = (i / MONTH_SLOTS) & 7;
                 let pair_class = i / MONTH_SLOTS / 8;
@@ -1516,7 +1530,7 @@ fn sum_tallies(
             }
         }
     }
-    (tests, cube, seen)
+    (cube, seen)
 }
 
 /// A data-quality cube cell's key: provider rank, area, route, has practice, has LSOA, missing
@@ -1681,11 +1695,14 @@ mod tests {
         assert_eq!(tally.tests[5], 0);
         tally.tests[5] = 7;
         tally.tests[47] = 1;
-        let mut totals = vec![10u64; 48];
+        let mut totals = vec![10f64; 48];
         tally.drain_tests(&mut totals);
-        assert_eq!(totals[5], 10 + u64::from(u32::MAX) + 7);
-        assert_eq!(totals[47], 11);
-        assert_eq!(totals.iter().sum::<u64>(), 480 + u64::from(u32::MAX) + 8);
+        assert_eq!(totals[5], 10.0 + f64::from(u32::MAX) + 7.0);
+        assert_eq!(totals[47], 11.0);
+        assert_eq!(
+            totals.iter().sum::<f64>(),
+            480.0 + f64::from(u32::MAX) + 8.0
+        );
         assert!(
             tally.tests.is_empty() && tally.tests_total.is_empty(),
             "freed"
