@@ -223,10 +223,14 @@ pub fn read(
     );
     // SPEC §3's sex codes (NHS Data Dictionary: 1 male, 2 female).
     let sex_index = category_map(&shape.sex);
-    let sex_of = |text: &str| match text.to_ascii_uppercase().as_str() {
-        "MALE" => sex_index.get("1").copied(),
-        "FEMALE" => sex_index.get("2").copied(),
-        _ => None,
+    let sex_of = |text: &str| {
+        if text.eq_ignore_ascii_case("MALE") {
+            sex_index.get("1").copied()
+        } else if text.eq_ignore_ascii_case("FEMALE") {
+            sex_index.get("2").copied()
+        } else {
+            None
+        }
     };
 
     let mut read = PracticePopulationRead {
@@ -234,7 +238,7 @@ pub fn read(
         ..Default::default()
     };
     let mut sums: BTreeMap<&str, PracticeSum> = BTreeMap::new();
-    let mut seen: HashMap<(&str, String, String), usize> = HashMap::new();
+    let mut seen: HashMap<(&str, Option<usize>, Option<u32>), usize> = HashMap::new();
     let mut practices_added = std::collections::HashSet::new();
     for row in 0..t.height() {
         if let (Some(column), Some(types)) = (type_column, &types) {
@@ -251,61 +255,56 @@ pub fn read(
             }
         }
         let code = codes[row];
-        let (sex_text, age_text) = (
-            sexes[row].to_ascii_uppercase(),
-            ages[row].to_ascii_uppercase(),
-        );
-        let key = (code, sex_text.clone(), age_text.clone());
-        if let Some(first) = seen.insert(key, row) {
-            return Err(Error::data_hint(
-                path,
-                Some(row + 1),
-                Some(code_column),
-                format!(
-                    "duplicate key `{code}` × `{}` × `{}` (first on row {})",
-                    sexes[row],
-                    ages[row],
-                    first + 1
-                ),
-                "each practice × sex × age group appears once; remove the repeated row",
-            ));
-        }
-        let n = count_value(&t, row, count_column, patients[row])?;
-        let sex = match sex_text.as_str() {
-            "ALL" => None,
-            _ => Some(sex_of(&sex_text).ok_or_else(|| {
+        let (sex_text, age_text) = (sexes[row], ages[row]);
+        // SEX: its category, or `None` for ALL (a total); AGE_GROUP_5: its first age and band,
+        // or `None` for ALL.
+        let sex = if sex_text.eq_ignore_ascii_case("ALL") {
+            None
+        } else {
+            Some(sex_of(sex_text).ok_or_else(|| {
                 Error::data_hint(
                     path,
                     Some(row + 1),
                     Some(sex_column),
-                    format!(
-                        "unknown SEX `{}` (expected MALE, FEMALE or ALL)",
-                        sexes[row]
-                    ),
+                    format!("unknown SEX `{sex_text}` (expected MALE, FEMALE or ALL)"),
                     "the published file's SEX is MALE, FEMALE or ALL",
                 )
-            })?),
+            })?)
         };
-        let band = match age_text.as_str() {
-            "ALL" => None,
-            _ => Some(
-                age_group_start(&age_text)
-                    .and_then(|start| band_of(shape, start))
+        let group = if age_text.eq_ignore_ascii_case("ALL") {
+            None
+        } else {
+            Some(
+                age_group_start(age_text)
+                    .and_then(|start| Some((start, band_of(shape, start)?)))
                     .ok_or_else(|| {
                         Error::data_hint(
                             path,
                             Some(row + 1),
                             Some(age_column),
                             format!(
-                                "unknown AGE_GROUP_5 `{}` (expected 0_4, 5_9, …, 90_94, 95+ or \
-                                 ALL, within the derivation's age bands)",
-                                ages[row]
+                                "unknown AGE_GROUP_5 `{age_text}` (expected 0_4, 5_9, …, 90_94, \
+                                 95+ or ALL, within the derivation's age bands)"
                             ),
                             "the published file's five-year groups are written 0_4 … 90_94, 95+",
                         )
                     })?,
-            ),
+            )
         };
+        if let Some(first) = seen.insert((code, sex, group.map(|g| g.0)), row) {
+            return Err(Error::data_hint(
+                path,
+                Some(row + 1),
+                Some(code_column),
+                format!(
+                    "duplicate key `{code}` × `{sex_text}` × `{age_text}` (first on row {})",
+                    first + 1
+                ),
+                "each practice × sex × age group appears once; remove the repeated row",
+            ));
+        }
+        let n = count_value(&t, row, count_column, patients[row])?;
+        let band = group.map(|g| g.1);
         let sum = sums.entry(code).or_default();
         let (sex, band) = match (sex, band) {
             (Some(sex), Some(band)) => (sex, band),
