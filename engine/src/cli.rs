@@ -50,6 +50,11 @@ enum Command {
         /// Population `area_code, sex, age_band, imd_quintile, population`.
         #[arg(long)]
         population: Option<PathBuf>,
+        /// NHS Digital's practice patients by sex and five-year age group
+        /// (`gp-reg-pat-prac-quin-age.csv`) as the population, summed into the recipe's areas
+        /// through its practice map, each practice's IMD mix from the recipe's `practice_imd_mix`.
+        #[arg(long, conflicts_with = "population")]
+        practice_population: Option<PathBuf>,
         /// The data-quality cube of `--counts` made elsewhere (the `quality` part of `strata sql`),
         /// so the run writes the data-quality and exclusions tables as a record-level run does.
         #[arg(long, requires = "counts")]
@@ -107,6 +112,9 @@ enum Command {
         counts: Option<PathBuf>,
         #[arg(long)]
         population: Option<PathBuf>,
+        /// As `strata run --practice-population`.
+        #[arg(long, conflicts_with = "population")]
+        practice_population: Option<PathBuf>,
         /// How many runs (the median is reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
@@ -215,6 +223,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             activity,
             counts,
             population,
+            practice_population,
             quality,
             mapping,
             spark,
@@ -225,6 +234,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                 activity,
                 counts,
                 population,
+                practice_population,
                 quality,
                 mapping,
                 ..synthetic.overrides()
@@ -269,6 +279,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             activity,
             counts,
             population,
+            practice_population,
             runs,
             synthetic,
         } => {
@@ -276,6 +287,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                 activity,
                 counts,
                 population,
+                practice_population,
                 ..synthetic.overrides()
             };
             let report = crate::bench::bench(&recipe, &overrides, runs.max(1))?;

@@ -16,6 +16,7 @@ pub mod activity;
 pub mod extract;
 mod frame_table;
 pub mod mapping;
+pub mod practice_population;
 
 /// A CSV read with every column as text.
 pub struct TextTable {

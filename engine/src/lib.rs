@@ -175,8 +175,13 @@ fn input_records(
         ("activity", &overrides.activity),
         ("counts", &overrides.counts),
         ("population", &overrides.population),
+        ("practice_population", &overrides.practice_population),
     ] {
         if let Some(p) = path {
+            // A practice file replaces the recipe's population of either form.
+            if key == "practice_population" {
+                named.retain(|(k, _)| k != "population");
+            }
             // Records replace every source of activity: a year's, or a period comparison's
             // provider × month counts.
             named.retain(|(k, _)| {

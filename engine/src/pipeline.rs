@@ -470,6 +470,9 @@ pub struct InputOverrides {
     pub activity: Option<std::path::PathBuf>,
     pub counts: Option<std::path::PathBuf>,
     pub population: Option<std::path::PathBuf>,
+    /// NHS Digital's `gp-reg-pat-prac-quin-age.csv` as the population, in place of the recipe's
+    /// population (or the synthetic year's), with the recipe's `practice_imd_mix`.
+    pub practice_population: Option<std::path::PathBuf>,
     /// Scale and seed of a recipe's synthetic year.
     pub scale: Option<f64>,
     pub seed: Option<u64>,
@@ -760,10 +763,27 @@ impl Phases<'_> {
         };
         let mapping = override_mapping.as_ref().unwrap_or(&recipe.inputs.mapping);
         let source = choose_source(recipe, overrides)?;
-        let population_path = overrides
-            .population
-            .clone()
-            .or_else(|| recipe.inputs.population.as_ref().map(|p| p.path.clone()));
+        let practice_population = match &overrides.practice_population {
+            Some(_) if overrides.population.is_some() || overrides.population_frame.is_some() => {
+                return Err(Error::Usage(
+                    "give the population once: --population or --practice-population".into(),
+                ));
+            }
+            Some(path) => Some(path.clone()),
+            None if overrides.population.is_some() || overrides.population_frame.is_some() => None,
+            None => recipe
+                .inputs
+                .practice_population
+                .as_ref()
+                .map(|p| p.path.clone()),
+        };
+        let population_path = match practice_population {
+            Some(_) => None,
+            None => overrides
+                .population
+                .clone()
+                .or_else(|| recipe.inputs.population.as_ref().map(|p| p.path.clone())),
+        };
         let areas_path = recipe
             .inputs
             .areas
@@ -783,14 +803,17 @@ impl Phases<'_> {
         .with_unknown_categories();
         counts.rate_per = recipe.rate_per;
         let generator = self.synthetic_generator(&source)?;
-        let population_path = self.read_population(
-            &source,
-            overrides.population_frame.as_ref(),
-            population_path,
-            generator.as_ref(),
-            &mut counts,
-            &shape,
-        )?;
+        let population_path = match practice_population {
+            Some(path) => self.read_practice_population(path, &mut counts, &shape)?,
+            None => self.read_population(
+                &source,
+                overrides.population_frame.as_ref(),
+                population_path,
+                generator.as_ref(),
+                &mut counts,
+                &shape,
+            )?,
+        };
         let quality = match self.activity_input(
             &source,
             overrides,
@@ -1069,10 +1092,67 @@ impl Phases<'_> {
                 })?;
                 (n, spec.config.clone())
             }
-            (None, _) => return Err(Error::Usage("no population input".into())),
+            (None, _) => {
+                return Err(Error::Usage(
+                    "no population input: give --population (SPEC §3's columns) or, with the \
+                     recipe's practice_imd_mix, --practice-population (NHS Digital's practice file)"
+                        .into(),
+                ));
+            }
         };
         self.input_rows.insert("population".into(), n as u64);
         Ok(label)
+    }
+
+    /// Reads NHS Digital's practice population file into `counts` through the recipe's practice
+    /// map, each practice's IMD mix from the recipe's `practice_imd_mix`; practices on one side
+    /// only are counted in the manifest and warned of, not dropped silently.
+    fn read_practice_population(
+        &mut self,
+        path: std::path::PathBuf,
+        counts: &mut StratifiedCounts,
+        shape: &DerivationShape,
+    ) -> Result<std::path::PathBuf> {
+        let inputs = &self.prepared.recipe.inputs;
+        let need = |input: &Option<crate::recipe::InputPath>, key: &str| {
+            input.as_ref().map(|p| p.path.clone()).ok_or_else(|| {
+                Error::Usage(format!(
+                    "a practice population needs the recipe's input `{key}`"
+                ))
+            })
+        };
+        let practices = need(&inputs.practices, "practices")?;
+        let imd_mix = need(&inputs.practice_imd_mix, "practice_imd_mix")?;
+        let imd_mix_areas = need(&inputs.practice_imd_areas, "practice_imd_areas")?;
+        let practice_areas = input::read_practices(&practices, &counts.areas)?;
+        let files = input::practice_population::PracticePopulationFiles {
+            file: &path,
+            imd_mix: &imd_mix,
+            imd_mix_areas: &imd_mix_areas,
+        };
+        let read = self.timer.time("population", 0, || {
+            let read = input::practice_population::read(files, &practice_areas, counts, shape)?;
+            let rows = read.rows as u64;
+            Ok((read, rows))
+        })?;
+        self.input_rows
+            .insert("practice_population".into(), read.rows as u64);
+        self.input_rows.insert(
+            "practice_population_practices".into(),
+            read.practices as u64,
+        );
+        self.input_rows.insert(
+            "practice_population_unmapped_practices".into(),
+            read.unmapped.len() as u64,
+        );
+        self.input_rows.insert(
+            "practice_population_practices_without_rows".into(),
+            read.without_rows as u64,
+        );
+        if let Some(warning) = read.warning(&path) {
+            self.warnings.push(warning);
+        }
+        Ok(path)
     }
 
     /// Reads aggregated counts into `counts` and answers `None`, or answers the record-level

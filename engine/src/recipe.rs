@@ -151,6 +151,14 @@ struct RawInputs {
     /// Other nations' published waiting figures, shown beside England's (`crate::dm01`).
     other_nations_waits: Option<Spanned<String>>,
     practices: Option<Spanned<String>>,
+    /// NHS Digital's practice patients by sex and five-year age group
+    /// (`gp-reg-pat-prac-quin-age.csv`), summed into the areas through `practices`.
+    practice_population: Option<Spanned<String>>,
+    /// Population `area_code, age_band, imd_quintile, population` whose mix of IMD quintiles in
+    /// each age band a practice's patients take (e.g. the ICBs'), and each practice's area in it
+    /// (`practice_code, area_code`).
+    practice_imd_mix: Option<Spanned<String>>,
+    practice_imd_areas: Option<Spanned<String>>,
     non_english_practices: Option<Spanned<String>>,
     lsoa: Option<Spanned<String>>,
     imd: Option<Spanned<String>>,
@@ -266,6 +274,11 @@ pub struct Inputs {
     pub population: Option<InputPath>,
     pub areas: Option<InputPath>,
     pub practices: Option<InputPath>,
+    /// `gp-reg-pat-prac-quin-age.csv` as the population (`input::practice_population`).
+    pub practice_population: Option<InputPath>,
+    /// The IMD mix a practice's patients take, and each practice's area in it.
+    pub practice_imd_mix: Option<InputPath>,
+    pub practice_imd_areas: Option<InputPath>,
     pub non_english_practices: Option<InputPath>,
     pub lsoa: Option<InputPath>,
     pub imd: Option<InputPath>,
@@ -303,6 +316,9 @@ impl Inputs {
             ("population", &self.population),
             ("areas", &self.areas),
             ("practices", &self.practices),
+            ("practice_population", &self.practice_population),
+            ("practice_imd_mix", &self.practice_imd_mix),
+            ("practice_imd_areas", &self.practice_imd_areas),
             ("non_english_practices", &self.non_english_practices),
             ("lsoa", &self.lsoa),
             ("imd", &self.imd),
@@ -749,6 +765,9 @@ impl Problems<'_> {
             population: opt(&raw.population),
             areas: opt(&raw.areas),
             practices: opt(&raw.practices),
+            practice_population: opt(&raw.practice_population),
+            practice_imd_mix: opt(&raw.practice_imd_mix),
+            practice_imd_areas: opt(&raw.practice_imd_areas),
             non_english_practices: opt(&raw.non_english_practices),
             lsoa: opt(&raw.lsoa),
             imd: opt(&raw.imd),
@@ -962,10 +981,33 @@ impl Problems<'_> {
                 );
             }
         }
-        if inputs.population.is_none() && inputs.synthetic.is_none() {
+        // A recipe with a practice IMD mix takes its practice file from --practice-population.
+        if inputs.population.is_none()
+            && inputs.practice_population.is_none()
+            && inputs.practice_imd_mix.is_none()
+            && inputs.synthetic.is_none()
+        {
             self.push(
                 None,
-                "inputs: `population` is required (only the synthetic year brings its own)".into(),
+                "inputs: `population` (or `practice_population`) is required (only the synthetic \
+                 year brings its own)"
+                    .into(),
+            );
+        }
+        if inputs.population.is_some() && inputs.practice_population.is_some() {
+            self.push(
+                None,
+                "inputs: name one of `population` or `practice_population`".into(),
+            );
+        }
+        if inputs.practice_population.is_some()
+            && (inputs.practice_imd_mix.is_none() || inputs.practice_imd_areas.is_none())
+        {
+            self.push(
+                None,
+                "inputs: `practice_population` needs `practice_imd_mix` (area × age band × IMD \
+                 quintile population) and `practice_imd_areas` (practice → its area there)"
+                    .into(),
             );
         }
     }

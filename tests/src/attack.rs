@@ -4,7 +4,7 @@
 //! Every published cell is an unknown true count within an interval: an exact count is itself; a
 //! count rounded to the nearest `round_to` lies within half a step of its printed value (and
 //! above `suppress_max`, or it would have been suppressed); a suppressed cell is at least 1
-//! (zeros are printed) and otherwise unbounded (a secondary suppression can be any size). Each
+//! where zeros are printed (at least 0 where the rule may hide one) and otherwise unbounded (a secondary suppression can be any size). Each
 //! published total gives an equation total = Σ members. The attack narrows every interval through
 //! the equations until nothing changes (lower bound ≥ total's lower − the others' upper, upper
 //! bound ≤ total's upper − the others' lower; a total within the sum of its members' bounds),
@@ -20,6 +20,9 @@ pub enum Shown {
     Exact(f64),
     Rounded(f64),
     Suppressed,
+    /// Not published at all, known only to be 0 or more (e.g. the records a parent level holds
+    /// that none of its children do).
+    Unpublished,
 }
 
 /// The attacker's knowledge of the rule.
@@ -27,6 +30,10 @@ pub enum Shown {
 pub struct Rule {
     pub suppress_max: f64,
     pub round_to: f64,
+    /// The least a suppressed cell can be: 1 where zeros are always printed, 0 where the rule
+    /// may hide a zero (the disclosure plugin does when a group's every non-zero cell is hidden
+    /// and its total is printed in another table).
+    pub hidden_at_least: f64,
 }
 
 /// Σ `members` = `total` (cell indices).
@@ -60,7 +67,11 @@ impl Interval {
                 }
             }
             Shown::Suppressed => Interval {
-                lower: 1.0,
+                lower: rule.hidden_at_least,
+                upper: f64::INFINITY,
+            },
+            Shown::Unpublished => Interval {
+                lower: 0.0,
                 upper: f64::INFINITY,
             },
         }

@@ -82,3 +82,65 @@ write(
     [[l["lsoa11_code"], ""] for l in lsoas],
 )
 print(len(sicbl_rows), "sub-ICB locations,", len(practices), "practices")
+
+# --- Primary Care Networks (2023-24/pcn/) -------------------------------------------------------
+# A practice's PCN is the NHS Digital practice map of July 2022 (PCN_CODE, PCN_NAME); its sub-ICB
+# and list size are the Apr 2023 list's (practice_area.csv), as at every other level. Practices in
+# no PCN (PCN_CODE "U", "Unallocated") and practices of the Apr 2023 list absent from the July 2022
+# map are neither dropped nor guessed into a PCN: each sub-ICB's such practices form one area of
+# their own, "<sub-ICB code>-NOPCN", so every practice is in exactly one PCN-level area and the
+# level still sums to its sub-ICBs. A PCN whose practices lie in more than one sub-ICB takes as its
+# parent the sub-ICB holding the largest part of its practices' Jan 2021 list size (ties: more
+# practices, then the lower code); such PCNs are listed in pcn/spanning_pcns.csv.
+pcn_map = {r["PRACTICE_CODE"]: r for r in read(os.path.join(SRC, "gp_registration/gp_reg_pat_prac_map_jul2022_with_icb22.csv"))}
+pcn_name = {}
+pcn_members = {}
+practice_pcn = []
+unallocated, unmapped = [], []
+for p in practices:
+    row = pcn_map.get(p["practice_code"])
+    if row is None:
+        unmapped.append(p["practice_code"])
+        code = p["sicbl_code"] + "-NOPCN"
+    elif row["PCN_CODE"] in ("", "U"):
+        unallocated.append(p["practice_code"])
+        code = p["sicbl_code"] + "-NOPCN"
+    else:
+        code = row["PCN_CODE"]
+        pcn_name[code] = row["PCN_NAME"]
+    if code.endswith("-NOPCN"):
+        pcn_name[code] = "Practices in no PCN (July 2022 map), " + sicbl_name[p["sicbl_code"]]
+    pcn_members.setdefault(code, []).append(p)
+    practice_pcn.append([p["practice_code"], code])
+pcn_rows, spanning = [], []
+for code, members in sorted(pcn_members.items()):
+    weight = {}
+    for p in members:
+        w = weight.setdefault(p["sicbl_code"], [0, 0])
+        w[0] += int(p["list_size_jan2021"] or 0)
+        w[1] += 1
+    parent = sorted(weight, key=lambda s: (-weight[s][0], -weight[s][1], s))[0]
+    if len(weight) > 1:
+        spanning.append([code, pcn_name[code], parent, ";".join(f"{s}:{weight[s][1]}:{weight[s][0]}" for s in sorted(weight))])
+    pcn_rows.append([code, pcn_name[code], parent, sicbl_name[parent]])
+write(os.path.join(YEAR, "pcn", "areas.csv"), ["area_code", "area_name", "parent_code", "parent_name"], pcn_rows)
+write(os.path.join(YEAR, "pcn", "practice_area.csv"), ["practice_code", "area_code"], practice_pcn)
+# sub-ICB:practices:list size of each sub-ICB a spanning PCN's practices are in.
+write(os.path.join(YEAR, "pcn", "spanning_pcns.csv"), ["area_code", "area_name", "parent_code", "sicbl_practices_list_size"], spanning)
+# An LSOA names no PCN: a record without a known practice has no PCN-level area (as for practices).
+write(os.path.join(YEAR, "pcn", "lsoa11_area.csv.gz"), ["lsoa11_code", "area_code"], [[l["lsoa11_code"], ""] for l in lsoas])
+print(len(pcn_rows), "PCN-level areas,", sum(1 for c in pcn_members if c.endswith("-NOPCN")), "of them no-PCN groups;",
+      len(unallocated), "practices unallocated in the July 2022 map,", len(unmapped), "absent from it;",
+      len(spanning), "PCNs span sub-ICBs")
+
+# --- NHS England commissioning regions (2023-24/region/) ----------------------------------------
+region_of = {r["Sub ICB Location ODS Code"]: (r["Region Code"], r["Region Name"]) for r in sicbls}
+regions = sorted(set(region_of.values()))
+assert len(regions) == 7, regions
+write(os.path.join(YEAR, "region", "areas.csv"), ["area_code", "area_name", "parent_code", "parent_name"],
+      [[code, name, "E92000001", "England"] for code, name in regions])
+write(os.path.join(YEAR, "region", "practice_area.csv"), ["practice_code", "area_code"],
+      [[p["practice_code"], region_of[p["sicbl_code"]][0]] for p in practices])
+write(os.path.join(YEAR, "region", "lsoa11_area.csv.gz"), ["lsoa11_code", "area_code"],
+      [[l["lsoa11_code"], region_of[l["sicbl_code"]][0]] for l in lsoas])
+print(len(regions), "regions")

@@ -19,9 +19,16 @@
 //! exactly one unknown: one suppressed member while the total is published (then the group's
 //! smallest other non-zero member, by its unrounded value, ties to the first row or column, is
 //! suppressed too; if there is none, the total is), or a suppressed total while every member is
-//! published (then the smallest non-zero member is suppressed). When counts are published exactly
-//! (`round_to = 1`), k suppressed members that are all 1 are recovered too (k cells, each at least
-//! 1 since zeros are printed, summing to k), so the smallest other non-zero member joins them.
+//! published (then the smallest non-zero member is suppressed). k ≥ 2 suppressed members are
+//! recovered too when the printed cells leave them at most k between them (each is at least 1,
+//! since zeros are printed, so all are 1): the total's largest value (printed value plus what
+//! rounding hides) less the published members' smallest. With exact counts that is k ones; with
+//! counts rounded to 5, e.g. twelve PCNs of one test each under a sub-ICB total of 12, printed 10
+//! (so at most 12). The smallest other non-zero member then joins them; if there is none and the
+//! total is printed in another table (`total_published_elsewhere`, e.g. the PCNs of a sub-ICB
+//! whose every non-zero cell is hidden), a zero member is hidden too, since nothing else in the
+//! table can be: a reader then cannot take a hidden cell to be at least 1. (Zeros are otherwise
+//! printed, as the rule keeps them.)
 //! This repeats until no group exposes a cell, so that a cell suppressed for one group is checked
 //! in every other group it belongs to (a sub-ICB hidden in its ICB's equation is checked against
 //! its own practices). `tests/tests/it/disclosure_attack.rs` tries the differencing attack on the
@@ -404,8 +411,10 @@ impl NhsSubNational {
 
     /// The cell to suppress next so that `group`'s equation (total = Σ members) does not give
     /// away a suppressed cell, if it would: exactly one unknown (a member while the total is
-    /// published, or the total while every member is), or, when counts are published exactly
-    /// (`round_to` 1), suppressed members that are all 1 (k cells ≥ 1 summing to k are all 1).
+    /// published, or the total while every member is), or suppressed members that the printed
+    /// cells show are all 1 ([`Self::hidden_sum_at_most`]). With no published non-zero member
+    /// left and the total in another table, a zero member is hidden: then a hidden cell may be
+    /// 0, and no count of hidden cells pins them.
     fn exposed(
         &self,
         group: &Group,
@@ -436,22 +445,75 @@ impl NhsSubNational {
             && match hidden.len() {
                 0 => false,
                 1 => true,
+                // A hidden zero (hidden before, below) leaves the reader no lower bound of 1.
                 k => {
-                    self.round_to == 1.0
-                        && hidden.iter().all(
-                            |m| matches!(cells.get(*m), Some(CountCell::Count(n)) if *n == 1.0),
-                        )
-                        && k >= 2
+                    !hidden
+                        .iter()
+                        .any(|m| matches!(cells.get(*m), Some(CountCell::Count(n)) if *n == 0.0))
+                        && self
+                            .hidden_sum_at_most(group, cells, suppressed)
+                            .is_some_and(|most| most <= k as f64)
                 }
             };
         if members_exposed {
-            // With no published member left to hide, the total goes (if it is in this table).
-            return complement().or(group.total.filter(|t| !suppressed.contains(t)));
+            // With no published non-zero member left to hide, the total goes if it is in this
+            // table; if it is printed elsewhere, a zero member (the first) is hidden with them.
+            let zero = || {
+                group.members.iter().copied().find(|m| {
+                    !suppressed.contains(m)
+                        && matches!(cells.get(m), Some(CountCell::Count(n)) if *n == 0.0)
+                })
+            };
+            return complement()
+                .or(group.total.filter(|t| !suppressed.contains(t)))
+                .or_else(|| group.total.is_none().then(zero).flatten());
         }
         if total_hidden && hidden.is_empty() {
             return complement();
         }
         None
+    }
+
+    /// The most the group's hidden members can sum to, as a reader of the published cells works
+    /// it out: the total's largest value (its printed value plus what rounding hides; a total
+    /// published elsewhere is the members' sum under this rule; one this rule suppresses is taken
+    /// as known exactly) less each published
+    /// member's smallest. Hidden members are each at least 1 (zeros are printed), so when this is
+    /// at most their number k they are all 1, and recovered: with exact counts, k ones; with
+    /// rounded ones, e.g. twelve ones whose total 12 is printed 10 (at most 12). `None` when a
+    /// cell's value is not known here (already suppressed on input).
+    fn hidden_sum_at_most(
+        &self,
+        group: &Group,
+        cells: &BTreeMap<Cell, CountCell>,
+        suppressed: &BTreeSet<Cell>,
+    ) -> Option<f64> {
+        let half = self.round_to / 2.0;
+        let value = |cell: &Cell| match cells.get(cell) {
+            Some(CountCell::Count(n)) => Some(*n),
+            _ => None,
+        };
+        let total = match group.total {
+            Some(t) => value(&t)?,
+            None => group.members.iter().map(value).sum::<Option<f64>>()?,
+        };
+        // A total the rule suppresses is taken as known (another table may print it): the
+        // cautious reading.
+        let total_most = match self.primary(total) {
+            Some(printed) => (printed + half - 1e-9).floor().max(printed),
+            None => total,
+        };
+        let mut published_least = 0.0;
+        for member in group.members.iter().filter(|m| !suppressed.contains(m)) {
+            let printed = self.primary(value(member)?)?;
+            if printed > 0.0 {
+                published_least += (printed - half)
+                    .ceil()
+                    .min(printed)
+                    .max(self.suppress_max + 1.0);
+            }
+        }
+        Some(total_most - published_least)
     }
 
     /// The groups a hierarchy makes: each row's children (rows naming it as parent, same key) with
@@ -915,6 +977,50 @@ mod tests {
         t.rows.push(vec![text("total"), num(32.0)]);
         m.protect(&mut t, &["tests".into()]).expect("protects");
         assert_eq!(column(&t, 1), [star(), star(), num(30.0), num(30.0)]);
+    }
+
+    #[test]
+    fn rounded_cells_that_pin_hidden_ones_are_hidden_too() {
+        // Four ones and an 8 under a total of 12: printed 10 and 10, so the total is at most 12
+        // and the 8 at least 8, leaving the four hidden cells at most 4: all 1. The 8 goes too.
+        let m = method("total_row_column = \"area\"");
+        let mut t = counts("t", &[1.0, 1.0, 1.0, 1.0, 8.0]);
+        t.rows.push(vec![text("total"), num(12.0)]);
+        m.protect(&mut t, &["tests".into()]).expect("protects");
+        assert_eq!(
+            column(&t, 1),
+            [star(), star(), star(), star(), star(), num(10.0)]
+        );
+        // A total of 13 (printed 15, at most 17) leaves them at most 9: nothing more to hide.
+        let mut t = counts("t", &[1.0, 1.0, 1.0, 1.0, 9.0]);
+        t.rows.push(vec![text("total"), num(13.0)]);
+        m.protect(&mut t, &["tests".into()]).expect("protects");
+        assert_eq!(
+            column(&t, 1),
+            [star(), star(), star(), star(), num(10.0), num(15.0)]
+        );
+    }
+
+    #[test]
+    fn hidden_ones_with_nothing_else_to_hide_take_a_zero_with_them() {
+        // Twelve ones and two zeros whose total, 12, is printed elsewhere as 10 (at most 12):
+        // the ones are all 1 and no non-zero cell is left, so the first zero is hidden.
+        let m = method("total_published_elsewhere = true");
+        let mut values = vec![1.0; 12];
+        values.extend([0.0, 0.0]);
+        let mut t = counts("t", &values);
+        m.protect(&mut t, &["tests".into()]).expect("protects");
+        let mut want = vec![star(); 13];
+        want.push(num(0.0));
+        assert_eq!(column(&t, 1), want);
+        // Eleven ones (total 11, printed 10, at most 12): not pinned, zeros stay.
+        let mut values = vec![1.0; 11];
+        values.extend([0.0, 0.0]);
+        let mut t = counts("t", &values);
+        m.protect(&mut t, &["tests".into()]).expect("protects");
+        let mut want = vec![star(); 11];
+        want.extend([num(0.0), num(0.0)]);
+        assert_eq!(column(&t, 1), want);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! shows that the attack does recover cells when only the primary rule is applied, so a pass
 //! is not the attack failing to try.
 
+use std::collections::BTreeMap;
+
 use proptest::prelude::*;
 use strata_api::{Configured, DisclosureMethod, Params, Table, Value};
 use strata_tests::attack::{Equation, Rule, Shown, recovered};
@@ -77,10 +79,23 @@ fn attack_tree(t: &Table, rule: Rule) -> Vec<String> {
 const HES: Rule = Rule {
     suppress_max: 5.0,
     round_to: 1.0,
+    hidden_at_least: 1.0,
 };
 const NHS: Rule = Rule {
     suppress_max: 7.0,
     round_to: 5.0,
+    hidden_at_least: 1.0,
+};
+
+/// The rules as the plugin applies them with a total printed elsewhere: a hidden cell may be a
+/// zero (hidden when nothing else in its group could be).
+const HES_WITH_HIDDEN_ZEROS: Rule = Rule {
+    hidden_at_least: 0.0,
+    ..HES
+};
+const NHS_WITH_HIDDEN_ZEROS: Rule = Rule {
+    hidden_at_least: 0.0,
+    ..NHS
 };
 
 fn hand_made() -> Table {
@@ -279,4 +294,285 @@ fn a_runs_outputs_resist_the_attack() {
     );
     assert!(suppressed > 0);
     assert_eq!(got, Vec::<String>::new());
+}
+
+/// One level's area cells as an attacker sees them: (measure, area, parent, true count, shown),
+/// from a recipe run in this process (true counts are the standardisation stage's, before
+/// disclosure; shown are the published `area_rates.observed`), with each measure's published
+/// national `observed`.
+struct LevelCells {
+    rows: Vec<(String, String, String, f64, Shown)>,
+    national: BTreeMap<String, Shown>,
+}
+
+fn level_cells(recipe: &str, scale: f64) -> LevelCells {
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let prepared = strata::check(&configs.join(recipe)).expect("the recipe checks");
+    let overrides = strata::pipeline::InputOverrides {
+        scale: Some(scale),
+        ..Default::default()
+    };
+    let results = strata::pipeline::run(&prepared, &overrides).expect("runs");
+    let rates = results.rates.as_ref().expect("rates");
+    let counts = &results.counts;
+    let truth: std::collections::HashMap<(String, String), f64> = rates
+        .areas
+        .iter()
+        .map(|r| {
+            (
+                (
+                    counts.measures[r.measure].clone(),
+                    counts.areas[r.area].code.clone(),
+                ),
+                r.observed,
+            )
+        })
+        .collect();
+    let table = |name: &str| {
+        results
+            .tables
+            .iter()
+            .find(|t| t.name == name)
+            .expect("table")
+    };
+    let text = |v: &Value| match v {
+        Value::Text(t) => t.clone(),
+        other => panic!("not text: {other:?}"),
+    };
+    let areas = table("area_rates");
+    let col = |name: &str| areas.columns.iter().position(|c| c == name).expect(name);
+    let (measure, area, parent, observed) = (
+        col("measure"),
+        col("area_code"),
+        col("parent_code"),
+        col("observed"),
+    );
+    let rows = areas
+        .rows
+        .iter()
+        .map(|r| {
+            let (m, a) = (text(&r[measure]), text(&r[area]));
+            let t = truth[&(m.clone(), a.clone())];
+            (m, a, text(&r[parent]), t, shown(&r[observed], NHS))
+        })
+        .collect();
+    let national = table("national_rates");
+    let (m, o) = (
+        national
+            .columns
+            .iter()
+            .position(|c| c == "measure")
+            .expect("measure"),
+        national
+            .columns
+            .iter()
+            .position(|c| c == "observed")
+            .expect("observed"),
+    );
+    let national = national
+        .rows
+        .iter()
+        .map(|r| (text(&r[m]), shown(&r[o], NHS)))
+        .collect();
+    LevelCells { rows, national }
+}
+
+/// A total as the parent level would print it under `rule` (0 shown, 1 to `suppress_max`
+/// suppressed, others exact or rounded).
+fn shown_total(total: f64, rule: Rule) -> Shown {
+    if total == 0.0 {
+        Shown::Exact(0.0)
+    } else if total <= rule.suppress_max {
+        Shown::Suppressed
+    } else if rule.round_to == 1.0 {
+        Shown::Exact(total)
+    } else {
+        Shown::Rounded((total / rule.round_to).round() * rule.round_to)
+    }
+}
+
+/// The strongest differencing attacker: each parent's total per measure taken to be exactly
+/// the sum of its children's true counts, printed under `rule` (stronger than the parent level's
+/// own cell, which also holds records no child has), each measure's national total likewise, and
+/// every child's published cell. Answers the suppressed count and the recovered cells.
+fn attack_with_exact_parent_sums(
+    rows: &[(String, String, String, f64, Shown)],
+    rule: Rule,
+) -> (usize, Vec<usize>) {
+    let mut cells: Vec<Shown> = rows.iter().map(|r| r.4).collect();
+    let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    let mut national: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        groups
+            .entry((r.0.clone(), r.2.clone()))
+            .or_default()
+            .push(i);
+        national.entry(r.0.clone()).or_default().push(i);
+    }
+    let mut equations = Vec::new();
+    for members in groups.values().chain(national.values()) {
+        cells.push(shown_total(members.iter().map(|&m| rows[m].3).sum(), rule));
+        equations.push(Equation {
+            total: cells.len() - 1,
+            members: members.clone(),
+        });
+    }
+    let suppressed = rows.iter().filter(|r| r.4 == Shown::Suppressed).count();
+    let got = recovered(&cells, rule, &equations)
+        .expect("the published figures are consistent")
+        .into_iter()
+        .filter(|&c| c < rows.len())
+        .collect();
+    (suppressed, got)
+}
+
+fn names(rows: &[(String, String, String, f64, Shown)], cells: &[usize]) -> Vec<String> {
+    cells
+        .iter()
+        .map(|&c| format!("{} {}", rows[c].1, rows[c].0))
+        .collect()
+}
+
+/// `file`'s first two columns (a reference lookup of the repository).
+fn reference_pairs(file: &str) -> Vec<(String, String)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../data/reference/2023-24")
+        .join(file);
+    csv::Reader::from_path(&path)
+        .expect("reference file")
+        .records()
+        .map(|r| {
+            let r = r.expect("row");
+            (r[0].to_string(), r[1].to_string())
+        })
+        .collect()
+}
+
+/// The PCN recipe's published cells (NHS England's rule, secondary suppression within each
+/// parent sub-ICB and measure) against differencing from what the sub-ICB recipe and the PCN
+/// recipe's own national table publish: each sub-ICB's cell is the sum of the PCNs wholly
+/// inside it plus what no such PCN holds (records attributed by LSOA, parts of PCNs that cross
+/// its boundary: unpublished, 0 or more); each measure's national cell is the sum of every PCN.
+/// No suppressed PCN cell of 1 or more comes back (a zero hidden with them may: zeros are
+/// printed under the rule, e.g. a sub-ICB printed 0 shows its PCNs are 0, while the one test of
+/// a PCN it shares with another sub-ICB stays hidden). Nor against the strongest attacker, who knows each
+/// sub-ICB's PCNs sum exactly and sees it printed under the rule; the same true counts under the
+/// primary rule alone (the plugin without its groups) are attacked, so a pass is not the attack
+/// failing to try. (Before the plugin hid a zero where nothing else could go, this recovered 29
+/// PCN cells at this scale: e.g. twelve PCNs of one PET scan each, all other PCNs of the sub-ICB
+/// 0, whose total 12 is printed 10, so at most 12: all 1.)
+#[test]
+fn pcn_cells_resist_differencing_from_their_sub_icb() {
+    let scale = 0.002;
+    let pcn = level_cells("did-2023-24-pcn.toml", scale);
+    let sub = level_cells("did-2023-24-sub-icb.toml", scale);
+    assert_eq!(pcn.rows.len(), 1299 * 14);
+    // PCNs wholly inside one sub-ICB (their practices' sub-ICBs).
+    let sub_of_practice: BTreeMap<String, String> = reference_pairs("sicbl/practice_area.csv")
+        .into_iter()
+        .collect();
+    let mut pcn_subs: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for (practice, pcn_code) in reference_pairs("pcn/practice_area.csv") {
+        pcn_subs
+            .entry(pcn_code)
+            .or_default()
+            .insert(sub_of_practice[&practice].clone());
+    }
+    let mut cells: Vec<Shown> = pcn.rows.iter().map(|r| r.4).collect();
+    let mut equations = Vec::new();
+    for (measure, area, _, _, total) in &sub.rows {
+        let mut members: Vec<usize> = (0..pcn.rows.len())
+            .filter(|&c| {
+                let r = &pcn.rows[c];
+                r.0 == *measure && pcn_subs[&r.1].len() == 1 && pcn_subs[&r.1].contains(area)
+            })
+            .collect();
+        cells.push(Shown::Unpublished);
+        members.push(cells.len() - 1);
+        cells.push(*total);
+        equations.push(Equation {
+            total: cells.len() - 1,
+            members,
+        });
+    }
+    for (measure, total) in &pcn.national {
+        cells.push(*total);
+        equations.push(Equation {
+            total: cells.len() - 1,
+            members: (0..pcn.rows.len())
+                .filter(|&c| pcn.rows[c].0 == *measure)
+                .collect(),
+        });
+    }
+    assert_eq!(equations.len(), 106 * 14 + 14);
+    let suppressed = pcn.rows.iter().filter(|r| r.4 == Shown::Suppressed).count();
+    assert!(
+        suppressed > 1000,
+        "{suppressed}: small counts are the normal case at PCN level"
+    );
+    let got: Vec<usize> = recovered(&cells, NHS_WITH_HIDDEN_ZEROS, &equations)
+        .expect("the published figures are consistent")
+        .into_iter()
+        .filter(|&c| c < pcn.rows.len() && pcn.rows[c].3 > 0.0)
+        .collect();
+    assert_eq!(names(&pcn.rows, &got), Vec::<String>::new());
+
+    // The strongest attacker. The primary rule alone on the same counts (HES's exact counts and
+    // NHS England's rounding): cells come back.
+    let with = |preset: &str, rule: Rule, groups: &str| {
+        let mut table = Table::new(
+            "t",
+            "test",
+            &["measure", "area_code", "parent_code", "observed"],
+        );
+        for r in &pcn.rows {
+            table.rows.push(vec![
+                Value::Text(r.0.clone()),
+                Value::Text(r.1.clone()),
+                Value::Text(r.2.clone()),
+                Value::Number(r.3),
+            ]);
+        }
+        disclosure(&format!("preset = \"{preset}\"{groups}"))
+            .protect(&mut table, &["observed".into()])
+            .expect("protects");
+        pcn.rows
+            .iter()
+            .zip(&table.rows)
+            .map(|(r, t)| {
+                (
+                    r.0.clone(),
+                    r.1.clone(),
+                    r.2.clone(),
+                    r.3,
+                    shown(&t[3], rule),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let recipe_groups =
+        "\ngroup_by = [\"measure\", \"parent_code\"]\ntotal_published_elsewhere = true";
+    for (preset, rule) in [("hes-pre-2018", HES), ("nhs-england-sub-national", NHS)] {
+        let (_, got) = attack_with_exact_parent_sums(&with(preset, rule, ""), rule);
+        assert!(
+            !got.is_empty(),
+            "{preset}: the primary rule alone is attacked"
+        );
+    }
+    for (preset, rule, rows) in [
+        (
+            "hes-pre-2018",
+            HES_WITH_HIDDEN_ZEROS,
+            with("hes-pre-2018", HES, recipe_groups),
+        ),
+        (
+            "nhs-england-sub-national",
+            NHS_WITH_HIDDEN_ZEROS,
+            pcn.rows.clone(),
+        ),
+    ] {
+        let (_, got) = attack_with_exact_parent_sums(&rows, rule);
+        let got: Vec<usize> = got.into_iter().filter(|&c| rows[c].3 > 0.0).collect();
+        assert_eq!(names(&rows, &got), Vec::<String>::new(), "{preset}");
+    }
 }

@@ -31,6 +31,7 @@ mod methods;
 mod parquet_structure;
 mod period_comparison;
 mod period_records;
+mod practice_population;
 mod practice_report;
 mod python;
 mod rate_unit;

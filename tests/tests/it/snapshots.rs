@@ -1,6 +1,6 @@
-//! Every output table of both published-year recipes and of the sub-ICB recipe, at a small
-//! synthetic scale, and the practice recipe's tables (its per-practice tables for the practices
-//! of one sub-ICB), as reviewed
+//! Every output table of both published-year recipes and of the sub-ICB and region recipes, at a
+//! small synthetic scale, and the practice and PCN recipes' tables (their per-area tables for the
+//! practices or PCNs of one sub-ICB), as reviewed
 //! snapshots in `snapshots/`: any change to any number is a diff someone reads.
 //!
 //! Accept a reviewed change with
@@ -130,12 +130,16 @@ fn every_table_of_the_year_and_level_recipes_matches_its_snapshot_and_publishes_
         // A geography level of its own (each area with its parent) and the overdispersion
         // stage's tables (overdispersion.csv, overdispersed_limits.csv).
         ("did-2023-24-sub-icb.toml", "did-2023-24-sub-icb"),
+        // NHS England's 7 commissioning regions, each with its parent England.
+        ("did-2023-24-region.toml", "did-2023-24-region"),
     ] {
         expected.extend(snapshot_recipe(recipe, tag));
     }
-    // No snapshot may outlive the table it was taken of (the practice recipe's are the next
-    // test's).
-    assert_no_orphans(&expected, |name| !name.starts_with(PRACTICE_TAG));
+    // No snapshot may outlive the table it was taken of (the practice and PCN recipes' are the
+    // next tests').
+    assert_no_orphans(&expected, |name| {
+        !name.starts_with(PRACTICE_TAG) && !name.starts_with(PCN_TAG)
+    });
 }
 
 /// Every snapshot on disk that `owned` picks is one of `expected`.
@@ -156,13 +160,14 @@ fn assert_no_orphans(expected: &BTreeSet<String>, owned: impl Fn(&str) -> bool) 
 }
 
 const PRACTICE_TAG: &str = "did-2023-24-practice";
+const PCN_TAG: &str = "did-2023-24-pcn";
 
-/// The sub-ICB whose practices the practice recipe's per-practice tables are snapshotted for:
-/// NHS Nottingham and Nottinghamshire ICB - 02Q (Bassetlaw), the smallest of the 106 (9
-/// practices), so each per-practice table has 14 × 9 rows.
+/// The sub-ICB whose practices (or PCNs) the practice and PCN recipes' per-area tables are
+/// snapshotted for: NHS Nottingham and Nottinghamshire ICB - 02Q (Bassetlaw), the smallest of
+/// the 106 (9 practices in 3 PCNs), so each per-practice table has 14 × 9 rows.
 const PRACTICE_PARENT: &str = "02Q";
 
-/// A table with an `area_code` column and more rows than this has rows per practice.
+/// A table with an `area_code` column and more rows than this has rows per practice (or PCN).
 const PER_PRACTICE_ROWS: usize = 1000;
 
 /// The practice recipe (6,445 practices) run in this process at the same scale, without its
@@ -173,7 +178,20 @@ const PER_PRACTICE_ROWS: usize = 1000;
 /// uses, at the recipe's precision.
 #[test]
 fn the_practice_recipe_s_tables_match_their_snapshots_for_one_sub_icb() {
-    let recipe = workspace().join("configs/did-2023-24-practice.toml");
+    snapshot_level_for_one_parent("did-2023-24-practice.toml", PRACTICE_TAG, 9);
+}
+
+/// The PCN recipe (1,299 PCN-level areas) as the practice recipe: its per-PCN tables for the 3
+/// PCNs of [`PRACTICE_PARENT`], every other table but `summary` whole.
+#[test]
+fn the_pcn_recipe_s_tables_match_their_snapshots_for_one_sub_icb() {
+    snapshot_level_for_one_parent("did-2023-24-pcn.toml", PCN_TAG, 3);
+}
+
+/// Runs `recipe` in this process and snapshots its tables, the per-area ones for the `areas`
+/// areas whose parent is [`PRACTICE_PARENT`].
+fn snapshot_level_for_one_parent(recipe: &str, tag: &str, areas: usize) {
+    let recipe = workspace().join("configs").join(recipe);
     let prepared = strata::check(&recipe).expect("the recipe checks");
     let overrides = strata::pipeline::InputOverrides {
         scale: Some(SCALE.parse().unwrap()),
@@ -187,7 +205,7 @@ fn the_practice_recipe_s_tables_match_their_snapshots_for_one_sub_icb() {
         .expect("area_rates");
     let column = |name: &str| area_rates.columns.iter().position(|c| c == name).unwrap();
     let (code, parent) = (column("area_code"), column("parent_code"));
-    let practices: BTreeSet<String> = area_rates
+    let children: BTreeSet<String> = area_rates
         .rows
         .iter()
         .filter(|r| r[parent] == strata_api::Value::Text(PRACTICE_PARENT.into()))
@@ -196,24 +214,24 @@ fn the_practice_recipe_s_tables_match_their_snapshots_for_one_sub_icb() {
             _ => None,
         })
         .collect();
-    assert_eq!(practices.len(), 9, "{practices:?}");
+    assert_eq!(children.len(), areas, "{children:?}");
     let mut expected = BTreeSet::new();
     for table in results.tables.iter().filter(|t| t.name != "summary") {
         let mut table = table.clone();
-        let per_practice = table.rows.len() > PER_PRACTICE_ROWS;
+        let per_area = table.rows.len() > PER_PRACTICE_ROWS;
         let name = match table.columns.iter().position(|c| c == "area_code") {
-            Some(area) if per_practice => {
+            Some(area) if per_area => {
                 table.rows.retain(
-                    |r| matches!(&r[area], strata_api::Value::Text(c) if practices.contains(c)),
+                    |r| matches!(&r[area], strata_api::Value::Text(c) if children.contains(c)),
                 );
                 assert!(
                     !table.rows.is_empty(),
                     "{}: no row for {PRACTICE_PARENT}",
                     table.name
                 );
-                format!("{PRACTICE_TAG}__{}_{PRACTICE_PARENT}", table.name)
+                format!("{tag}__{}_{PRACTICE_PARENT}", table.name)
             }
-            _ => format!("{PRACTICE_TAG}__{}", table.name),
+            _ => format!("{tag}__{}", table.name),
         };
         assert_no_small_declared_counts(&table);
         let text = String::from_utf8(strata::output::csv_bytes(
@@ -226,10 +244,10 @@ fn the_practice_recipe_s_tables_match_their_snapshots_for_one_sub_icb() {
             prepend_module_to_snapshot => false,
             omit_expression => true,
             description => format!(
-                "{PRACTICE_TAG}: {}.csv at synthetic scale {SCALE}{}",
+                "{tag}: {}.csv at synthetic scale {SCALE}{}",
                 table.name,
                 if name.ends_with(PRACTICE_PARENT) {
-                    format!(", the practices of {PRACTICE_PARENT}")
+                    format!(", the {} of {PRACTICE_PARENT}", if tag == PRACTICE_TAG { "practices" } else { "PCNs" })
                 } else {
                     String::new()
                 }
@@ -240,7 +258,7 @@ fn the_practice_recipe_s_tables_match_their_snapshots_for_one_sub_icb() {
         expected.insert(name);
     }
     assert!(expected.len() >= 10, "{expected:?}");
-    assert_no_orphans(&expected, |name| name.starts_with(PRACTICE_TAG));
+    assert_no_orphans(&expected, |name| name.starts_with(tag));
 }
 
 /// The NHS rule on the columns the table's stage declared counts: none from 1 to 7. Populations
