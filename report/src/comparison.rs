@@ -255,7 +255,7 @@ impl<'a> ComparisonInput<'a> {
 }
 
 /// `2020-04` → `April 2020`; anything else as it is.
-fn month_name(month: &str) -> String {
+pub(crate) fn month_name(month: &str) -> String {
     const NAMES: [&str; 12] = [
         "January",
         "February",

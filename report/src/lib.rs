@@ -29,12 +29,18 @@
 //! [`monthly_chart_svg`] (England month by month, one period against the other),
 //! [`trusts_ranked_svg`] and [`regional_waits_svg`] (the ranked chart of Graphs 1–14).
 //!
+//! The community diagnostic centre publication (seed 004) is made of the same parts from a run's
+//! `cdc_share_england` and `cdc_share` tables ([`CdcInput`]): [`cdc_html`], [`cdc_workbook_xlsx`],
+//! [`cdc_share_chart_svg`] (England's monthly CDC share of CT and MRI against a year before, the
+//! line chart of [`line_chart_svg`]) and [`cdc_map_svg`] (the ICB choropleth of [`map_svg`]).
+//!
 //! Determinism: the same input gives the same bytes. SVG coordinates are whole pixels (plotters)
 //! or one decimal place (maps); the workbook's creation date is fixed.
 //!
 //! Every element of a chart or map that stands for an area carries a `<title>` starting with the
 //! area code, so a browser test (or a reader hovering) can find a known area.
 
+mod cdc;
 mod charts;
 mod comparison;
 mod explorer;
@@ -47,6 +53,10 @@ mod map;
 mod svg;
 mod workbook;
 
+pub use cdc::{
+    CDC_ENGLAND_TABLE, CDC_TABLE, CdcInput, MAP_TESTS, MapJoin, cdc_html, cdc_map_svg,
+    cdc_share_chart_svg, cdc_workbook_xlsx,
+};
 pub use charts::ranked_chart_svg;
 pub use comparison::{
     COMPARISON_TABLE, ComparisonInput, PublishedFigure, WAITS_TABLE, comparison_html,
