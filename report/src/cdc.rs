@@ -15,7 +15,7 @@ use crate::comparison::PublishedFigure;
 use crate::format::{self, escape};
 use crate::html::{cell, data_table_with, page_end, page_start};
 use crate::input::Boundaries;
-use crate::line::{LineChart, LineSeries, line_chart_svg};
+use crate::line::{LineChart, LinePalette, LineSeries, line_chart_svg};
 use crate::map::{Choropleth, choropleth_svg, parse_features};
 use crate::workbook::{
     SheetTable, WorkbookParts, fixed_sheet_names, note, sheet_name, table_sheet, write_workbook,
@@ -273,6 +273,7 @@ pub fn cdc_share_chart_svg(input: &CdcInput) -> String {
                 points,
                 group,
                 dashed,
+                titles: Vec::new(),
             });
         }
     }
@@ -281,6 +282,7 @@ pub fn cdc_share_chart_svg(input: &CdcInput) -> String {
         y_label: "% of DM01 activity in CDCs".into(),
         x_labels: months.iter().map(|m| month_short(m)).collect(),
         series,
+        palette: LinePalette::Series,
     })
 }
 

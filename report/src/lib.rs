@@ -18,8 +18,9 @@
 //! - [`funnel_svg`]: standardised ratio (observed / expected) against expected tests, with the
 //!   control limits of the run's confidence-interval method at each of its levels
 //!   ([`FunnelLimits`]), so a point is outside the funnel exactly when its own limits exclude 1.
-//! - [`line_chart_svg`]: a line chart of series over labelled months, for a chart a recipe asks
-//!   for by name (`[[charts]]`), e.g. a monthly share against the same month a year before.
+//! - [`line_chart_svg`]: the one line chart of every publication, series over labelled months: a
+//!   chart a recipe asks for by name (`[[charts]]`, e.g. a monthly share against the same month a
+//!   year before), the CDC shares and the period comparison's monthly tests.
 //! - [`report_html`]: the publication's structure with its sentences filled from the run, the SVGs
 //!   inlined, and the manifest.
 //!
@@ -68,7 +69,7 @@ pub use input::{
     AdjustedLevel, AdjustedLimits, Boundaries, COMPACT_ABOVE_AREAS, ConfidenceLimits,
     FactorRatioRow, FunnelLimits, MeasureLabel, ReportInput, publication_label,
 };
-pub use line::{LineChart, LineSeries, line_chart_svg};
+pub use line::{LineChart, LinePalette, LineSeries, line_chart_svg};
 pub use map::map_svg;
 pub use workbook::workbook_xlsx;
 
