@@ -207,16 +207,29 @@ struct Summed {
 
 impl Summed {
     fn add(&mut self, level: &Level, month: &str, test: &str, sums: Sums) {
-        let cell = self
-            .sums
-            .entry(level.clone())
-            .or_default()
-            .entry(month.to_string())
-            .or_default()
-            .entry(test.to_string())
-            .or_default();
-        cell.cdc += sums.cdc;
-        cell.dm01 += sums.dm01;
+        // Keys are cloned only when first met: a year of DM01 and CDC rows adds to the same few
+        // thousand cells hundreds of thousands of times.
+        if !self.sums.contains_key(level) {
+            self.sums.insert(level.clone(), BTreeMap::new());
+        }
+        let Some(months) = self.sums.get_mut(level) else {
+            return;
+        };
+        if !months.contains_key(month) {
+            months.insert(month.to_string(), BTreeMap::new());
+        }
+        let Some(tests) = months.get_mut(month) else {
+            return;
+        };
+        match tests.get_mut(test) {
+            Some(cell) => {
+                cell.cdc += sums.cdc;
+                cell.dm01 += sums.dm01;
+            }
+            None => {
+                tests.insert(test.to_string(), sums);
+            }
+        }
     }
 
     fn get(&self, level: &Level, month: &str, test: &str) -> Sums {
@@ -260,6 +273,18 @@ impl CdcShare {
             .map(|a| (a.code.as_str(), a.name.as_str()))
             .collect();
         let mut out = Summed::default();
+        // Without the monthly tables only the periods' months are summed (every month still
+        // counts towards the months each file covers).
+        let periods: Vec<(i64, i64)> = self
+            .periods
+            .iter()
+            .filter_map(|p| Some((month_index(&p.from)?, month_index(&p.to)?)))
+            .collect();
+        let wanted = |month: &str| {
+            self.monthly
+                || month_index(month)
+                    .is_some_and(|m| periods.iter().any(|&(a, b)| (a..=b).contains(&m)))
+        };
         for row in input
             .dm01
             .rows
@@ -275,13 +300,16 @@ impl CdcShare {
                 )));
             };
             out.dm01_months.insert(row.month.clone());
+            let add = wanted(&row.month);
             let dm01 = Sums {
                 cdc: 0.0,
                 dm01: row.total_activity,
             };
             for (level, name) in Self::levels((&p.region_code, &p.region_name), icb, &icb_names) {
-                out.add(&level, &row.month, &row.test, dm01);
-                out.add(&level, &row.month, ALL, dm01);
+                if add {
+                    out.add(&level, &row.month, &row.test, dm01);
+                    out.add(&level, &row.month, ALL, dm01);
+                }
                 out.names.entry(level).or_insert(name);
             }
         }
@@ -290,16 +318,19 @@ impl CdcShare {
                 MethodError::new(format!("an activity row names site {}", row.site))
             })?;
             out.cdc_months.insert(row.month.clone());
+            let add = wanted(&row.month);
             let cdc = Sums {
                 cdc: row.tests,
                 dm01: 0.0,
             };
             let region = (site.region_code.as_str(), site.region_name.as_str());
             for (level, name) in Self::levels(region, &site.icb_code, &icb_names) {
-                out.add(&level, &row.month, ALL_TYPES, cdc);
-                if let Some(test) = row.dm01_test.as_ref().filter(|t| self.tests.contains(t)) {
-                    out.add(&level, &row.month, test, cdc);
-                    out.add(&level, &row.month, ALL, cdc);
+                if add {
+                    out.add(&level, &row.month, ALL_TYPES, cdc);
+                    if let Some(test) = row.dm01_test.as_ref().filter(|t| self.tests.contains(t)) {
+                        out.add(&level, &row.month, test, cdc);
+                        out.add(&level, &row.month, ALL, cdc);
+                    }
                 }
                 out.names.entry(level).or_insert(name);
             }
