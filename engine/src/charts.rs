@@ -78,6 +78,7 @@ fn chart(spec: &ChartSpec, tables: &[Table]) -> Result<LineChart> {
                 points,
                 group,
                 dashed: column.dashed,
+                titles: Vec::new(),
             });
         }
     }
@@ -86,6 +87,7 @@ fn chart(spec: &ChartSpec, tables: &[Table]) -> Result<LineChart> {
         y_label: spec.y_label.clone(),
         x_labels,
         series: lines,
+        palette: Default::default(),
     })
 }
 

@@ -9,6 +9,7 @@ pub mod board;
 pub mod cdc;
 pub mod charts;
 pub mod cli;
+pub mod context;
 pub mod dates;
 pub mod diff;
 pub mod dm01;

@@ -590,9 +590,13 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         tables,
         ..
     } = board;
+    // In slot order: the order a run writes its tables, whatever order the stages ran in; the
+    // recipe's context tables last, joined from the protected tables.
+    let mut tables: Vec<Table> = tables.into_values().flatten().collect();
+    let context = crate::context::tables(&prepared.recipe.context, &tables)?;
+    tables.extend(context);
     Ok(RunResults {
-        // In slot order: the order a run writes its tables, whatever order the stages ran in.
-        tables: tables.into_values().flatten().collect(),
+        tables,
         counts: counts
             .or(activity_counts)
             .unwrap_or_else(|| StratifiedCounts::zeroed(Vec::new(), Vec::new(), Vec::new())),

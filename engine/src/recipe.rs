@@ -45,6 +45,34 @@ struct RawRecipe {
     /// Line charts of output tables the publication draws (`crate::charts`).
     #[serde(default)]
     charts: Vec<ChartSpec>,
+    /// Context tables: one output table's rows beside another's (`crate::context`).
+    #[serde(default)]
+    context: Vec<ContextSpec>,
+}
+
+/// One `[[context]]` entry: a table of `table`'s rows (those `where` keeps, `columns` of them)
+/// each beside the one row of `join` (those `join_where` keeps) whose `on` columns hold the same
+/// values, ignoring ASCII case; `join_columns` of it are added with `prefix`. A row with no match
+/// keeps empty joined cells and says so in `context_note`; two matches are an error.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextSpec {
+    /// The output table's name (`<name>.csv`) and its title.
+    pub name: String,
+    pub title: String,
+    pub table: String,
+    /// Rows whose column holds one of the values.
+    #[serde(default, rename = "where")]
+    pub filter: BTreeMap<String, Vec<String>>,
+    pub columns: Vec<String>,
+    pub join: String,
+    #[serde(default)]
+    pub join_where: BTreeMap<String, Vec<String>>,
+    /// Pairs of (column of `table`, column of `join`) that must hold the same value.
+    pub on: Vec<[String; 2]>,
+    pub join_columns: Vec<String>,
+    #[serde(default)]
+    pub prefix: String,
 }
 
 /// One `[[charts]]` entry: a line chart of one output table's rows, x a column of labels
@@ -432,6 +460,8 @@ pub struct Recipe {
     pub comparison: Option<(Period, Period)>,
     /// `[[charts]]`: line charts the publication draws from output tables.
     pub charts: Vec<ChartSpec>,
+    /// `[[context]]`: tables of one output table's rows beside another's.
+    pub context: Vec<ContextSpec>,
 }
 
 /// The canonical form hashed into the recipe fingerprint.
@@ -514,6 +544,7 @@ impl Recipe {
             tolerances: raw.verify.map(|v| v.into_inner()).unwrap_or_default(),
             comparison,
             charts: raw.charts,
+            context: raw.context,
             source: source.clone(),
         };
         let mut found = problems.found;

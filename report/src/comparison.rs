@@ -10,9 +10,10 @@ use std::fmt::Write;
 use strata_api::{Table, Value};
 
 use crate::ReportError;
-use crate::charts::{Bar, Line, RankedLabels, line_svg, ranked_svg};
+use crate::charts::{Bar, RankedLabels, ranked_svg};
 use crate::format::{self, escape};
 use crate::html::{cell, data_table_with, page_end, page_start};
+use crate::line::{LineChart, LinePalette, LineSeries, line_chart_svg};
 use crate::workbook::{
     SheetTable, WorkbookParts, fixed_sheet_names, note, sheet_name, table_sheet, write_workbook,
 };
@@ -255,7 +256,7 @@ impl<'a> ComparisonInput<'a> {
 }
 
 /// `2020-04` → `April 2020`; anything else as it is.
-fn month_name(month: &str) -> String {
+pub(crate) fn month_name(month: &str) -> String {
     const NAMES: [&str; 12] = [
         "January",
         "February",
@@ -343,28 +344,7 @@ pub fn monthly_chart_svg(input: &ComparisonInput, measure: &str) -> String {
                 .collect()
         })
         .collect();
-    let lines = [
-        Line {
-            label: a.to_string(),
-            values: months
-                .iter()
-                .map(|r| rows.number(r, "period_a_tests"))
-                .collect(),
-        },
-        Line {
-            label: b.to_string(),
-            values: months
-                .iter()
-                .map(|r| rows.number(r, "period_b_tests"))
-                .collect(),
-        },
-    ];
-    let title = |line: usize, i: usize| {
-        let (month, tests) = match line {
-            0 => ("month_a", "period_a_tests"),
-            _ => ("month_b", "period_b_tests"),
-        };
-        let row = months[i];
+    let title = |month: &str, tests: &str, row: &[Value]| {
         format!(
             "{} {}: {} tests",
             rows.text(row, month),
@@ -372,7 +352,34 @@ pub fn monthly_chart_svg(input: &ComparisonInput, measure: &str) -> String {
             count(rows.number(row, tests))
         )
     };
-    line_svg(&caption, "Tests", &x_labels, &lines, &title)
+    // The earlier period grey, the later blue; each point titled with its own month and count.
+    let line = |group: usize, label: &str, month: &str, tests: &str| {
+        let kept: Vec<(usize, &&Vec<Value>)> = months
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| rows.number(r, tests).is_finite())
+            .collect();
+        LineSeries {
+            label: label.to_string(),
+            points: kept
+                .iter()
+                .map(|(i, r)| (*i, rows.number(r, tests)))
+                .collect(),
+            group,
+            dashed: false,
+            titles: kept.iter().map(|(_, r)| title(month, tests, r)).collect(),
+        }
+    };
+    line_chart_svg(&LineChart {
+        caption,
+        y_label: "Tests".into(),
+        x_labels,
+        series: vec![
+            line(0, a, "month_a", "period_a_tests"),
+            line(1, b, "month_b", "period_b_tests"),
+        ],
+        palette: LinePalette::Periods,
+    })
 }
 
 /// Trusts ranked by the ratio of the later period's tests to the earlier's over the whole

@@ -18,8 +18,9 @@
 //! - [`funnel_svg`]: standardised ratio (observed / expected) against expected tests, with the
 //!   control limits of the run's confidence-interval method at each of its levels
 //!   ([`FunnelLimits`]), so a point is outside the funnel exactly when its own limits exclude 1.
-//! - [`line_chart_svg`]: a line chart of series over labelled months, for a chart a recipe asks
-//!   for by name (`[[charts]]`), e.g. a monthly share against the same month a year before.
+//! - [`line_chart_svg`]: the one line chart of every publication, series over labelled months: a
+//!   chart a recipe asks for by name (`[[charts]]`, e.g. a monthly share against the same month a
+//!   year before), the CDC shares and the period comparison's monthly tests.
 //! - [`report_html`]: the publication's structure with its sentences filled from the run, the SVGs
 //!   inlined, and the manifest.
 //!
@@ -29,12 +30,18 @@
 //! [`monthly_chart_svg`] (England month by month, one period against the other),
 //! [`trusts_ranked_svg`] and [`regional_waits_svg`] (the ranked chart of Graphs 1–14).
 //!
+//! The community diagnostic centre publication (seed 004) is made of the same parts from a run's
+//! `cdc_share_england` and `cdc_share` tables ([`CdcInput`]): [`cdc_html`], [`cdc_workbook_xlsx`],
+//! [`cdc_share_chart_svg`] (England's monthly CDC share of CT and MRI against a year before, the
+//! line chart of [`line_chart_svg`]) and [`cdc_map_svg`] (the ICB choropleth of [`map_svg`]).
+//!
 //! Determinism: the same input gives the same bytes. SVG coordinates are whole pixels (plotters)
 //! or one decimal place (maps); the workbook's creation date is fixed.
 //!
 //! Every element of a chart or map that stands for an area carries a `<title>` starting with the
 //! area code, so a browser test (or a reader hovering) can find a known area.
 
+mod cdc;
 mod charts;
 mod comparison;
 mod explorer;
@@ -47,6 +54,10 @@ mod map;
 mod svg;
 mod workbook;
 
+pub use cdc::{
+    CDC_ENGLAND_TABLE, CDC_TABLE, CdcInput, MAP_TESTS, MapJoin, cdc_html, cdc_map_svg,
+    cdc_share_chart_svg, cdc_workbook_xlsx,
+};
 pub use charts::ranked_chart_svg;
 pub use comparison::{
     COMPARISON_TABLE, ComparisonInput, PublishedFigure, WAITS_TABLE, comparison_html,
@@ -58,7 +69,7 @@ pub use input::{
     AdjustedLevel, AdjustedLimits, Boundaries, COMPACT_ABOVE_AREAS, ConfidenceLimits,
     FactorRatioRow, FunnelLimits, MeasureLabel, ReportInput, publication_label,
 };
-pub use line::{LineChart, LineSeries, line_chart_svg};
+pub use line::{LineChart, LinePalette, LineSeries, line_chart_svg};
 pub use map::map_svg;
 pub use workbook::workbook_xlsx;
 

@@ -1,7 +1,9 @@
-//! A line chart of series over labelled x positions (months), drawn with plotters' SVG backend,
-//! for the charts a recipe asks for by name (`[[charts]]`): e.g. a monthly share against the same
-//! month a year before. Each point gets an invisible twin with its series, x label and value as
-//! its title, as the ranked charts' bars do.
+//! The line chart of every publication: series over labelled x positions (months), drawn with
+//! plotters' SVG backend. The charts a recipe asks for by name (`[[charts]]`, e.g. a monthly share
+//! against the same month a year before), the CDC publication's monthly shares and the period
+//! comparison's monthly tests (one period against the other) are all drawn here. Each point gets
+//! an invisible twin whose title is the series, x label and value (or the point's own title), as
+//! the ranked charts' bars do.
 
 use plotters::prelude::*;
 
@@ -17,24 +19,45 @@ const COLOURS: [RGBColor; 5] = [
     RGBColor(0xff, 0xb8, 0x1c),
 ];
 
+/// The earlier period grey, then NHS blue, red and dark green: a comparison of two periods.
+const PERIODS: [RGBColor; 4] = [
+    RGBColor(0x76, 0x86, 0x92),
+    RGBColor(0x00, 0x5e, 0xb8),
+    RGBColor(0xd5, 0x28, 0x1b),
+    RGBColor(0x00, 0x96, 0x39),
+];
+
 /// One line: its legend label and its points as (x index, value); lines of one `group` share a
 /// colour; `dashed` draws it dashed (a comparison line, e.g. the year before). Non-finite values
-/// are left out.
-#[derive(Debug, Clone, PartialEq)]
+/// are left out. `titles`, when given, is each point's tooltip, in the order of `points`
+/// (otherwise `label, x label: value`).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LineSeries {
     pub label: String,
     pub points: Vec<(usize, f64)>,
     pub group: usize,
     pub dashed: bool,
+    pub titles: Vec<String>,
 }
 
-/// A chart: its caption, y-axis label, the x positions' labels and the lines.
-#[derive(Debug, Clone, PartialEq)]
+/// Which colours the groups take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinePalette {
+    /// NHS blue, red, dark green, purple, warm yellow: one per series.
+    #[default]
+    Series,
+    /// The earlier period grey, the later NHS blue: two periods compared.
+    Periods,
+}
+
+/// A chart: its caption, y-axis label, the x positions' labels, the lines and their colours.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LineChart {
     pub caption: String,
     pub y_label: String,
     pub x_labels: Vec<String>,
     pub series: Vec<LineSeries>,
+    pub palette: LinePalette,
 }
 
 /// The chart as SVG text; a chart with no finite point says there is nothing to draw.
@@ -106,14 +129,19 @@ fn draw(
         .label_style((FONT, 12))
         .draw()?;
     for s in &chart.series {
-        let colour = COLOURS[s.group % COLOURS.len()];
+        let colour = match chart.palette {
+            LinePalette::Series => COLOURS[s.group % COLOURS.len()],
+            LinePalette::Periods => PERIODS[s.group % PERIODS.len()],
+        };
         let style = ShapeStyle::from(&colour).stroke_width(2);
-        let points: Vec<(f64, f64)> = s
+        let kept: Vec<(usize, (f64, f64))> = s
             .points
             .iter()
-            .filter(|p| p.1.is_finite())
-            .map(|&(x, y)| (x as f64, y))
+            .enumerate()
+            .filter(|(_, p)| p.1.is_finite())
+            .map(|(k, &(x, y))| (k, (x as f64, y)))
             .collect();
+        let points: Vec<(f64, f64)> = kept.iter().map(|&(_, p)| p).collect();
         let legend = if s.dashed {
             c.draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))?
         } else {
@@ -128,18 +156,22 @@ fn draw(
             colour.filled()
         };
         c.draw_series(points.iter().map(|&p| Circle::new(p, 4, marker)))?;
-        for &(x, y) in &points {
+        for &(k, (x, y)) in &kept {
             let (px, py) = c.backend_coord(&(x, y));
-            hotspots.push(Hotspot::Circle {
-                x: px,
-                y: py,
-                r: 5,
-                title: format!(
+            let title = match s.titles.get(k) {
+                Some(title) => title.clone(),
+                None => format!(
                     "{}, {}: {}",
                     s.label,
                     chart.x_labels.get(x as usize).map_or("", String::as_str),
                     crate::svg::coord(y)
                 ),
+            };
+            hotspots.push(Hotspot::Circle {
+                x: px,
+                y: py,
+                r: 5,
+                title,
             });
         }
     }
@@ -171,14 +203,17 @@ mod tests {
                     points: values.iter().copied().enumerate().collect(),
                     group: 0,
                     dashed: false,
+                    titles: Vec::new(),
                 },
                 LineSeries {
                     label: "CT, a year before".into(),
                     points: vec![(1, 5.0)],
                     group: 0,
                     dashed: true,
+                    titles: vec!["CT a year before: 5%".into()],
                 },
             ],
+            palette: LinePalette::Series,
         }
     }
 
@@ -187,7 +222,10 @@ mod tests {
         let svg = line_chart_svg(&chart(&[7.5, 8.2]));
         assert!(svg.starts_with("<svg"), "{svg}");
         assert!(svg.contains("<title>CT, 2024-08: 8.2</title>"), "{svg}");
-        assert!(svg.contains("<title>CT, a year before, 2024-08: 5.0</title>"));
+        assert!(
+            svg.contains("<title>CT a year before: 5%</title>"),
+            "a point's own title"
+        );
         assert_eq!(svg, line_chart_svg(&chart(&[7.5, 8.2])));
         assert_ne!(svg, line_chart_svg(&chart(&[7.5, 9.2])));
     }

@@ -114,7 +114,14 @@ pub(crate) fn parse_features(
 
 /// Class breaks: the inner sextiles of `rates` (quantiles at k/n for n < 6 rates), rounded to
 /// whole numbers, distinct and ascending.
+#[cfg(test)]
 pub(crate) fn class_breaks(rates: &[f64]) -> Vec<f64> {
+    class_breaks_at(rates, 0)
+}
+
+/// [`class_breaks`] rounded to `decimals` places (a share in percent reads better at one).
+pub(crate) fn class_breaks_at(rates: &[f64], decimals: i32) -> Vec<f64> {
+    let scale = 10f64.powi(decimals);
     let mut sorted: Vec<f64> = rates.iter().copied().filter(|r| r.is_finite()).collect();
     if sorted.len() < 2 {
         return Vec::new();
@@ -128,7 +135,7 @@ pub(crate) fn class_breaks(rates: &[f64]) -> Vec<f64> {
             let pos = k as f64 / classes as f64 * (sorted.len() - 1) as f64;
             let (below, frac) = (pos.floor() as usize, pos.fract());
             let above = (below + 1).min(sorted.len() - 1);
-            (sorted[below] + frac * (sorted[above] - sorted[below])).round()
+            ((sorted[below] + frac * (sorted[above] - sorted[below])) * scale).round() / scale
         })
         .collect();
     breaks.dedup();
@@ -150,6 +157,18 @@ fn colour(class: usize, classes: usize) -> &'static str {
     PALETTE[class * (PALETTE.len() - 1) / (classes - 1)]
 }
 
+/// What a choropleth shows: its caption, each area's value and name by join key, the legend's
+/// heading lines, how a value is printed, the places class breaks are rounded to, and an
+/// optional reference line under the legend (e.g. England's figure).
+pub(crate) struct Choropleth<'a> {
+    pub caption: String,
+    pub values: HashMap<&'a str, (f64, &'a str)>,
+    pub legend: [String; 2],
+    pub print: fn(f64) -> String,
+    pub break_decimals: i32,
+    pub reference: Option<String>,
+}
+
 /// Map N: the choropleth of one measure's area standardised rates on `input.boundaries`, with a
 /// legend. `measure` indexes `input.measures`.
 pub fn map_svg(input: &ReportInput, measure: usize) -> Result<String, ReportError> {
@@ -162,28 +181,53 @@ pub fn map_svg(input: &ReportInput, measure: usize) -> Result<String, ReportErro
     let features = parse_features(boundaries.geojson, boundaries.join_property)?;
 
     // Rates by area code.
-    let mut rates: HashMap<&str, (f64, &str)> = HashMap::new();
+    let mut values: HashMap<&str, (f64, &str)> = HashMap::new();
     for r in input.area_rates(measure) {
         if let Some(area) = input.area(r.area) {
-            rates.insert(
+            values.insert(
                 area.code.as_str(),
                 (r.standardised_rate, area.name.as_str()),
             );
         }
     }
+    let map = Choropleth {
+        caption: format!(
+            "Standardised {} rates by {}, {}",
+            input.measure_label(measure),
+            input.area_kind,
+            input.year_label
+        ),
+        values,
+        legend: [
+            "Standardised rate".into(),
+            format!("per {} population", input.rate_per()),
+        ],
+        print: format::rate,
+        break_decimals: 0,
+        reference: input
+            .national_rate(measure)
+            .map(|national| format!("England: {}", format::rate(national))),
+    };
+    Ok(choropleth_svg(&features, &map))
+}
+
+/// A choropleth of `map.values` on `features`: one path per feature, its `<title>` starting with
+/// the feature's key, coloured by the sextile class of its value (grey with no value); every
+/// publication's maps are drawn here.
+pub(crate) fn choropleth_svg(features: &[Feature], map: &Choropleth) -> String {
+    let rates = &map.values;
     let finite: Vec<f64> = rates
         .values()
         .map(|&(r, _)| r)
         .filter(|r| r.is_finite())
         .collect();
-    let breaks = class_breaks(&finite);
+    let breaks = class_breaks_at(&finite, map.break_decimals);
     let classes = breaks.len() + 1;
-
     // Projection and fit.
     let x_scale = 54f64.to_radians().cos();
     let project = |(lon, lat): (f64, f64)| (lon * x_scale, -lat);
     let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
-    for f in &features {
+    for f in features {
         for p in f.rings.iter().flatten() {
             let (x, y) = project(*p);
             x0 = x0.min(x);
@@ -208,28 +252,23 @@ pub fn map_svg(input: &ReportInput, measure: usize) -> Result<String, ReportErro
         )
     };
 
-    let caption = format!(
-        "Standardised {} rates by {}, {}",
-        input.measure_label(measure),
-        input.area_kind,
-        input.year_label
-    );
+    let caption = &map.caption;
     let mut svg = String::new();
     let _ = writeln!(
         svg,
         "<svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"{c}\">",
         w = coord(width),
         h = coord(height),
-        c = format::escape(&caption)
+        c = format::escape(caption)
     );
     let _ = writeln!(
         svg,
         "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n<text x=\"{}\" y=\"24\" font-family=\"sans-serif\" font-size=\"17\">{}</text>",
         coord(MARGIN),
-        format::escape(&caption)
+        format::escape(caption)
     );
     svg.push_str("<g class=\"areas\" stroke=\"#ffffff\" stroke-width=\"0.6\" stroke-linejoin=\"round\" fill-rule=\"evenodd\">\n");
-    for f in &features {
+    for f in features {
         let mut d = String::new();
         for ring in &f.rings {
             let mut last = String::new();
@@ -252,7 +291,7 @@ pub fn map_svg(input: &ReportInput, measure: usize) -> Result<String, ReportErro
         let (fill, title) = match rates.get(f.key.as_str()) {
             Some(&(rate, name)) if rate.is_finite() => (
                 colour(class_of(rate, &breaks), classes),
-                format!("{} {name}: {}", f.key, format::rate(rate)),
+                format!("{} {name}: {}", f.key, (map.print)(rate)),
             ),
             Some(&(_, name)) => (NO_DATA, format!("{} {name}: no data", f.key)),
             None => (NO_DATA, format!("{}: no data", f.key)),
@@ -270,12 +309,13 @@ pub fn map_svg(input: &ReportInput, measure: usize) -> Result<String, ReportErro
     let mut y = MARGIN + CAPTION_HEIGHT + 10.0;
     let _ = writeln!(
         svg,
-        "<g class=\"legend\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"{}\" y=\"{}\" font-weight=\"bold\">Standardised rate</text>\n<text x=\"{}\" y=\"{}\">per {} population</text>",
+        "<g class=\"legend\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"{}\" y=\"{}\" font-weight=\"bold\">{}</text>\n<text x=\"{}\" y=\"{}\">{}</text>",
         coord(legend_x),
         coord(y),
+        format::escape(&map.legend[0]),
         coord(legend_x),
         coord(y + 15.0),
-        input.rate_per()
+        format::escape(&map.legend[1])
     );
     y += 28.0;
     let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
@@ -286,11 +326,11 @@ pub fn map_svg(input: &ReportInput, measure: usize) -> Result<String, ReportErro
             let label = if class + 1 < classes {
                 format!(
                     "{} to under {}",
-                    format::rate(from),
-                    format::rate(breaks[class])
+                    (map.print)(from),
+                    (map.print)(breaks[class])
                 )
             } else {
-                format!("{} to {}", format::rate(from), format::rate(max))
+                format!("{} to {}", (map.print)(from), (map.print)(max))
             };
             let _ = writeln!(
                 svg,
@@ -319,17 +359,17 @@ pub fn map_svg(input: &ReportInput, measure: usize) -> Result<String, ReportErro
         );
         y += 20.0;
     }
-    if let Some(national) = input.national_rate(measure) {
+    if let Some(reference) = &map.reference {
         let _ = writeln!(
             svg,
-            "<text x=\"{}\" y=\"{}\">England: {}</text>",
+            "<text x=\"{}\" y=\"{}\">{}</text>",
             coord(legend_x),
             coord(y + 14.0),
-            format::rate(national)
+            format::escape(reference)
         );
     }
     svg.push_str("</g>\n</svg>\n");
-    Ok(svg)
+    svg
 }
 
 #[cfg(test)]

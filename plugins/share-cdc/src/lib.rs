@@ -21,6 +21,13 @@
 //! activity's CDCs to the approved-site list by site code: a code the list gives to two CDCs
 //! (`J2H6R`) is a finding, never joined to either.
 //!
+//! **Over a period** (parameter `periods`, e.g. a DID financial year `{ label = "2023/24", from =
+//! "2023-04", to = "2024-03" }`): for each region and ICB and each test, `100 · ΣC / ΣD` over the
+//! months of the period that both DM01 and the CDC file cover (`months_covered` names them, e.g.
+//! `2023-08 to 2024-03`, `months_counted` how many, and `months_in_period` of how many), in `cdc_share_period`, its
+//! counts declared for disclosure as `cdc_share`'s are. `monthly = false` gives that table alone
+//! (a recipe that wants the period's share as context, not the monthly publication).
+//!
 //! Reference: NHS England, *Diagnostics Waiting Times and Activity (DM01)* and *Community
 //! Diagnostic Centre activity*, monthly.
 
@@ -70,6 +77,33 @@ struct ShareParams {
     tests: Vec<String>,
     #[serde(default = "default_share_of_all")]
     share_of_all: Vec<Vec<String>>,
+    #[serde(default)]
+    periods: Vec<PeriodParam>,
+    #[serde(default = "default_monthly")]
+    monthly: bool,
+}
+
+/// A period over which shares are summed: months `from` to `to` (`YYYY-MM`), both included.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodParam {
+    pub label: String,
+    pub from: String,
+    pub to: String,
+}
+
+fn default_monthly() -> bool {
+    true
+}
+
+/// `YYYY-MM` as a month number (year × 12 + month − 1); none for anything else.
+fn month_index(text: &str) -> Option<i64> {
+    let (y, m) = text.split_once('-')?;
+    if y.len() != 4 || m.len() != 2 {
+        return None;
+    }
+    let (y, m) = (y.parse::<i64>().ok()?, m.parse::<i64>().ok()?);
+    (1..=12).contains(&m).then_some(y * 12 + m - 1)
 }
 
 fn default_tests() -> Vec<String> {
@@ -107,9 +141,36 @@ fn configure(params: &Params) -> Result<Configured, ParamError> {
             format!("each group names one or more of the `tests`: {g:?}"),
         ));
     }
+    for (i, period) in p.periods.iter().enumerate() {
+        let (from, to) = (month_index(&period.from), month_index(&period.to));
+        match (from, to) {
+            (Some(a), Some(b)) if a <= b => {}
+            _ => {
+                return Err(ParamError::new(
+                    "periods",
+                    format!(
+                        "period {} (`{}`): `from` and `to` must be months `YYYY-MM`, `from` not \
+                         after `to`: from = {:?}, to = {:?}",
+                        i + 1,
+                        period.label,
+                        period.from,
+                        period.to
+                    ),
+                ));
+            }
+        }
+    }
+    if !p.monthly && p.periods.is_empty() {
+        return Err(ParamError::new(
+            "monthly",
+            "monthly = false leaves no table: name `periods` too",
+        ));
+    }
     Ok(Configured::SettingShare(Box::new(CdcShare {
         tests: p.tests,
         share_of_all: p.share_of_all,
+        periods: p.periods,
+        monthly: p.monthly,
     })))
 }
 
@@ -117,6 +178,10 @@ fn configure(params: &Params) -> Result<Configured, ParamError> {
 pub struct CdcShare {
     pub tests: Vec<String>,
     pub share_of_all: Vec<Vec<String>>,
+    /// Periods to sum each region's and ICB's share over (`cdc_share_period`).
+    pub periods: Vec<PeriodParam>,
+    /// Whether to give the monthly tables and the site join.
+    pub monthly: bool,
 }
 
 /// (level order, code): 0 England, 1 region, 2 ICB.
@@ -136,20 +201,35 @@ struct Summed {
     names: BTreeMap<Level, String>,
     /// Months DM01 has activity in (any level).
     dm01_months: BTreeSet<String>,
+    /// Months the CDC file has activity in (any level).
+    cdc_months: BTreeSet<String>,
 }
 
 impl Summed {
     fn add(&mut self, level: &Level, month: &str, test: &str, sums: Sums) {
-        let cell = self
-            .sums
-            .entry(level.clone())
-            .or_default()
-            .entry(month.to_string())
-            .or_default()
-            .entry(test.to_string())
-            .or_default();
-        cell.cdc += sums.cdc;
-        cell.dm01 += sums.dm01;
+        // Keys are cloned only when first met: a year of DM01 and CDC rows adds to the same few
+        // thousand cells hundreds of thousands of times.
+        if !self.sums.contains_key(level) {
+            self.sums.insert(level.clone(), BTreeMap::new());
+        }
+        let Some(months) = self.sums.get_mut(level) else {
+            return;
+        };
+        if !months.contains_key(month) {
+            months.insert(month.to_string(), BTreeMap::new());
+        }
+        let Some(tests) = months.get_mut(month) else {
+            return;
+        };
+        match tests.get_mut(test) {
+            Some(cell) => {
+                cell.cdc += sums.cdc;
+                cell.dm01 += sums.dm01;
+            }
+            None => {
+                tests.insert(test.to_string(), sums);
+            }
+        }
     }
 
     fn get(&self, level: &Level, month: &str, test: &str) -> Sums {
@@ -193,6 +273,18 @@ impl CdcShare {
             .map(|a| (a.code.as_str(), a.name.as_str()))
             .collect();
         let mut out = Summed::default();
+        // Without the monthly tables only the periods' months are summed (every month still
+        // counts towards the months each file covers).
+        let periods: Vec<(i64, i64)> = self
+            .periods
+            .iter()
+            .filter_map(|p| Some((month_index(&p.from)?, month_index(&p.to)?)))
+            .collect();
+        let wanted = |month: &str| {
+            self.monthly
+                || month_index(month)
+                    .is_some_and(|m| periods.iter().any(|&(a, b)| (a..=b).contains(&m)))
+        };
         for row in input
             .dm01
             .rows
@@ -208,13 +300,16 @@ impl CdcShare {
                 )));
             };
             out.dm01_months.insert(row.month.clone());
+            let add = wanted(&row.month);
             let dm01 = Sums {
                 cdc: 0.0,
                 dm01: row.total_activity,
             };
             for (level, name) in Self::levels((&p.region_code, &p.region_name), icb, &icb_names) {
-                out.add(&level, &row.month, &row.test, dm01);
-                out.add(&level, &row.month, ALL, dm01);
+                if add {
+                    out.add(&level, &row.month, &row.test, dm01);
+                    out.add(&level, &row.month, ALL, dm01);
+                }
                 out.names.entry(level).or_insert(name);
             }
         }
@@ -222,16 +317,20 @@ impl CdcShare {
             let site = input.sites.get(row.site as usize).ok_or_else(|| {
                 MethodError::new(format!("an activity row names site {}", row.site))
             })?;
+            out.cdc_months.insert(row.month.clone());
+            let add = wanted(&row.month);
             let cdc = Sums {
                 cdc: row.tests,
                 dm01: 0.0,
             };
             let region = (site.region_code.as_str(), site.region_name.as_str());
             for (level, name) in Self::levels(region, &site.icb_code, &icb_names) {
-                out.add(&level, &row.month, ALL_TYPES, cdc);
-                if let Some(test) = row.dm01_test.as_ref().filter(|t| self.tests.contains(t)) {
-                    out.add(&level, &row.month, test, cdc);
-                    out.add(&level, &row.month, ALL, cdc);
+                if add {
+                    out.add(&level, &row.month, ALL_TYPES, cdc);
+                    if let Some(test) = row.dm01_test.as_ref().filter(|t| self.tests.contains(t)) {
+                        out.add(&level, &row.month, test, cdc);
+                        out.add(&level, &row.month, ALL, cdc);
+                    }
                 }
                 out.names.entry(level).or_insert(name);
             }
@@ -474,6 +573,127 @@ fn site_join(input: &SettingShareInput, method: &str) -> Table {
     t
 }
 
+/// Months as text, runs of consecutive months joined: `2023-08 to 2024-03, 2024-05`.
+fn month_runs(months: &[&String]) -> String {
+    let mut runs: Vec<(&String, &String)> = Vec::new();
+    for m in months {
+        match runs.last_mut() {
+            Some((_, last))
+                if month_index(last)
+                    .zip(month_index(m))
+                    .is_some_and(|(a, b)| b == a + 1) =>
+            {
+                *last = m;
+            }
+            _ => runs.push((m, m)),
+        }
+    }
+    runs.iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a} to {b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const PERIOD_COLUMNS: [&str; 14] = [
+    "level",
+    "code",
+    "name",
+    "period",
+    "months_covered",
+    "months_counted",
+    "months_in_period",
+    "measure",
+    "test",
+    "numerator",
+    "denominator",
+    "share_pct",
+    "method",
+    "note",
+];
+
+impl CdcShare {
+    /// Regions' and ICBs' CDC share of each test summed over each period's months that both DM01
+    /// and the CDC file cover.
+    fn period_table(&self, s: &Summed) -> Table {
+        let mut t = Table::new(
+            "cdc_share_period",
+            "Community diagnostic centre share of DM01 activity by NHS region and ICB, over the \
+             months of each period that DM01 and the CDC file both cover",
+            &PERIOD_COLUMNS,
+        )
+        .with_counts(&["numerator", "denominator"]);
+        for period in &self.periods {
+            let (Some(from), Some(to)) = (month_index(&period.from), month_index(&period.to))
+            else {
+                continue;
+            };
+            let months: Vec<&String> = s
+                .dm01_months
+                .intersection(&s.cdc_months)
+                .filter(|m| month_index(m).is_some_and(|i| (from..=to).contains(&i)))
+                .collect();
+            let covered = month_runs(&months);
+            let note = if months.is_empty() {
+                "DM01 and the CDC file share no month of the period: no share"
+            } else {
+                ""
+            };
+            let method = format!(
+                "{}: CDC tests / DM01 total activity, same test, summed over {} of the {} \
+                 months of {} ({})",
+                self.method_name(),
+                months.len(),
+                to - from + 1,
+                period.label,
+                if covered.is_empty() { "none" } else { &covered }
+            );
+            for (level, name) in s.names.iter().filter(|(l, _)| l.0 > 0) {
+                let tests = std::iter::once(ALL).chain(self.tests.iter().map(String::as_str));
+                for test in tests {
+                    let sum = months.iter().fold(Sums::default(), |acc, m| {
+                        let c = s.get(level, m, test);
+                        Sums {
+                            cdc: acc.cdc + c.cdc,
+                            dm01: acc.dm01 + c.dm01,
+                        }
+                    });
+                    if sum.cdc == 0.0 && sum.dm01 == 0.0 && !months.is_empty() {
+                        continue;
+                    }
+                    let share = pct(sum.cdc, sum.dm01);
+                    let note = match (note, share) {
+                        ("", None) => "no DM01 activity of the test: no share",
+                        (n, _) => n,
+                    };
+                    t.rows.push(vec![
+                        Value::Text(["england", "region", "icb"][level.0 as usize].into()),
+                        Value::Text(level.1.clone()),
+                        Value::Text(name.clone()),
+                        Value::Text(period.label.clone()),
+                        Value::Text(covered.clone()),
+                        Value::Number(months.len() as f64),
+                        Value::Number((to - from + 1) as f64),
+                        Value::Text("cdc_share".into()),
+                        Value::Text(test.to_string()),
+                        Value::Number(sum.cdc),
+                        Value::Number(sum.dm01),
+                        number(share),
+                        Value::Text(method.clone()),
+                        Value::Text(note.into()),
+                    ]);
+                }
+            }
+        }
+        t
+    }
+}
+
 impl SettingShareMethod for CdcShare {
     fn method_name(&self) -> String {
         format!(
@@ -502,8 +722,15 @@ impl SettingShareMethod for CdcShare {
                 table.rows.push(row.values());
             }
         }
-        let join = site_join(input, "site code against the approved-site list");
-        Ok(vec![england, sub, join])
+        let mut out = Vec::new();
+        if self.monthly {
+            let join = site_join(input, "site code against the approved-site list");
+            out.extend([england, sub, join]);
+        }
+        if !self.periods.is_empty() {
+            out.push(self.period_table(&summed));
+        }
+        Ok(out)
     }
 }
 
@@ -714,6 +941,67 @@ mod tests {
             "tests = [\"XRAY\"]",
             "tests = [\"CT\"]\nshare_of_all = [[\"CT\", \"GASTROSCOPY\"]]",
             "share_of_all = [[]]",
+        ] {
+            let params = Params::from_toml_str(text).expect("toml");
+            assert!(configure(&params).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_period_sums_the_months_both_files_cover() {
+        let params = Params::from_toml_str(
+            "monthly = false\nperiods = [{ label = \"2023/24\", from = \"2023-04\", to = \"2024-03\" }, { label = \"both\", from = \"2023-01\", to = \"2024-12\" }]",
+        )
+        .expect("toml");
+        let Ok(Configured::SettingShare(m)) = configure(&params) else {
+            panic!("period parameters configure");
+        };
+        let t = m.tables(&input()).unwrap();
+        assert_eq!(t.len(), 1, "monthly = false: the period table alone");
+        let t = &t[0];
+        assert_eq!(t.name, "cdc_share_period");
+        assert_eq!(t.counts, ["numerator", "denominator"]);
+        // 2023/24 holds 2023-08 only: ICB I1's CT is 10 CDC tests over 100 DM01.
+        let i1 = [("period", "2023/24"), ("code", "I1"), ("test", "CT")];
+        assert_eq!(cell(t, &i1, "numerator"), Value::Number(10.0));
+        assert_eq!(cell(t, &i1, "denominator"), Value::Number(100.0));
+        assert_eq!(cell(t, &i1, "share_pct"), Value::Number(10.0));
+        assert_eq!(
+            cell(t, &i1, "months_covered"),
+            Value::Text("2023-08".into())
+        );
+        assert_eq!(cell(t, &i1, "months_counted"), Value::Number(1.0));
+        assert_eq!(cell(t, &i1, "months_in_period"), Value::Number(12.0));
+        // Both months: (10 + 40) / (100 + 200); two months a year apart are two runs.
+        let both = [("period", "both"), ("code", "I1"), ("test", "CT")];
+        assert_eq!(
+            cell(t, &both, "share_pct"),
+            Value::Number(100.0 * 50.0 / 300.0)
+        );
+        assert_eq!(
+            cell(t, &both, "months_covered"),
+            Value::Text("2023-08, 2024-08".into())
+        );
+        let method = cell(t, &both, "method");
+        assert!(
+            matches!(&method, Value::Text(m) if m.contains("summed over 2 of the 24 months of both")),
+            "{method:?}"
+        );
+        assert!(t.rows.iter().all(|r| r[0] != Value::Text("england".into())));
+    }
+
+    #[test]
+    fn months_in_runs_and_bad_periods() {
+        let months: Vec<String> = ["2023-11", "2023-12", "2024-01", "2024-03"]
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        let refs: Vec<&String> = months.iter().collect();
+        assert_eq!(month_runs(&refs), "2023-11 to 2024-01, 2024-03");
+        for text in [
+            "periods = [{ label = \"x\", from = \"2024-03\", to = \"2023-04\" }]",
+            "periods = [{ label = \"x\", from = \"Apr-23\", to = \"2024-03\" }]",
+            "monthly = false",
         ] {
             let params = Params::from_toml_str(text).expect("toml");
             assert!(configure(&params).is_err(), "{text}");

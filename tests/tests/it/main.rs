@@ -15,6 +15,7 @@
 mod adding_a_method;
 mod atomic_outputs;
 mod bad_input;
+mod cdc_publication;
 mod cdc_share;
 mod cli;
 mod comparison_publication;

@@ -444,6 +444,11 @@ fn year_2023_24(dir: &std::path::Path, standardisation: &str) -> std::path::Path
     let end = start + text[start..].find("\n[").expect("a table after it");
     let text = format!("{}{}", &text[..start], &text[end + 1..])
         .replace("= \"../data/", &format!("= \"{ws}/data/"))
+        // The CDC context's synthetic set takes its config's path alone (no `root`).
+        .replace(
+            "synthetic_cdc = { config = \"synth/",
+            &format!("synthetic_cdc = {{ config = \"{ws}/configs/synth/"),
+        )
         .replace(
             "config = \"synth/",
             &format!("root = \"{ws}\", config = \"{ws}/configs/synth/"),
