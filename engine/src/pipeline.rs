@@ -462,6 +462,8 @@ pub struct RunResults {
     /// How the synthetic year drew its record counts (none when the run read no synthetic year):
     /// verify widens its tolerances by the sampling noise of Poisson draws.
     pub synthetic_sampling: Option<strata_synth::CountSampling>,
+    /// The synthetic year was told the areas' totals Annex A prints: verify's kind for them.
+    pub synthetic_area_totals: bool,
 }
 
 /// Overrides of the recipe's inputs from the command line.
@@ -561,6 +563,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         warnings: Vec::new(),
         input_rows: BTreeMap::new(),
         synthetic_sampling: None,
+        synthetic_area_totals: false,
     };
     let stratified = if has_stratified_source(&prepared.recipe, overrides)
         && !periods_from_records(&prepared.recipe)
@@ -598,6 +601,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         warnings: phases.warnings,
         input_rows: phases.input_rows,
         synthetic_sampling: phases.synthetic_sampling,
+        synthetic_area_totals: phases.synthetic_area_totals,
     })
 }
 
@@ -746,6 +750,7 @@ struct Phases<'a> {
     warnings: Vec<String>,
     input_rows: BTreeMap<String, u64>,
     synthetic_sampling: Option<strata_synth::CountSampling>,
+    synthetic_area_totals: bool,
 }
 
 impl Phases<'_> {
@@ -1004,6 +1009,7 @@ impl Phases<'_> {
                     Ok((crate::synthetic::generator(spec)?, 0))
                 })?;
                 self.synthetic_sampling = Some(generator.config().count_sampling);
+                self.synthetic_area_totals = generator.config().area_totals_from_annex;
                 Ok(Some(generator))
             }
             _ => Ok(None),
