@@ -339,6 +339,7 @@ pub fn verify_in_memory(
     let tolerances = verify::Tolerances {
         poisson_sampling: run.results.synthetic_sampling
             == Some(strata_synth::CountSampling::Poisson),
+        area_totals_told: run.results.synthetic_area_totals,
         ..recipe.tolerances.clone()
     };
     let (table, ok) = verify::verify_rates_per(

@@ -462,6 +462,8 @@ pub struct RunResults {
     /// How the synthetic year drew its record counts (none when the run read no synthetic year):
     /// verify widens its tolerances by the sampling noise of Poisson draws.
     pub synthetic_sampling: Option<strata_synth::CountSampling>,
+    /// The synthetic year was told the areas' totals Annex A prints: verify's kind for them.
+    pub synthetic_area_totals: bool,
 }
 
 /// Overrides of the recipe's inputs from the command line.
@@ -564,6 +566,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         warnings: Vec::new(),
         input_rows: BTreeMap::new(),
         synthetic_sampling: None,
+        synthetic_area_totals: false,
     };
     let stratified = if has_stratified_source(&prepared.recipe, overrides)
         && !periods_from_records(&prepared.recipe)
@@ -605,6 +608,7 @@ pub fn run(prepared: &Prepared, overrides: &InputOverrides) -> Result<RunResults
         warnings: phases.warnings,
         input_rows: phases.input_rows,
         synthetic_sampling: phases.synthetic_sampling,
+        synthetic_area_totals: phases.synthetic_area_totals,
     })
 }
 
@@ -753,6 +757,7 @@ struct Phases<'a> {
     warnings: Vec<String>,
     input_rows: BTreeMap<String, u64>,
     synthetic_sampling: Option<strata_synth::CountSampling>,
+    synthetic_area_totals: bool,
 }
 
 impl Phases<'_> {
@@ -1031,6 +1036,7 @@ impl Phases<'_> {
                     Ok((crate::synthetic::generator(spec)?, 0))
                 })?;
                 self.synthetic_sampling = Some(generator.config().count_sampling);
+                self.synthetic_area_totals = generator.config().area_totals_from_annex;
                 Ok(Some(generator))
             }
             _ => Ok(None),

@@ -144,6 +144,12 @@ pub struct YearConfig {
     pub registered_total: Option<f64>,
     #[serde(default)]
     pub count_sampling: CountSampling,
+    /// Whether the areas whose recorded totals Annex A prints (Tables A.3 and A.4) are fitted to
+    /// them (a round trip): each sits at the printed spread's mean times a level found so that its
+    /// recorded tests are the printed total. Off by default: the areas draw their rates from the
+    /// spread like every other.
+    #[serde(default)]
+    pub area_totals_from_annex: bool,
     /// Seed of the area effects (the "truth" of the year); record sampling uses the seed given to `generate`.
     pub calibration_seed: u64,
     /// Spread used for measures whose spread the publication does not print.
@@ -304,12 +310,26 @@ pub struct AnnexA {
     pub providers_incomplete: Vec<ProviderIncomplete>,
     #[serde(default)]
     pub areas_incomplete: Vec<AreaIncomplete>,
+    /// Table A.4 (2023/24): only the areas' recorded totals are read here.
+    #[serde(default)]
+    pub areas_missing_submissions: Vec<AreaTotal>,
+}
+
+/// An area whose recorded total Annex A prints (Tables A.3 and A.4).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AreaTotal {
+    pub area_code: String,
+    #[serde(default)]
+    pub total_tests: Option<f64>,
 }
 
 /// A row of Table A.3: an area with more than the threshold share of tests missing age, sex or LSOA.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AreaIncomplete {
     pub area_code: String,
+    /// The area's recorded tests, complete or not.
+    #[serde(default)]
+    pub total_tests: Option<f64>,
     pub missing_share: f64,
     pub most_common_missing: String,
 }

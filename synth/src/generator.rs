@@ -401,30 +401,6 @@ impl Generator {
             area_shortfall[a] = 1.0 - (1.0 - area_shortfall[a]) * (1.0 - lost);
         }
 
-        // Area effects and stratum effects per measure.
-        let calibrations = calibrate_measures(
-            &config,
-            &published,
-            published_path,
-            &reference,
-            &area_shortfall,
-        )?;
-        // Expected complete-case records per area (the modalities; EDOC tests are among them).
-        let area_complete: Vec<f64> = (0..n_areas)
-            .map(|a| {
-                calibrations[..MODALITIES.len()]
-                    .iter()
-                    .map(|c| {
-                        (0..STRATA)
-                            .map(|j| {
-                                c.area_effects[a] * c.fitted.lambda[j] * reference.population[a][j]
-                            })
-                            .sum::<f64>()
-                    })
-                    .sum()
-            })
-            .collect();
-
         // Independent-sector providers by their published national volume.
         let independent: Vec<(usize, f64)> = reference
             .providers
@@ -464,69 +440,143 @@ impl Generator {
             annex.omitted_no_sex_count,
             annex.omitted_no_age_count,
         ];
+        // Tables A.3 and A.4 print some areas' recorded totals. Where the config says so
+        // (`area_totals_from_annex`) the generator is told them (a round trip): each such area's
+        // rates are the printed spread's mean times a level, refitted until the area's recorded
+        // tests are the printed total.
+        let mut area_total: Vec<Option<f64>> = vec![None; n_areas];
+        let printed_totals = annex
+            .areas_incomplete
+            .iter()
+            .map(|r| (&r.area_code, r.total_tests))
+            .chain(
+                annex
+                    .areas_missing_submissions
+                    .iter()
+                    .map(|r| (&r.area_code, r.total_tests)),
+            );
+        for (code, total) in printed_totals.filter(|_| config.area_totals_from_annex) {
+            if let (Some(&a), Some(total)) = (reference.area_index.get(code), total) {
+                area_total[a] = Some(total);
+            }
+        }
+        let mut area_level: Vec<Option<f64>> = area_total.iter().map(|t| t.map(|_| 1.0)).collect();
+        let passes = if area_total.iter().any(Option::is_some) {
+            4
+        } else {
+            1
+        };
         // Trust sizes (so the named trusts' recorded volume is the printed one) and the national
         // background faults (so the counts by reason are the printed ones) depend on each other
         // through the areas' provider mix and gross-up: fitted together by fixed-point iteration.
         let mut trust_size = vec![1.0; reference.providers.len()];
         let mut layout = Layout::default();
-        for _ in 0..40 {
-            layout = Layout::build(&LayoutInputs {
-                reference: &reference,
-                faults: &faults,
-                trust_size: &trust_size,
-                independent: &independent,
-                missing_supply: &missing_supply,
-                month_share: &month_share,
-                area_target: &area_target,
-            });
-            let mut volume = vec![0.0; reference.providers.len()];
-            let mut reasons = [0.0; 5];
-            for a in 0..n_areas {
-                let drawn = area_complete[a] * layout.gross_up[a];
-                for &(p, share) in &layout.entries[a] {
-                    let recorded = drawn * share * layout.submitted[p];
-                    volume[p] += recorded;
-                    let by_reason = faults[p].reason_shares(layout.area_faults[a]);
-                    for r in 0..5 {
-                        reasons[r] += recorded * by_reason[r];
-                    }
-                }
-            }
-            for (&p, &target) in &named_volume {
-                if !reference.providers[p].independent && volume[p] > 0.0 {
-                    trust_size[p] *= (target / volume[p]).clamp(0.5, 2.0);
-                }
-            }
-            // Named providers' own faults stay; the background is scaled on the rest, so each
-            // reason's share of the recorded tests is the printed count's share of the printed total.
-            let recorded: f64 = volume.iter().sum::<f64>().max(1.0);
-            let factor: Vec<f64> = (0..5)
-                .map(|r| {
-                    if reasons[r] > 0.0 {
-                        (reason_targets[r] / national_records * recorded / reasons[r])
-                            .clamp(0.5, 2.0)
-                    } else {
-                        1.0
-                    }
+        let mut pass = 0;
+        let calibrations = loop {
+            // Area effects and stratum effects per measure.
+            let calibrations = calibrate_measures(
+                &config,
+                &published,
+                published_path,
+                &reference,
+                &area_shortfall,
+                &area_level,
+            )?;
+            // Expected complete-case records per area (the modalities; EDOC tests are among them).
+            let area_complete: Vec<f64> = (0..n_areas)
+                .map(|a| {
+                    calibrations[..MODALITIES.len()]
+                        .iter()
+                        .map(|c| {
+                            (0..STRATA)
+                                .map(|j| {
+                                    c.area_effects[a]
+                                        * c.fitted.lambda[j]
+                                        * reference.population[a][j]
+                                })
+                                .sum::<f64>()
+                        })
+                        .sum()
                 })
                 .collect();
-            for (p, f) in faults.iter_mut().enumerate() {
-                let n = &named[p];
-                f.non_english = (f.non_english * factor[0]).min(0.5);
-                if !n.unknown {
-                    f.unknown = (f.unknown * factor[1]).min(0.5);
+
+            for _ in 0..40 {
+                layout = Layout::build(&LayoutInputs {
+                    reference: &reference,
+                    faults: &faults,
+                    trust_size: &trust_size,
+                    independent: &independent,
+                    missing_supply: &missing_supply,
+                    month_share: &month_share,
+                    area_target: &area_target,
+                });
+                let mut volume = vec![0.0; reference.providers.len()];
+                let mut reasons = [0.0; 5];
+                for a in 0..n_areas {
+                    let drawn = area_complete[a] * layout.gross_up[a];
+                    for &(p, share) in &layout.entries[a] {
+                        let recorded = drawn * share * layout.submitted[p];
+                        volume[p] += recorded;
+                        let by_reason = faults[p].reason_shares(layout.area_faults[a]);
+                        for r in 0..5 {
+                            reasons[r] += recorded * by_reason[r];
+                        }
+                    }
                 }
-                if n.field.as_deref() != Some("lsoa") {
-                    f.missing_lsoa = (f.missing_lsoa * factor[2]).min(0.5);
+                for (&p, &target) in &named_volume {
+                    if !reference.providers[p].independent && volume[p] > 0.0 {
+                        trust_size[p] *= (target / volume[p]).clamp(0.5, 2.0);
+                    }
                 }
-                if n.field.as_deref() != Some("sex") {
-                    f.missing_sex = (f.missing_sex * factor[3]).min(0.5);
-                }
-                if n.field.as_deref() != Some("age") {
-                    f.missing_age = (f.missing_age * factor[4]).min(0.5);
+                // Named providers' own faults stay; the background is scaled on the rest, so each
+                // reason's share of the recorded tests is the printed count's share of the printed total.
+                let recorded: f64 = volume.iter().sum::<f64>().max(1.0);
+                let factor: Vec<f64> = (0..5)
+                    .map(|r| {
+                        if reasons[r] > 0.0 {
+                            (reason_targets[r] / national_records * recorded / reasons[r])
+                                .clamp(0.5, 2.0)
+                        } else {
+                            1.0
+                        }
+                    })
+                    .collect();
+                for (p, f) in faults.iter_mut().enumerate() {
+                    let n = &named[p];
+                    f.non_english = (f.non_english * factor[0]).min(0.5);
+                    if !n.unknown {
+                        f.unknown = (f.unknown * factor[1]).min(0.5);
+                    }
+                    if n.field.as_deref() != Some("lsoa") {
+                        f.missing_lsoa = (f.missing_lsoa * factor[2]).min(0.5);
+                    }
+                    if n.field.as_deref() != Some("sex") {
+                        f.missing_sex = (f.missing_sex * factor[3]).min(0.5);
+                    }
+                    if n.field.as_deref() != Some("age") {
+                        f.missing_age = (f.missing_age * factor[4]).min(0.5);
+                    }
                 }
             }
-        }
+            pass += 1;
+            if pass == passes {
+                break calibrations;
+            }
+            // The printed areas' recorded tests against their totals.
+            for a in 0..n_areas {
+                let (Some(target), Some(level)) = (area_total[a], area_level[a]) else {
+                    continue;
+                };
+                let drawn = area_complete[a] * layout.gross_up[a];
+                let recorded: f64 = layout.entries[a]
+                    .iter()
+                    .map(|&(p, share)| drawn * share * layout.submitted[p])
+                    .sum();
+                if recorded > 0.0 {
+                    area_level[a] = Some(level * (target / recorded).clamp(0.25, 4.0));
+                }
+            }
+        };
         let provider_choice = layout
             .entries
             .into_iter()
@@ -997,6 +1047,7 @@ fn calibrate_measures(
     published_path: &Path,
     reference: &Reference,
     area_shortfall: &[f64],
+    area_level: &[Option<f64>],
 ) -> Result<Vec<MeasureCalibration>, SynthError> {
     let n_areas = reference.areas.len();
     let config_error = |message: String| SynthError::Config {
@@ -1049,6 +1100,13 @@ fn calibrate_measures(
                     config_error(format!("outlier: unknown area {}", outlier.area_code))
                 })?;
             fixed[a] = Some(outlier.rate_multiple * national);
+        }
+        // An area whose printed total the generator is told sits at the spread's mean times its
+        // level (in the measures where it is not a named outlier).
+        for a in 0..n_areas {
+            if let (None, Some(level)) = (fixed[a], area_level[a]) {
+                fixed[a] = Some(mean * level);
+            }
         }
         for a in 0..n_areas {
             if area_shortfall[a] > 0.0 {

@@ -21,8 +21,19 @@
 //! lower, upper  = ratio × exp(∓ z · √var),  z the two-sided normal quantile of the level
 //! ```
 //!
+//! `limits = "exact-conditional"` gives exact conditional limits instead (R's `fisher.test`,
+//! Cornfield 1956): on the same table, rounded to whole persons, given its margins the tested count
+//! of the comparison category follows Fisher's noncentral hypergeometric distribution with odds
+//! ratio ψ, and the limits are the ψ at which P(X ≥ a) and P(X ≤ a) are α/2;
+//! `"mid-p-exact-conditional"` counts half of P(X = a) in each tail (Lancaster 1961), so its
+//! limits are narrower. Both are computed in log space outward from the distribution's mode, so
+//! tables of millions of persons take milliseconds (`strata_stats::conditional_odds_ratio`, which
+//! also gives the conditional maximum-likelihood estimate; the `ratio` column stays the
+//! standardised odds ratio the publication prints). For a large table they approach Woolf's.
+//!
 //! An undefined ratio, a proportion not strictly between 0 and 1 or an observed count of 0
-//! gives no limits (NaN, written empty). `levels` (default `[0.95]`) are checked like every CI
+//! gives no Woolf limits (NaN, written empty); the exact limits of a = 0 are 0 and a finite upper
+//! limit. `levels` (default `[0.95]`) are checked like every CI
 //! plugin's.
 //!
 //! References: NHS England, *Diagnostic Imaging Dataset: Standardised CCG rates 2020/21*, §3.1
@@ -35,7 +46,10 @@ use strata_api::{
     Comparison, Configured, Limits, MethodError, ParamError, Params, PluginDescriptor, RatioMethod,
     RatioValue, StageKind,
 };
-use strata_stats::{check_levels, levels_label, log_normal_ratio_limits};
+use strata_stats::{
+    ConditionalTails, conditional_odds_ratio, levels_label, limits_by_level,
+    log_normal_ratio_limits, ratio_limits_params,
+};
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     id: "ratio.odds",
@@ -48,47 +62,65 @@ pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OddsParams {
-    /// Confidence limits for the ratios: `woolf` (logit); none unless named.
+    /// Confidence limits for the ratios: `woolf` (logit), `exact-conditional` or
+    /// `mid-p-exact-conditional`; none unless named.
     limits: Option<String>,
     /// Their levels, when `limits` names a method (default 0.95).
     levels: Option<Vec<f64>>,
 }
 
 /// The limits methods `limits` may name.
-const LIMITS: [&str; 1] = ["woolf"];
+const LIMITS: [&str; 3] = ["woolf", "exact-conditional", "mid-p-exact-conditional"];
 
 fn configure(params: &Params) -> Result<Configured, ParamError> {
     let p: OddsParams = params.parse()?;
-    let levels = match (&p.limits, p.levels) {
-        (None, Some(_)) => {
-            return Err(ParamError::new(
-                "levels",
-                "`levels` are the levels of the ratios' confidence limits: name their method too \
-                 (`limits = \"woolf\"`)",
-            ));
-        }
-        (None, None) => None,
-        (Some(method), levels) => {
-            if !LIMITS.contains(&method.as_str()) {
-                return Err(ParamError::new(
-                    "limits",
-                    format!(
-                        "unknown limits method `{method}`: ratio.odds gives {}",
-                        LIMITS.join(", ")
-                    ),
-                ));
-            }
-            let levels = levels.unwrap_or_else(|| vec![0.95]);
-            check_levels(&levels)?;
-            Some(levels)
-        }
-    };
-    Ok(Configured::Ratio(Box::new(ConfiguredOddsRatio { levels })))
+    let limits =
+        ratio_limits_params("ratio.odds", &LIMITS, p.limits, p.levels)?.map(|(method, levels)| {
+            let method = match method.as_str() {
+                "exact-conditional" => OddsLimits::Conditional(ConditionalTails::Exact),
+                "mid-p-exact-conditional" => OddsLimits::Conditional(ConditionalTails::MidP),
+                _ => OddsLimits::Woolf,
+            };
+            (method, levels)
+        });
+    Ok(Configured::Ratio(Box::new(ConfiguredOddsRatio { limits })))
 }
 
-/// The odds ratio with the recipe's limits: Woolf's logit limits at these levels, or none.
+/// Which limits the recipe named.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum OddsLimits {
+    Woolf,
+    Conditional(ConditionalTails),
+}
+
+/// The odds ratio with the recipe's limits at these levels, or none.
 struct ConfiguredOddsRatio {
-    levels: Option<Vec<f64>>,
+    limits: Option<(OddsLimits, Vec<f64>)>,
+}
+
+/// A standardised category as a 2×2 row: O tests and the untested `O (1 − p)/p` that give its
+/// standardised proportion p, both rounded to whole persons (the conditional distribution is
+/// defined on whole counts; with p = O/N, the crude proportion, the row is the crude table's).
+/// `None` unless O ≥ 0 and 0 < p < 1.
+fn pseudo_row(observed: f64, rate: f64, rate_per: f64) -> Option<(f64, f64)> {
+    let p = rate / rate_per;
+    (observed.is_finite() && observed >= 0.0 && p > 0.0 && p < 1.0)
+        .then(|| (observed.round(), (observed * (1.0 - p) / p).round()))
+}
+
+/// Exact (or mid-p) conditional limits of one comparison's odds ratio (NaN where a row is
+/// undefined).
+pub fn conditional_limits(c: &Comparison, level: f64, tails: ConditionalTails) -> (f64, f64) {
+    match (
+        pseudo_row(c.comparison_observed, c.comparison_rate, c.rate_per),
+        pseudo_row(c.base_observed, c.base_rate, c.rate_per),
+    ) {
+        (Some((a, b)), Some((c, d))) => {
+            let r = conditional_odds_ratio(a, b, c, d, level, tails);
+            (r.lower, r.upper)
+        }
+        _ => (f64::NAN, f64::NAN),
+    }
 }
 
 /// The odds-ratio method.
@@ -152,14 +184,28 @@ impl RatioMethod for ConfiguredOddsRatio {
     }
 
     fn limits_method(&self) -> Option<String> {
-        let levels = self.levels.as_ref()?;
-        Some(format!("Woolf logit {}", levels_label(levels)))
+        let (method, levels) = self.limits.as_ref()?;
+        let name = match method {
+            OddsLimits::Woolf => "Woolf logit",
+            OddsLimits::Conditional(ConditionalTails::Exact) => {
+                "exact conditional (Fisher, noncentral hypergeometric)"
+            }
+            OddsLimits::Conditional(ConditionalTails::MidP) => {
+                "mid-p exact conditional (noncentral hypergeometric)"
+            }
+        };
+        Some(format!("{name} {}", levels_label(levels)))
     }
 
     fn limits(&self, comparisons: &[Comparison]) -> Result<Vec<Limits>, MethodError> {
-        let Some(levels) = &self.levels else {
+        let Some((method, levels)) = &self.limits else {
             return Ok(Vec::new());
         };
+        if let OddsLimits::Conditional(tails) = *method {
+            return Ok(limits_by_level(comparisons, levels, |c, level| {
+                conditional_limits(c, level, tails)
+            }));
+        }
         let ratios: Vec<Option<f64>> = comparisons
             .iter()
             .map(|c| OddsRatio::odds_ratio(c.base_rate, c.comparison_rate, c.rate_per).value)
@@ -276,6 +322,50 @@ mod tests {
         let z = 1.959_963_984_540_054;
         assert!((l[0].lower[0] - or * (-z * se).exp()).abs() < 1e-9);
         assert!((l[0].lower[0] - 0.7264).abs() < 1e-4 && (l[0].upper[0] - 0.8231).abs() < 1e-4);
+    }
+
+    #[test]
+    fn exact_conditional_limits_equal_scipys_on_crude_tables() {
+        // SciPy 1.17.1, `odds_ratio([[a, b], [c, d]], kind="conditional").confidence_interval()`
+        // with [a, b] the comparison row (tested, not tested) and [c, d] the base row.
+        let m = configured("limits = \"exact-conditional\"\nlevels = [0.95, 0.998]")
+            .expect("configures");
+        assert_eq!(
+            m.limits_method().as_deref(),
+            Some("exact conditional (Fisher, noncentral hypergeometric) 95%/99.8%")
+        );
+        let l = m
+            .limits(&[
+                crude((7.0, 14.0), (12.0, 5.0)),
+                crude((2973.0, 7027.0), (2465.0, 7535.0)),
+            ])
+            .expect("limits");
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-8 * y;
+        assert!(close(l[0].lower[0], 1.0063298166860701), "{l:?}");
+        assert!(close(l[0].upper[0], 24.264482923282195), "{l:?}");
+        assert!(close(l[1].lower[0], 0.49046522089916694), "{l:?}");
+        assert!(close(l[1].upper[0], 61.57228672801119), "{l:?}");
+        // §3.1's worked example as tables of 10,000 people: near Woolf's 0.7264 to 0.8231.
+        assert!(close(l[0].lower[1], 0.7260011059373226), "{l:?}");
+        assert!(close(l[0].upper[1], 0.8235097156795221), "{l:?}");
+    }
+
+    #[test]
+    fn mid_p_limits_are_named_and_narrower() {
+        let exact = configured("limits = \"exact-conditional\"").expect("configures");
+        let midp = configured("limits = \"mid-p-exact-conditional\"").expect("configures");
+        assert_eq!(
+            midp.limits_method().as_deref(),
+            Some("mid-p exact conditional (noncentral hypergeometric) 95%")
+        );
+        let table = [crude((7.0, 14.0), (12.0, 5.0))];
+        let (e, p) = (exact.limits(&table).unwrap(), midp.limits(&table).unwrap());
+        assert!(e[0].lower[0] < p[0].lower[0] && p[0].upper[0] < e[0].upper[0]);
+        // Undefined odds (p ≥ 1) give no limits here either.
+        let mut c = crude((10.0, 90.0), (20.0, 80.0));
+        c.comparison_rate = 12_000.0;
+        let l = exact.limits(&[c]).expect("limits");
+        assert!(l[0].lower[0].is_nan() && l[0].upper[0].is_nan());
     }
 
     #[test]

@@ -37,7 +37,7 @@ use strata_api::{
     Comparison, Configured, Limits, MethodError, ParamError, Params, PluginDescriptor, RatioMethod,
     RatioValue, StageKind,
 };
-use strata_stats::{check_levels, levels_label, log_normal_ratio_limits};
+use strata_stats::{levels_label, limits_by_level, log_normal_ratio_limits, ratio_limits_params};
 
 pub const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     id: "ratio.rate",
@@ -62,33 +62,12 @@ const LIMITS: [&str; 2] = ["log-normal", "exact-conditional"];
 
 fn configure(params: &Params) -> Result<Configured, ParamError> {
     let p: RateParams = params.parse()?;
-    let levels = match (&p.limits, p.levels) {
-        (None, Some(_)) => {
-            return Err(ParamError::new(
-                "levels",
-                "`levels` are the levels of the ratios' confidence limits: name their method too \
-                 (`limits = \"log-normal\"`)",
-            ));
-        }
-        (None, None) => None,
-        (Some(method), levels) => {
-            if !LIMITS.contains(&method.as_str()) {
-                return Err(ParamError::new(
-                    "limits",
-                    format!(
-                        "unknown limits method `{method}`: ratio.rate gives {}",
-                        LIMITS.join(", ")
-                    ),
-                ));
-            }
-            let levels = levels.unwrap_or_else(|| vec![0.95]);
-            check_levels(&levels)?;
-            Some(levels)
-        }
-    };
-    let exact = p.limits.as_deref() == Some("exact-conditional");
+    let limits = ratio_limits_params("ratio.rate", &LIMITS, p.limits, p.levels)?;
+    let exact = limits
+        .as_ref()
+        .is_some_and(|(method, _)| method == "exact-conditional");
     Ok(Configured::Ratio(Box::new(ConfiguredRateRatio {
-        levels,
+        levels: limits.map(|(_, levels)| levels),
         exact,
     })))
 }
@@ -197,20 +176,11 @@ impl RatioMethod for ConfiguredRateRatio {
             return Ok(Vec::new());
         };
         if self.exact {
-            return Ok(levels
-                .iter()
-                .map(|&level| {
-                    let (lower, upper) = comparisons
-                        .iter()
-                        .map(|c| exact_conditional_limits(c, level))
-                        .unzip();
-                    Limits {
-                        level,
-                        lower,
-                        upper,
-                    }
-                })
-                .collect());
+            return Ok(limits_by_level(
+                comparisons,
+                levels,
+                exact_conditional_limits,
+            ));
         }
         let ratios: Vec<Option<f64>> = comparisons
             .iter()

@@ -6,7 +6,9 @@
 //! Today: exact (Garwood) and mid-p exact Poisson limits on a count, log-normal limits of a ratio
 //! (the ratio plugins' Katz and Woolf limits), Normal quantiles, confidence-level checks and
 //! labels, and the loop that puts count limits on the standardised-rate scale (used by
-//! `ci.exact`, `ci.byar-exact` and `ci.lognormal`).
+//! `ci.exact`, `ci.byar-exact` and `ci.lognormal`), the conditional odds ratio of a 2×2 table
+//! with its exact and mid-p limits ([`conditional_odds_ratio`]), and the ratio plugins' shared
+//! `limits` and `levels` parameters ([`ratio_limits_params`]).
 //!
 //! References: Garwood F. (1936), *Fiducial limits for the Poisson distribution*, Biometrika 28;
 //! UKHSA PHEindicatormethods (R), `R/ISRatio.R`.
@@ -15,6 +17,9 @@ use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 use statrs::function::beta::inv_beta_reg;
 use statrs::function::gamma::{checked_gamma_lr, checked_gamma_ur, ln_gamma};
 use strata_api::{Limits, MethodError, ParamError};
+
+mod conditional_odds;
+pub use conditional_odds::{ConditionalOddsRatio, ConditionalTails, conditional_odds_ratio};
 
 /// `interval(a, b)` of every pair of two periods' counts, refusing columns of different lengths
 /// (the loop of every count-ratio method).
@@ -92,6 +97,61 @@ pub fn check_levels(levels: &[f64]) -> Result<(), ParamError> {
         }
     }
     Ok(())
+}
+
+/// The ratio plugins' `limits` and `levels` parameters: `None` without `limits` (no limits; then
+/// `levels` is refused), else the method named, one of `methods`, and its checked levels
+/// (default `[0.95]`). `plugin` names the plugin in the message for an unknown method.
+pub fn ratio_limits_params(
+    plugin: &str,
+    methods: &[&str],
+    limits: Option<String>,
+    levels: Option<Vec<f64>>,
+) -> Result<Option<(String, Vec<f64>)>, ParamError> {
+    match (limits, levels) {
+        (None, Some(_)) => Err(ParamError::new(
+            "levels",
+            format!(
+                "`levels` are the levels of the ratios' confidence limits: name their method too \
+                 (`limits = \"{}\"`)",
+                methods.first().copied().unwrap_or_default()
+            ),
+        )),
+        (None, None) => Ok(None),
+        (Some(method), levels) => {
+            if !methods.contains(&method.as_str()) {
+                return Err(ParamError::new(
+                    "limits",
+                    format!(
+                        "unknown limits method `{method}`: {plugin} gives {}",
+                        methods.join(", ")
+                    ),
+                ));
+            }
+            let levels = levels.unwrap_or_else(|| vec![0.95]);
+            check_levels(&levels)?;
+            Ok(Some((method, levels)))
+        }
+    }
+}
+
+/// One [`Limits`] per level from a per-row `(lower, upper)` at that level.
+pub fn limits_by_level<T>(
+    rows: &[T],
+    levels: &[f64],
+    limits: impl Fn(&T, f64) -> (f64, f64),
+) -> Vec<Limits> {
+    levels
+        .iter()
+        .map(|&level| {
+            let (lower, upper) = rows.iter().map(|row| limits(row, level)).unzip();
+            Limits {
+                level,
+                lower,
+                upper,
+            }
+        })
+        .collect()
 }
 
 /// A level as a percentage for method names: 0.95 → `95%`, 0.998 → `99.8%`.
