@@ -20,8 +20,9 @@
 //! smallest other non-zero member, by its unrounded value, ties to the first row or column, is
 //! suppressed too; if there is none, the total is), or a suppressed total while every member is
 //! published (then the smallest non-zero member is suppressed). k ≥ 2 suppressed members are
-//! recovered too when the printed cells leave them at most k between them (each is at least 1,
-//! since zeros are printed, so all are 1): the total's largest value (printed value plus what
+//! recovered too when the printed cells leave them no more than their least values between them
+//! (each is at least 1, since zeros are printed, and a hidden total at least its own members'
+//! least, e.g. a sub-ICB with two hidden practices at least 2): the total's largest value (printed value plus what
 //! rounding hides) less the published members' smallest. With exact counts that is k ones; with
 //! counts rounded to 5, e.g. twelve PCNs of one test each under a sub-ICB total of 12, printed 10
 //! (so at most 12). The smallest other non-zero member then joins them; if there is none and the
@@ -420,6 +421,7 @@ impl NhsSubNational {
         group: &Group,
         cells: &BTreeMap<Cell, CountCell>,
         suppressed: &BTreeSet<Cell>,
+        children: &BTreeMap<Cell, &Group>,
     ) -> Option<Cell> {
         let total_hidden = group.total.is_some_and(|t| suppressed.contains(&t));
         let hidden: Vec<&Cell> = group
@@ -446,13 +448,21 @@ impl NhsSubNational {
                 0 => false,
                 1 => true,
                 // A hidden zero (hidden before, below) leaves the reader no lower bound of 1.
-                k => {
+                // k ≥ 2: the hidden members are pinned when they can sum to no more than their
+                // least values do (each at least 1, or its own hidden children's least).
+                _ => {
                     !hidden
                         .iter()
                         .any(|m| matches!(cells.get(*m), Some(CountCell::Count(n)) if *n == 0.0))
                         && self
                             .hidden_sum_at_most(group, cells, suppressed)
-                            .is_some_and(|most| most <= k as f64)
+                            .is_some_and(|most| {
+                                let least: f64 = hidden
+                                    .iter()
+                                    .map(|m| self.hidden_least(**m, cells, suppressed, children, 0))
+                                    .sum();
+                                most <= least
+                            })
                 }
             };
         if members_exposed {
@@ -514,6 +524,48 @@ impl NhsSubNational {
             }
         }
         Some(total_most - published_least)
+    }
+
+    /// The least a reader of the published cells can tell a hidden cell is: 1 (zeros are printed),
+    /// or more when it is a total whose members are partly printed or are hidden totals in turn
+    /// (a sub-ICB with two hidden practices is at least 2). A hidden zero is at least 0.
+    fn hidden_least(
+        &self,
+        cell: Cell,
+        cells: &BTreeMap<Cell, CountCell>,
+        suppressed: &BTreeSet<Cell>,
+        children: &BTreeMap<Cell, &Group>,
+        depth: usize,
+    ) -> f64 {
+        if matches!(cells.get(&cell), Some(CountCell::Count(n)) if *n == 0.0) {
+            return 0.0;
+        }
+        // A hierarchy is a few levels deep; the bound stops a cycle of parent codes.
+        let Some(group) = children.get(&cell).filter(|_| depth < 16) else {
+            return 1.0;
+        };
+        let half = self.round_to / 2.0;
+        let members: f64 = group
+            .members
+            .iter()
+            .map(|m| {
+                if suppressed.contains(m) {
+                    self.hidden_least(*m, cells, suppressed, children, depth + 1)
+                } else {
+                    match cells.get(m) {
+                        Some(CountCell::Count(n)) => match self.primary(*n) {
+                            Some(printed) if printed > 0.0 => (printed - half)
+                                .ceil()
+                                .min(printed)
+                                .max(self.suppress_max + 1.0),
+                            _ => 0.0,
+                        },
+                        _ => 0.0,
+                    }
+                }
+            })
+            .sum();
+        members.max(1.0)
     }
 
     /// The groups a hierarchy makes: each row's children (rows naming it as parent, same key) with
@@ -635,11 +687,16 @@ impl DisclosureMethod for NhsSubNational {
             .collect();
 
         let groups = self.groups(table, &count_cols)?;
+        // Each group's total, to the group: what a hidden total's own members tell of it.
+        let children: BTreeMap<Cell, &Group> = groups
+            .iter()
+            .filter_map(|g| g.total.map(|t| (t, g)))
+            .collect();
         // Each pass suppresses at least one more cell, so this ends.
         loop {
             let mut added = false;
             for group in &groups {
-                if let Some(cell) = self.exposed(group, &cells, &suppressed) {
+                if let Some(cell) = self.exposed(group, &cells, &suppressed, &children) {
                     added |= suppressed.insert(cell);
                 }
             }
@@ -977,6 +1034,31 @@ mod tests {
         t.rows.push(vec![text("total"), num(32.0)]);
         m.protect(&mut t, &["tests".into()]).expect("protects");
         assert_eq!(column(&t, 1), [star(), star(), num(30.0), num(30.0)]);
+    }
+
+    #[test]
+    fn a_hidden_total_counts_at_least_its_hidden_members() {
+        // The random-tree attack's case: X = 9, S0 = 6 printed, so S1 + S2 = 3 with S1 ≥ 1 and
+        // S2 ≥ 2 (its two hidden practices are at least 1 each): S1 = 1, S2 = 2, P20 = P21 = 1.
+        // So S0 goes (the smallest printed member of X), and then P00, its only member.
+        let m = method(
+            "preset = \"hes-pre-2018\"\nhierarchy = { code = \"area_code\", parent = \"parent_code\" }",
+        );
+        let mut t = tree(&[
+            ("X", "", 9.0),
+            ("S0", "X", 6.0),
+            ("P00", "S0", 6.0),
+            ("S1", "X", 1.0),
+            ("P10", "S1", 1.0),
+            ("S2", "X", 2.0),
+            ("P20", "S2", 1.0),
+            ("P21", "S2", 1.0),
+        ]);
+        m.protect(&mut t, &["tests".into()]).expect("protects");
+        let shown = column(&t, 3);
+        assert_eq!(shown[0], num(9.0), "the top total stays");
+        assert_eq!(shown[1], star(), "S0 hides S1 and S2 in X");
+        assert_eq!(shown[2], star(), "P00 would give S0 back");
     }
 
     #[test]
