@@ -488,10 +488,10 @@ impl NhsSubNational {
     /// it out: the total's largest value (its printed value plus what rounding hides; a total
     /// published elsewhere is the members' sum under this rule; one this rule suppresses is taken
     /// as known exactly) less each published
-    /// member's smallest. Hidden members are each at least 1 (zeros are printed), so when this is
-    /// at most their number k they are all 1, and recovered: with exact counts, k ones; with
-    /// rounded ones, e.g. twelve ones whose total 12 is printed 10 (at most 12). `None` when a
-    /// cell's value is not known here (already suppressed on input).
+    /// member's smallest. When this is at most the hidden members' least values summed
+    /// ([`Self::hidden_least`]) they are recovered: with exact counts, k ones; with rounded ones,
+    /// e.g. twelve ones whose total 12 is printed 10 (at most 12). `None` when a cell's value is
+    /// not known here (already suppressed on input).
     fn hidden_sum_at_most(
         &self,
         group: &Group,
@@ -515,15 +515,22 @@ impl NhsSubNational {
         };
         let mut published_least = 0.0;
         for member in group.members.iter().filter(|m| !suppressed.contains(m)) {
-            let printed = self.primary(value(member)?)?;
-            if printed > 0.0 {
-                published_least += (printed - half)
-                    .ceil()
-                    .min(printed)
-                    .max(self.suppress_max + 1.0);
-            }
+            published_least += self.least_of_printed(self.primary(value(member)?)?);
         }
         Some(total_most - published_least)
+    }
+
+    /// The least a reader takes a printed count to be: what rounding may have raised, but no
+    /// less than the smallest count the rule prints (0 stays 0).
+    fn least_of_printed(&self, printed: f64) -> f64 {
+        if printed > 0.0 {
+            (printed - self.round_to / 2.0)
+                .ceil()
+                .min(printed)
+                .max(self.suppress_max + 1.0)
+        } else {
+            0.0
+        }
     }
 
     /// The least a reader of the published cells can tell a hidden cell is: 1 (zeros are printed),
@@ -544,25 +551,17 @@ impl NhsSubNational {
         let Some(group) = children.get(&cell).filter(|_| depth < 16) else {
             return 1.0;
         };
-        let half = self.round_to / 2.0;
         let members: f64 = group
             .members
             .iter()
-            .map(|m| {
-                if suppressed.contains(m) {
+            .map(|m| match cells.get(m) {
+                _ if suppressed.contains(m) => {
                     self.hidden_least(*m, cells, suppressed, children, depth + 1)
-                } else {
-                    match cells.get(m) {
-                        Some(CountCell::Count(n)) => match self.primary(*n) {
-                            Some(printed) if printed > 0.0 => (printed - half)
-                                .ceil()
-                                .min(printed)
-                                .max(self.suppress_max + 1.0),
-                            _ => 0.0,
-                        },
-                        _ => 0.0,
-                    }
                 }
+                Some(CountCell::Count(n)) => {
+                    self.primary(*n).map_or(0.0, |p| self.least_of_printed(p))
+                }
+                _ => 0.0,
             })
             .sum();
         members.max(1.0)
