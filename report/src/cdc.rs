@@ -17,6 +17,7 @@ use crate::html::{cell, data_table_with, page_end, page_start};
 use crate::input::Boundaries;
 use crate::line::{LineChart, LinePalette, LineSeries, line_chart_svg};
 use crate::map::{Choropleth, choropleth_svg, parse_features};
+use crate::rows::Rows;
 use crate::workbook::{
     SheetTable, WorkbookParts, fixed_sheet_names, note, sheet_name, table_sheet, write_workbook,
 };
@@ -70,31 +71,7 @@ pub struct CdcInput<'a> {
     pub notes: &'a [String],
 }
 
-/// A table's cells by column name.
-#[derive(Clone, Copy)]
-struct Rows<'a> {
-    table: &'a Table,
-}
-
 impl<'a> Rows<'a> {
-    fn col(&self, name: &str) -> Option<usize> {
-        self.table.columns.iter().position(|c| c == name)
-    }
-    fn text(&self, row: &'a [Value], name: &str) -> &'a str {
-        match self.col(name).and_then(|i| row.get(i)) {
-            Some(Value::Text(t)) => t,
-            _ => "",
-        }
-    }
-    fn number(&self, row: &[Value], name: &str) -> f64 {
-        match self.col(name).and_then(|i| row.get(i)) {
-            Some(Value::Number(x)) => *x,
-            _ => f64::NAN,
-        }
-    }
-    fn filter(&self, keep: impl Fn(&[Value]) -> bool) -> Vec<&'a Vec<Value>> {
-        self.table.rows.iter().filter(|r| keep(r)).collect()
-    }
     /// `rows` in the page's columns, `disclosure` in its own column.
     fn shown(&self, rows: &[&Vec<Value>], disclosure: &str) -> Table {
         let columns: Vec<String> = SHARE_COLUMNS

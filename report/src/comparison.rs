@@ -14,6 +14,7 @@ use crate::charts::{Bar, RankedLabels, ranked_svg};
 use crate::format::{self, escape};
 use crate::html::{cell, data_table_with, page_end, page_start};
 use crate::line::{LineChart, LinePalette, LineSeries, line_chart_svg};
+use crate::rows::Rows;
 use crate::workbook::{
     SheetTable, WorkbookParts, fixed_sheet_names, note, sheet_name, table_sheet, write_workbook,
 };
@@ -116,32 +117,7 @@ pub struct ComparisonInput<'a> {
     pub notes: &'a [String],
 }
 
-/// A table's cells by column name.
-#[derive(Clone, Copy)]
-struct Rows<'a> {
-    table: &'a Table,
-}
-
 impl<'a> Rows<'a> {
-    fn col(&self, name: &str) -> Option<usize> {
-        self.table.columns.iter().position(|c| c == name)
-    }
-    fn text(&self, row: &'a [Value], name: &str) -> &'a str {
-        match self.col(name).and_then(|i| row.get(i)) {
-            Some(Value::Text(t)) => t,
-            _ => "",
-        }
-    }
-    /// A number, NaN when the cell is missing or text.
-    fn number(&self, row: &[Value], name: &str) -> f64 {
-        match self.col(name).and_then(|i| row.get(i)) {
-            Some(Value::Number(x)) => *x,
-            _ => f64::NAN,
-        }
-    }
-    fn filter(&self, keep: impl Fn(&[Value]) -> bool) -> Vec<&'a Vec<Value>> {
-        self.table.rows.iter().filter(|r| keep(r)).collect()
-    }
     /// A table of `columns` only (those the table has, in that order) holding `rows`: the page
     /// shows what a reader compares, the workbook and the CSV every column.
     fn columns(&self, columns: &[&str], rows: &[&Vec<Value>]) -> Table {

@@ -51,6 +51,7 @@ mod html;
 mod input;
 mod line;
 mod map;
+mod rows;
 mod svg;
 mod workbook;
 
