@@ -110,22 +110,13 @@ pub fn parse_reporting_month(text: &str) -> Option<String> {
     Some(format!("20{year}-{:02}", m + 1))
 }
 
-/// Header name → column as written, ignoring case and spaces around.
-fn columns_of(t: &TextTable) -> HashMap<String, String> {
-    t.names()
-        .iter()
-        .map(|n| (n.trim().to_lowercase(), n.clone()))
-        .collect()
-}
-
 /// Reads one CDC activity file into records, every test type checked against the map.
 pub fn read_activity(path: &Path, names: &TestNames) -> Result<Vec<CdcRecord>> {
     let t = TextTable::read(path, &[])?;
     t.require_rows("CDC activity")?;
-    let columns = columns_of(&t);
     let mut values = Vec::new();
     for name in COLUMNS {
-        let header = columns.get(&name.to_lowercase()).ok_or_else(|| {
+        let header = t.header_named(name).ok_or_else(|| {
             Error::data_hint(
                 path,
                 None,

@@ -87,6 +87,16 @@ impl TextTable {
         &self.names
     }
 
+    /// The header's name for `name` as written, matched ignoring letter case and spaces around
+    /// it (published files vary in both).
+    pub fn header_named(&self, name: &str) -> Option<&str> {
+        let want = name.to_lowercase();
+        self.names
+            .iter()
+            .find(|n| n.trim().to_lowercase() == want)
+            .map(String::as_str)
+    }
+
     /// A column's values, trimmed, `None` for empty or missing cells.
     pub fn column(&self, name: &str) -> Result<Vec<Option<&str>>> {
         let j =

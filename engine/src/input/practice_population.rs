@@ -87,12 +87,7 @@ pub struct PracticePopulationFiles<'a> {
 
 /// The column of `t` named `name` in any letter case (the first of `names` found).
 fn column_named<'t>(t: &'t TextTable, names: &[&str]) -> Option<&'t str> {
-    names.iter().find_map(|want| {
-        t.names()
-            .iter()
-            .find(|n| n.trim().eq_ignore_ascii_case(want))
-            .map(String::as_str)
-    })
+    names.iter().find_map(|want| t.header_named(want))
 }
 
 fn required<'t>(t: &'t TextTable, name: &str) -> Result<Vec<&'t str>> {
