@@ -305,15 +305,27 @@ pub fn normal_quantile(p: f64) -> f64 {
 }
 
 /// `n` scores with mean 0 and standard deviation 1 (population SD) of which a share `within` lies inside ±1.
-/// Sorted ascending. See [`spread_scores_inside`].
+/// Sorted ascending. See [`spread_scores_between`].
 pub fn spread_scores(n: usize, within: f64) -> Vec<f64> {
-    spread_scores_inside(n, within, 1.0)
+    spread_scores_between(n, -1.0, 1.0, |inside| inside as f64 / n as f64, within)
 }
 
-/// `n` standardised scores with a share `within` inside ±`half_width`. Starting from normal scores
-/// `Φ⁻¹((i + ½)/n)`: heavier tails (`sign(v)|v|^γ`, γ > 1) raise the share inside, mixing toward uniform
-/// scores (share inside ±1 down to 1/√3) lowers it; the parameter is found by bisection.
-pub fn spread_scores_inside(n: usize, within: f64, half_width: f64) -> Vec<f64> {
+/// `n` standardised scores (mean 0, population SD 1) whose `share(count inside [lower, upper])`
+/// is `within`. The window need not be centred: an area set whose fixed areas pull the free
+/// areas' mean away from the whole set's mean counts the free areas against the whole set's
+/// window, and `share` adds the fixed areas inside it.
+///
+/// Starting from normal scores `Φ⁻¹((i + ½)/n)`: heavier tails (`sign(v)|v|^γ`, γ > 1) put more
+/// scores near the centre, mixing toward uniform scores fewer; one parameter runs through both
+/// families (flat for `t < 0`, heavy for `t > 0`) and is found by bisection. A share out of the
+/// families' reach gets the nearer end.
+pub fn spread_scores_between(
+    n: usize,
+    lower: f64,
+    upper: f64,
+    share: impl Fn(usize) -> f64,
+    within: f64,
+) -> Vec<f64> {
     if n < 2 {
         return vec![0.0; n];
     }
@@ -323,52 +335,47 @@ pub fn spread_scores_inside(n: usize, within: f64, half_width: f64) -> Vec<f64> 
     let uniform: Vec<f64> = (0..n)
         .map(|i| 2.0 * (i as f64 + 0.5) / n as f64 - 1.0)
         .collect();
-    let standardise = |raw: Vec<f64>| -> Vec<f64> {
-        let mean = raw.iter().sum::<f64>() / n as f64;
-        let sd = (raw.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
-        raw.iter().map(|x| (x - mean) / sd).collect()
-    };
-    let heavy = |gamma: f64| {
-        standardise(
-            normal
-                .iter()
-                .map(|v| v.signum() * v.abs().powf(gamma))
-                .collect(),
-        )
-    };
-    let flat = |t: f64| {
-        standardise(
+    let family = |t: f64| -> Vec<f64> {
+        let raw: Vec<f64> = if t < 0.0 {
+            let mix = -t;
             normal
                 .iter()
                 .zip(&uniform)
-                .map(|(v, u)| (1.0 - t) * v / 1.0 + t * u * 3f64.sqrt())
-                .collect(),
+                .map(|(v, u)| (1.0 - mix) * v + mix * u * 3f64.sqrt())
+                .collect()
+        } else {
+            let gamma = 1.0 + t;
+            normal
+                .iter()
+                .map(|v| v.signum() * v.abs().powf(gamma))
+                .collect()
+        };
+        normal_scores_standardised(&raw)
+    };
+    let share_of = |scores: &[f64]| {
+        share(
+            scores
+                .iter()
+                .filter(|z| (lower..=upper).contains(*z))
+                .count(),
         )
     };
-    let share =
-        |scores: &[f64]| scores.iter().filter(|z| z.abs() <= half_width).count() as f64 / n as f64;
-    let bisect = |family: &dyn Fn(f64) -> Vec<f64>, mut low: f64, mut high: f64, rising: bool| {
-        for _ in 0..60 {
-            let mid = 0.5 * (low + high);
-            if (share(&family(mid)) < within) == rising {
-                low = mid;
-            } else {
-                high = mid;
-            }
-        }
-        // Shares move in steps of 1/n: keep whichever end is nearer the target.
-        let (at_low, at_high) = (family(low), family(high));
-        if (share(&at_low) - within).abs() < (share(&at_high) - within).abs() {
-            at_low
+    let (mut low, mut high) = (-1.0, 7.0);
+    let rising = share_of(&family(high)) >= share_of(&family(low));
+    for _ in 0..60 {
+        let mid = 0.5 * (low + high);
+        if (share_of(&family(mid)) < within) == rising {
+            low = mid;
         } else {
-            at_high
+            high = mid;
         }
-    };
-    if share(&normal_scores_standardised(&normal)) >= within {
-        // Share falls as the scores flatten toward uniform.
-        bisect(&flat, 0.0, 1.0, false)
+    }
+    // Shares move in steps of 1/n: keep whichever end is nearer the target.
+    let (at_low, at_high) = (family(low), family(high));
+    if (share_of(&at_low) - within).abs() < (share_of(&at_high) - within).abs() {
+        at_low
     } else {
-        bisect(&heavy, 1.0, 8.0, true)
+        at_high
     }
 }
 
@@ -411,12 +418,19 @@ pub fn area_targets<R: rand::Rng>(
         - n_free as f64 * (free_mean - mean).powi(2))
         / n_free as f64;
     let free_sd = free_variance.max((0.05 * sd).powi(2)).sqrt();
+    // The printed share is of all areas inside the whole set's mean ± SD: the free areas are
+    // fitted against that window, with the fixed areas already inside it counted.
     let fixed_inside = fixed_values
         .iter()
         .filter(|f| (*f - mean).abs() <= sd)
-        .count() as f64;
-    let free_within = ((within * n as f64 - fixed_inside) / n_free as f64).clamp(0.05, 0.99);
-    let scores = spread_scores_inside(n_free, free_within, sd / free_sd);
+        .count();
+    let scores = spread_scores_between(
+        n_free,
+        (mean - sd - free_mean) / free_sd,
+        (mean + sd - free_mean) / free_sd,
+        |inside| (fixed_inside + inside) as f64 / n as f64,
+        within,
+    );
     let mut values: Vec<f64> = scores
         .iter()
         .map(|z| (free_mean + free_sd * z).clamp(0.05 * national, cap))
@@ -510,6 +524,46 @@ mod tests {
                 .enumerate()
                 .all(|(a, t)| a == 3 || *t <= 190.0)
         );
+    }
+
+    /// 2023/24 X-ray with the Annex A areas' printed totals: six of the eleven fixed areas sit below
+    /// mean − SD, which pulls the free areas' mean up; the whole set still has the printed mean, SD
+    /// and share within one SD (counted around its own mean, as `summary.dispersion` counts it).
+    #[test]
+    fn area_targets_keep_the_share_within_one_sd_when_fixed_areas_sit_outside() {
+        let n = 42;
+        let populations = vec![1000.0; n];
+        let (mean, sd, within) = (3551.0, 400.0, 0.67);
+        let mut fixed = vec![None; n];
+        for (a, slot) in fixed.iter_mut().enumerate().take(11) {
+            *slot = Some(if a < 6 {
+                mean - 1.4 * sd
+            } else {
+                mean - 0.5 * sd
+            });
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let targets = area_targets(
+            &populations,
+            mean,
+            mean,
+            sd,
+            within,
+            &fixed,
+            f64::INFINITY,
+            &mut rng,
+        );
+        let set_mean = targets.iter().sum::<f64>() / n as f64;
+        let set_sd =
+            (targets.iter().map(|t| (t - set_mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+        let share = targets
+            .iter()
+            .filter(|t| (*t - set_mean).abs() <= set_sd)
+            .count() as f64
+            / n as f64;
+        assert!((set_mean - mean).abs() < 1.0, "{set_mean}");
+        assert!((set_sd - sd).abs() < 1.0, "{set_sd}");
+        assert!((share - within).abs() <= 1.5 / n as f64, "{share}");
     }
 
     /// A population with more old people in deprived quintiles, so that the factors are confounded and

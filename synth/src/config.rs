@@ -313,6 +313,15 @@ pub struct AnnexA {
     /// Table A.4 (2023/24): only the areas' recorded totals are read here.
     #[serde(default)]
     pub areas_missing_submissions: Vec<AreaTotal>,
+    /// Table A.3's listing rule ("more than 1% and 5,000 tests"): only its share is read here.
+    #[serde(default)]
+    pub area_incomplete_threshold: Option<ListingThreshold>,
+}
+
+/// An Annex A table's listing rule: more than `share` of the tests and more than `count` tests.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct ListingThreshold {
+    pub share: f64,
 }
 
 /// An area whose recorded total Annex A prints (Tables A.3 and A.4).

@@ -409,12 +409,21 @@ impl Generator {
             .filter(|(_, p)| p.independent)
             .filter_map(|(i, _)| named_volume.get(&i).map(|v| (i, v / national_records)))
             .collect();
-        // Table A.3 areas: the incomplete share their providers give them, topped up to the printed one
-        // (5% above it, so "more than" the threshold holds after sampling) in the most common field.
+        // Table A.3 areas: the incomplete share their providers give them, topped up to the printed
+        // one in the most common field. A printed share at the listing threshold (2023/24's QK1:
+        // 1.0% against "more than 1%") is aimed 5% above it, so the area stays listed after
+        // sampling; the others are aimed at the printed share itself, so that two close areas
+        // (2020/21's 15E at 6.5% and 01T at 6.4%) keep their printed order.
+        let listing_floor = annex
+            .area_incomplete_threshold
+            .map_or(0.0, |threshold| threshold.share * 1.05);
         let mut area_target = vec![None; n_areas];
-        for row in &published.annex_a.areas_incomplete {
+        for row in &annex.areas_incomplete {
             if let Some(a) = reference.areas.iter().position(|x| x.code == row.area_code) {
-                area_target[a] = Some((row.missing_share * 1.05, row.most_common_missing == "sex"));
+                area_target[a] = Some((
+                    row.missing_share.max(listing_floor),
+                    row.most_common_missing == "sex",
+                ));
             }
         }
         // Which faults of a provider Annex A names (the others take the national background).
@@ -442,8 +451,8 @@ impl Generator {
         ];
         // Tables A.3 and A.4 print some areas' recorded totals. Where the config says so
         // (`area_totals_from_annex`) the generator is told them (a round trip): each such area's
-        // rates are the printed spread's mean times a level, refitted until the area's recorded
-        // tests are the printed total.
+        // rates in the measures with no printed spread are the spread's mean times a level,
+        // refitted until the area's recorded tests are the printed total.
         let mut area_total: Vec<Option<f64>> = vec![None; n_areas];
         let printed_totals = annex
             .areas_incomplete
@@ -462,7 +471,7 @@ impl Generator {
         }
         let mut area_level: Vec<Option<f64>> = area_total.iter().map(|t| t.map(|_| 1.0)).collect();
         let passes = if area_total.iter().any(Option::is_some) {
-            4
+            6
         } else {
             1
         };
@@ -482,20 +491,24 @@ impl Generator {
                 &area_shortfall,
                 &area_level,
             )?;
-            // Expected complete-case records per area (the modalities; EDOC tests are among them).
+            // Expected complete-case records per area (the modalities; EDOC tests are among them),
+            // and the part of them in modalities whose spread is not printed (the part an area's
+            // level moves).
+            let expected = |a: usize, c: &MeasureCalibration| -> f64 {
+                (0..STRATA)
+                    .map(|j| c.area_effects[a] * c.fitted.lambda[j] * reference.population[a][j])
+                    .sum()
+            };
+            let modalities = &calibrations[..MODALITIES.len()];
             let area_complete: Vec<f64> = (0..n_areas)
+                .map(|a| modalities.iter().map(|c| expected(a, c)).sum())
+                .collect();
+            let area_levelled: Vec<f64> = (0..n_areas)
                 .map(|a| {
-                    calibrations[..MODALITIES.len()]
+                    modalities
                         .iter()
-                        .map(|c| {
-                            (0..STRATA)
-                                .map(|j| {
-                                    c.area_effects[a]
-                                        * c.fitted.lambda[j]
-                                        * reference.population[a][j]
-                                })
-                                .sum::<f64>()
-                        })
+                        .filter(|c| published.spread(&c.measure).is_none())
+                        .map(|c| expected(a, c))
                         .sum()
                 })
                 .collect();
@@ -572,8 +585,12 @@ impl Generator {
                     .iter()
                     .map(|&(p, share)| drawn * share * layout.submitted[p])
                     .sum();
-                if recorded > 0.0 {
-                    area_level[a] = Some(level * (target / recorded).clamp(0.25, 4.0));
+                // Recorded tests are linear in the area's records: of its expected records P + U,
+                // only the levelled part U scales with the level, so U·L'/L = (target/recorded)(P + U) − P.
+                let (whole, levelled) = (area_complete[a], area_levelled[a]);
+                if recorded > 0.0 && levelled > 0.0 {
+                    let wanted = target / recorded * whole - (whole - levelled);
+                    area_level[a] = Some(level * (wanted / levelled).clamp(0.1, 4.0));
                 }
             }
         };
@@ -1102,9 +1119,14 @@ fn calibrate_measures(
             fixed[a] = Some(outlier.rate_multiple * national);
         }
         // An area whose printed total the generator is told sits at the spread's mean times its
-        // level (in the measures where it is not a named outlier).
+        // level, in the measures whose spread the publication does not print and where it is not
+        // a named outlier. In a printed spread it is drawn like any other area: levelling every
+        // measure put six of 2023/24's eleven such ICBs below X-ray's mean − SD and left too
+        // little of the printed variance for the other areas (a share within one SD of 0.86
+        // against the printed 0.67).
+        let printed_spread = published.spread(measure).is_some();
         for a in 0..n_areas {
-            if let (None, Some(level)) = (fixed[a], area_level[a]) {
+            if let (None, Some(level), false) = (fixed[a], area_level[a], printed_spread) {
                 fixed[a] = Some(mean * level);
             }
         }
@@ -1275,12 +1297,19 @@ impl Layout {
             let drawn_total: f64 = entries.iter().map(|(_, s)| s).sum::<f64>().max(1e-12);
             let mut area_faults = (0.0, 0.0);
             if let Some((target, sex)) = inputs.area_target[a] {
+                // Table A.3 counts submitted records: a provider's months not submitted (Table
+                // A.4) leave the others a larger part of the area's tests.
+                let submitted_total: f64 = entries
+                    .iter()
+                    .map(|&(p, s)| s * layout.submitted[p])
+                    .sum::<f64>()
+                    .max(1e-12);
                 let mix = |f: &dyn Fn(&ProviderFaults) -> f64| {
                     entries
                         .iter()
-                        .map(|&(p, s)| s * f(&inputs.faults[p]))
+                        .map(|&(p, s)| s * layout.submitted[p] * f(&inputs.faults[p]))
                         .sum::<f64>()
-                        / drawn_total
+                        / submitted_total
                 };
                 let baseline = mix(&|f| f.incomplete_share((0.0, 0.0)));
                 let extra = ((target - baseline) / (1.0 - baseline)).clamp(0.0, 0.999);
