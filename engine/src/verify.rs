@@ -97,10 +97,13 @@ pub struct Tolerances {
 ///   population): R √(1/O₁ + 1/O₀), the delta method on log R;
 /// - an odds ratio of tests per person p₁, p₀: R √(1/(O₁(1−p₁)²) + 1/(O₀(1−p₀)²)), since
 ///   d log(p/(1−p)) / dO = 1 / (O (1−p));
-/// - a count N (Annex A, exclusions): √N.
+/// - a count N (Annex A, exclusions): √N;
+/// - the one-SD range's ends (mean ± SD of the areas' standardised rates): the delta method on
+///   the areas' rates (see `one_sd_range_standard_errors`). The printed ends are whole numbers,
+///   so there the allowance is added to the ±0.5 of their rounding rather than put beside it.
 ///
 /// Shares are not widened: at full scale their binomial errors are below 0.05 points, far inside
-/// every share tolerance; the spread sentences and stars are compared with the recipe's
+/// every share tolerance; the shares within one SD and stars are compared with the recipe's
 /// tolerances alone. The one ordering of shares verify checks, the area with the biggest
 /// shortfall, allows the standard error of the difference of the two shares (see
 /// `largest_shortfall`).
@@ -824,7 +827,8 @@ fn summaries(
             continue;
         };
         let run = SummaryOf { out: &out, measure };
-        spread_figures(&run, figures, tol, to_published, checks);
+        let range_errors = one_sd_range_standard_errors(tables, measure);
+        spread_figures(&run, figures, tol, to_published, range_errors, checks);
         highest_area(&run, figures, checks);
         areas_above_multiples(&run, figures, checks);
     }
@@ -860,6 +864,7 @@ fn spread_figures(
     figures: &toml::Table,
     tol: &Tolerances,
     to_published: f64,
+    range_errors: Option<(f64, f64)>,
     checks: &mut Vec<Check>,
 ) {
     let measure = run.measure;
@@ -877,11 +882,25 @@ fn spread_figures(
             .and_then(|(v, _)| v)
             .map(|v| if relative { v * to_published } else { v });
         let (ok, tolerance) = if relative {
-            let allowed = (tol.range_relative * p).max(0.5);
-            (
-                r.is_some_and(|r| (r - p).abs() <= allowed),
-                format!("±{:.0}% (or ±0.5)", tol.range_relative * 100.0),
-            )
+            let standard_error = match (key, range_errors) {
+                ("within_1sd_lower", Some((lower, _))) => lower * to_published,
+                ("within_1sd_upper", Some((_, upper))) => upper * to_published,
+                _ => f64::NAN,
+            };
+            // The printed end is rounded to a whole number and the run's carries sampling
+            // error: the two add.
+            let base = format!("±{:.0}% (or ±0.5)", tol.range_relative * 100.0);
+            let (allowed, tolerance) = match SamplingNoise::of(tol) {
+                Some(noise) if standard_error.is_finite() => {
+                    let allowance = noise.allowance(standard_error);
+                    (
+                        (tol.range_relative * p).max(0.5) + allowance,
+                        format!("{base} plus ±{allowance:.1} ({} standard errors)", noise.z),
+                    )
+                }
+                _ => ((tol.range_relative * p).max(0.5), base),
+            };
+            (r.is_some_and(|r| (r - p).abs() <= allowed), tolerance)
         } else {
             (
                 r.is_some_and(|r| (r - p).abs() <= tol.share_absolute + 1e-9),
@@ -904,6 +923,47 @@ fn spread_figures(
             ok,
         });
     }
+}
+
+/// Standard errors of the one-SD range's ends (mean − SD, mean + SD of the areas' standardised
+/// rates, as `summary.dispersion` reports them with its default sample SD) under Poisson
+/// sampling, by the delta method: an area's rate x from O tests has variance x²/O, and
+/// ∂(mean ± SD)/∂xₐ = 1/n ± (xₐ − mean)/((n − 1) SD). A count published as suppressed (1–7)
+/// is taken as 4. `None` without `area_rates` or with fewer than two areas.
+fn one_sd_range_standard_errors(tables: &[Table], measure: &str) -> Option<(f64, f64)> {
+    let rates = find(tables, "area_rates")?;
+    let points: Vec<(f64, f64)> = rates
+        .rows()
+        .filter(|r| rates.text(r, "measure") == measure)
+        .filter_map(|r| {
+            let x = rates
+                .number(r, "standardised_rate")
+                .filter(|x| x.is_finite())?;
+            let observed = rates.number(r, "observed").unwrap_or(4.0);
+            let variance = if observed > 0.0 {
+                x * x / observed
+            } else {
+                0.0
+            };
+            Some((x, variance))
+        })
+        .collect();
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return None;
+    }
+    let mean = points.iter().map(|(x, _)| x).sum::<f64>() / n;
+    let sd = (points.iter().map(|(x, _)| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    if sd <= 0.0 {
+        return None;
+    }
+    let (mut lower, mut upper) = (0.0, 0.0);
+    for (x, variance) in points {
+        let slope = (x - mean) / ((n - 1.0) * sd);
+        lower += (1.0 / n - slope).powi(2) * variance;
+        upper += (1.0 / n + slope).powi(2) * variance;
+    }
+    Some((lower.sqrt(), upper.sqrt()))
 }
 
 /// The area the sentence names as the highest.
@@ -1379,27 +1439,36 @@ fn largest_shortfall(
                 .collect()
         })
         .unwrap_or_default();
-    let largest = listed
-        .iter()
-        .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0)));
+    let by_share = |a: &&(String, f64, f64), b: &&(String, f64, f64)| {
+        a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0))
+    };
+    let largest = listed.iter().max_by(by_share);
     let named = listed.iter().find(|(code, _, _)| code == area);
+    // The named area's nearest rival: the largest other listed area.
+    let rival = listed
+        .iter()
+        .filter(|(code, _, _)| code != area)
+        .max_by(by_share);
     // Under Poisson sampling two areas whose printed shares are close (2020/21: 6.5% and 6.4%,
     // about one standard error of the smaller area's share apart) can swap places by chance: the
-    // named area then passes if it falls short of the largest by less than the sampling
-    // allowance of the difference of two binomial shares, √(p₁(1−p₁)/N₁ + p₂(1−p₂)/N₂).
-    let standard_error = |&(_, p, n): &(String, f64, f64)| p * (1.0 - p) / n;
-    let (allowance, tolerance) = match (named, largest) {
-        (Some(named), Some(top)) => with_sampling(
+    // named area then passes if it falls short of its rival by less than the sampling allowance
+    // of the difference of two binomial shares, √(p₁(1−p₁)/N₁ + p₂(1−p₂)/N₂).
+    let variance = |&(_, p, n): &(String, f64, f64)| p * (1.0 - p) / n;
+    let (allowance, tolerance) = match (named, rival) {
+        (Some(named), Some(rival)) => with_sampling(
             tol,
             "the same".into(),
-            100.0 * (standard_error(named) + standard_error(top)).sqrt(),
+            100.0 * (variance(named) + variance(rival)).sqrt(),
             2,
         ),
         _ => (0.0, "the same".into()),
     };
-    let named_is_largest = match (named, largest) {
-        (Some(named), Some(top)) => named.0 == top.0 || 100.0 * (top.1 - named.1) <= allowance,
-        _ => false,
+    let named_is_largest = match (named, rival) {
+        (Some(named), Some(rival)) => {
+            by_share(&named, &rival).is_gt() || 100.0 * (rival.1 - named.1) <= allowance
+        }
+        (Some(_), None) => true,
+        (None, _) => false,
     };
     let reproduced = match (largest, named) {
         (Some(top), Some(named)) if top.0 != named.0 => format!(
@@ -2207,6 +2276,40 @@ mod tests {
         assert!(verdict(6.51, true));
         assert!(verdict(6.80, true));
         assert!(!verdict(6.90, true));
+    }
+
+    /// The one-SD range's standard errors, worked by hand: rates 10, 20, 30 from 100 tests each
+    /// (variances 1, 4, 9), mean 20, sample SD 10, slopes (x − 20)/20 = −½, 0, ½; mean − SD has
+    /// variance (⅓ + ½)²·1 + (⅓)²·4 + (⅓ − ½)²·9 = 1.3889, mean + SD 6.7222. A Monte Carlo run
+    /// of the same areas (100,000 draws of Poisson(100), Python's `random`, seed 1) gave 1.163
+    /// and 2.580 against the delta method's 1.179 and 2.593. A suppressed count is taken as 4.
+    #[test]
+    fn the_one_sd_range_s_standard_errors_follow_the_delta_method() {
+        let rates = |observed: [Value; 3]| {
+            table(
+                "area_rates",
+                &["measure", "standardised_rate", "observed"],
+                [10.0, 20.0, 30.0]
+                    .into_iter()
+                    .zip(observed)
+                    .map(|(x, o)| vec![text("spect"), Value::Number(x), o])
+                    .collect(),
+            )
+        };
+        let hundred = || Value::Number(100.0);
+        let (lower, upper) =
+            one_sd_range_standard_errors(&[rates([hundred(), hundred(), hundred()])], "spect")
+                .expect("three areas");
+        assert!((lower - 1.3889f64.sqrt()).abs() < 1e-4, "{lower}");
+        assert!((upper - 6.7222f64.sqrt()).abs() < 1e-4, "{upper}");
+        assert!((lower / 1.163 - 1.0).abs() < 0.03 && (upper / 2.580 - 1.0).abs() < 0.03);
+        // 30 from a suppressed count (taken as 4): variance 225 instead of 9.
+        let (_, upper) =
+            one_sd_range_standard_errors(&[rates([hundred(), hundred(), text("*")])], "spect")
+                .expect("three areas");
+        let by_hand = (1.0 / 36.0 + 4.0 / 9.0 + 25.0 / 36.0 * 225.0f64).sqrt();
+        assert!((upper - by_hand).abs() < 1e-9, "{upper} vs {by_hand}");
+        assert_eq!(one_sd_range_standard_errors(&[], "spect"), None);
     }
 
     /// Annex A's omissions by first reason; 2020/21's "no valid CCG" is the unattributed route.

@@ -318,6 +318,20 @@ pub struct AnnexA {
     pub area_incomplete_threshold: Option<ListingThreshold>,
 }
 
+impl AnnexA {
+    /// The areas whose recorded total Tables A.3 and A.4 print (an area in both comes twice).
+    pub fn printed_area_totals(&self) -> impl Iterator<Item = (&String, Option<f64>)> {
+        self.areas_incomplete
+            .iter()
+            .map(|r| (&r.area_code, r.total_tests))
+            .chain(
+                self.areas_missing_submissions
+                    .iter()
+                    .map(|r| (&r.area_code, r.total_tests)),
+            )
+    }
+}
+
 /// An Annex A table's listing rule: more than `share` of the tests and more than `count` tests.
 #[derive(Debug, Clone, Copy, Deserialize)]
 pub struct ListingThreshold {

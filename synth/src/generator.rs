@@ -454,16 +454,7 @@ impl Generator {
         // rates in the measures with no printed spread are the spread's mean times a level,
         // refitted until the area's recorded tests are the printed total.
         let mut area_total: Vec<Option<f64>> = vec![None; n_areas];
-        let printed_totals = annex
-            .areas_incomplete
-            .iter()
-            .map(|r| (&r.area_code, r.total_tests))
-            .chain(
-                annex
-                    .areas_missing_submissions
-                    .iter()
-                    .map(|r| (&r.area_code, r.total_tests)),
-            );
+        let printed_totals = annex.printed_area_totals();
         for (code, total) in printed_totals.filter(|_| config.area_totals_from_annex) {
             if let (Some(&a), Some(total)) = (reference.area_index.get(code), total) {
                 area_total[a] = Some(total);

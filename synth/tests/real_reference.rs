@@ -39,13 +39,8 @@ fn read_map(path: &Path, key: &str, value: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// National rates per 10,000 of complete cases, attributed as SPEC §2.1–2.3 describe.
-fn national_rates(
-    generator: &Generator,
-    year: &str,
-    scale: f64,
-    seed: u64,
-) -> HashMap<String, f64> {
+/// The year's practice → area and LSOA → area lookups.
+fn area_maps(year: &str) -> (HashMap<String, String>, HashMap<String, String>) {
     let root = workspace_root().join("data/reference");
     let practice_area = read_map(
         &root.join(format!("{year}/practice_area.csv")),
@@ -57,6 +52,18 @@ fn national_rates(
         "lsoa11_code",
         "area_code",
     );
+    (practice_area, lsoa_area)
+}
+
+/// National rates per 10,000 of complete cases, attributed as SPEC §2.1–2.3 describe.
+fn national_rates(
+    generator: &Generator,
+    year: &str,
+    scale: f64,
+    seed: u64,
+) -> HashMap<String, f64> {
+    let root = workspace_root().join("data/reference");
+    let (practice_area, lsoa_area) = area_maps(year);
     let lsoa_quintile = read_map(
         &root.join("common/lsoa11_imd2015.csv.gz"),
         "lsoa11_code",
@@ -211,17 +218,7 @@ fn same_seed_same_records_whatever_the_batch_size() {
 fn patients_live_outside_their_practice_area_at_the_published_share() {
     for (year, printed) in [("2020-21", 0.07), ("2023-24", 0.03)] {
         let generator = load(year, CountSampling::Systematic, 1_000_000);
-        let root = workspace_root().join("data/reference");
-        let practice_area = read_map(
-            &root.join(format!("{year}/practice_area.csv")),
-            "practice_code",
-            "area_code",
-        );
-        let lsoa_area = read_map(
-            &root.join(format!("{year}/lsoa11_area.csv.gz")),
-            "lsoa11_code",
-            "area_code",
-        );
+        let (practice_area, lsoa_area) = area_maps(year);
         let (mut both, mut elsewhere) = (0u64, 0u64);
         generator
             .generate(0.0005, 3, |b: RecordBatch| -> Result<(), String> {
@@ -265,17 +262,7 @@ fn annex_a_areas_reach_their_printed_totals_and_shares_and_leave_the_printed_spr
         &workspace_root().join(format!("configs/published/did-{year}.toml")),
     )
     .expect("published");
-    let root = workspace_root().join("data/reference");
-    let practice_area = read_map(
-        &root.join(format!("{year}/practice_area.csv")),
-        "practice_code",
-        "area_code",
-    );
-    let lsoa_area = read_map(
-        &root.join(format!("{year}/lsoa11_area.csv.gz")),
-        "lsoa11_code",
-        "area_code",
-    );
+    let (practice_area, lsoa_area) = area_maps(year);
     // Per area: recorded tests, and those missing LSOA, sex or age (attribution by practice,
     // then LSOA for records without one, as the 2023/24 recipe attributes).
     let mut areas: HashMap<String, (f64, f64)> = HashMap::new();
@@ -297,18 +284,7 @@ fn annex_a_areas_reach_their_printed_totals_and_shares_and_leave_the_printed_spr
             Ok(())
         })
         .expect("generation");
-    let annex = &published.annex_a;
-    let printed_totals = annex
-        .areas_incomplete
-        .iter()
-        .map(|r| (&r.area_code, r.total_tests))
-        .chain(
-            annex
-                .areas_missing_submissions
-                .iter()
-                .map(|r| (&r.area_code, r.total_tests)),
-        );
-    for (code, total) in printed_totals {
+    for (code, total) in published.annex_a.printed_area_totals() {
         let total = total.expect("2023/24 prints every listed area's total");
         let recorded = areas.get(code).map_or(0.0, |c| c.0) / SCALE;
         eprintln!("{code}: {recorded:.0} recorded tests against the printed {total}");
