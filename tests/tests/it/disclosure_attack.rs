@@ -594,3 +594,221 @@ fn pcn_cells_resist_differencing_from_their_sub_icb() {
         assert_eq!(names(&rows, &got), Vec::<String>::new(), "{preset}");
     }
 }
+
+/// Level rows' true counts protected again by the plugin with `preset` and `groups` (as the
+/// recipes' area tables: measure, area, parent, count), shown as an attacker reads them under
+/// `rule`.
+fn protected_again(
+    rows: &[(String, String, String, f64, Shown)],
+    preset: &str,
+    groups: &str,
+    rule: Rule,
+) -> Vec<(String, String, String, f64, Shown)> {
+    let mut table = Table::new(
+        "t",
+        "test",
+        &["measure", "area_code", "parent_code", "observed"],
+    );
+    for r in rows {
+        table.rows.push(vec![
+            Value::Text(r.0.clone()),
+            Value::Text(r.1.clone()),
+            Value::Text(r.2.clone()),
+            Value::Number(r.3),
+        ]);
+    }
+    disclosure(&format!("preset = \"{preset}\"{groups}"))
+        .protect(&mut table, &["observed".into()])
+        .expect("protects");
+    rows.iter()
+        .zip(&table.rows)
+        .map(|(r, t)| {
+            (
+                r.0.clone(),
+                r.1.clone(),
+                r.2.clone(),
+                r.3,
+                shown(&t[3], rule),
+            )
+        })
+        .collect()
+}
+
+/// The practice recipe's published cells (secondary suppression within each parent sub-ICB and
+/// measure) against differencing from what the PCN recipe publishes: each PCN's cell per measure
+/// is exactly the sum of its practices' (both levels attribute a record only through an English
+/// practice, since neither level's LSOA map names an area, and a PCN-level area is a set of
+/// whole practices, the "<sub-ICB>-NOPCN" areas included, so the equation has no unpublished
+/// remainder; checked below on the true counts), with each measure's national cell the sum of
+/// every practice; and then with the sub-ICB recipe's cells as well (each the sum of its
+/// practices plus what it gets by LSOA, unpublished). No suppressed practice cell of 1 or more
+/// may come back (at this scale, 31,551 are suppressed). Controls, so a pass is
+/// not the attack failing to try: under the primary rule alone a planted PCN of twelve practices
+/// of one test each (PCN 12, printed 10: at most 12, so all 1) comes back; and with exact counts
+/// (the HES preset at both levels, grouped as the recipes group) the same equations recover
+/// practice cells the sub-ICB groups leave open, e.g. a PCN of one practice whose count was hidden
+/// only as its sub-ICB's complement. Under NHS England's rule the PCN's printed cell leaves such a
+/// count 5 values to choose from.
+#[test]
+fn practice_cells_resist_differencing_from_their_pcn() {
+    let scale = 0.002;
+    let practice = level_cells("did-2023-24-practice.toml", scale);
+    let pcn = level_cells("did-2023-24-pcn.toml", scale);
+    let sub = level_cells("did-2023-24-sub-icb.toml", scale);
+    assert_eq!(practice.rows.len(), 6445 * 14);
+    assert_eq!(pcn.rows.len(), 1299 * 14);
+    let pcn_of: BTreeMap<String, String> = reference_pairs("pcn/practice_area.csv")
+        .into_iter()
+        .collect();
+    // (measure, PCN) → the practice rows inside it.
+    let mut inside: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for (i, r) in practice.rows.iter().enumerate() {
+        inside
+            .entry((r.0.clone(), pcn_of[&r.1].clone()))
+            .or_default()
+            .push(i);
+    }
+    for (measure, area, _, truth, _) in &pcn.rows {
+        let sum: f64 = inside[&(measure.clone(), area.clone())]
+            .iter()
+            .map(|&m| practice.rows[m].3)
+            .sum();
+        assert_eq!(
+            sum, *truth,
+            "{area} {measure}: a PCN holds its practices' records"
+        );
+    }
+    // The practice cells `rows`, the PCN cells `pcns` (in `pcn.rows`' order), the sub-ICB cells
+    // `subs` (in `sub.rows`' order, or none) and the national cells: the suppressed practice
+    // cells of 1 or more that come back.
+    let attack = |rows: &[(String, String, String, f64, Shown)],
+                  pcns: &[Shown],
+                  subs: &[Shown],
+                  rule: Rule| {
+        let mut cells: Vec<Shown> = rows.iter().map(|r| r.4).collect();
+        let mut equations = Vec::new();
+        // A sub-ICB's cell also holds the records it gets by LSOA, which no practice has: an
+        // unpublished remainder.
+        for ((measure, area, ..), total) in sub.rows.iter().zip(subs) {
+            let mut members: Vec<usize> = (0..rows.len())
+                .filter(|&c| rows[c].0 == *measure && rows[c].2 == *area)
+                .collect();
+            assert!(!members.is_empty(), "{area}: a sub-ICB of practices");
+            cells.push(Shown::Unpublished);
+            members.push(cells.len() - 1);
+            cells.push(*total);
+            equations.push(Equation {
+                total: cells.len() - 1,
+                members,
+            });
+        }
+        for ((measure, area, ..), total) in pcn.rows.iter().zip(pcns) {
+            cells.push(*total);
+            equations.push(Equation {
+                total: cells.len() - 1,
+                members: inside[&(measure.clone(), area.clone())].clone(),
+            });
+        }
+        // Planted rows (measure "planted") form one PCN of their own.
+        let planted: Vec<usize> = (0..rows.len())
+            .filter(|&c| rows[c].0 == "planted")
+            .collect();
+        if !planted.is_empty() {
+            cells.push(shown_total(planted.iter().map(|&c| rows[c].3).sum(), rule));
+            equations.push(Equation {
+                total: cells.len() - 1,
+                members: planted,
+            });
+        }
+        for (measure, total) in &practice.national {
+            cells.push(shown_total(
+                rows.iter().filter(|r| r.0 == *measure).map(|r| r.3).sum(),
+                rule,
+            ));
+            assert!(
+                rule.round_to == 1.0 || cells.last() == Some(total),
+                "{measure}: the national cell is the practices' sum, printed"
+            );
+            equations.push(Equation {
+                total: cells.len() - 1,
+                members: (0..rows.len()).filter(|&c| rows[c].0 == *measure).collect(),
+            });
+        }
+        recovered(&cells, rule, &equations)
+            .expect("the published figures are consistent")
+            .into_iter()
+            .filter(|&c| c < rows.len() && rows[c].3 > 0.0)
+            .collect::<Vec<usize>>()
+    };
+    let published_pcns: Vec<Shown> = pcn.rows.iter().map(|r| r.4).collect();
+    let suppressed = practice
+        .rows
+        .iter()
+        .filter(|r| r.4 == Shown::Suppressed)
+        .count();
+    eprintln!("practice level: {suppressed} cells suppressed");
+    assert!(
+        suppressed > 10_000,
+        "{suppressed}: small counts are the normal case at practice level"
+    );
+    let got = attack(&practice.rows, &published_pcns, &[], NHS_WITH_HIDDEN_ZEROS);
+    assert_eq!(names(&practice.rows, &got), Vec::<String>::new());
+    // With the sub-ICB recipe's cells too (the totals the practice recipe's groups protect).
+    let published_subs: Vec<Shown> = sub.rows.iter().map(|r| r.4).collect();
+    let got = attack(
+        &practice.rows,
+        &published_pcns,
+        &published_subs,
+        NHS_WITH_HIDDEN_ZEROS,
+    );
+    eprintln!("with sub-ICB cells: {} recovered", got.len());
+    assert_eq!(names(&practice.rows, &got), Vec::<String>::new());
+
+    // Control: the primary rule alone at both levels (the plugin without groups, so no zero is
+    // hidden) with a planted PCN of twelve ones.
+    let mut rows = protected_again(&practice.rows, "nhs-england-sub-national", "", NHS);
+    let planted = rows.len();
+    rows.extend((1..=12).map(|i| {
+        (
+            "planted".to_string(),
+            format!("P{i:02}"),
+            "ZZZ".to_string(),
+            1.0,
+            Shown::Suppressed,
+        )
+    }));
+    let pcns: Vec<Shown> = protected_again(&pcn.rows, "nhs-england-sub-national", "", NHS)
+        .into_iter()
+        .map(|r| r.4)
+        .collect();
+    let got = attack(&rows, &pcns, &[], NHS);
+    eprintln!(
+        "primary rule alone: {} cells of the run recovered",
+        got.iter().filter(|&&c| c < planted).count()
+    );
+    assert_eq!(got.iter().filter(|&&c| c >= planted).count(), 12);
+
+    // Control: exact counts, each level grouped as its recipe groups.
+    let groups = "\ngroup_by = [\"measure\", \"parent_code\"]\ntotal_published_elsewhere = true";
+    let rows = protected_again(
+        &practice.rows,
+        "hes-pre-2018",
+        groups,
+        HES_WITH_HIDDEN_ZEROS,
+    );
+    let pcns: Vec<Shown> =
+        protected_again(&pcn.rows, "hes-pre-2018", groups, HES_WITH_HIDDEN_ZEROS)
+            .into_iter()
+            .map(|r| r.4)
+            .collect();
+    let got = attack(&rows, &pcns, &[], HES_WITH_HIDDEN_ZEROS);
+    eprintln!(
+        "exact counts: {} practice cells recovered, e.g. {:?}",
+        got.len(),
+        names(&rows, &got[..got.len().min(3)])
+    );
+    assert!(
+        !got.is_empty(),
+        "exact counts leave practice cells open to their PCN"
+    );
+}
