@@ -448,6 +448,38 @@ fn reference_pairs(file: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The controls' planted case: twelve areas of one test each under one parent (measure
+/// "planted", parent "ZZZ"), each suppressed as the primary rule suppresses any 1. Their total,
+/// 12, is printed 10 under NHS England's rule, so at most 12: all 1.
+fn twelve_planted_ones() -> impl Iterator<Item = (String, String, String, f64, Shown)> {
+    (1..=12).map(|i| {
+        (
+            "planted".to_string(),
+            format!("P{i:02}"),
+            "ZZZ".to_string(),
+            1.0,
+            Shown::Suppressed,
+        )
+    })
+}
+
+/// An equation whose printed `total` is its `members` plus an unpublished remainder of 0 or
+/// more (what the parent holds that no member does, e.g. records attributed by LSOA).
+fn push_with_remainder(
+    cells: &mut Vec<Shown>,
+    equations: &mut Vec<Equation>,
+    mut members: Vec<usize>,
+    total: Shown,
+) {
+    cells.push(Shown::Unpublished);
+    members.push(cells.len() - 1);
+    cells.push(total);
+    equations.push(Equation {
+        total: cells.len() - 1,
+        members,
+    });
+}
+
 /// The PCN recipe's published cells (NHS England's rule, secondary suppression within each
 /// parent sub-ICB and measure) against differencing from what the sub-ICB recipe and the PCN
 /// recipe's own national table publish: each sub-ICB's cell is the sum of the PCNs wholly
@@ -481,19 +513,13 @@ fn pcn_cells_resist_differencing_from_their_sub_icb() {
     let mut cells: Vec<Shown> = pcn.rows.iter().map(|r| r.4).collect();
     let mut equations = Vec::new();
     for (measure, area, _, _, total) in &sub.rows {
-        let mut members: Vec<usize> = (0..pcn.rows.len())
+        let members: Vec<usize> = (0..pcn.rows.len())
             .filter(|&c| {
                 let r = &pcn.rows[c];
                 r.0 == *measure && pcn_subs[&r.1].len() == 1 && pcn_subs[&r.1].contains(area)
             })
             .collect();
-        cells.push(Shown::Unpublished);
-        members.push(cells.len() - 1);
-        cells.push(*total);
-        equations.push(Equation {
-            total: cells.len() - 1,
-            members,
-        });
+        push_with_remainder(&mut cells, &mut equations, members, *total);
     }
     for (measure, total) in &pcn.national {
         cells.push(*total);
@@ -519,37 +545,8 @@ fn pcn_cells_resist_differencing_from_their_sub_icb() {
 
     // The strongest attacker. The primary rule alone on the same counts (HES's exact counts and
     // NHS England's rounding): cells come back.
-    let with = |preset: &str, rule: Rule, groups: &str| {
-        let mut table = Table::new(
-            "t",
-            "test",
-            &["measure", "area_code", "parent_code", "observed"],
-        );
-        for r in &pcn.rows {
-            table.rows.push(vec![
-                Value::Text(r.0.clone()),
-                Value::Text(r.1.clone()),
-                Value::Text(r.2.clone()),
-                Value::Number(r.3),
-            ]);
-        }
-        disclosure(&format!("preset = \"{preset}\"{groups}"))
-            .protect(&mut table, &["observed".into()])
-            .expect("protects");
-        pcn.rows
-            .iter()
-            .zip(&table.rows)
-            .map(|(r, t)| {
-                (
-                    r.0.clone(),
-                    r.1.clone(),
-                    r.2.clone(),
-                    r.3,
-                    shown(&t[3], rule),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
+    let with =
+        |preset: &str, rule: Rule, groups: &str| protected_again(&pcn.rows, preset, groups, rule);
     let recipe_groups =
         "\ngroup_by = [\"measure\", \"parent_code\"]\ntotal_published_elsewhere = true";
     // Whether this scale's counts hold a cell the primary rule alone leaves open depends on the
@@ -559,15 +556,7 @@ fn pcn_cells_resist_differencing_from_their_sub_icb() {
     for (preset, rule) in [("hes-pre-2018", HES), ("nhs-england-sub-national", NHS)] {
         let mut rows = with(preset, rule, "");
         let planted = rows.len();
-        rows.extend((1..=12).map(|i| {
-            (
-                "planted".to_string(),
-                format!("P{i:02}"),
-                "ZZZ".to_string(),
-                1.0,
-                Shown::Suppressed,
-            )
-        }));
+        rows.extend(twelve_planted_ones());
         let (_, got) = attack_with_exact_parent_sums(&rows, rule);
         let from_data = got.iter().filter(|&&c| c < planted).count();
         eprintln!("{preset}: the primary rule alone gives up {from_data} cells of the run");
@@ -690,17 +679,11 @@ fn practice_cells_resist_differencing_from_their_pcn() {
         // A sub-ICB's cell also holds the records it gets by LSOA, which no practice has: an
         // unpublished remainder.
         for ((measure, area, ..), total) in sub.rows.iter().zip(subs) {
-            let mut members: Vec<usize> = (0..rows.len())
+            let members: Vec<usize> = (0..rows.len())
                 .filter(|&c| rows[c].0 == *measure && rows[c].2 == *area)
                 .collect();
             assert!(!members.is_empty(), "{area}: a sub-ICB of practices");
-            cells.push(Shown::Unpublished);
-            members.push(cells.len() - 1);
-            cells.push(*total);
-            equations.push(Equation {
-                total: cells.len() - 1,
-                members,
-            });
+            push_with_remainder(&mut cells, &mut equations, members, *total);
         }
         for ((measure, area, ..), total) in pcn.rows.iter().zip(pcns) {
             cells.push(*total);
@@ -768,15 +751,7 @@ fn practice_cells_resist_differencing_from_their_pcn() {
     // hidden) with a planted PCN of twelve ones.
     let mut rows = protected_again(&practice.rows, "nhs-england-sub-national", "", NHS);
     let planted = rows.len();
-    rows.extend((1..=12).map(|i| {
-        (
-            "planted".to_string(),
-            format!("P{i:02}"),
-            "ZZZ".to_string(),
-            1.0,
-            Shown::Suppressed,
-        )
-    }));
+    rows.extend(twelve_planted_ones());
     let pcns: Vec<Shown> = protected_again(&pcn.rows, "nhs-england-sub-national", "", NHS)
         .into_iter()
         .map(|r| r.4)
