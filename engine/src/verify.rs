@@ -827,7 +827,11 @@ fn summaries(
             continue;
         };
         let run = SummaryOf { out: &out, measure };
-        let range_errors = one_sd_range_standard_errors(tables, measure);
+        // Only a Poisson-sampled run allows the range its sampling error.
+        let range_errors = tol
+            .poisson_sampling
+            .then(|| one_sd_range_standard_errors(tables, measure))
+            .flatten();
         spread_figures(&run, figures, tol, to_published, range_errors, checks);
         highest_area(&run, figures, checks);
         areas_above_multiples(&run, figures, checks);

@@ -332,7 +332,8 @@ impl AnnexA {
     }
 }
 
-/// An Annex A table's listing rule: more than `share` of the tests and more than `count` tests.
+/// An Annex A table's listing rule ("more than 1% and 5,000 tests"): the generator reads only the
+/// share.
 #[derive(Debug, Clone, Copy, Deserialize)]
 pub struct ListingThreshold {
     pub share: f64,

@@ -491,6 +491,10 @@ impl Generator {
                     .sum()
             };
             let modalities = &calibrations[..MODALITIES.len()];
+            let levelled: Vec<bool> = modalities
+                .iter()
+                .map(|c| published.spread(&c.measure).is_none())
+                .collect();
             let area_complete: Vec<f64> = (0..n_areas)
                 .map(|a| modalities.iter().map(|c| expected(a, c)).sum())
                 .collect();
@@ -498,8 +502,9 @@ impl Generator {
                 .map(|a| {
                     modalities
                         .iter()
-                        .filter(|c| published.spread(&c.measure).is_none())
-                        .map(|c| expected(a, c))
+                        .zip(&levelled)
+                        .filter(|(_, levelled)| **levelled)
+                        .map(|(c, _)| expected(a, c))
                         .sum()
                 })
                 .collect();
